@@ -1,0 +1,374 @@
+"""Derivative programs: ``jvp``, ``derivative`` (dF~'s ``deriv``), ``grad`` and ``jacobian``.
+
+Each function takes a :class:`~eqsat_ad.lang.ast.Program` and returns a new, ordinary
+``Program`` (it prints, parses, type-checks and evaluates like any other).  The programs are
+the *naive* dual-number programs: a gradient w.r.t. a ``(vec n)`` runs the dual program
+once per input direction (O(n^2) work); the e-graph optimiser brings them back to O(n).
+
+>>> from eqsat_ad.lang.ast import Program, Param, Sum, Var, Get, Prim, Length
+>>> from eqsat_ad.lang.types import vec
+>>> x = Var("x")
+>>> sumsq = Program((Param("x", vec("n")),),
+...                 Sum(Var("n"), "i", Prim("*", (Get(x, Var("i")), Get(x, Var("i"))))))
+>>> g = grad(sumsq, "x")
+>>> [p.name for p in g.params]
+['x']
+>>> [p.name for p in jvp(sumsq, "x").params]
+['x', 'dx']
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from ..errors import ADError, TypeCheckError
+from ..lang.ast import (Build, Expr, Fst, Get, If, Int, Length, Let, Num, Pair, Param, Prim,
+                        Program, Snd, Var)
+from ..lang.binders import all_names, call_deep
+from ..lang.types import REAL, ArrayT, PairT, RealT, Type, show_type, size_names
+from .dual import DUAL_SUFFIX, Dualizer, NameSupply, _cheap, has_tangent
+
+__all__ = ["jvp", "derivative", "grad", "jacobian", "dual_program", "prepare"]
+
+ONE, ZERO = Num(1.0), Num(0.0)
+
+
+# --------------------------------------------------------------------------------------
+# preparation: type-check and elaborate (coercions explicit) when the checker is available
+# --------------------------------------------------------------------------------------
+def prepare(prog: Program) -> Program:
+    """Type-check ``prog`` and make its coercions explicit (``elaborate``).
+
+    Raises :class:`~eqsat_ad.errors.TypeCheckError` for an ill-typed program.
+    """
+    if not isinstance(prog, Program):
+        raise ADError(f"expected a Program, got {type(prog).__name__}")
+    try:
+        from ..lang import typecheck
+    except ImportError:          # pragma: no cover - during bring-up only
+        return prog
+    elaborate = getattr(typecheck, "elaborate", None)
+    if elaborate is not None:
+        prog = elaborate(prog)
+    else:                        # pragma: no cover
+        typecheck.check_program(prog)
+    return prog
+
+
+def _names_of(prog: Program) -> NameSupply:
+    used = set(all_names(prog.body))
+    for p in prog.params:
+        used.add(p.name)
+        used.update(size_names(p.type))
+    return NameSupply(used)
+
+
+def _param_env(prog: Program) -> dict[str, Type]:
+    from ..lang.types import SIZE
+    env: dict[str, Type] = {}
+    for p in prog.params:
+        for n in size_names(p.type):
+            env.setdefault(n, SIZE)
+    for p in prog.params:
+        env[p.name] = p.type
+    return env
+
+
+def _size_expr(size, fallback: Expr) -> Expr:
+    if isinstance(size, str):
+        return Var(size)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return Int(size)
+    return fallback
+
+
+# --------------------------------------------------------------------------------------
+# seeds: dual values for the parameters
+# --------------------------------------------------------------------------------------
+def _zip_seed(x: Expr, t: Type, tangent, names: NameSupply, path: tuple = ()) -> Expr:
+    """The dual value of ``x : t`` whose tangent at index path ``path`` is ``tangent(path)``.
+
+    Arrays become ``build n (λk. ...)`` over ``get x k``; pairs are handled per component.
+    """
+    if isinstance(t, RealT):
+        return Pair(x, tangent(path))
+    if isinstance(t, ArrayT):
+        k = names.fresh("k")
+        body = _zip_seed(Get(x, Var(k)), t.elem, tangent, names, path + (Var(k),))
+        return Build(_size_expr(t.size, Length(x)), k, body)
+    if isinstance(t, PairT):
+        return Pair(_zip_seed(Fst(x), t.fst, lambda p: tangent(p + ("fst",)), names, path),
+                    _zip_seed(Snd(x), t.snd, lambda p: tangent(p + ("snd",)), names, path))
+    return x
+
+
+def _zero_seed(x: Expr, t: Type, names: NameSupply) -> Expr:
+    """``(y, 0.0)`` for a real, zipped zeros for arrays; index/size values are unchanged."""
+    return _zip_seed(x, t, lambda path: ZERO, names)
+
+
+def _one_hot(path: tuple, dirs: tuple[str, ...]) -> Expr:
+    """``if k = r then 1.0 else 0.0`` (and ``(and (= k r) (= l c))`` for matrices)."""
+    conds = [Prim("=", (k, Var(r))) for k, r in zip(path, dirs)]
+    if not conds:
+        return ONE
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = Prim("and", (cond, c))
+    return If(cond, ONE, ZERO)
+
+
+# --------------------------------------------------------------------------------------
+# reading tangents (and primals) out of a dual result
+# --------------------------------------------------------------------------------------
+def _part(de: Expr, t: Type, which: str, names: NameSupply) -> Expr:
+    """The primal (``which="fst"``) or tangent (``"snd"``) part of a dual value of primal type t."""
+    if isinstance(t, RealT):
+        if isinstance(de, Pair):
+            return de.fst if which == "fst" else de.snd
+        return Fst(de) if which == "fst" else Snd(de)
+    if not has_tangent(t):
+        if which == "snd":
+            raise ADError(f"a value of type {show_type(t)} has no tangent")
+        return de
+    if isinstance(t, ArrayT):
+        if not _cheap(de):
+            name = names.fresh("y" + DUAL_SUFFIX)
+            return Let(name, de, _part(Var(name), t, which, names))
+        j = names.fresh("j")
+        return Build(Length(de), j, _part(Get(de, Var(j)), t.elem, which, names))
+    if isinstance(t, PairT):
+        if isinstance(de, Pair):
+            return Pair(_part(de.fst, t.fst, which, names), _part(de.snd, t.snd, which, names))
+        if not _cheap(de):
+            name = names.fresh("y" + DUAL_SUFFIX)
+            return Let(name, de, _part(Var(name), t, which, names))
+        return Pair(_part(Fst(de), t.fst, which, names), _part(Snd(de), t.snd, which, names))
+    raise ADError(f"cannot take the {which} part of type {show_type(t)}")
+
+
+def _tangent_type_ok(t: Type) -> bool:
+    """Every leaf is real (so the output has a tangent everywhere)."""
+    if isinstance(t, RealT):
+        return True
+    if isinstance(t, ArrayT):
+        return _tangent_type_ok(t.elem)
+    if isinstance(t, PairT):
+        return _tangent_type_ok(t.fst) and _tangent_type_ok(t.snd)
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# the core: D[[body]] under seeds
+# --------------------------------------------------------------------------------------
+def dual_program(prog: Program, seeds: dict[str, Expr] | None = None,
+                 names: NameSupply | None = None) -> tuple[Expr, Type, dict[str, str], NameSupply]:
+    """D[[body]] of ``prog``: returns ``(dual body, primal output type, dual names, names)``.
+
+    ``dual_names[x]`` is the name the dual body uses for parameter ``x`` (parameters without
+    a tangent keep their names).  The caller binds the dual names (``let x_d = seed in ...``).
+    """
+    names = names or _names_of(prog)
+    env_types = _param_env(prog)
+    dual_names: dict[str, str] = {}
+    env = {}
+    for x, t in env_types.items():
+        dual_names[x] = names.fresh(x + DUAL_SUFFIX) if has_tangent(t) else x
+        env[x] = (t, dual_names[x])
+    body, out_t = call_deep(Dualizer(names).expr, prog.body, env, what="program")
+    return body, out_t, dual_names, names
+
+
+def _check_wrt(prog: Program, wrt: str, kinds=("real", "vec", "mat")) -> Type:
+    if not isinstance(wrt, str):
+        raise ADError(f"wrt must be a parameter name, got {wrt!r}")
+    try:
+        t = prog.param(wrt).type
+    except KeyError:
+        have = ", ".join(p.name for p in prog.params) or "none"
+        raise ADError(f"unknown parameter {wrt!r} to differentiate with respect to "
+                      f"(parameters: {have})") from None
+    ok = (isinstance(t, RealT) and "real" in kinds) \
+        or (isinstance(t, ArrayT) and t.elem == REAL and "vec" in kinds) \
+        or (isinstance(t, ArrayT) and isinstance(t.elem, ArrayT) and t.elem.elem == REAL
+            and "mat" in kinds)
+    if not ok:
+        raise ADError(f"cannot differentiate with respect to {wrt!r} of type {show_type(t)}: "
+                      f"expected {' or '.join(kinds)}")
+    return t
+
+
+def _bind_seeds(prog: Program, dual_names: dict[str, str], seeds: dict[str, Expr],
+                names: NameSupply, skip: Iterable[str] = ()) -> list[tuple[str, Expr]]:
+    """``[(x_d, seed)]`` for every parameter with a tangent: ``seeds[x]`` or a zero seed."""
+    out = []
+    for p in prog.params:
+        if p.name in skip or not has_tangent(p.type):
+            continue
+        seed = seeds.get(p.name)
+        if seed is None:
+            seed = _zero_seed(Var(p.name), p.type, names)
+        out.append((dual_names[p.name], seed))
+    return out
+
+
+def _lets(binds: list[tuple[str, Expr]], body: Expr) -> Expr:
+    for name, value in reversed(binds):
+        body = Let(name, value, body)
+    return body
+
+
+# --------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------
+def jvp(prog: Program, wrt: str | Sequence[str], tangent: str | Sequence[str] | None = None,
+        with_primal: bool = False) -> Program:
+    """Directional derivative (Jacobian-vector product) as a program.
+
+    Adds one parameter per ``wrt`` (default name ``d<wrt>``, same type) holding the
+    direction; the result is the tangent of the output (same type as the output), or
+    ``(pair value tangent)`` with ``with_primal=True``.
+
+    >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim
+    >>> f = Program((Param("x", REAL),), Prim("sin", (Var("x"),)))
+    >>> str(jvp(f, "x")).split()[:3]
+    ['(fun', '((x', 'real)']
+    """
+    prog = prepare(prog)
+    wrts = [wrt] if isinstance(wrt, str) else list(wrt)
+    if not wrts:
+        raise ADError("jvp needs at least one parameter to differentiate with respect to")
+    if len(set(wrts)) != len(wrts):
+        raise ADError(f"repeated parameter in wrt: {wrts}")
+    if tangent is None:
+        tangents = [None] * len(wrts)
+    else:
+        tangents = [tangent] if isinstance(tangent, str) else list(tangent)
+        if len(tangents) != len(wrts):
+            raise ADError("give one tangent name per wrt parameter")
+    types = [_check_wrt(prog, w) for w in wrts]
+    names = _names_of(prog)
+    dir_names = []
+    for w, tn in zip(wrts, tangents):
+        if tn is None:
+            tn = names.fresh("d" + w)
+        elif tn in names.used:
+            raise ADError(f"tangent parameter name {tn!r} is already used in the program")
+        names.used.add(tn)
+        dir_names.append(tn)
+    body, out_t, dual_names, names = dual_program(prog, names=names)
+    if not with_primal and not has_tangent(out_t):
+        raise ADError(f"the program returns {show_type(out_t)}, which has no tangent")
+    seeds = {}
+    for w, t, dn in zip(wrts, types, dir_names):
+        seeds[w] = _zip_seed(Var(w), t, lambda path, dn=dn: _index(Var(dn), path), names)
+    binds = _bind_seeds(prog, dual_names, seeds, names)
+    if with_primal:
+        if not _cheap(body):
+            res = names.fresh("res" + DUAL_SUFFIX)
+            binds.append((res, body))
+            body = Var(res)
+        out = Pair(_part(body, out_t, "fst", names), _part(body, out_t, "snd", names))
+    else:
+        out = _part(body, out_t, "snd", names)
+    params = prog.params + tuple(Param(dn, t) for dn, t in zip(dir_names, types))
+    return Program(params, _lets(binds, out))
+
+
+def _index(x: Expr, path: tuple) -> Expr:
+    for k in path:
+        x = Fst(x) if k == "fst" else Snd(x) if k == "snd" else Get(x, k)
+    return x
+
+
+def derivative(prog: Program, wrt: str) -> Program:
+    """dF~'s ``deriv``: the tangent of the output for every input direction of ``wrt``.
+
+    Seeds are type-directed: ``wrt : real`` gets ``(x, 1.0)``; ``wrt : (vec n)`` gives
+    ``build n (λr. <tangent with x_d = build n (λk. (x[k], if k = r then 1.0 else 0.0))>)``;
+    ``(mat m n)`` two nested builds with a matrix one-hot.  Every other parameter gets a zero
+    seed.  Result shape = shape(wrt) + shape(output).
+
+    >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim
+    >>> f = Program((Param("x", REAL),), Prim("*", (Var("x"), Var("x"))))
+    >>> derivative(f, "x").body
+    Let(name='x_d', value=Pair(fst=Var(name='x'), snd=Num(value=1.0)), body=Prim(op='+', args=(Prim(op='*', args=(Snd(pair=Var(name='x_d')), Fst(pair=Var(name='x_d')))), Prim(op='*', args=(Fst(pair=Var(name='x_d')), Snd(pair=Var(name='x_d')))))))
+    """
+    prog = prepare(prog)
+    t = _check_wrt(prog, wrt)
+    body, out_t, dual_names, names = dual_program(prog)
+    if not has_tangent(out_t):
+        raise ADError(f"the program returns {show_type(out_t)}, which has no tangent")
+    x = Var(wrt)
+    # input directions: r (and c for matrices)
+    dirs: list[tuple[str, Expr]] = []
+    level_t: Type = t
+    level_x: Expr = x
+    while isinstance(level_t, ArrayT):
+        r = names.fresh("r" if not dirs else "c")
+        dirs.append((r, _size_expr(level_t.size, Length(level_x))))
+        level_x = Get(level_x, Var(r))
+        level_t = level_t.elem
+    dir_names = tuple(r for r, _ in dirs)
+    seed = _zip_seed(x, t, lambda path: _one_hot(path, dir_names), names)
+    outer = _bind_seeds(prog, dual_names, {}, names, skip=(wrt,))
+    inner = _lets([(dual_names[wrt], seed)], _part(body, out_t, "snd", names))
+    for r, size in reversed(dirs):
+        inner = Build(size, r, inner)
+    return Program(prog.params, _lets(outer, inner))
+
+
+def grad(prog: Program, wrt: str) -> Program:
+    """Gradient of a real-valued program: a program with the type of ``wrt``.
+
+    This is dF~'s ``grad`` (``derivative`` with a real output): the naive O(n^2) program.
+
+    >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim, Pair
+    >>> f = Program((Param("x", REAL),), Pair(Var("x"), Var("x")))
+    >>> grad(f, "x")
+    Traceback (most recent call last):
+    ...
+    eqsat_ad.errors.ADError: grad needs a program returning real; this one returns (pair real real) (use jacobian or derivative)
+    """
+    prog = prepare(prog)
+    _check_wrt(prog, wrt)
+    out_t = _output_type(prog)
+    if not isinstance(out_t, RealT):
+        raise ADError(f"grad needs a program returning real; this one returns {show_type(out_t)} "
+                      f"(use jacobian or derivative)")
+    return derivative(prog, wrt)
+
+
+def jacobian(prog: Program, wrt: str) -> Program:
+    """Jacobian of a program returning ``(vec m)``: a ``(mat m n)`` for ``wrt : (vec n)``
+    (rows = outputs), a ``(vec m)`` for ``wrt : real``.  Written as a transpose-by-build of
+    :func:`derivative`: ``let d = <derivative> in build m (λi. build n (λj. d[j][i]))``.
+
+    For a real-valued program this is the gradient.
+    """
+    prog = prepare(prog)
+    t = _check_wrt(prog, wrt, kinds=("real", "vec"))
+    out_t = _output_type(prog)
+    if isinstance(out_t, RealT):
+        return derivative(prog, wrt)
+    if not (isinstance(out_t, ArrayT) and out_t.elem == REAL):
+        raise ADError(f"jacobian needs a program returning real or (vec m); this one returns "
+                      f"{show_type(out_t)} (use derivative)")
+    d = derivative(prog, wrt)
+    if isinstance(t, RealT):
+        return d
+    names = _names_of(d)
+    dname = names.fresh("jac")
+    dv = Var(dname)
+    i, j = names.fresh("i"), names.fresh("j")
+    m = _size_expr(out_t.size, Length(Get(dv, Int(0))))
+    n = _size_expr(t.size, Length(dv))
+    body = Let(dname, d.body, Build(m, i, Build(n, j, Get(Get(dv, Var(j)), Var(i)))))
+    return Program(d.params, body)
+
+
+def _output_type(prog: Program) -> Type:
+    try:
+        from ..lang.typecheck import check_program
+    except ImportError:          # pragma: no cover - during bring-up only
+        return dual_program(prog)[1]
+    return check_program(prog)
