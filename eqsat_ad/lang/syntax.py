@@ -1,18 +1,472 @@
-"""Program text: parsing and printing (s-expressions).  Placeholder: printing only."""
+"""Program text: parsing and printing of s-expressions.
+
+A program::
+
+    (fun ((x (vec n)) (w (vec n)))            ; parameters with types
+      (ifold (lambda (acc i) (+ acc (* (get x i) (get w i)))) 0.0 (length x)))
+
+Numbers with a dot, an exponent, ``inf`` or ``nan`` are reals (``Num``); plain integers are
+``Int``.  ``(let ((x e) (y e2)) body)`` nests into ``Let`` nodes.  A head that is not a
+core form but a registered library function (:mod:`eqsat_ad.lang.macros`) is expanded
+while parsing.  Everything is iterative, so very deep programs parse and print.
+
+>>> p = parse("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) 2.0))))")
+>>> print(show_program(p))
+(fun ((x (vec n)))
+  (sum n (lambda (i) (* (get x i) 2.0))))
+>>> parse(show_program(p)) == p
+True
+"""
 from __future__ import annotations
 
-from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
-                  Program, Snd, Sum, Var)
-from .types import show_type
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import ParseError
+from .ast import (PRIM_ARITY, Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num,
+                  Pair, Param, Prim, Program, Snd, Sum, Var)
+from .types import BOOL, INDEX, REAL, SIZE, ArrayT, PairT, Type, show_type
+
+__all__ = ["parse", "parse_expr", "parse_type", "show_expr", "show_program", "show_flat",
+           "CORE_FORMS", "WIDTH"]
+
+WIDTH = 90            # target line width of the pretty printer
+_MAX_INDENT = 60      # beyond this column, sub-expressions are printed on one line
+
+CORE_FORMS = frozenset(PRIM_ARITY) | {"if", "let", "build", "sum", "ifold", "get", "length",
+                                      "pair", "fst", "snd", "lambda", "fun"}
+_RESERVED = CORE_FORMS | {"true", "false", "inf", "nan", "-inf", "+inf"}
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_FLOAT_RE = re.compile(r"^[+-]?((\d+\.\d*|\.\d+)([eE][+-]?\d+)?|\d+[eE][+-]?\d+|inf|infinity|nan)$",
+                       re.IGNORECASE)
+_NUMBERISH = re.compile(r"^[+-]?\.?\d")
 
 
+# ======================================================================================
+# reading: text -> s-expressions with positions
+# ======================================================================================
+@dataclass
+class _Atom:
+    text: str
+    line: int
+    col: int
+
+
+@dataclass
+class _List:
+    items: list
+    line: int
+    col: int
+
+
+def _read_all(text: str, file: str | None) -> list:
+    """All top-level s-expressions of ``text`` (iterative)."""
+    top: list = []
+    stack: list[_List] = []
+    line, col, i, n = 1, 1, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line, col, i = line + 1, 1, i + 1
+            continue
+        if ch in " \t\r\f\v,":
+            i, col = i + 1, col + 1
+            continue
+        if ch == ";":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if ch in "([":
+            stack.append(_List([], line, col))
+            i, col = i + 1, col + 1
+            continue
+        if ch in ")]":
+            if not stack:
+                raise ParseError(f"unexpected '{ch}' with no matching '('", file, line, col)
+            done = stack.pop()
+            (stack[-1].items if stack else top).append(done)
+            i, col = i + 1, col + 1
+            continue
+        j = i
+        while j < n and text[j] not in " \t\r\n\f\v,;()[]":
+            j += 1
+        atom = _Atom(text[i:j], line, col)
+        (stack[-1].items if stack else top).append(atom)
+        col += j - i
+        i = j
+    if stack:
+        open_ = stack[-1]
+        more = f" ({len(stack)} unclosed in all)" if len(stack) > 1 else ""
+        raise ParseError(f"unclosed '(' opened here: missing ')' before the end of the text{more}",
+                         file, open_.line, open_.col)
+    return top
+
+
+# ======================================================================================
+# s-expressions -> expressions
+# ======================================================================================
+def _err(sx, msg: str, file: str | None) -> ParseError:
+    return ParseError(msg, file, sx.line, sx.col)
+
+
+def _sx_text(sx, limit: int = 60) -> str:
+    """Short text of an s-expression for messages."""
+    parts: list[str] = []
+    stack: list = [sx]
+    total = 0
+    while stack and total <= limit:
+        it = stack.pop()
+        if isinstance(it, str):
+            parts.append(it)
+        elif isinstance(it, _Atom):
+            parts.append(it.text)
+            if stack and stack[-1] != ")":
+                parts.append(" ")
+        else:
+            parts.append("(")
+            stack.append(") " if stack and stack[-1] != ")" else ")")
+            for k, item in enumerate(reversed(it.items)):
+                stack.append(item)
+        total = sum(map(len, parts))
+    s = "".join(parts).replace(" )", ")").strip()
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+_FORM_SHAPES = {
+    "build": "(build N (lambda (i) e))",
+    "sum": "(sum N (lambda (i) e))",
+    "ifold": "(ifold (lambda (acc i) e) init N)",
+    "let": "(let ((x e) ...) body)",
+    "if": "(if c a b)",
+    "get": "(get a i)",
+    "length": "(length a)",
+    "pair": "(pair a b)",
+    "fst": "(fst p)",
+    "snd": "(snd p)",
+}
+
+
+class _Converter:
+    def __init__(self, file: str | None):
+        self.file = file
+
+    # -- atoms ---------------------------------------------------------------------------
+    def atom(self, a: _Atom) -> Expr:
+        t = a.text
+        if _INT_RE.match(t):
+            return Int(int(t))
+        if _FLOAT_RE.match(t):
+            return Num(float(t))
+        if t == "true":
+            return BoolLit(True)
+        if t == "false":
+            return BoolLit(False)
+        if _NUMBERISH.match(t):
+            raise _err(a, f"bad number '{t}'", self.file)
+        if t in CORE_FORMS:
+            shape = _FORM_SHAPES.get(t)
+            hint = f"; write {shape}" if shape else ""
+            raise _err(a, f"'{t}' is a form, not a value{hint}", self.file)
+        return Var(t)
+
+    def name(self, sx, what: str) -> str:
+        if not isinstance(sx, _Atom):
+            raise _err(sx, f"expected a {what} name, got {_sx_text(sx)}", self.file)
+        t = sx.text
+        if t in _RESERVED or _NUMBERISH.match(t) or _FLOAT_RE.match(t):
+            raise _err(sx, f"'{t}' cannot be used as a {what} name", self.file)
+        return t
+
+    def lambda_(self, sx, nparams: int | None, shape: str) -> tuple[tuple[str, ...], object]:
+        """Check ``(lambda (a ...) body)``; return (params, body s-expression)."""
+        if not (isinstance(sx, _List) and len(sx.items) == 3 and isinstance(sx.items[0], _Atom)
+                and sx.items[0].text == "lambda" and isinstance(sx.items[1], _List)):
+            raise _err(sx, f"expected (lambda (...) body) in {shape}, got {_sx_text(sx)}", self.file)
+        ps = sx.items[1]
+        if nparams is not None and len(ps.items) != nparams:
+            raise _err(ps, f"the lambda in {shape} takes {nparams} parameter"
+                           f"{'s' if nparams != 1 else ''}, got {len(ps.items)}", self.file)
+        names = tuple(self.name(p, "parameter") for p in ps.items)
+        if len(set(names)) != len(names):
+            raise _err(ps, f"repeated lambda parameter in {_sx_text(ps)}", self.file)
+        return names, sx.items[2]
+
+    # -- one level of a form: the sub-expressions to convert and how to assemble them ----
+    def plan(self, sx: _List):
+        f = self.file
+        if not sx.items:
+            raise _err(sx, "empty form '()'", f)
+        head = sx.items[0]
+        if not isinstance(head, _Atom):
+            raise _err(sx, f"expected a form or function name after '(', got {_sx_text(head)}", f)
+        h, args = head.text, sx.items[1:]
+        n = len(args)
+
+        def arity(k: int):
+            if n != k:
+                shape = _FORM_SHAPES.get(h)
+                if shape:
+                    raise _err(sx, f"'{h}' expects {shape}", f)
+                raise _err(sx, f"'{h}' expects {k} argument{'s' if k != 1 else ''}, got {n}", f)
+
+        if h in PRIM_ARITY:
+            k = PRIM_ARITY[h]
+            if h == "-" and n == 1:
+                return args, lambda xs: Prim("neg", (xs[0],))
+            if h in ("+", "*", "and", "or") and n > 2:
+                def fold(xs, h=h):
+                    acc = xs[0]
+                    for x in xs[1:]:
+                        acc = Prim(h, (acc, x))
+                        hash(acc)
+                    return acc
+                return args, fold
+            if n != k:
+                raise _err(sx, f"'{h}' expects {k} argument{'s' if k != 1 else ''}, got {n}", f)
+            return args, lambda xs, h=h: Prim(h, tuple(xs))
+        if h == "if":
+            arity(3)
+            return args, lambda xs: If(xs[0], xs[1], xs[2])
+        if h in ("build", "sum"):
+            arity(2)
+            (i,), body = self.lambda_(args[1], 1, _FORM_SHAPES[h])
+            cls = Build if h == "build" else Sum
+            return [args[0], body], lambda xs, cls=cls, i=i: cls(xs[0], i, xs[1])
+        if h == "ifold":
+            arity(3)
+            (acc, i), body = self.lambda_(args[0], 2, _FORM_SHAPES[h])
+            return [body, args[1], args[2]], lambda xs: IFold(acc, i, xs[0], xs[1], xs[2])
+        if h == "let":
+            if n != 2 or not isinstance(args[0], _List):
+                raise _err(sx, f"'let' expects {_FORM_SHAPES['let']}", f)
+            names, values = [], []
+            for b in args[0].items:
+                if not (isinstance(b, _List) and len(b.items) == 2):
+                    raise _err(b, f"bad let binding {_sx_text(b)}: expected (name expression)", f)
+                names.append(self.name(b.items[0], "let"))
+                values.append(b.items[1])
+            if not names:
+                raise _err(args[0], "'let' needs at least one binding", f)
+
+            def mk_let(xs, names=names):
+                body = xs[-1]
+                for name, v in zip(reversed(names), reversed(xs[:-1])):
+                    body = Let(name, v, body)
+                    hash(body)
+                return body
+            return values + [args[1]], mk_let
+        if h == "get":
+            arity(2)
+            return args, lambda xs: Get(xs[0], xs[1])
+        if h == "length":
+            arity(1)
+            return args, lambda xs: Length(xs[0])
+        if h == "pair":
+            arity(2)
+            return args, lambda xs: Pair(xs[0], xs[1])
+        if h == "fst":
+            arity(1)
+            return args, lambda xs: Fst(xs[0])
+        if h == "snd":
+            arity(1)
+            return args, lambda xs: Snd(xs[0])
+        if h == "lambda":
+            raise _err(sx, "'lambda' is only allowed as an argument of build, sum, ifold or a "
+                           "library function", f)
+        if h == "fun":
+            raise _err(sx, "'fun' is only allowed at the top of a program", f)
+        return self.plan_macro(sx, h, args)
+
+    def plan_macro(self, sx: _List, h: str, args: list):
+        from . import macros
+        _load_library()
+        m = macros.lookup(h)
+        if m is None:
+            known = ", ".join(x.name for x in macros.registered())
+            lib = f" (library functions: {known})" if known else ""
+            raise _err(sx, f"unknown form '{h}': it is neither a core form nor a library "
+                           f"function{lib}", self.file)
+        if not m.accepts(len(args)):
+            raise _err(sx, f"'{h}' expects {m.arity_text()}, got {len(args)}"
+                           + (f": {m.doc}" if m.doc else ""), self.file)
+        subs, kinds = [], []
+        for a in args:
+            if (isinstance(a, _List) and a.items and isinstance(a.items[0], _Atom)
+                    and a.items[0].text == "lambda"):
+                params, body = self.lambda_(a, None, f"({h} ...)")
+                subs.append(body)
+                kinds.append(params)
+            else:
+                subs.append(a)
+                kinds.append(None)
+
+        def expand(xs):
+            from ..errors import EqsatError
+            real_args = [x if k is None else macros.Lambda(k, x) for x, k in zip(xs, kinds)]
+            try:
+                out = m.fn(*real_args)
+            except ParseError:
+                raise
+            except EqsatError as ex:
+                raise _err(sx, f"in ({h} ...): {ex}", self.file) from None
+            if not isinstance(out, Expr):
+                raise _err(sx, f"library function '{h}' returned {type(out).__name__}, "
+                               f"not an expression", self.file)
+            return out
+        return subs, expand
+
+    def expr(self, root) -> Expr:
+        """Convert an s-expression into an expression (iterative)."""
+        out: list[Expr] = []
+        stack: list[tuple] = [(0, root)]
+        while stack:
+            fr = stack.pop()
+            if fr[0] == 0:
+                sx = fr[1]
+                if isinstance(sx, _Atom):
+                    e = self.atom(sx)
+                    hash(e)
+                    out.append(e)
+                    continue
+                subs, build = self.plan(sx)
+                stack.append((1, build, len(subs)))
+                for s in reversed(subs):
+                    stack.append((0, s))
+            else:
+                _, build, k = fr
+                xs = out[len(out) - k:]
+                del out[len(out) - k:]
+                e = build(xs)
+                hash(e)   # cache hashes bottom-up: hashing a deep term lazily would recurse
+                out.append(e)
+        return out[0]
+
+    # -- types and programs ---------------------------------------------------------------
+    def size(self, sx) -> "str | int | None":
+        if not isinstance(sx, _Atom):
+            raise _err(sx, f"bad size {_sx_text(sx)}: expected a name or an integer", self.file)
+        t = sx.text
+        if t == "?":
+            return None
+        if _INT_RE.match(t):
+            return int(t)
+        return self.name(sx, "size")
+
+    def type(self, sx) -> Type:
+        f = self.file
+        if isinstance(sx, _Atom):
+            simple = {"real": REAL, "index": INDEX, "size": SIZE, "bool": BOOL}
+            if sx.text in simple:
+                return simple[sx.text]
+            raise _err(sx, f"bad type '{sx.text}': expected real, index, size, bool, (vec N), "
+                           f"(mat M N), (array T N) or (pair A B)", f)
+        items = sx.items
+        head = items[0].text if items and isinstance(items[0], _Atom) else None
+        if head == "vec" and len(items) == 2:
+            return ArrayT(REAL, self.size(items[1]))
+        if head == "mat" and len(items) == 3:
+            return ArrayT(ArrayT(REAL, self.size(items[2])), self.size(items[1]))
+        if head == "array" and len(items) == 3:
+            return ArrayT(self.type(items[1]), self.size(items[2]))
+        if head == "pair" and len(items) == 3:
+            return PairT(self.type(items[1]), self.type(items[2]))
+        raise _err(sx, f"bad type {_sx_text(sx)}: expected (vec N), (mat M N), (array T N) "
+                       f"or (pair A B)", f)
+
+    def program(self, sx) -> Program:
+        f = self.file
+        shape = "(fun ((x type) ...) body)"
+        if not (isinstance(sx, _List) and sx.items and isinstance(sx.items[0], _Atom)
+                and sx.items[0].text == "fun"):
+            raise _err(sx, f"expected a program {shape}, got {_sx_text(sx)}", f)
+        if len(sx.items) != 3:
+            raise _err(sx, f"'fun' expects {shape}", f)
+        plist = sx.items[1]
+        if not isinstance(plist, _List):
+            raise _err(plist, f"bad parameter list {_sx_text(plist)}: expected ((x type) ...)", f)
+        params, seen = [], set()
+        for ps in plist.items:
+            if not (isinstance(ps, _List) and len(ps.items) == 2):
+                raise _err(ps, f"bad parameter {_sx_text(ps)}: expected (name type)", f)
+            name = self.name(ps.items[0], "parameter")
+            if name in seen:
+                raise _err(ps, f"parameter '{name}' is declared twice", f)
+            seen.add(name)
+            params.append(Param(name, self.type(ps.items[1])))
+        return Program(tuple(params), self.expr(sx.items[2]))
+
+
+_library_loaded = False
+
+
+def _load_library() -> None:
+    """Import the standard library of macros once (it registers itself)."""
+    global _library_loaded
+    if _library_loaded:
+        return
+    _library_loaded = True
+    try:
+        import eqsat_ad.frontend.library  # noqa: F401
+    except ImportError:
+        pass
+
+
+def _single(text: str, file: str | None, what: str):
+    sxs = _read_all(text, file)
+    if not sxs:
+        raise ParseError(f"expected {what}, got empty text", file, 1, 1)
+    if len(sxs) > 1:
+        extra = sxs[1]
+        raise _err(extra, f"trailing text after the {what}: {_sx_text(extra)}", file)
+    return sxs[0]
+
+
+def parse(text: str, file: str | None = None) -> Program:
+    """Parse a program ``(fun ((x type) ...) body)``.  Errors are :class:`ParseError` with
+    file, line and column.
+
+    >>> p = parse("(fun ((x (vec n)) (w real)) (* w (get x 0)))")
+    >>> [q.name for q in p.params], show_expr(p.body)
+    (['x', 'w'], '(* w (get x 0))')
+    """
+    _load_library()
+    return _Converter(file).program(_single(text, file, "program"))
+
+
+def parse_expr(text: str, file: str | None = None) -> Expr:
+    """Parse one expression.
+
+    >>> parse_expr("(let ((a 1.0) (b (+ a 2))) (* a b))")
+    Let(name='a', value=Num(value=1.0), body=Let(name='b', value=Prim(op='+', args=(Var(name='a'), Int(value=2))), body=Prim(op='*', args=(Var(name='a'), Var(name='b')))))
+    """
+    _load_library()
+    return _Converter(file).expr(_single(text, file, "expression"))
+
+
+def parse_type(text: str, file: str | None = None) -> Type:
+    """Parse a type such as ``(mat m 3)``.
+
+    >>> parse_type("(mat m 3)")
+    ArrayT(elem=ArrayT(elem=RealT(), size=3), size='m')
+    """
+    return _Converter(file).type(_single(text, file, "type"))
+
+
+# ======================================================================================
+# printing
+# ======================================================================================
 def _float_text(v: float) -> str:
-    return repr(float(v))
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    return repr(v)
 
 
 def _form(e: Expr):
-    """One level of the printed form of ``e``: an atom string, or a list of items where an
-    item is an atom string, a nested list, or a sub-expression still to be printed."""
+    """One level of the printed form of ``e``: an atom string, or a list whose items are
+    atom strings, nested lists, or sub-expressions still to be printed."""
     if isinstance(e, Num):
         return _float_text(e.value)
     if isinstance(e, Int):
@@ -52,9 +506,12 @@ def _form(e: Expr):
     raise TypeError(f"not an expression: {e!r}")
 
 
-def show_flat(e: Expr, limit: int | None = None) -> str:
-    """``e`` on one line; with ``limit``, cut to at most ``limit`` characters (ending
-    in ``...``).
+_CLOSE = object()
+
+
+def show_flat(e: "Expr | list", limit: int | None = None) -> str:
+    """``e`` on one line; with ``limit``, cut to at most ``limit`` characters (ending in
+    ``...``).
 
     >>> show_flat(Prim("+", (Var("x"), Num(1.0))))
     '(+ x 1.0)'
@@ -67,7 +524,7 @@ def show_flat(e: Expr, limit: int | None = None) -> str:
         it = stack.pop()
         if isinstance(it, Expr):
             it = _form(it)
-        if it == ")":
+        if it is _CLOSE:
             parts.append(")")
             length += 1
             need_space = True
@@ -85,17 +542,144 @@ def show_flat(e: Expr, limit: int | None = None) -> str:
             parts.append("(")
             length += 1
             need_space = False
-            stack.append(")")
+            stack.append(_CLOSE)
             stack.extend(reversed(it))
         if limit is not None and length > limit:
             return "".join(parts)[: max(limit - 3, 0)] + "..."
     return "".join(parts)
 
 
-def show_expr(e: Expr) -> str:
-    return show_flat(e)
+class _Doc:
+    """A list node of the layout tree: items, layout style, flat width."""
+    __slots__ = ("items", "keep", "indent", "width")
+
+    def __init__(self, items: list, keep: int, indent: int | None):
+        self.items = items      # str atoms or _Doc
+        self.keep = keep        # items kept on the opening line
+        self.indent = indent    # columns from '(' for the other items; None: align with item `keep-1`
+        self.width = 0
 
 
-def show_program(p: Program) -> str:
-    ps = " ".join(f"({q.name} {show_type(q.type)})" for q in p.params)
-    return f"(fun ({ps})\n  {show_expr(p.body)})"
+def _layout_of(head) -> tuple[int, int | None]:
+    if head in ("build", "sum", "lambda", "let", "fun"):
+        return 2, 2
+    if not isinstance(head, str):      # a list of bindings/parameters: one per line, aligned
+        return 1, 1
+    return 2, None                      # (op a b ...): b ... aligned under a
+
+
+def _to_doc(root) -> "_Doc | str":
+    """Build the layout tree of an expression (or form list) iteratively."""
+    out: list = []
+    stack: list = [(0, root)]
+    while stack:
+        tag, x = stack.pop()
+        if tag == 0:
+            if isinstance(x, Expr):
+                x = _form(x)
+            if isinstance(x, str):
+                out.append(x)
+                continue
+            stack.append((1, len(x)))
+            for it in reversed(x):
+                stack.append((0, it))
+        else:
+            k = x
+            items = out[len(out) - k:]
+            del out[len(out) - k:]
+            keep, indent = _layout_of(items[0] if items else None)
+            d = _Doc(items, keep, indent)
+            d.width = 1 + sum(len(i) if isinstance(i, str) else i.width for i in items) \
+                + max(len(items) - 1, 0) + 1
+            out.append(d)
+    return out[0]
+
+
+def _render(doc, start_col: int = 0, width: int = WIDTH) -> str:
+    """Lay a document out in ``width`` columns (iteratively)."""
+    parts: list[str] = []
+    col = start_col
+    # tasks: ("d", doc) | ("t", text) | ("nl", column)
+    stack: list[tuple] = [("d", doc)]
+    while stack:
+        kind, x = stack.pop()
+        if kind == "t":
+            parts.append(x)
+            col += len(x)
+        elif kind == "nl":
+            parts.append("\n" + " " * x)
+            col = x
+        elif isinstance(x, str):
+            parts.append(x)
+            col += len(x)
+        elif x.width <= width - col or col > _MAX_INDENT:
+            flat = _flat_doc(x)
+            parts.append(flat)
+            col += len(flat)
+        else:
+            open_col = col
+            items = x.items
+            if x.indent is None:
+                head = items[0]
+                rest_col = open_col + 1 + (len(head) if isinstance(head, str) else head.width) + 1
+            else:
+                rest_col = open_col + x.indent
+            tasks: list[tuple] = [("t", "(")]
+            for k, it in enumerate(items):
+                if k == 0:
+                    pass
+                elif k < x.keep:
+                    tasks.append(("t", " "))
+                else:
+                    tasks.append(("nl", rest_col))
+                tasks.append(("d", it))
+            tasks.append(("t", ")"))
+            stack.extend(reversed(tasks))
+    return "".join(parts)
+
+
+def _flat_doc(d) -> str:
+    parts: list[str] = []
+    stack: list = [d]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            parts.append(x)
+        else:
+            parts.append("(")
+            stack.append(")")
+            for k in range(len(x.items) - 1, -1, -1):
+                stack.append(x.items[k])
+                if k:
+                    stack.append(" ")
+    return "".join(parts)
+
+
+def show_expr(e: Expr, width: int = WIDTH) -> str:
+    """Print an expression in program-text syntax, indented to fit ``width`` columns where
+    possible (``parse_expr(show_expr(e)) == e``).
+
+    >>> print(show_expr(parse_expr("(let ((a 1.0) (b 2)) (+ a b))")))
+    (let ((a 1.0) (b 2)) (+ a b))
+    >>> print(show_expr(parse_expr("(build n (lambda (i) (+ (get x i) (get y i))))"), width=30))
+    (build n
+      (lambda (i)
+        (+ (get x i) (get y i))))
+    """
+    return _render(_to_doc(e), 0, width)
+
+
+def show_program(p: Program, width: int = WIDTH) -> str:
+    """Print a program: ``(fun (params) body)`` with the body on its own line(s)
+    (``parse(show_program(p)) == p``).
+
+    >>> from eqsat_ad.lang.types import vec
+    >>> print(show_program(Program((Param("x", vec("n")),), Length(Var("x")))))
+    (fun ((x (vec n)))
+      (length x))
+    """
+    params = "(" + " ".join(f"({q.name} {show_type(q.type)})" for q in p.params) + ")"
+    if len(params) + 5 > width:
+        params = "(" + ("\n      ".join(f"({q.name} {show_type(q.type)})" for q in p.params)) + ")"
+    body = _render(_to_doc(p.body), 2, width)
+    return f"(fun {params}\n  {body})"
