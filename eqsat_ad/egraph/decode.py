@@ -1,0 +1,88 @@
+"""Extracted egglog terms -> Programs of the array language.
+
+The inverse of :mod:`eqsat_ad.egraph.encode`: ``(Input "x")`` and ``(Dim "n")`` become names,
+``(Acc "a" "i")`` becomes the accumulator name ``a``, ``(Lt a b)`` becomes ``(< a b)``.
+Works on the ``TermDag`` the Rust extractor returns, iteratively (safe on deep terms), and
+shares decoded sub-terms that the term DAG shares.
+"""
+from __future__ import annotations
+
+from ..errors import EqsatError
+from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
+                        Snd, Sum, Var)
+from .constructors import CTOR_TO_PRIM
+
+
+def _lit(v):
+    return v.value if hasattr(v, "value") else v
+
+
+def decode_termdag(termdag, root: int) -> Expr:
+    """Decode the term ``root`` of an egglog ``TermDag`` into an :class:`Expr`."""
+    done: dict[int, object] = {}
+    stack = [root]
+    while stack:
+        tid = stack[-1]
+        if tid in done:
+            stack.pop()
+            continue
+        t = termdag.get(tid)
+        kind = type(t).__name__
+        if kind == "TermLit":
+            done[tid] = _lit(t.value)
+            stack.pop()
+            continue
+        if kind != "TermApp":
+            raise EqsatError(f"unexpected term in extraction result: {t}")
+        missing = [a for a in t.args if a not in done]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        done[tid] = _build(t.name, [done[a] for a in t.args])
+    out = done[root]
+    if not isinstance(out, Expr):
+        raise EqsatError(f"extraction returned a literal, not a term: {out!r}")
+    return out
+
+
+def _build(name: str, a: list) -> Expr:
+    if name == "Num":
+        return Num(float(a[0]))
+    if name == "Int":
+        return Int(int(a[0]))
+    if name == "BTrue":
+        return BoolLit(True)
+    if name == "BFalse":
+        return BoolLit(False)
+    if name in ("Input", "Dim", "Var"):
+        return Var(a[0])
+    if name == "Acc":
+        return Var(a[0])
+    if name == "If":
+        return If(a[0], a[1], a[2])
+    if name == "Let":
+        return Let(a[0], a[1], a[2])
+    if name == "Build":
+        return Build(a[1], a[0], a[2])
+    if name == "Sum":
+        return Sum(a[1], a[0], a[2])
+    if name == "IFold":
+        return IFold(a[0], a[1], a[2], a[3], a[4])
+    if name == "Get":
+        return Get(a[0], a[1])
+    if name == "Len":
+        return Length(a[0])
+    if name == "Pair":
+        return Pair(a[0], a[1])
+    if name == "Fst":
+        return Fst(a[0])
+    if name == "Snd":
+        return Snd(a[0])
+    if name == "Subst":
+        raise EqsatError("extraction returned an unfinished substitution (Subst)")
+    op = CTOR_TO_PRIM.get(name)
+    if op is not None:
+        return Prim(op, tuple(a))
+    raise EqsatError(f"unknown constructor {name!r} in extraction result (a user rule file "
+                     "may have declared constructors the decoder does not know)")

@@ -1,0 +1,206 @@
+"""Program -> egglog text, with globally unique binder names.
+
+Every binder (build/sum/ifold index, ifold accumulator, let name) gets a name that is unique in
+the whole program, so no rewrite can capture a variable (DESIGN.md principle 2).  Parameters
+become ``(Input "x")``, size names ``(Dim "n")``; an accumulator reference becomes
+``(Acc "a" "i")`` (it depends on the iteration of its fold).  Alpha-equivalent programs encode
+to the same text, because the unique names are assigned in a fixed traversal order.
+
+Shared sub-terms are emitted once: large terms are spilled into ``(let $tN ...)`` globals so
+that no single form is long or deep (egglog parses big forms slowly and recursively).
+
+>>> from eqsat_ad.lang.ast import *
+>>> from eqsat_ad.lang.types import vec
+>>> p = Program((Param("x", vec("n")),), Sum(Length(Var("x")), "i", Get(Var("x"), Var("i"))))
+>>> enc = encode_program(p)
+>>> enc.root
+'(Sum "i" (Len (Input "x")) (Get (Input "x") (Var "i")))'
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from ..errors import EqsatError
+from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
+                        Program, Snd, Sum, Var)
+from ..lang.types import ArrayT, Type
+from .constructors import PRIM_TO_CTOR
+
+SPILL_CHARS = 600          # terms longer than this are bound to a global
+
+
+def egg_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def egg_float(x: float) -> str:
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    r = repr(float(x))
+    return r if any(c in r for c in ".en") else r + ".0"
+
+
+@dataclass
+class Encoded:
+    """The egglog text of a program: ``lets`` (global bindings to run first), ``root`` (the
+    root term), ``facts`` (shape facts about inputs) and the binder names used."""
+    lets: list[str]
+    root: str
+    facts: list[str]
+    size_names: list[str]
+    binder_names: set[str] = field(default_factory=set)
+    binder_kinds: dict[str, str] = field(default_factory=dict)   # name -> index | acc | let
+
+
+_BASE = re.compile(r"^(.*?)(_\d+)?$")
+
+
+class _Encoder:
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.params = {p.name: p.type for p in prog.params}
+        self.sizes: list[str] = []
+        for p in prog.params:
+            for n in _size_names(p.type):
+                if n not in self.sizes:
+                    self.sizes.append(n)
+        self.used: set[str] = set(self.params) | set(self.sizes)
+        self.kinds: dict[str, str] = {}
+        self.lets: list[str] = []
+        self.memo: dict[str, str] = {}
+
+    def fresh(self, name: str, kind: str) -> str:
+        base = _BASE.match(name).group(1) or "v"
+        cand, k = base, 0
+        while cand in self.used:
+            k += 1
+            cand = f"{base}_{k}"
+        self.used.add(cand)
+        self.kinds[cand] = kind
+        return cand
+
+    def share(self, text: str) -> str:
+        if len(text) <= SPILL_CHARS:
+            return text
+        ref = self.memo.get(text)
+        if ref is None:
+            ref = f"$t{len(self.memo)}"
+            self.memo[text] = ref
+            self.lets.append(f"(let {ref} {text})")
+        return ref
+
+    def enc(self, e: Expr, env: dict) -> str:
+        # iterative over deep left spines is not needed: depth is bounded by the caller's
+        # recursion limit (raised in encode_program) and spilled terms keep forms short.
+        return self.share(self._enc(e, env))
+
+    def _enc(self, e: Expr, env: dict) -> str:
+        if isinstance(e, Num):
+            return f"(Num {egg_float(e.value)})"
+        if isinstance(e, Int):
+            return f"(Int {int(e.value)})"
+        if isinstance(e, BoolLit):
+            return "(BTrue)" if e.value else "(BFalse)"
+        if isinstance(e, Var):
+            b = env.get(e.name)
+            if b is not None:
+                if b[0] == "acc":
+                    return f"(Acc {egg_string(b[1])} {egg_string(b[2])})"
+                return f"(Var {egg_string(b[1])})"
+            if e.name in self.params:
+                return f"(Input {egg_string(e.name)})"
+            if e.name in self.sizes:
+                return f"(Dim {egg_string(e.name)})"
+            raise EqsatError(f"unknown name {e.name!r} while encoding the program")
+        if isinstance(e, Prim):
+            args = [self.enc(a, env) for a in e.args]
+            if e.op in (">", ">="):
+                return f"({'Lt' if e.op == '>' else 'Le'} {args[1]} {args[0]})"
+            ctor = PRIM_TO_CTOR.get(e.op)
+            if ctor is None:
+                raise EqsatError(f"operator {e.op!r} has no e-graph form")
+            return f"({ctor} {' '.join(args)})"
+        if isinstance(e, If):
+            return f"(If {self.enc(e.cond, env)} {self.enc(e.then, env)} {self.enc(e.else_, env)})"
+        if isinstance(e, Let):
+            x = self.fresh(e.name, "let")
+            v = self.enc(e.value, env)
+            return f"(Let {egg_string(x)} {v} {self.enc(e.body, {**env, e.name: ('let', x)})})"
+        if isinstance(e, (Build, Sum)):
+            n = self.enc(e.size, env)
+            i = self.fresh(e.var, "index")
+            b = self.enc(e.body, {**env, e.var: ("index", i)})
+            return f"({type(e).__name__} {egg_string(i)} {n} {b})"
+        if isinstance(e, IFold):
+            z = self.enc(e.init, env)
+            n = self.enc(e.size, env)
+            i = self.fresh(e.var, "index")
+            a = self.fresh(e.acc, "acc")
+            b = self.enc(e.body, {**env, e.var: ("index", i), e.acc: ("acc", a, i)})
+            return f"(IFold {egg_string(a)} {egg_string(i)} {b} {z} {n})"
+        if isinstance(e, Get):
+            return f"(Get {self.enc(e.array, env)} {self.enc(e.index, env)})"
+        if isinstance(e, Length):
+            return f"(Len {self.enc(e.array, env)})"
+        if isinstance(e, Pair):
+            return f"(Pair {self.enc(e.fst, env)} {self.enc(e.snd, env)})"
+        if isinstance(e, Fst):
+            return f"(Fst {self.enc(e.pair, env)})"
+        if isinstance(e, Snd):
+            return f"(Snd {self.enc(e.pair, env)})"
+        raise EqsatError(f"cannot encode {type(e).__name__}")
+
+
+def _size_names(t: Type) -> list[str]:
+    from ..lang.types import size_names
+    return size_names(t)
+
+
+def size_term(s) -> str | None:
+    if isinstance(s, str):
+        return f"(Dim {egg_string(s)})"
+    if isinstance(s, int):
+        return f"(Int {s})"
+    return None
+
+
+def shape_facts(name: str, t: Type) -> list[str]:
+    """Facts tying the lengths of input ``name`` (at every array level) to its declared sizes:
+    ``(union (Len (Input "x")) (Dim "n"))``; for inner levels a rule on ``(Len (Get ... k))``."""
+    facts, level, inner = [], 0, f"(Input {egg_string(name)})"
+    pattern, qvars = inner, []
+    while isinstance(t, ArrayT):
+        st = size_term(t.size)
+        if st is not None:
+            if level == 0:
+                facts.append(f"(union (Len {inner}) {st})")
+            else:
+                facts.append(f"(rule ((= e (Len {pattern}))) ((union e {st})) :ruleset analysis "
+                             f":name \"shape-{name}-{level}\")")
+        q = f"k{level}"
+        qvars.append(q)
+        pattern = f"(Get {pattern} {q})"
+        t, level = t.elem, level + 1
+    return facts
+
+
+def encode_program(prog: Program) -> Encoded:
+    """Encode ``prog`` (elaborated: homogeneous operand types) as egglog text."""
+    import sys
+    enc = _Encoder(prog)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 20000))
+    try:
+        root = enc._enc(prog.body, {})
+    except RecursionError:
+        raise EqsatError("program too deep to encode into the e-graph") from None
+    finally:
+        sys.setrecursionlimit(old)
+    facts = []
+    for p in prog.params:
+        facts += shape_facts(p.name, p.type)
+    return Encoded(enc.lets, root, facts, enc.sizes, set(enc.kinds), dict(enc.kinds))

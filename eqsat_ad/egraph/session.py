@@ -1,0 +1,213 @@
+"""One e-graph holding one program: load the schema and rule files, add the program, run
+rulesets one iteration at a time, count e-nodes, compute costs and extract.
+
+All text goes through egglog's low-level ``bindings.EGraph`` one top-level form at a time
+(see :mod:`eqsat_ad.egraph.eggtext`).  Errors in a rule file name the file and the line.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from egglog import bindings
+
+from ..errors import EqsatError, RuleFileError, ScheduleError
+from ..lang.ast import Expr, Program
+from .constructors import TERM_CTORS
+from .costrules import cost_rules_text
+from .decode import decode_termdag
+from .eggtext import Form, RulesetInfo, read_forms, rulesets_in, split_forms
+from .encode import Encoded, egg_string, encode_program
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SCHEMA_FILES = (PACKAGE_DIR / "schema.egg", PACKAGE_DIR / "fv.egg")
+SUPPORT_RULESETS = ("analysis", "subst")   # run with every phase: fv and substitution keep up
+
+
+def rules_dir() -> Path:
+    """The directory of the shipped rule files (``rules/`` at the project top level)."""
+    for cand in (PACKAGE_DIR.parent.parent / "rules", PACKAGE_DIR.parent / "rules"):
+        if (cand / "subst.egg").exists():
+            return cand
+    raise EqsatError("cannot find the shipped rules/ directory (install eqsat-ad from a checkout "
+                     "with `pip install -e .`)")
+
+
+def default_rule_files() -> list[Path]:
+    """Our rule files: ``subst.egg`` first (other rules build Subst terms), then the rest."""
+    d = rules_dir()
+    files = sorted(d.glob("*.egg"))
+    return [d / "subst.egg"] + [f for f in files if f.name != "subst.egg"]
+
+
+_EGG_POS = re.compile(r"^In (\d+):(\d+)-(\d+)?:?.*$", re.M)
+
+
+def _egg_message(err: Exception) -> str:
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    # egglog puts "In L:C-C: <form>" first, then the reason
+    body = [ln for ln in lines if not _EGG_POS.match(ln)]
+    return (body[-1] if body else str(err)).strip()
+
+
+@dataclass
+class StepResult:
+    """What one iteration of a ruleset did."""
+    updated: bool
+    matches: dict[str, int]
+    seconds: float
+
+
+class EGraphSession:
+    """An egglog e-graph loaded with the schema and rule files.
+
+    >>> s = EGraphSession()
+    >>> sorted(s.rulesets)[:3]
+    ['analysis', 'comm', 'cond']
+    """
+
+    def __init__(self, rule_files=None):
+        self.eg = bindings.EGraph()
+        self.rulesets: dict[str, RulesetInfo] = {}
+        self.rule_files: list[str] = []
+        self._combined: dict[tuple[str, ...], str] = {}
+        self._encoded: Encoded | None = None
+        self._cost_loaded = False
+        for f in SCHEMA_FILES:
+            self._run_forms(read_forms(f))
+        self.rulesets["analysis"] = RulesetInfo("analysis", str(SCHEMA_FILES[1]), 1,
+                                                "free-variable and extent analysis (built in)")
+        for f in (default_rule_files() if rule_files is None else rule_files):
+            self.load_rules(f)
+
+    # -- text ------------------------------------------------------------------------
+    def run_text(self, text: str):
+        """Run egglog text (split into forms); returns egglog's outputs."""
+        return self._run_forms(split_forms(text, "<internal>"))
+
+    def _run_forms(self, forms: list[Form]):
+        outs = []
+        for f in forms:
+            try:
+                outs += self.eg.run_program(*self.eg.parse_program(f.text))
+            except Exception as e:   # EggSmolError (and parse errors) from egglog
+                if f.file == "<internal>":
+                    raise EqsatError(f"egglog rejected internal form {f.text[:120]}: {_egg_message(e)}") from None
+                raise RuleFileError(f"egglog rejected this form: {_egg_message(e)}", f.file, f.line,
+                                    f.column) from None
+        return outs
+
+    def load_rules(self, path) -> dict[str, RulesetInfo]:
+        """Load a rule file (ours or a user's, the same way); returns the rulesets it declares."""
+        forms = read_forms(path)
+        for f in forms:
+            if f.head in ("run", "run-schedule", "extract", "check", "push", "pop", "include", "input",
+                          "output", "simplify", "let", "union", "set", "delete"):
+                raise RuleFileError(f"a rule file may declare rulesets, rules and functions, not "
+                                    f"'{f.head}' (put schedules in a schedule file)", f.file, f.line, f.column)
+        self._run_forms(forms)
+        found = rulesets_in(forms)
+        for name, info in found.items():
+            if name in self.rulesets and info.file != self.rulesets[name].file:
+                self.rulesets[name].rules.extend(info.rules)
+            else:
+                self.rulesets[name] = info
+        self.rule_files.append(str(path))
+        return found
+
+    # -- the program -----------------------------------------------------------------
+    def add_program(self, prog: Program) -> Encoded:
+        """Encode ``prog`` and make it the root ``$root``."""
+        enc = encode_program(prog)
+        self.run_text("\n".join(enc.lets))
+        self.run_text(f"(let $root {enc.root})")
+        self.run_text("\n".join(enc.facts))
+        self._encoded = enc
+        return enc
+
+    def add_term(self, name: str, text: str) -> None:
+        """Bind a global ``$name`` to an egglog term (used by tests and the rule checker)."""
+        self.run_text(f"(let ${name} {text})")
+
+    # -- running ---------------------------------------------------------------------
+    def combined(self, names: tuple[str, ...]) -> str:
+        """The name of a ruleset that runs ``names`` together (declared on first use)."""
+        names = tuple(dict.fromkeys(names))
+        for n in names:
+            if n not in self.rulesets:
+                raise ScheduleError(f"unknown ruleset {n!r}; loaded rulesets: {', '.join(sorted(self.rulesets))}")
+        if len(names) == 1:
+            return names[0]
+        key = tuple(sorted(names))
+        if key not in self._combined:
+            cname = "phase__" + "__".join(re.sub(r"[^\w-]", "_", n) for n in key)
+            self.run_text(f"(unstable-combined-ruleset {cname} {' '.join(key)})")
+            self._combined[key] = cname
+        return self._combined[key]
+
+    def step(self, names: tuple[str, ...], until: str | None = None) -> StepResult:
+        """Run one iteration of the union of rulesets ``names`` (with ``:until`` fact text)."""
+        rs = self.combined(names)
+        cmd = f"(run-schedule (run {rs}{' :until ' + until if until else ''}))"
+        t0 = time.perf_counter()
+        (out,) = self.run_text(cmd)
+        dt = time.perf_counter() - t0
+        rep = out.report
+        return StepResult(bool(rep.updated), dict(rep.num_matches_per_rule), dt)
+
+    def saturate(self, names: tuple[str, ...], max_iterations: int = 10_000) -> int:
+        """Run ``names`` until nothing changes; returns the number of iterations that changed."""
+        for k in range(max_iterations):
+            if not self.step(names).updated:
+                return k
+        return max_iterations
+
+    # -- sizes -----------------------------------------------------------------------
+    def table_sizes(self) -> dict[str, int]:
+        (out,) = self.run_text("(print-size)")
+        return dict(out.sizes)
+
+    def enode_count(self) -> int:
+        """Number of term e-nodes (rows of constructor tables, Subst included)."""
+        return sum(v for k, v in self.table_sizes().items() if k in TERM_CTORS)
+
+    def eclass_count(self) -> int:
+        """Number of e-classes of sort Term."""
+        fr = self.eg.freeze()
+        classes = set()
+        for name, fn in fr.functions.items():
+            if name in TERM_CTORS:
+                for row in fn.rows:
+                    classes.add(row.output)
+        return len(classes)
+
+    # -- costs and extraction ----------------------------------------------------------
+    def set_sizes(self, sizes: dict[str, int]) -> None:
+        """Numeric values of the size names (for the cost model)."""
+        if not self._cost_loaded:
+            raise EqsatError("load cost rules before setting sizes")
+        for name, v in sizes.items():
+            self.run_text(f"(set (dimv (Dim {egg_string(name)})) {int(v)})")
+
+    def load_cost_rules(self, opcost: dict[str, float], scope_penalty: bool = True) -> None:
+        if not self._cost_loaded:
+            self.run_text(cost_rules_text(opcost, scope_penalty=scope_penalty))
+            self._cost_loaded = True
+            self.rulesets["cost"] = RulesetInfo("cost", "<generated>", 1, "size-aware node costs")
+
+    def compute_costs(self, max_iterations: int = 10_000) -> tuple[int, int]:
+        """Saturate ``analysis`` (fv must be final) and then ``cost``; returns the iterations."""
+        a = self.saturate(("analysis",), max_iterations)
+        c = self.saturate(("cost",), max_iterations)
+        return a, c
+
+    def extract_root(self) -> tuple[Expr, int]:
+        """Extract ``$root`` with egglog's extractor; returns (expression, egglog tree cost)."""
+        (out,) = self.run_text("(extract $root)")
+        return decode_termdag(out.termdag, out.term), int(out.cost)
+
+    def serialize_json(self) -> str:
+        """The whole e-graph as egglog's serialized JSON (for Python-side extractors)."""
+        return self.eg.serialize([]).to_json()
