@@ -346,10 +346,10 @@ def jacobian(prog: Program, wrt: str) -> Program:
     For a real-valued program this is the gradient.
     """
     prog = prepare(prog)
-    t = _check_wrt(prog, wrt, kinds=("real", "vec"))
     out_t = _output_type(prog)
     if isinstance(out_t, RealT):
         return derivative(prog, wrt)
+    t = _check_wrt(prog, wrt, kinds=("real", "vec"))
     if not (isinstance(out_t, ArrayT) and out_t.elem == REAL):
         raise ADError(f"jacobian needs a program returning real or (vec m); this one returns "
                       f"{show_type(out_t)} (use derivative)")
