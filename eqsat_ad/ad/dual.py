@@ -22,18 +22,20 @@ Pair(fst=Prim(op='sin', args=(Fst(pair=Var(name='x_d')),)), snd=Prim(op='*', arg
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable, Mapping
 
 from ..errors import ADError
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Snd, Sum, Var, COMPARISONS, LOGIC)
-from ..lang.binders import all_names, call_deep, fresh, free_vars
+from ..lang.binders import all_names, call_deep, free_vars
 from ..lang.types import (BOOL, INDEX, REAL, SIZE, ArrayT, PairT, RealT, Type)
 
 __all__ = ["dual_type", "has_tangent", "dual_expr", "Dualizer", "NameSupply", "JVP_UNARY",
            "JVP_BINARY", "DUAL_SUFFIX"]
 
 DUAL_SUFFIX = "_d"          # x  ->  x_d   (the paper's x~)
+_SUFFIX_RE = re.compile(r"^(.*?)_(\d+)$")
 
 
 # --------------------------------------------------------------------------------------
@@ -160,20 +162,25 @@ class NameSupply:
 
     def __init__(self, avoid: Iterable[str] = ()):
         self.used: set[str] = set(avoid)
+        self._next: dict[str, int] = {}      # stem -> first suffix worth trying (O(1) amortised)
 
     def fresh(self, base: str) -> str:
-        # keep a trailing _d (x_d -> x_d_1, not x_1) so dual names stay recognisable
-        name = fresh(base, self.used) if not base.endswith(DUAL_SUFFIX) else self._fresh_keep(base)
+        if base and base not in self.used:
+            self.used.add(base)
+            return base
+        # keep a trailing _d (x_d -> x_d_1, not x_1) so dual names stay recognisable;
+        # otherwise follow binders.fresh: i -> i_1, i_4 -> i_1, ...
+        stem = base
+        if not base.endswith(DUAL_SUFFIX):
+            m = _SUFFIX_RE.match(base)
+            stem = m.group(1) if m and m.group(1) else (base or "v")
+        k = self._next.get(stem, 1)
+        while f"{stem}_{k}" in self.used:
+            k += 1
+        self._next[stem] = k + 1
+        name = f"{stem}_{k}"
         self.used.add(name)
         return name
-
-    def _fresh_keep(self, base: str) -> str:
-        if base not in self.used:
-            return base
-        k = 1
-        while f"{base}_{k}" in self.used:
-            k += 1
-        return f"{base}_{k}"
 
     def avoid(self, names: Iterable[str]) -> None:
         self.used.update(names)
