@@ -1,0 +1,200 @@
+"""``ea.optimize``: program -> e-graph -> schedule -> extraction -> checked program.
+
+>>> import eqsat_ad as ea
+>>> p = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (get x i))))")
+>>> res = ea.optimize(ea.grad(p, "x"), sizes={"n": 1000})
+>>> print(ea.show_expr(res.program.body))
+(build n (lambda (r) 1.0))
+>>> res.report.stop_reason
+'saturated'
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .cost.model import CostModel, default_cost_model
+from .driver import DEFAULT_LIMITS, Driver, RunReport
+from .egraph.session import EGraphSession, default_rule_files, rules_dir
+from .errors import EqsatError, ScheduleError
+from .lang.ast import Program
+from .lang.types import size_names
+from .strategy.combinators import Limits, Strategy
+from .strategy.defaults import default_schedule, saturate_all
+from .strategy.schedule_file import load_schedule
+
+EXTRACTORS = ("tree", "dag", "ilp")
+
+
+@dataclass
+class OptimizeResult:
+    """``program`` (the optimised Program), ``cost`` (its cost under the cost model),
+    ``cost_before`` (the input's cost under the same model) and ``report`` (RunReport)."""
+    program: Program
+    cost: float
+    cost_before: float
+    report: RunReport
+    session: EGraphSession | None = None
+
+    def to_dict(self) -> dict:
+        from .lang.syntax import show_program
+        return {"program": show_program(self.program), "cost_before": self.cost_before,
+                "cost_after": self.cost, "report": self.report.to_dict()}
+
+
+def _sizes_for(prog: Program, sizes: dict | None, inputs: dict | None, default: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if inputs:
+        from .runtime import bind_inputs
+        env = bind_inputs(prog, (), inputs)
+        for p in prog.params:
+            for n in size_names(p.type):
+                if n in env:
+                    out[n] = int(env[n])
+    out.update({k: int(v) for k, v in (sizes or {}).items()})
+    for p in prog.params:
+        for n in size_names(p.type):
+            out.setdefault(n, default)
+    return out
+
+
+def _resolve_schedule(schedule, session: EGraphSession) -> Strategy:
+    if schedule is None or schedule == "default":
+        return default_schedule()
+    if isinstance(schedule, Strategy):
+        return schedule
+    if schedule in ("all", "saturate-all", "saturate_all"):
+        return saturate_all(session.rulesets)
+    if isinstance(schedule, (str, Path)):
+        return load_schedule(schedule)
+    raise ScheduleError(f"schedule must be None, 'default', 'all', a Strategy or a path, got {schedule!r}")
+
+
+def _rule_files(rules, default_rules: bool) -> list[Path]:
+    files = list(default_rule_files()) if default_rules else [rules_dir() / "subst.egg"]
+    for r in ([rules] if isinstance(rules, (str, Path)) else (rules or [])):
+        files.append(Path(r))
+    return files
+
+
+def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0, trials: int = 2,
+                 rtol: float = 1e-7, atol: float = 1e-9) -> None:
+    """Evaluate both programs with the reference interpreter on random small inputs and raise
+    :class:`EqsatError` if they disagree."""
+    from .lang.interp import evaluate
+    rng = np.random.default_rng(seed)
+    names = []
+    for p in before.params:
+        names += [n for n in size_names(p.type) if n not in names]
+    for t in range(trials):
+        dims = {n: sizes + t for n in names}
+        inputs = {}
+        for p in before.params:
+            inputs[p.name] = _random_value(p.type, dims, rng)
+        a = evaluate(before, **inputs)
+        b = evaluate(after, **inputs)
+        if not _close(a, b, rtol, atol):
+            raise EqsatError(f"the optimised program disagrees with the input program on random inputs "
+                             f"(sizes {dims}): {a!r} vs {b!r}")
+
+
+def _random_value(t, dims, rng):
+    from .lang.types import ArrayT, BoolT, IndexT, PairT, RealT, SizeT
+    if isinstance(t, RealT):
+        return float(rng.uniform(-1.5, 1.5))
+    if isinstance(t, (IndexT, SizeT)):
+        return 1
+    if isinstance(t, BoolT):
+        return bool(rng.integers(2))
+    if isinstance(t, PairT):
+        return (_random_value(t.fst, dims, rng), _random_value(t.snd, dims, rng))
+    if isinstance(t, ArrayT):
+        n = t.size if isinstance(t.size, int) else dims.get(t.size, 3)
+        inner = _random_value(t.elem, dims, rng) if not isinstance(t.elem, (RealT, ArrayT)) else None
+        shape = []
+        u = t
+        while isinstance(u, ArrayT):
+            shape.append(u.size if isinstance(u.size, int) else dims.get(u.size, 3))
+            u = u.elem
+        if isinstance(u, RealT):
+            return rng.uniform(-1.5, 1.5, size=shape)
+        return [inner for _ in range(n)]
+    raise EqsatError(f"cannot make a random value of type {t}")
+
+
+def _close(a, b, rtol, atol) -> bool:
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) and \
+            all(_close(x, y, rtol, atol) for x, y in zip(a, b))
+    try:
+        return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=rtol, atol=atol,
+                                equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
+def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=None,
+             rules: Sequence[str | Path] | str | Path | None = None, default_rules: bool = True,
+             extractor: str = "tree", cost_model: CostModel | None = None,
+             limits: Limits | dict | None = None, inputs: dict | None = None, check: bool = True,
+             progress=None, keep_egraph: bool = False) -> OptimizeResult:
+    """Optimise ``prog`` by equality saturation and extract the cheapest equivalent program.
+
+    - ``sizes``: values of the size names for the cost model (or give example ``inputs``);
+      unknown sizes default to the cost model's ``default_size`` (1000).
+    - ``schedule``: ``None``/``"default"`` (phase-ordered), ``"all"`` (every ruleset to
+      saturation), a :class:`Strategy`, or the path of a schedule ``.egg`` file.
+    - ``rules``: extra rule files (loaded exactly like ours); ``default_rules=False`` uses only
+      them (plus the substitution rules every rule relies on).
+    - ``extractor``: ``"tree"`` (egglog's, costs computed in egglog), ``"dag"`` (shared
+      sub-terms paid once) or ``"ilp"`` (optimal, needs scipy).
+    - ``limits``: :class:`Limits` or a dict with ``iterations``, ``nodes``, ``seconds``.
+    - ``check``: compare the result with the input on random inputs (reference interpreter).
+    """
+    from .ad.api import prepare
+    from .lang.binders import rename_unique
+    from .lang.typecheck import check_program
+
+    if extractor not in EXTRACTORS:
+        raise EqsatError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
+    if isinstance(limits, dict):
+        limits = Limits(**limits)
+    limits = DEFAULT_LIMITS.tighter(limits) if limits else DEFAULT_LIMITS
+    model = cost_model or default_cost_model()
+    prog = prepare(prog)
+    sz = _sizes_for(prog, sizes, inputs, model.default_size)
+
+    session = EGraphSession(_rule_files(rules, default_rules))
+    strategy = _resolve_schedule(schedule, session)
+    from .strategy.combinators import rulesets_used
+    for r in rulesets_used(strategy):
+        session.combined((r,))          # unknown ruleset -> ScheduleError naming it
+    session.add_program(prog)
+    driver = Driver(session, limits, progress=progress)
+    report = driver.run(strategy)
+    report.rule_files = [str(f) for f in session.rule_files]
+    report.sizes = sz
+
+    t0 = time.perf_counter()
+    session.load_cost_rules(model.opcost)
+    session.set_sizes(sz)
+    session.compute_costs()
+    if extractor == "tree":
+        body, egg_cost = session.extract_root()
+        extra = {"egglog_cost": egg_cost}
+    else:
+        from .extract import extract_with
+        body, extra = extract_with(extractor, session, model, sz)
+    out = rename_unique(Program(prog.params, body))
+    check_program(out)
+    report.extraction = {"extractor": extractor, "seconds": time.perf_counter() - t0, **extra}
+    cost_before = model.program_cost(prog, sz)
+    cost_after = model.program_cost(out, sz)
+    report.cost_before, report.cost_after = cost_before, cost_after
+    if check:
+        check_agrees(prog, out)
+    return OptimizeResult(out, cost_after, cost_before, report, session if keep_egraph else None)

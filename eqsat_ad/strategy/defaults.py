@@ -1,0 +1,45 @@
+"""The shipped schedules.
+
+``default_schedule()`` is phase-ordered for derivative programs (the order of dF~ Example 6
+and of the FTfJP'23 strategies), each phase saturated together with the support rulesets
+(``analysis``, ``subst``) that keep free variables and substitutions up to date:
+
+1. ``inline`` -- let, tuple, fuse, fission: inline the dual-number lets, fuse the seed arrays
+   into their uses (get of build), project pairs, and split pair-accumulator folds so the
+   primal and tangent loops separate.  Nothing can simplify before the seeds are visible.
+2. ``simplify`` -- ring, cond, tuple, fuse: collapse the zeros and ones the seeds introduce and
+   push one-hot conditionals outwards, so loop bodies take the foldConditional shape.
+3. ``loops`` -- fold, motion, fission with ring/cond: collapse loops over one-hot indices
+   (the O(n^2) -> O(n) step), turn accumulating folds into sums, factor invariants out.
+4. ``cleanup`` -- eta, ring, cond, fuse, tuple, let: build-eta and the last simplifications.
+
+``saturate_all()`` is the baseline: every loaded ruleset in one ruleset, to saturation.
+
+>>> print(to_egglog(default_schedule()).splitlines()[0])
+(unstable-combined-ruleset let+tuple+fuse+fission let tuple fuse fission)
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .combinators import Strategy, phase, run, saturate, seq, to_egglog  # noqa: F401
+
+DEFAULT_PHASE_ITERATIONS = 400
+
+
+def default_schedule() -> Strategy:
+    """The phase-ordered schedule for derivative programs (see the module docstring)."""
+    it = DEFAULT_PHASE_ITERATIONS
+    return seq(
+        phase("inline", saturate(run("let", "tuple", "fuse", "fission")), iterations=it),
+        phase("simplify", saturate(run("ring", "cond", "tuple", "fuse")), iterations=it),
+        phase("loops", saturate(run("fold", "motion", "fission", "ring", "cond", "tuple", "fuse")),
+              iterations=it),
+        phase("cleanup", saturate(run("eta", "ring", "cond", "fuse", "tuple", "let")), iterations=it),
+    )
+
+
+def saturate_all(rulesets: Iterable[str]) -> Strategy:
+    """Every given ruleset together, to saturation (the baseline the default is compared with)."""
+    rs = tuple(r for r in rulesets if r not in ("analysis", "subst", "cost"))
+    return phase("all", saturate(run(*rs)))
