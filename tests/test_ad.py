@@ -441,3 +441,13 @@ def test_random_programs_second_derivatives(case):
     prog, inputs = case
     assume(_finite(prog, inputs))
     check_grads(prog, inputs=inputs, order=2, eps=1e-5, rtol=1e-4, atol=1e-5)
+
+
+@SLOW
+@given(programs(real_result=True, smooth=False, max_depth=3))
+def test_random_programs_with_branches(case):
+    """if/comparisons: the derivative of the branch taken (finite differences agree away
+    from the branch boundaries, i.e. almost surely at random inputs)."""
+    prog, inputs = case
+    assume(_finite(prog, inputs))
+    check_grads(prog, inputs=inputs, rtol=1e-5, atol=1e-6, modes=("jvp", "grad"))
