@@ -107,7 +107,7 @@ class _Checker:
         saved = (name, self.env.get(name, _NOT_SIZE), self.alias.get(name, _NOT_SIZE),
                  name in self.env, name in self.alias)
         self.env[name] = t
-        self.alias[name] = size_value if t == SIZE else _NOT_SIZE
+        self.alias[name] = size_value if t in (SIZE, INDEX) else _NOT_SIZE
         return saved
 
     def unbind(self, saved) -> None:
@@ -125,8 +125,8 @@ class _Checker:
         """The static size an index/size expression stands for, when it can be named."""
         if isinstance(e, Int):
             return int(e.value)
-        if isinstance(e, Var) and t == SIZE:
-            a = self.alias.get(e.name, e.name)
+        if isinstance(e, Var) and t in (SIZE, INDEX):
+            a = self.alias.get(e.name, e.name if t == SIZE else _NOT_SIZE)
             return None if a is _NOT_SIZE else a  # type: ignore[return-value]
         return None
 
