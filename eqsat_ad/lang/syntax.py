@@ -595,14 +595,17 @@ def _to_doc(root) -> "_Doc | str":
     return out[0]
 
 
-def _render(doc, start_col: int = 0, width: int = WIDTH) -> str:
-    """Lay a document out in ``width`` columns (iteratively)."""
+def _render(doc, start_col: int = 0, width: int = WIDTH, trail: int = 0) -> str:
+    """Lay a document out in ``width`` columns (iteratively).  A list that does not fit
+    (counting the closing parentheses that follow it on its last line) is broken: its first
+    ``keep`` items stay on the opening line, the others go one per line."""
     parts: list[str] = []
     col = start_col
-    # tasks: ("d", doc) | ("t", text) | ("nl", column)
-    stack: list[tuple] = [("d", doc)]
+    # tasks: ("t", text) | ("nl", column) | ("d", doc, trailing chars on the same line)
+    stack: list[tuple] = [("d", doc, trail)]
     while stack:
-        kind, x = stack.pop()
+        task = stack.pop()
+        kind, x = task[0], task[1]
         if kind == "t":
             parts.append(x)
             col += len(x)
@@ -612,19 +615,20 @@ def _render(doc, start_col: int = 0, width: int = WIDTH) -> str:
         elif isinstance(x, str):
             parts.append(x)
             col += len(x)
-        elif x.width <= width - col or col > _MAX_INDENT:
+        elif x.width + task[2] <= width - col or col > _MAX_INDENT:
             flat = _flat_doc(x)
             parts.append(flat)
             col += len(flat)
         else:
-            open_col = col
+            trail = task[2]
             items = x.items
             if x.indent is None:
                 head = items[0]
-                rest_col = open_col + 1 + (len(head) if isinstance(head, str) else head.width) + 1
+                rest_col = col + 1 + (len(head) if isinstance(head, str) else head.width) + 1
             else:
-                rest_col = open_col + x.indent
+                rest_col = col + x.indent
             tasks: list[tuple] = [("t", "(")]
+            last = len(items) - 1
             for k, it in enumerate(items):
                 if k == 0:
                     pass
@@ -632,7 +636,7 @@ def _render(doc, start_col: int = 0, width: int = WIDTH) -> str:
                     tasks.append(("t", " "))
                 else:
                     tasks.append(("nl", rest_col))
-                tasks.append(("d", it))
+                tasks.append(("d", it, trail + 1 if k == last else 0))
             tasks.append(("t", ")"))
             stack.extend(reversed(tasks))
     return "".join(parts)
@@ -681,5 +685,5 @@ def show_program(p: Program, width: int = WIDTH) -> str:
     params = "(" + " ".join(f"({q.name} {show_type(q.type)})" for q in p.params) + ")"
     if len(params) + 5 > width:
         params = "(" + ("\n      ".join(f"({q.name} {show_type(q.type)})" for q in p.params)) + ")"
-    body = _render(_to_doc(p.body), 2, width)
+    body = _render(_to_doc(p.body), 2, width, trail=1)
     return f"(fun {params}\n  {body})"
