@@ -180,11 +180,19 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     report.sizes = sz
 
     t0 = time.perf_counter()
+    # A limit may stop a run in the middle of a substitution; let-inline subsumes the Let, so
+    # finish pending substitutions (they only push downwards, so this terminates).
+    if report.stop_reason not in ("saturated", "schedule completed"):
+        session.saturate(("analysis", "subst"), max_iterations=1000)
     session.load_cost_rules(model.opcost)
     session.set_sizes(sz)
     session.compute_costs()
     if extractor == "tree":
-        body, egg_cost = session.extract_root()
+        try:
+            body, egg_cost = session.extract_root()
+        except EqsatError as e:
+            raise EqsatError(f"no program could be extracted after the run stopped ({report.stop_reason}): "
+                             f"{e}") from None
         extra = {"egglog_cost": egg_cost}
     else:
         from .extract import extract_with

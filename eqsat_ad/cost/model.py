@@ -58,31 +58,68 @@ class CostModel:
         env: dict[str, frozenset] = {}     # name -> the index axes its value varies over
         ext: dict[str, int] = {}
 
+        params = {p.name: p.type for p in prog.params}
+        total = 0.0
+        shapes: dict[str, list] = {}       # let/param name -> extents of its array levels
+
+        def type_shape(t) -> list:
+            from ..lang.types import ArrayT
+            out = []
+            while isinstance(t, ArrayT):
+                s = t.size
+                out.append(s if isinstance(s, int) else int(sizes.get(s, self.default_size)) if s else None)
+                t = t.elem
+            return out
+
+        for name, t in params.items():
+            shapes[name] = type_shape(t)
+
+        def shape(e: Expr) -> list:
+            """Extents of the array levels of ``e`` (None where unknown)."""
+            from ..lang.ast import Fst, Get, If, Snd
+            if isinstance(e, Var):
+                return shapes.get(e.name, [])
+            if isinstance(e, Build):
+                return [extent(e.size)] + shape(e.body)
+            if isinstance(e, Get):
+                return shape(e.array)[1:]
+            if isinstance(e, Let):
+                return shape(e.body)
+            if isinstance(e, If):
+                return shape(e.then) or shape(e.else_)
+            if isinstance(e, (Fst, Snd)):
+                return []
+            return []
+
         def extent(n: Expr) -> int:
             from ..lang.ast import Int, Length
             if isinstance(n, Int):
                 return max(int(n.value), 0)
             if isinstance(n, Var) and n.name in sizes:
                 return int(sizes[n.name])
-            if isinstance(n, Length) and isinstance(n.array, Var):
-                p = params.get(n.array.name)
-                s = getattr(p, "size", None)
-                if isinstance(s, int):
-                    return s
-                if isinstance(s, str):
-                    return int(sizes.get(s, self.default_size))
+            if isinstance(n, Length):
+                sh = shape(n.array)
+                if sh and sh[0] is not None:
+                    return int(sh[0])
+            if isinstance(n, Prim) and n.op in ("+", "-", "*") and len(n.args) == 2:
+                a, b = extent(n.args[0]), extent(n.args[1])
+                return max(0, a + b if n.op == "+" else a - b if n.op == "-" else a * b)
             return self.default_size
 
-        params = {p.name: p.type for p in prog.params}
-        total = 0.0
-        # iterative post-order walk carrying scopes; returns axes of each node
+        # post-order walk carrying scopes; returns the index axes each node varies over
         def walk(e: Expr, scope: dict) -> frozenset:
             nonlocal total
             if isinstance(e, Var):
                 return scope.get(e.name, frozenset())
             if isinstance(e, Let):
                 va = walk(e.value, scope)
+                saved = shapes.get(e.name)
+                shapes[e.name] = shape(e.value)
                 ba = walk(e.body, {**scope, e.name: va})
+                if saved is None:
+                    shapes.pop(e.name, None)
+                else:
+                    shapes[e.name] = saved
                 total += self.op(e) * _w(va | ba)
                 return va | ba
             if isinstance(e, (Build, Sum)):
