@@ -26,7 +26,7 @@ one type.
 from __future__ import annotations
 
 from ..errors import TypeCheckError
-from .ast import (BINARY_ARITH, COMPARISONS, PRIM_ARITY, UNARY_REAL, Build, BoolLit, Expr, Fst,
+from .ast import (COMPARISONS, PRIM_ARITY, UNARY_REAL, Build, BoolLit, Expr, Fst,
                   Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Program, Snd, Sum, Var)
 from .binders import call_deep
 from .types import (BOOL, INDEX, REAL, SIZE, ArrayT, PairT, SizeLike, Type, show_type,
