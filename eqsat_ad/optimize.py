@@ -156,7 +156,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     - ``check``: compare the result with the input on random inputs (reference interpreter).
     """
     from .ad.api import prepare
-    from .lang.binders import rename_unique
+    from .egraph.decode import readable_names
     from .lang.typecheck import check_program
 
     if extractor not in EXTRACTORS:
@@ -197,7 +197,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     else:
         from .extract import extract_with
         body, extra = extract_with(extractor, session, model, sz)
-    out = rename_unique(Program(prog.params, body))
+    out = readable_names(Program(prog.params, body))
     check_program(out)
     report.extraction = {"extractor": extractor, "seconds": time.perf_counter() - t0, **extra}
     cost_before = model.program_cost(prog, sz)

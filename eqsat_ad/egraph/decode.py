@@ -86,3 +86,37 @@ def _build(name: str, a: list) -> Expr:
         return Prim(op, tuple(a))
     raise EqsatError(f"unknown constructor {name!r} in extraction result (a user rule file "
                      "may have declared constructors the decoder does not know)")
+
+
+_INDEX_NAMES = ("i", "j", "k", "l", "p", "q", "r", "s", "t", "u")
+
+
+def readable_names(prog):
+    """Rename the binders of an extracted program by nesting level (``i, j, k, ...`` for
+    indices, ``acc``/``acc1``... for accumulators, ``t<level>`` for lets), avoiding parameter
+    and size names.  Names depend only on the level, so sub-terms that are equal up to binder
+    names (the e-graph keeps those apart) become structurally equal, and the NumPy backend,
+    which computes structurally equal sub-terms once, shares them.
+    """
+    from ..lang.ast import IFold, Let, Program
+    from ..lang.binders import _rewrite_names
+    from ..lang.types import size_names
+    avoid = set()
+    for p in prog.params:
+        avoid.add(p.name)
+        avoid.update(size_names(p.type))
+
+    def ok(name: str) -> str:
+        while name in avoid:
+            name += "_"
+        return name
+
+    def pick(n, sigma, level):
+        if isinstance(n, IFold):
+            return (ok("acc" if level == 0 else f"acc{level}"),
+                    ok(_INDEX_NAMES[level + 1] if level + 1 < len(_INDEX_NAMES) else f"i{level + 1}"))
+        if isinstance(n, Let):
+            return (ok(f"t{level}"),)
+        return (ok(_INDEX_NAMES[level] if level < len(_INDEX_NAMES) else f"i{level}"),)
+
+    return Program(prog.params, _rewrite_names(prog.body, {}, pick, None))
