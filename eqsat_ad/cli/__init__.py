@@ -1,0 +1,133 @@
+"""The ``eqsat-ad`` command line.
+
+Subcommands: ``optimize``, ``run``, ``explain``, ``rules list``, ``rules check``, ``bench``,
+``schedule show``; ``eqsat-ad COMMAND --help`` describes each (with examples).
+
+Errors: every :class:`~eqsat_ad.errors.EqsatError` becomes one line on stderr,
+``eqsat-ad: error: prog.ad:3:5: message``, without a traceback.  Exit codes: ``0`` success,
+``1`` a failed run (ill-typed program, malformed rule file, unsound rule, optimisation
+failure), ``2`` a wrong command line (unknown option, missing file, bad ``--size``).
+
+>>> main(["rules", "list", "--json"]) == 0  # doctest: +ELLIPSIS
+[...
+True
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from ..errors import EqsatError
+from .args import PROG, CLIFailure, UsageError, build_parser
+
+__all__ = ["main", "UsageError", "CLIFailure"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+DELEGATES = {
+    ("bench",): ("eqsat_ad.bench", "bench"),
+    ("rules", "check"): ("eqsat_ad.rulecheck", "rules check"),
+}
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(ln.strip() for ln in str(msg).strip().splitlines() if ln.strip())
+
+
+def error(msg: str) -> None:
+    """Print ``eqsat-ad: error: msg`` (one line) on stderr."""
+    print(f"{PROG}: error: {_one_line(msg)}", file=sys.stderr)
+
+
+def _eqsat_message(e: EqsatError) -> str:
+    msg = str(e)
+    f = getattr(e, "cli_file", None)
+    return f"{f}: {msg}" if f else msg
+
+
+def _help_of(words: tuple[str, ...]) -> None:
+    """Print our argparse help of a (delegated) subcommand."""
+    try:
+        build_parser().parse_args(list(words) + ["--help"])
+    except SystemExit:
+        pass
+
+
+def _delegate(module: str, what: str, words: tuple[str, ...], rest: list[str]) -> int:
+    """Hand ``rest`` to ``module.main(argv)``; a missing module is a clear one-line error."""
+    wants_help = any(a in ("-h", "--help") for a in rest)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            if wants_help:
+                _help_of(words)
+                return EXIT_OK
+            error(f"'{what}' is not available: the module {module} is not part of this build yet")
+            return EXIT_FAILURE
+        raise
+    if wants_help:
+        _help_of(words)
+        print(f"\noptions of {module}:", flush=True)
+    try:
+        rc = mod.main(list(rest))
+    except SystemExit as e:       # the delegate's own argparse
+        code = e.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_FAILURE)
+    return int(rc or 0)
+
+
+def _dispatch(argv: list[str]) -> int:
+    for words, (module, what) in DELEGATES.items():
+        if tuple(argv[:len(words)]) == words:
+            return _delegate(module, what, words, argv[len(words):])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:       # --help, --version (0) or a usage error (2)
+        code = e.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+    from .commands import COMMANDS
+    return COMMANDS[args.func](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``eqsat-ad`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except UsageError as e:
+        error(str(e))
+        return EXIT_USAGE
+    except EqsatError as e:
+        error(_eqsat_message(e))
+        return EXIT_FAILURE
+    except CLIFailure as e:
+        error(str(e))
+        return EXIT_FAILURE
+    except RecursionError:
+        error("the program is too deeply nested for this run (recursion limit reached)")
+        return EXIT_FAILURE
+    except MemoryError:
+        error("out of memory (try smaller sizes or --limit nodes=N)")
+        return EXIT_FAILURE
+    except BrokenPipeError:           # e.g. `eqsat-ad rules list | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:  # pragma: no cover
+            pass
+        return EXIT_OK
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001 -- a bug: say so in one line, traceback on request
+        if os.environ.get("EQSAT_AD_TRACEBACK"):
+            raise
+        error(f"internal error: {type(e).__name__}: {e} (set EQSAT_AD_TRACEBACK=1 for the traceback; "
+              "please report it)")
+        return EXIT_FAILURE
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""The argument parser of ``eqsat-ad`` and the parsers of option values (``--size n=1000``,
+``--limit nodes=5000``, ``--input x=FILE.npy``).
+
+Malformed option values raise :class:`UsageError` (exit code 2), like argparse's own errors.
+
+>>> parse_assignments(["n=1000", "m=20,k=3"], "--size", int)
+{'n': 1000, 'm': 20, 'k': 3}
+>>> parse_limits(["iterations=50", "seconds=2.5"])
+Limits(iterations=50, nodes=None, seconds=2.5)
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+from ..strategy.combinators import Limits
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (a bad option value, a missing file): exit code 2."""
+
+
+class CLIFailure(Exception):
+    """A run failed for a reason outside the library's error family (exit code 1)."""
+
+
+PROG = "eqsat-ad"
+
+# -- option values ------------------------------------------------------------------------
+
+
+def parse_assignments(items, option: str, conv=int) -> dict:
+    """``["n=1000", "m=20,k=3"]`` -> ``{"n": 1000, "m": 20, "k": 3}``."""
+    out = {}
+    for item in items or []:
+        for part in item.split(","):
+            name, eq, value = part.partition("=")
+            name, value = name.strip(), value.strip()
+            if not eq or not name or not value or not name.replace("_", "a").isalnum():
+                raise UsageError(f"bad {option} {part!r}: expected NAME=VALUE, e.g. {option} n=1000")
+            try:
+                v = conv(value)
+            except ValueError:
+                raise UsageError(f"bad {option} {part!r}: {value!r} is not a valid "
+                                 f"{'integer' if conv is int else 'number'}") from None
+            if conv is int and v < 0:
+                raise UsageError(f"bad {option} {part!r}: a size cannot be negative")
+            out[name] = v
+    return out
+
+
+def _int_value(value: str) -> int:
+    f = float(value)
+    if f != int(f):
+        raise ValueError(value)
+    return int(f)
+
+
+LIMIT_KINDS = {"iterations": _int_value, "nodes": _int_value, "seconds": float}
+
+
+def parse_limits(items) -> Limits | None:
+    """``["iterations=50", "nodes=1e5", "seconds=2"]`` -> :class:`Limits` (None if no items)."""
+    if not items:
+        return None
+    kw = {}
+    for item in items:
+        for part in item.split(","):
+            name, eq, value = part.partition("=")
+            name = name.strip()
+            if not eq or name not in LIMIT_KINDS:
+                raise UsageError(f"bad --limit {part!r}: expected iterations=N, nodes=N or seconds=S")
+            try:
+                v = LIMIT_KINDS[name](value.strip())
+            except ValueError:
+                raise UsageError(f"bad --limit {part!r}: {value.strip()!r} is not a valid "
+                                 f"{'integer' if name != 'seconds' else 'number'}") from None
+            if v <= 0:
+                raise UsageError(f"bad --limit {part!r}: a limit must be positive")
+            kw[name] = v
+    return Limits(**kw)
+
+
+ARRAY_FILE_SUFFIXES = (".npy", ".npz", ".txt", ".csv")
+
+
+def parse_inputs(items) -> dict:
+    """``--input`` values: ``x=FILE.npy`` (also .npz with one array, .txt, .csv), ``w=[1,2,3]``,
+    ``s=2.5``, ``A=[[1,2],[3,4]]``, ``p=(1.0,[1,2])`` for a pair."""
+    import numpy as np
+    out = {}
+    for item in items or []:
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not name or not value:
+            raise UsageError(f"bad --input {item!r}: expected NAME=FILE.npy or NAME=LITERAL, "
+                             "e.g. --input x=x.npy --input w=[1,2,3] --input s=2.5")
+        if name in out:
+            raise UsageError(f"--input {name} given twice")
+        if value.lower().endswith(ARRAY_FILE_SUFFIXES):
+            path = Path(value)
+            if not path.is_file():
+                raise UsageError(f"--input {name}: no such file: {value}")
+            try:
+                if path.suffix.lower() == ".npy":
+                    out[name] = np.load(path, allow_pickle=False)
+                elif path.suffix.lower() == ".npz":
+                    with np.load(path, allow_pickle=False) as z:
+                        keys = list(z.keys())
+                        if len(keys) != 1:
+                            raise UsageError(f"--input {name}: {value} holds {len(keys)} arrays "
+                                             f"({', '.join(keys)}); expected exactly one")
+                        out[name] = z[keys[0]]
+                else:
+                    out[name] = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None)
+            except UsageError:
+                raise
+            except (OSError, ValueError) as e:
+                raise UsageError(f"--input {name}: cannot read {value}: {e}") from None
+            continue
+        try:
+            v = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            low = value.lower()
+            if low in ("true", "false"):
+                v = low == "true"
+            elif low in ("nan", "inf", "-inf", "+inf"):
+                v = float(low)
+            else:
+                raise UsageError(f"bad --input {item!r}: {value!r} is neither a number, a list literal "
+                                 f"like [1,2,3], nor an array file ({', '.join(ARRAY_FILE_SUFFIXES)})") from None
+        if not isinstance(v, (int, float, bool, list, tuple)):
+            raise UsageError(f"bad --input {item!r}: expected a number or a (nested) list of numbers")
+        out[name] = v
+    return out
+
+
+def existing_file(value: str, what: str) -> Path:
+    p = Path(value)
+    if not p.exists():
+        raise UsageError(f"no such {what}: {value}")
+    if p.is_dir():
+        raise UsageError(f"{what} {value} is a directory, not a file")
+    return p
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog, **kw):
+        kw.setdefault("max_help_position", 32)
+        super().__init__(prog, **kw)
+
+
+def _add_derivative(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--grad", metavar="X", help="differentiate first: the gradient with respect to X "
+                   "(the program must return a real)")
+    g.add_argument("--jvp", metavar="X", help="differentiate first: the Jacobian-vector product in "
+                   "direction dX (a new parameter named dX)")
+    g.add_argument("--jacobian", metavar="X", help="differentiate first: the Jacobian with respect to X")
+    g.add_argument("--derivative", metavar="X", help="differentiate first: dF~'s deriv, the tangent of "
+                   "the output for every input direction of X")
+
+
+def _add_optimizer(p: argparse.ArgumentParser, with_sizes: bool = True) -> None:
+    g = p.add_argument_group("optimiser")
+    g.add_argument("--rules", metavar="FILE.egg", action="append", default=[],
+                   help="an extra rule file, loaded exactly like the shipped ones (repeatable)")
+    g.add_argument("--no-default-rules", action="store_true",
+                   help="use only the --rules files (plus the substitution rules every rule relies on)")
+    g.add_argument("--schedule", metavar="FILE.egg|default|all", default="default",
+                   help="the schedule: 'default' (phase-ordered, the default), 'all' (every ruleset "
+                        "together to saturation) or a schedule file")
+    g.add_argument("--extractor", choices=("tree", "dag", "ilp"), default="tree",
+                   help="how the cheapest program is extracted (default: tree)")
+    if with_sizes:
+        g.add_argument("--size", metavar="NAME=N", action="append", default=[],
+                       help="value of a size name for the cost model, e.g. --size n=1000 "
+                            "(repeatable; unknown sizes count as 1000)")
+    g.add_argument("--limit", metavar="KIND=V", action="append", default=[],
+                   help="stop the run at iterations=N, nodes=N (e-nodes) or seconds=S (repeatable)")
+    g.add_argument("--no-check", action="store_true",
+                   help="skip comparing the optimised program with the input on random inputs")
+    pr = p.add_mutually_exclusive_group()
+    pr.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
+                    help="show progress on stderr even when it is not a terminal")
+    pr.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                    help="never show progress (default: only when stderr is a terminal)")
+
+
+OPTIMIZE_EPILOG = """\
+examples:
+  eqsat-ad optimize docs/examples/dot.ad --grad u --size n=1000
+  eqsat-ad optimize docs/examples/sumsq.ad --grad x --json out.json
+  eqsat-ad optimize prog.ad --grad x --rules my.egg --schedule my_schedule.egg
+  eqsat-ad optimize docs/examples/sumsq.ad --grad x --emit numpy
+
+The optimised program goes to stdout; the report lines start with ';;' so the whole output
+is still a program file. --json writes cost_before, cost_after, program and report.
+"""
+
+RUN_EPILOG = """\
+examples:
+  eqsat-ad run docs/examples/dot.ad --input u=[1,2,3] --input w=[4,5,6]
+  eqsat-ad run docs/examples/sumsq.ad --grad x --optimize --input x=x.npy
+  eqsat-ad run prog.ad --input A=A.npy --input s=2.5 --output result.npy
+
+Inputs are .npy/.npz/.txt/.csv files or Python literals (numbers, nested lists).
+"""
+
+RULES_EPILOG = """\
+examples:
+  eqsat-ad rules list
+  eqsat-ad rules list --verbose rules/ring.egg
+  eqsat-ad rules check my_rules.egg
+"""
+
+RULES_LIST_EPILOG = """\
+examples:
+  eqsat-ad rules list                      # the shipped rules/*.egg
+  eqsat-ad rules list -v my_rules.egg      # with each rule's text and file:line
+"""
+
+RULES_CHECK_EPILOG = """\
+examples:
+  eqsat-ad rules check                     # every shipped rule
+  eqsat-ad rules check my_rules.egg
+"""
+
+BENCH_EPILOG = """\
+examples:
+  eqsat-ad bench --quick
+"""
+
+EXPLAIN_EPILOG = """\
+examples:
+  eqsat-ad explain docs/examples/sumsq.ad --grad x
+  eqsat-ad explain docs/examples/dot.ad --grad u --schedule all
+  eqsat-ad explain docs/examples/sumsq.ad --grad x --dot egraph.dot --plot growth.png
+
+Per phase: which rules matched how often, how the e-graph grew, why the phase stopped,
+and the cost before and after.  --dot writes the final e-graph as Graphviz (render it
+with 'dot -Tsvg', or give OUT.svg/OUT.png to render directly when Graphviz is installed).
+"""
+
+SCHEDULE_EPILOG = """\
+examples:
+  eqsat-ad schedule show                   # the default schedule, as a schedule file
+  eqsat-ad schedule show all
+  eqsat-ad schedule show docs/tutorial/schedule.egg
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter,
+        description="Differentiate array programs with dual numbers and optimise the derivative "
+                    "code by equality saturation (egglog); run it with NumPy.",
+        epilog="examples:\n"
+               "  eqsat-ad optimize docs/examples/dot.ad --grad u --size n=1000\n"
+               "  eqsat-ad run docs/examples/sumsq.ad --grad x --input x=[1,2,3]\n"
+               "  eqsat-ad explain docs/examples/sumsq.ad --grad x\n"
+               "  eqsat-ad rules list\n\n"
+               "'eqsat-ad COMMAND --help' describes each command.  Exit codes: 0 success, "
+               "1 failed run,\n2 wrong command line.")
+    from .. import __version__
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("optimize", help="optimise a program (or its derivative) and print it",
+                       description="Optimise PROGRAM (an s-expression .ad file), or its derivative, "
+                                   "by equality saturation and print the cheapest equivalent program.",
+                       epilog=OPTIMIZE_EPILOG, formatter_class=_Formatter)
+    p.add_argument("program", metavar="PROGRAM", help="program file (.ad)")
+    _add_derivative(p)
+    _add_optimizer(p)
+    p.add_argument("--json", metavar="OUT", help="write cost_before, cost_after, program and report as "
+                   "JSON to OUT ('-' for stdout)")
+    p.add_argument("--emit", choices=("program", "numpy"), default="program",
+                   help="print the optimised program (default) or the NumPy source it compiles to")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the program, no report")
+    p.set_defaults(func="optimize")
+
+    p = sub.add_parser("run", help="run a program (or its derivative) on inputs",
+                       description="Run PROGRAM (or its derivative) with NumPy on the given inputs "
+                                   "and print the result.",
+                       epilog=RUN_EPILOG, formatter_class=_Formatter)
+    p.add_argument("program", metavar="PROGRAM", help="program file (.ad)")
+    _add_derivative(p)
+    p.add_argument("--input", "-i", metavar="NAME=VALUE", action="append", default=[],
+                   help="an input: NAME=FILE.npy or NAME=LITERAL, e.g. w=[1,2,3] or s=2.5 (repeatable)")
+    p.add_argument("--optimize", "-O", action="store_true",
+                   help="optimise before running (sizes for the cost model come from the inputs)")
+    p.add_argument("--interpret", action="store_true",
+                   help="use the reference interpreter instead of the NumPy backend")
+    p.add_argument("--output", "-o", metavar="OUT.npy", help="also save the result (.npy, or .npz for a pair)")
+    _add_optimizer(p, with_sizes=False)
+    p.set_defaults(func="run")
+
+    rp = sub.add_parser("rules", help="list or check rule files",
+                        description="List the rulesets of rule files, or check their rules for soundness.",
+                        epilog=RULES_EPILOG, formatter_class=_Formatter)
+    rsub = rp.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+    rsub.required = True
+    p = rsub.add_parser("list", help="rulesets with their banner comment and rule names",
+                        description="List the rulesets declared in FILES (default: the shipped "
+                                    "rules/*.egg) with their banner comment and their rules.",
+                        epilog=RULES_LIST_EPILOG, formatter_class=_Formatter)
+    p.add_argument("files", metavar="FILE.egg", nargs="*", help="rule files (default: the shipped ones)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the whole banner and each rule's text")
+    p.add_argument("--json", action="store_true", help="print the listing as JSON")
+    p.set_defaults(func="rules_list")
+    p = rsub.add_parser("check", help="check rules for soundness (random instantiations)",
+                        description="Check the rules of FILES (default: the shipped ones) by evaluating "
+                                    "both sides on random instantiations.  Options after FILES are "
+                                    "passed to the checker; see 'eqsat-ad rules check -- --help'.",
+                        epilog=RULES_CHECK_EPILOG, formatter_class=_Formatter, add_help=True)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="files and options for the rule checker")
+    p.set_defaults(func="rules_check")
+
+    p = sub.add_parser("bench", help="run the benchmarks",
+                       description="Run the benchmark suite (delegates to eqsat_ad.bench).",
+                       epilog=BENCH_EPILOG, formatter_class=_Formatter)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options for the benchmark runner, e.g. --quick")
+    p.set_defaults(func="bench")
+
+    p = sub.add_parser("explain", help="what the optimiser did, phase by phase",
+                       description="Optimise PROGRAM (or its derivative) and explain the run: per "
+                                   "phase, which rules matched how often, e-graph growth, the stop "
+                                   "reason, and the cost before and after.",
+                       epilog=EXPLAIN_EPILOG, formatter_class=_Formatter)
+    p.add_argument("program", metavar="PROGRAM", help="program file (.ad)")
+    _add_derivative(p)
+    _add_optimizer(p)
+    p.add_argument("--dot", metavar="OUT.dot", help="write the final e-graph as Graphviz DOT (.svg/.png/.pdf: "
+                   "render it, if Graphviz 'dot' is installed)")
+    p.add_argument("--dot-max-nodes", metavar="N", type=int, default=2000,
+                   help="refuse to draw e-graphs with more e-nodes than this (default 2000)")
+    p.add_argument("--plot", metavar="OUT.png", help="plot e-graph size per iteration and best cost per "
+                   "phase (needs matplotlib)")
+    p.add_argument("--phase-costs", action="store_true",
+                   help="also extract the best program after each phase (re-runs the prefix of the "
+                        "schedule; implied by --plot)")
+    p.add_argument("--all-rules", action="store_true",
+                   help="also list the support rules (analysis, subst) one by one")
+    p.add_argument("--json", metavar="OUT", help="also write the result and report as JSON")
+    p.set_defaults(func="explain")
+
+    sp = sub.add_parser("schedule", help="print a schedule as a schedule file",
+                        description="Print a schedule (default, all, or a schedule file) in the egglog "
+                                    "schedule-file syntax, with its @phase pragmas.",
+                        epilog=SCHEDULE_EPILOG, formatter_class=_Formatter)
+    ssub = sp.add_subparsers(dest="schedule_command", metavar="SUBCOMMAND")
+    ssub.required = True
+    p = ssub.add_parser("show", help="print a schedule", epilog=SCHEDULE_EPILOG,
+                        description="Print SCHEDULE (default, all or a file) as a schedule file.",
+                        formatter_class=_Formatter)
+    p.add_argument("schedule", metavar="SCHEDULE", nargs="?", default="default",
+                   help="default (the default), all, or a schedule file")
+    p.add_argument("--rules", metavar="FILE.egg", action="append", default=[],
+                   help="extra rule files (their rulesets join 'all')")
+    p.set_defaults(func="schedule_show")
+    return top

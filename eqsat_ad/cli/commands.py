@@ -1,0 +1,463 @@
+"""The subcommands of ``eqsat-ad``: optimize, run, rules list, explain, schedule show.
+
+(``rules check`` and ``bench`` are delegated to :mod:`eqsat_ad.rulecheck` and
+:mod:`eqsat_ad.bench`; see :mod:`eqsat_ad.cli`.)
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from ..errors import EqsatError, LocatedError
+from .args import CLIFailure, UsageError, existing_file, parse_assignments, parse_inputs, parse_limits
+from .progress import Progress
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+
+def rel(path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@contextlib.contextmanager
+def about_file(path: str):
+    """Errors without a location that concern the program get its file name in front."""
+    try:
+        yield
+    except EqsatError as e:
+        if not (isinstance(e, LocatedError) and e.file) and not getattr(e, "cli_file", None):
+            e.cli_file = path
+        raise
+
+
+def load_program(path: str):
+    """Read and parse a program file (``-`` reads stdin)."""
+    from ..lang.syntax import parse
+    if path == "-":
+        text, name = sys.stdin.read(), "<stdin>"
+    else:
+        p = existing_file(path, "program file")
+        try:
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read program file {path}: {e}") from None
+        name = path
+    return parse(text, file=name), name
+
+
+def derivative_of(args):
+    """(kind, wrt) from --grad/--jvp/--jacobian/--derivative, or (None, None)."""
+    for kind in ("grad", "jvp", "jacobian", "derivative"):
+        v = getattr(args, kind, None)
+        if v:
+            return kind, v
+    return None, None
+
+
+def prepare_program(args):
+    """Load PROGRAM, type-check it, and differentiate it as asked.  Returns (program, name, label)."""
+    from .. import ad
+    from ..lang.typecheck import check_program
+    prog, name = load_program(args.program)
+    kind, wrt = derivative_of(args)
+    with about_file(name):
+        check_program(prog)
+        if kind:
+            prog = getattr(ad, kind)(prog, wrt)
+    label = f"{kind} of {name} wrt {wrt}" if kind else name
+    return prog, name, label
+
+
+def check_output_path(path: str | None, what: str) -> None:
+    if path and path != "-":
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise UsageError(f"cannot write {what} {path}: no such directory {parent}")
+
+
+def optimize_options(args) -> dict:
+    """Keyword arguments of :func:`eqsat_ad.optimize` from the common optimiser options."""
+    rules = [str(existing_file(r, "rule file")) for r in args.rules]
+    sched = args.schedule
+    if sched not in ("default", "all"):
+        sched = str(existing_file(sched, "schedule file"))
+    kw = dict(schedule=sched, rules=rules, default_rules=not args.no_default_rules,
+              extractor=args.extractor, check=not args.no_check)
+    lim = parse_limits(args.limit)
+    if lim is not None:
+        kw["limits"] = lim
+    if hasattr(args, "size"):
+        kw["sizes"] = parse_assignments(args.size, "--size", int)
+    return kw
+
+
+def run_optimize(prog, name: str, args, progress_enabled=None, **extra):
+    """``ea.optimize`` with progress on a terminal; missing optional modules become clear errors."""
+    from ..optimize import optimize
+    kw = optimize_options(args)
+    kw.update(extra)
+    prog_cb = Progress(enabled=progress_enabled if progress_enabled is not None else args.progress)
+    try:
+        with about_file(name):
+            return optimize(prog, progress=prog_cb if prog_cb.enabled else None, **kw)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("eqsat_ad"):
+            raise CLIFailure(f"the {kw.get('extractor')} extractor is not available in this build "
+                             f"(module {e.name} is missing); use --extractor tree") from None
+        if e.name == "scipy":
+            raise CLIFailure("the ilp extractor needs scipy (pip install scipy); use --extractor tree "
+                             "or dag") from None
+        raise
+    finally:
+        prog_cb.done()
+
+
+def comment(text: str, prefix: str = ";; ") -> str:
+    return "\n".join((prefix + ln).rstrip() for ln in text.splitlines())
+
+
+def write_json(path: str, data: dict) -> None:
+    text = json.dumps(data, indent=2, default=_json_default)
+    if path == "-":
+        print(text)
+    else:
+        Path(path).write_text(text + "\n")
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def fmt_cost(c) -> str:
+    return "?" if c is None else f"{c:.6g}"
+
+
+def compile_source(prog) -> str:
+    try:
+        from ..backend import compile as np_compile
+    except ImportError as e:
+        raise CLIFailure(f"--emit numpy needs the NumPy backend (eqsat_ad.backend), which is not "
+                         f"available in this build: {e}") from None
+    fn = np_compile(prog)
+    src = getattr(fn, "source", None)
+    if src is None:
+        raise CLIFailure("the NumPy backend did not expose the generated source")
+    return src
+
+
+# -- optimize ---------------------------------------------------------------------------------
+
+def cmd_optimize(args) -> int:
+    from ..lang.syntax import show_program
+    check_output_path(args.json, "--json file")
+    prog, name, label = prepare_program(args)
+    res = run_optimize(prog, name, args)
+    json_to_stdout = args.json == "-"
+    if args.json:
+        data = res.to_dict()
+        kind, wrt = derivative_of(args)
+        data["input"] = {"program": name, "derivative": kind, "wrt": wrt}
+        write_json(args.json, data)
+    if json_to_stdout:
+        return 0
+    if args.emit == "numpy":
+        print(compile_source(res.program).rstrip())
+        prefix = "# "
+    else:
+        print(show_program(res.program))
+        prefix = ";; "
+    if not args.quiet:
+        sizes = ", ".join(f"{k}={v}" for k, v in sorted(res.report.sizes.items())) or "none"
+        head = (f"optimised {label}; sizes {sizes}; schedule {rel(args.schedule) if args.schedule not in ('default', 'all') else args.schedule}; "
+                f"extractor {args.extractor}")
+        print(comment(head + "\n" + res.report.summary(), prefix))
+        if args.json:
+            print(comment(f"wrote {args.json}", prefix))
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+def format_value(v) -> str:
+    import numpy as np
+    from ..runtime import to_output
+    v = to_output(v)
+    if isinstance(v, tuple):
+        return "(" + ", ".join(format_value(x) for x in v) + ")"
+    if isinstance(v, np.ndarray):
+        return np.array2string(v, separator=", ", max_line_width=100)
+    if isinstance(v, list):
+        return "[" + ", ".join(format_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def save_value(path: str, v) -> None:
+    import numpy as np
+    from ..runtime import to_output
+    v = to_output(v)
+    if isinstance(v, tuple):
+        if not path.endswith(".npz"):
+            raise UsageError(f"the result is a pair; save it to a .npz file, not {path}")
+        flat = []
+
+        def walk(x):
+            if isinstance(x, tuple):
+                for y in x:
+                    walk(y)
+            else:
+                flat.append(np.asarray(x))
+        walk(v)
+        np.savez(path, *flat)
+    elif path.endswith(".npz"):
+        np.savez(path, np.asarray(v))
+    else:
+        np.save(path, np.asarray(v))
+
+
+def cmd_run(args) -> int:
+    check_output_path(args.output, "--output file")
+    inputs = parse_inputs(args.input)
+    prog, name, label = prepare_program(args)
+    if args.optimize:
+        res = run_optimize(prog, name, args, inputs=inputs)
+        prog = res.program
+        if Progress(enabled=args.progress).enabled:
+            print(f"eqsat-ad: optimised: cost {fmt_cost(res.cost_before)} -> {fmt_cost(res.cost)} "
+                  f"(stopped: {res.report.stop_reason})", file=sys.stderr)
+    with about_file(name):
+        if args.interpret:
+            from ..lang.interp import evaluate
+            value = evaluate(prog, **inputs)
+        else:
+            try:
+                from ..backend import compile as np_compile
+            except ImportError:
+                print("eqsat-ad: note: the NumPy backend is not available; using the reference "
+                      "interpreter", file=sys.stderr)
+                from ..lang.interp import evaluate
+                value = evaluate(prog, **inputs)
+            else:
+                value = np_compile(prog)(**inputs)
+    print(format_value(value))
+    if args.output:
+        save_value(args.output, value)
+    return 0
+
+
+# -- rules list -----------------------------------------------------------------------------------
+
+def _rulesets_of_files(files):
+    from ..egraph.eggtext import read_forms, rulesets_in
+    out = []
+    for f in files:
+        forms = read_forms(f)
+        for name, info in rulesets_in(forms).items():
+            out.append(info)
+    return out
+
+
+def cmd_rules_list(args) -> int:
+    from ..egraph.session import default_rule_files
+    files = [existing_file(f, "rule file") for f in args.files] if args.files else default_rule_files()
+    infos = _rulesets_of_files(files)
+    if args.json:
+        print(json.dumps([{"ruleset": i.name, "file": rel(i.file), "line": i.line, "comment": i.comment,
+                           "rules": [{"name": r.name, "file": rel(r.file), "line": r.line, "text": r.text}
+                                     for r in i.rules]} for i in infos], indent=2))
+        return 0
+    if not infos:
+        print("no rulesets in " + ", ".join(rel(f) for f in files))
+        return 0
+    for k, info in enumerate(infos):
+        if k:
+            print()
+        n = len(info.rules)
+        print(f"{info.name or '(no ruleset)'}  ({rel(info.file)}:{info.line}, {n} rule{'s' if n != 1 else ''})")
+        banner = info.comment.strip()
+        if banner:
+            lines = banner.splitlines() if args.verbose else banner.splitlines()[:1]
+            for ln in lines:
+                print(f"  {ln}".rstrip())
+        if args.verbose:
+            for r in info.rules:
+                print(f"  - {r.name}  [{rel(r.file)}:{r.line}]")
+                print(textwrap.indent(r.text, "      "))
+        elif info.rules:
+            print(textwrap.fill("  ".join(r.name for r in info.rules), width=100,
+                                initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
+    return 0
+
+
+# -- schedule show ---------------------------------------------------------------------------------
+
+def resolve_strategy(schedule: str, rule_files):
+    """The :class:`Strategy` of ``default``, ``all`` (over ``rule_files``) or a schedule file."""
+    from ..strategy.defaults import default_schedule, saturate_all
+    from ..strategy.schedule_file import load_schedule
+    if schedule == "default":
+        return default_schedule()
+    if schedule == "all":
+        names = [i.name for i in _rulesets_of_files(rule_files) if i.name]
+        return saturate_all(dict.fromkeys(names))
+    return load_schedule(existing_file(schedule, "schedule file"))
+
+
+def cmd_schedule_show(args) -> int:
+    from ..egraph.session import default_rule_files
+    from ..strategy.combinators import to_egglog
+    files = list(default_rule_files()) + [existing_file(r, "rule file") for r in args.rules]
+    strat = resolve_strategy(args.schedule, files)
+    print(f";; schedule {args.schedule if args.schedule in ('default', 'all') else rel(args.schedule)}")
+    print(to_egglog(strat))
+    return 0
+
+
+# -- explain ---------------------------------------------------------------------------------------
+
+def _rule_owner(session) -> dict[str, str]:
+    from ..egraph.eggtext import read_forms, rulesets_in
+    from ..egraph.session import SCHEMA_FILES
+    owner: dict[str, str] = {}
+    for f in SCHEMA_FILES:
+        try:
+            for name, info in rulesets_in(read_forms(f)).items():
+                for r in info.rules:
+                    owner[r.name] = name or "analysis"
+        except EqsatError:  # pragma: no cover
+            pass
+    for name, info in session.rulesets.items():
+        for r in info.rules:
+            owner[r.name] = name
+    return owner
+
+
+def _series(xs: list[int], keep: int = 6) -> str:
+    if len(xs) <= 2 * keep:
+        return " ".join(map(str, xs))
+    return " ".join(map(str, xs[:keep])) + " ... " + " ".join(map(str, xs[-keep:]))
+
+
+def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None) -> str:
+    from ..lang.syntax import show_program
+    from ..driver import SUPPORT_RULESETS
+    rep = res.report
+    out = []
+    sizes = ", ".join(f"{k}={v}" for k, v in sorted(rep.sizes.items())) or "none"
+    sched = args.schedule if args.schedule in ("default", "all") else rel(args.schedule)
+    out.append(f"explain: {label}")
+    out.append(f"sizes: {sizes}; schedule: {sched}; extractor: {args.extractor}")
+    out.append("rule files: " + ", ".join(rel(f) for f in rep.rule_files))
+    out.append(f"start: {rep.enodes_start} e-nodes; cost {fmt_cost(rep.cost_before)}")
+    support = set(SUPPORT_RULESETS)
+    for k, ph in enumerate(rep.phases, 1):
+        out.append("")
+        out.append(f"phase {k}/{len(rep.phases)} {ph.name}: {ph.schedule}")
+        out.append(f"  stopped: {ph.stop_reason} after {ph.iterations} iteration"
+                   f"{'s' if ph.iterations != 1 else ''} ({ph.seconds:.3f} s)")
+        grow = ph.enodes_after - ph.enodes_before
+        out.append(f"  e-graph: {ph.enodes_before} -> {ph.enodes_after} e-nodes ({grow:+d}), "
+                   f"{ph.eclasses_after} e-classes")
+        if ph.enodes_per_iteration:
+            out.append(f"  e-nodes per iteration: {_series(ph.enodes_per_iteration)}")
+        if phase_costs is not None and k - 1 < len(phase_costs):
+            out.append(f"  best cost after this phase: {fmt_cost(phase_costs[k - 1])}")
+        main_rules = [(owner.get(r, "?"), r, n) for r, n in ph.matches.items()
+                      if owner.get(r, "?") not in support]
+        sup: dict[str, int] = {}
+        for r, n in ph.matches.items():
+            o = owner.get(r, "?")
+            if o in support:
+                sup[o] = sup.get(o, 0) + n
+        if main_rules:
+            out.append("  matches per rule:")
+            w = max(len(r) for _, r, _ in main_rules)
+            for o, r, n in sorted(main_rules, key=lambda t: (-t[2], t[1])):
+                out.append(f"    {r:<{w}} {n:>7}  [{o}]")
+        else:
+            out.append("  no rule of this phase matched")
+        if sup:
+            if args.all_rules:
+                sup_rules = [(owner.get(r), r, n) for r, n in ph.matches.items() if owner.get(r) in support]
+                w = max(len(r) for _, r, _ in sup_rules)
+                out.append("  support rules:")
+                for o, r, n in sorted(sup_rules, key=lambda t: (-t[2], t[1])):
+                    out.append(f"    {r:<{w}} {n:>7}  [{o}]")
+            else:
+                out.append("  support rules: " + ", ".join(f"{o} {n} matches" for o, n in sorted(sup.items())))
+    out.append("")
+    out.append(f"total: {rep.iterations} iterations, {rep.enodes} e-nodes, {rep.eclasses} e-classes, "
+               f"{rep.seconds:.3f} s; stopped: {rep.stop_reason}")
+    ex = rep.extraction or {}
+    out.append(f"extraction: {ex.get('extractor', args.extractor)}, {ex.get('seconds', 0.0):.3f} s")
+    ratio = ""
+    if rep.cost_before and rep.cost_after:
+        ratio = f" ({rep.cost_before / rep.cost_after:.3g}x cheaper)"
+    out.append(f"cost: {fmt_cost(rep.cost_before)} -> {fmt_cost(rep.cost_after)}{ratio}")
+    for note in rep.notes:
+        out.append(f"note: {note}")
+    out.append("")
+    out.append("optimised program:")
+    out.append(show_program(res.program))
+    return "\n".join(out)
+
+
+def cmd_explain(args) -> int:
+    from .. import viz
+    for p, what in ((args.dot, "--dot file"), (args.plot, "--plot file"), (args.json, "--json file")):
+        check_output_path(p, what)
+    prog, name, label = prepare_program(args)
+    res = run_optimize(prog, name, args, keep_egraph=True)
+    phase_costs = None
+    if args.phase_costs or args.plot:
+        kw = optimize_options(args)
+        kw["check"] = False
+        with about_file(name):
+            phase_costs = viz.best_cost_per_phase(prog, final=res, **kw)
+    owner = _rule_owner(res.session)
+    print(explain_text(res, label, args, owner, phase_costs))
+    if args.json:
+        data = res.to_dict()
+        if phase_costs is not None:
+            data["phase_costs"] = phase_costs
+        write_json(args.json, data)
+    if args.dot:
+        dot_text = viz.egraph_dot(res.session, max_nodes=args.dot_max_nodes, title=label)
+        written = viz.write_dot(dot_text, args.dot)
+        for w in written:
+            print(f"wrote {w}", file=sys.stderr)
+    if args.plot:
+        if viz.plot_report(res.report, args.plot, phase_costs=phase_costs, title=label):
+            print(f"wrote {args.plot}", file=sys.stderr)
+        else:
+            print("eqsat-ad: note: matplotlib is not installed; no plot written "
+                  "(pip install matplotlib)", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {
+    "optimize": cmd_optimize,
+    "run": cmd_run,
+    "rules_list": cmd_rules_list,
+    "explain": cmd_explain,
+    "schedule_show": cmd_schedule_show,
+}
