@@ -37,6 +37,7 @@ class PhaseReport:
     seconds: float = 0.0
     stop_reason: str = COMPLETED
     matches: dict[str, int] = field(default_factory=dict)
+    rule_seconds: dict[str, float] = field(default_factory=dict)   # search+apply time per rule
     enodes_per_iteration: list[int] = field(default_factory=list)
 
 
@@ -170,6 +171,9 @@ class Driver:
             for k, v in st.matches.items():
                 if v:
                     pr.matches[k] = pr.matches.get(k, 0) + v
+            for k, v in st.rule_seconds.items():
+                if v:
+                    pr.rule_seconds[k] = pr.rule_seconds.get(k, 0.0) + v
             pr.enodes_per_iteration.append(self.s.enode_count())
             if self.progress:
                 self.progress(pr, self._iters)

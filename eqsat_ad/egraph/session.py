@@ -18,6 +18,7 @@ from ..lang.ast import Expr, Program
 from .constructors import TERM_CTORS
 from .costrules import cost_rules_text
 from .decode import decode_termdag
+from .egglog_compat import report_seconds
 from .eggtext import Form, RulesetInfo, read_forms, rulesets_in, split_forms
 from .encode import Encoded, egg_string, encode_program
 
@@ -58,6 +59,7 @@ class StepResult:
     updated: bool
     matches: dict[str, int]
     seconds: float
+    rule_seconds: dict[str, float]
 
 
 class EGraphSession:
@@ -155,7 +157,8 @@ class EGraphSession:
         (out,) = self.run_text(cmd)
         dt = time.perf_counter() - t0
         rep = out.report
-        return StepResult(bool(rep.updated), dict(rep.num_matches_per_rule), dt)
+        rule_seconds = {k: report_seconds(v) for k, v in rep.search_and_apply_time_per_rule.items()}
+        return StepResult(bool(rep.updated), dict(rep.num_matches_per_rule), dt, rule_seconds)
 
     def saturate(self, names: tuple[str, ...], max_iterations: int = 10_000) -> int:
         """Run ``names`` until nothing changes; returns the number of iterations that changed."""
