@@ -1,0 +1,144 @@
+"""Run-time helpers called by generated NumPy code (see :mod:`eqsat_ad.backend.numpy_backend`).
+
+Everything on the fast path of a generated function is inline NumPy; these helpers are for
+the rarer shapes of computation (a ``get`` whose array and index both vary along index
+axes, a broadcast to a joint layout) and for the error paths (an index out of range,
+a too-large allocation, bad inputs).
+
+Layout reminder: a value of array rank ``r`` that depends on index variables at depths
+``S`` is an ndarray of shape ``data dims (r) + axis dims (p = max S)``, the axis of depth
+``d`` being at position ``-d``; depths not in ``S`` have extent 1.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import runtime as _runtime
+from ..errors import EvalError, ResourceLimitError
+
+
+def gather(a: np.ndarray, k: Any, r: int, pa: int, pk: int) -> np.ndarray:
+    """``get a k`` where both the array ``a`` (rank ``r``, ``pa`` axis dims) and the index
+    ``k`` (``pk`` axis dims) vary along index axes: result[rest, axes] = a[k[axes], rest, axes].
+
+    >>> A = np.arange(6.).reshape(3, 2)      # data (3,), one axis of extent 2 (depth 1)
+    >>> gather(A, np.array([2, 0]), 1, 1, 1)  # element j of column j: A[2,0], A[0,1]
+    array([4., 1.])
+    """
+    p = max(pa, pk)
+    if pa < p:
+        a = a.reshape(a.shape[:r] + (1,) * (p - pa) + a.shape[r:])
+    am = np.moveaxis(a, 0, -1)
+    kk = np.reshape(k, (1,) * (r - 1) + (1,) * (p - pk) + np.shape(k) + (1,))
+    return np.take_along_axis(am, kk.astype(np.intp, copy=False), axis=-1)[..., 0]
+
+
+def oob(k: Any, n: int) -> bool:
+    """Is some index in ``k`` outside ``0 <= k < n``?  (Vectorised: min and max.)"""
+    if isinstance(k, np.ndarray):
+        if k.size == 0:
+            return False
+        return bool(k.min() < 0 or k.max() >= n)
+    return not 0 <= k < n
+
+
+def badmask(k: Any, n: int) -> Any:
+    return (k < 0) | (k >= n)
+
+
+def needed(bad: Any, *guards: Any) -> bool:
+    """Is a bad index needed, i.e. not masked out by every guard (conditions of enclosing
+    vectorised ``if`` branches, ``n > 0`` of enclosing loops)?"""
+    m = bad
+    for g in guards:
+        m = np.logical_and(m, g)
+    return bool(np.any(m))
+
+
+def raise_oob(k: Any, n: int, where: str) -> None:
+    """Raise the interpreter's out-of-range message for the first bad index in ``k``."""
+    if isinstance(k, np.ndarray):
+        bad = k[(k < 0) | (k >= n)]
+        k = bad.flat[0] if bad.size else k.flat[0]
+    raise EvalError(f"index {int(k)} out of range for array of length {n} in {where}")
+
+
+def clip_idx(k: Any, a: np.ndarray) -> tuple[Any, np.ndarray]:
+    """Clip indices into range (used where a bad index is masked out); an empty array gets
+    one dummy element so that the (discarded) read succeeds."""
+    n = a.shape[0]
+    if n == 0:
+        a = np.zeros((1,) + a.shape[1:], dtype=a.dtype)
+        n = 1
+    if isinstance(k, np.ndarray):
+        return np.clip(k, 0, n - 1), a
+    return min(max(int(k), 0), n - 1), a
+
+
+def arange_at(n: int, d: int) -> np.ndarray:
+    """``0..n-1`` laid out along the axis of depth ``d``: shape ``(n, 1, ..., 1)``."""
+    return np.arange(n).reshape((n,) + (1,) * (d - 1))
+
+
+def expand(v: Any, r: int, pv: int, axes_shape: tuple) -> Any:
+    """Broadcast ``v`` (rank ``r``, ``pv`` axis dims) to the axis extents ``axes_shape``."""
+    s = np.shape(v)
+    if pv < len(axes_shape):
+        v = np.reshape(v, s[:r] + (1,) * (len(axes_shape) - pv) + s[r:])
+    return np.broadcast_to(v, s[:r] + tuple(axes_shape))
+
+
+def mul_n(b: Any, n: int) -> Any:
+    """``sum n (lambda (i) b)`` for ``b`` not depending on ``i``."""
+    if n > 0:
+        return b * n
+    return np.zeros_like(b) if isinstance(b, np.ndarray) else 0.0
+
+
+def max_extent(s: Any) -> int:
+    """Largest of an array of sizes (0 when empty or all negative)."""
+    if isinstance(s, np.ndarray):
+        return max(int(s.max()), 0) if s.size else 0
+    return max(int(s), 0)
+
+
+def fold_extreme(init: Any, red: Any, is_max: bool) -> Any:
+    """Combine the ``init`` of a max/min ``ifold`` with the reduction of its elements: a
+    NaN element never wins a comparison (so it is skipped, as ``fmax`` does), a NaN init
+    is never replaced."""
+    f = np.fmax if is_max else np.fmin
+    out = f(init, red)
+    if isinstance(out, np.ndarray):
+        return np.where(init != init, init, out)
+    return init if init != init else out
+
+
+def check_elems(count: int, what: str) -> None:
+    """Refuse to allocate more than :data:`eqsat_ad.runtime.MAX_ARRAY_BYTES`."""
+    if count * 8 > _runtime.MAX_ARRAY_BYTES:
+        _runtime.check_alloc(count, what)
+
+
+def ragged(where: str) -> None:
+    raise EvalError(f"the branches of a vectorised if have arrays of different lengths "
+                    f"(a ragged array) in {where}")
+
+
+def out_array(v: np.ndarray) -> np.ndarray:
+    """A result array the caller may write to."""
+    if not v.flags.writeable:
+        return np.array(v)
+    return v
+
+
+def out_real(v: Any) -> Any:
+    if isinstance(v, np.ndarray):       # a result that is a 0-d array
+        return float(v)
+    return float(v)
+
+
+__all__ = ["gather", "oob", "badmask", "needed", "raise_oob", "clip_idx", "arange_at", "expand",
+           "mul_n", "max_extent", "fold_extreme", "check_elems", "ragged", "out_array",
+           "ResourceLimitError"]

@@ -1,0 +1,256 @@
+"""NumPy backend (eqsat_ad.backend): same values as the reference interpreter, vectorised."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from eqsat_ad.backend import compile
+from eqsat_ad.errors import EvalError, ResourceLimitError, ShapeError
+from eqsat_ad.lang.ast import Build, Get, Int, Length, Num, Param, Prim, Program, Sum, Var
+from eqsat_ad.lang.interp import evaluate
+from eqsat_ad.lang.types import vec
+from eqsat_ad.runtime import array_limit
+
+
+def P(text):
+    from eqsat_ad.lang.syntax import parse
+    return parse(text)
+
+
+RNG = np.random.default_rng(1)
+X = RNG.standard_normal(6)
+W = RNG.standard_normal(6)
+A = RNG.standard_normal((4, 6))
+B = RNG.standard_normal((6, 3))
+
+
+def same(a, b):
+    """Equal up to rounding, including nan/inf, recursively through tuples."""
+    if isinstance(a, tuple):
+        assert isinstance(b, tuple) and len(a) == len(b)
+        for x, y in zip(a, b):
+            same(x, y)
+        return
+    assert type(a) is type(b) or (isinstance(a, float) and isinstance(b, float)), (type(a), type(b))
+    if isinstance(a, np.ndarray):
+        assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
+    elif isinstance(a, float):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12)
+    else:
+        assert a == b
+
+
+def check(text, *args, expect=None, **kwargs):
+    p = P(text) if isinstance(text, str) else text
+    f = compile(p)
+    got = f(*args, **kwargs)
+    ref = evaluate(p, *args, **kwargs)
+    same(got, ref)
+    if expect is not None:
+        same(got, expect)
+    return f, got
+
+
+PROGRAMS = {
+    "sumsq": ("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))", dict(x=X), float(X @ X)),
+    "sumsq_pow": ("(fun ((x (vec n))) (sum n (lambda (i) (pow (get x i) 2))))", dict(x=X), float(X @ X)),
+    "dot": ("(fun ((x (vec n)) (w (vec n))) (ifold (lambda (acc i) (+ acc (* (get x i) (get w i)))) 0.0 (length x)))",
+            dict(x=X, w=W), float(X @ W)),
+    "matvec": ("(fun ((A (mat m n)) (x (vec n))) (build m (lambda (i) (sum n (lambda (j) (* (get (get A i) j) (get x j)))))))",
+               dict(A=A, x=X), A @ X),
+    "matmul": ("(fun ((A (mat m n)) (B (mat n p))) (build m (lambda (i) (build p (lambda (j) "
+               "(sum n (lambda (k) (* (get (get A i) k) (get (get B k) j)))))))))", dict(A=A, B=B), A @ B),
+    "transpose": ("(fun ((A (mat m n))) (build n (lambda (j) (build m (lambda (i) (get (get A i) j))))))",
+                  dict(A=A), A.T),
+    "transpose2": ("(fun ((A (mat m n))) (build m (lambda (i) (build n (lambda (j) "
+                   "(get (get (build n (lambda (a) (build m (lambda (b) (get (get A b) a))))) j) i))))))",
+                   dict(A=A), A),
+    "outer": ("(fun ((x (vec n)) (w (vec k))) (build n (lambda (i) (build k (lambda (j) (* (get x i) (get w j)))))))",
+              dict(x=X, w=W[:4]), np.outer(X, W[:4])),
+    "logsumexp": ("(fun ((x (vec n))) (let ((m (ifold (lambda (m i) (if (> (get x i) m) (get x i) m)) (get x 0) n))) "
+                  "(+ m (log (sum n (lambda (i) (exp (- (get x i) m))))))))",
+                  dict(x=X), float(X.max() + np.log(np.exp(X - X.max()).sum()))),
+    "sigmoid": ("(fun ((x (vec n))) (build n (lambda (i) (/ 1.0 (+ 1.0 (exp (neg (get x i))))))))",
+                dict(x=X), 1 / (1 + np.exp(-X))),
+    "poly": ("(fun ((x (vec n))) (sum n (lambda (i) (let ((v (get x i))) (+ (+ (pow v 3) (* 3.0 (pow v 2))) v)))))",
+             dict(x=X), float(np.sum(X ** 3 + 3 * X ** 2 + X))),
+    "trace": ("(fun ((M (mat n n))) (sum n (lambda (i) (get (get M i) i))))", dict(M=A[:, :4]),
+              float(np.trace(A[:, :4]))),
+    "prefix_seq": ("(fun ((x (vec n))) (ifold (lambda (acc i) (+ (* 0.5 acc) (get x i))) 0.0 n))", dict(x=X), None),
+    "prefix_tri": ("(fun ((x (vec n))) (build n (lambda (i) (sum (+ i 1) (lambda (j) (get x j))))))",
+                   dict(x=X), np.cumsum(X)),
+    "pair_acc": ("(fun ((x (vec n)) (w (vec n))) (ifold (lambda (acc i) (pair (+ (fst acc) (get x i)) "
+                 "(+ (snd acc) (* (get x i) (get w i))))) (pair 0.0 1.0) n))", dict(x=X, w=W),
+                 (float(X.sum()), float(1 + X @ W))),
+    "pair_acc_dual": ("(fun ((x (vec n))) (ifold (lambda (acc i) (pair (* (fst acc) (get x i)) "
+                      "(+ (* (snd acc) (get x i)) (fst acc)))) (pair 1.0 0.0) n))", dict(x=X), None),
+    "pair_acc_mixed": ("(fun ((x (vec n))) (ifold (lambda (acc i) (pair (+ (fst acc) (get x i)) "
+                       "(if (> (+ (fst acc) (get x i)) (snd acc)) (+ (fst acc) (get x i)) (snd acc)))) "
+                       "(pair 0.0 -1000.0) n))", dict(x=X), (float(X.sum()), float(np.cumsum(X).max()))),
+    "nested_hoist": ("(fun ((x (vec n)) (w (vec n))) (build n (lambda (i) (build n (lambda (j) "
+                     "(* (get x j) (sum n (lambda (k) (* (get w k) (get w k))))))))))",
+                     dict(x=X, w=W), np.tile(X * (W @ W), (6, 1))),
+    "lets_ifs": ("(fun ((x (vec n)) (s real)) (let ((a (* s 2.0))) (build n (lambda (i) "
+                 "(if (> (get x i) 0.0) (* a (get x i)) (if (< s 0.0) 1.0 (neg a)))))))",
+                 dict(x=X, s=0.5), np.where(X > 0, X, -1.0)),
+    "scalar_if_arrays": ("(fun ((x (vec n)) (s real)) (if (> s 0.0) (build n (lambda (i) (get x i))) "
+                         "(build n (lambda (i) 1.0))))", dict(x=X, s=-1.0), np.ones(6)),
+    "onehot": ("(fun ((v (vec n))) (build n (lambda (r) (ifold (lambda (a i) (+ a (* (get v i) "
+               "(if (= r i) 1.0 0.0)))) 0.0 n))))", dict(v=X), X),
+    "grad_sum_naive": ("(fun ((v (vec n))) (build n (lambda (r) (snd (ifold (lambda (x i) (pair (+ (fst x) (get v i)) "
+                       "(+ (snd x) (if (= r i) 1.0 0.0)))) (pair 0.0 0.0) n)))))", dict(v=X), np.ones(6)),
+    "stencil": ("(fun ((x (vec n))) (build (- n 2) (lambda (i) (- (+ (get x i) (get x (+ i 2))) (* 2.0 (get x (+ i 1)))))))",
+                dict(x=X), X[:-2] + X[2:] - 2 * X[1:-1]),
+    "computed_index": ("(fun ((x (vec n))) (build n (lambda (i) (get x (- (- n 1) i)))))", dict(x=X), X[::-1]),
+    "index_arith": ("(fun ((x (vec n))) (build n (lambda (i) (* (real (* i i)) (get x i)))))", dict(x=X),
+                    np.arange(6.) ** 2 * X),
+    "array_of_pairs": ("(fun ((x (vec n))) (build n (lambda (i) (pair (get x i) (* 2.0 (get x i))))))",
+                       dict(x=X), (X, 2 * X)),
+    "get_of_pairs": ("(fun ((x (vec n))) (let ((ps (build n (lambda (i) (pair (get x i) i))))) "
+                     "(sum n (lambda (i) (* (fst (get ps (- (- n 1) i))) (real (snd (get ps i))))))))",
+                     dict(x=X), float(X[::-1] @ np.arange(6.))),
+    "vector_acc": ("(fun ((A (mat m n))) (ifold (lambda (acc i) (build n (lambda (j) (+ (get acc j) "
+                   "(get (get A i) j))))) (build n (lambda (j) 0.0)) m))", dict(A=A), A.sum(axis=0)),
+    "seq_vector_acc": ("(fun ((A (mat m n))) (ifold (lambda (acc i) (build n (lambda (j) (* 0.5 (+ (get acc j) "
+                       "(get (get A i) j)))))) (build n (lambda (j) 0.0)) m))", dict(A=A), None),
+    "seq_in_build": ("(fun ((x (vec n)) (w (vec k))) (build k (lambda (j) (ifold (lambda (a i) "
+                     "(+ (* a (get w j)) (get x i))) 0.0 n))))", dict(x=X, w=W[:3]), None),
+    "and_or_guard": ("(fun ((x (vec n))) (build n (lambda (i) (if (and (< (+ i 1) n) (> (get x (+ i 1)) 0.0)) 1.0 0.0))))",
+                     dict(x=X), np.append((X[1:] > 0).astype(float), 0.0)),
+    "guarded_get": ("(fun ((x (vec n))) (build n (lambda (i) (if (< i 1) 0.0 (get x (- i 1))))))",
+                    dict(x=X), np.concatenate([[0.0], X[:-1]])),
+    "guarded_scalar_get": ("(fun ((x (vec n))) (build n (lambda (i) (if (> i 100) (get x 1000) (get x i)))))",
+                           dict(x=X), X),
+    "prod_fold": ("(fun ((x (vec n))) (ifold (lambda (a i) (* a (get x i))) 2.0 n))", dict(x=X), float(2 * np.prod(X))),
+    "min_fold": ("(fun ((x (vec n))) (ifold (lambda (a i) (if (< (get x i) a) (get x i) a)) 100.0 n))",
+                 dict(x=X), float(X.min())),
+    "cond_sum_fold": ("(fun ((x (vec n))) (ifold (lambda (a i) (if (> (get x i) 0.0) (+ a (get x i)) a)) 0.0 n))",
+                      dict(x=X), float(X[X > 0].sum())),
+    "sizes_and_ints": ("(fun ((x (vec n)) (A (mat m n))) (pair (length x) (pair m (* n 2))))",
+                       dict(x=X, A=A), (6, (4, 12))),
+    "bools": ("(fun ((x (vec n))) (build n (lambda (i) (not (> (get x i) 0.0)))))", dict(x=X), ~(X > 0)),
+    "int_array": ("(fun ((x (vec n))) (build n (lambda (i) (* i 3))))", dict(x=X), np.arange(6) * 3),
+    "sum_of_const": ("(fun ((x (vec n))) (sum n (lambda (i) 2.5)))", dict(x=X), 15.0),
+    "build_const": ("(fun ((x (vec n))) (build 3 (lambda (i) x)))", dict(x=X), np.tile(X, (3, 1))),
+    "diag_matrix": ("(fun ((x (vec n))) (build n (lambda (i) (build n (lambda (j) (if (= i j) (get x i) 0.0))))))",
+                    dict(x=X), np.diag(X)),
+    "tri_nested": ("(fun ((A (mat n n))) (build n (lambda (i) (sum i (lambda (j) (get (get A i) j))))))",
+                   dict(A=A[:, :4]), np.array([A[i, :i].sum() for i in range(4)])),
+    "masked_loop": ("(fun ((x (vec n))) (build n (lambda (i) (ifold (lambda (a j) (+ (* a 0.5) (get x j))) 0.0 i))))",
+                    dict(x=X), None),
+    "empty_input": ("(fun ((x (vec n))) (pair (sum n (lambda (i) (get x i))) (build n (lambda (i) (get x i)))))",
+                    dict(x=np.zeros(0)), (0.0, np.zeros(0))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_program(name):
+    text, inputs, expect = PROGRAMS[name]
+    f, _ = check(text, expect=expect, **inputs)
+    compile(P(text))  # compiles twice the same way
+    assert f.fallback is None
+
+
+def test_positional_and_keyword_calls():
+    f = compile(P(PROGRAMS["dot"][0]))
+    assert f(X, W) == pytest.approx(float(X @ W))
+    assert f(X, w=W) == pytest.approx(float(X @ W))
+    assert f(w=list(W), x=list(X)) == pytest.approx(float(X @ W))
+    assert f(X.astype(np.float32), W) == pytest.approx(float(X.astype(np.float32) @ W))
+
+
+def test_vectorised_no_python_loops_in_source():
+    for name in ("sumsq", "matvec", "matmul", "transpose", "outer", "logsumexp", "sigmoid", "poly",
+                 "prefix_tri", "pair_acc", "onehot", "grad_sum_naive", "nested_hoist", "stencil",
+                 "cond_sum_fold", "min_fold", "prod_fold"):
+        src = compile(P(PROGRAMS[name][0])).source
+        assert "for " not in src, (name, src)
+    for name in ("prefix_seq", "pair_acc_dual", "seq_in_build", "seq_vector_acc"):
+        assert "for " in compile(P(PROGRAMS[name][0])).source
+
+
+def test_hoisting_and_powers():
+    src = compile(P(PROGRAMS["nested_hoist"][0])).source
+    assert src.count("_dot(") == 1 and "_arange" not in src
+    src = compile(P(PROGRAMS["poly"][0])).source
+    assert "_pow" not in src and "power" not in src
+    assert src.count("(x * x)") == 1          # x*x shared between x^2 and x^3
+
+
+def test_out_of_range_get_raises_in_both():
+    text = "(fun ((x (vec n))) (build n (lambda (i) (get x (+ i 2)))))"
+    msg = r"index 6 out of range for array of length 6 in \(get x \(\+ i 2\)\)"
+    with pytest.raises(EvalError, match=msg):
+        evaluate(P(text), x=X)
+    with pytest.raises(EvalError, match=msg):
+        compile(P(text))(x=X)
+    for t in ("(fun ((x (vec n))) (get x n))",
+              "(fun ((x (vec n))) (build n (lambda (i) (get x (- i 1)))))",
+              "(fun ((x (vec n))) (build n (lambda (i) (get x (* i 2)))))",
+              "(fun ((x (vec n))) (ifold (lambda (a i) (+ (* a 2.0) (get x (+ i 1)))) 0.0 n))",
+              "(fun ((x (vec n))) (build n (lambda (i) (if (> (get x 0) -100.0) (get x (+ i 3)) 0.0))))"):
+        with pytest.raises(EvalError, match="out of range"):
+            evaluate(P(t), x=X)
+        with pytest.raises(EvalError, match="out of range"):
+            compile(P(t))(x=X)
+
+
+def test_wrong_shapes():
+    f = compile(P("(fun ((x (vec n)) (w (vec n)) (A (mat n 3))) (sum n (lambda (i) (* (get x i) (get w i)))))"))
+    with pytest.raises(ShapeError, match=r"input 'w' should be \(vec n\) with n=6 \(from 'x'\), got shape \(4,\)"):
+        f(x=X, w=W[:4], A=np.zeros((6, 3)))
+    with pytest.raises(ShapeError, match=r"input 'A' should be \(mat n 3\)"):
+        f(x=X, w=W, A=np.zeros((6, 4)))
+    with pytest.raises(ShapeError, match="missing input 'A'"):
+        f(x=X, w=W)
+    with pytest.raises(ShapeError, match="unknown input 'q'"):
+        f(x=X, w=W, A=np.zeros((6, 3)), q=1)
+    with pytest.raises(ShapeError, match="too many inputs"):
+        f(X, W, np.zeros((6, 3)), 4)
+    with pytest.raises(ShapeError, match="rank 1"):
+        f(x=A, w=W, A=np.zeros((6, 3)))
+
+
+def test_division_by_zero_like_numpy():
+    text = "(fun ((x (vec n)) (s real)) (pair (/ 1.0 s) (pair (log s) (build n (lambda (i) (/ (get x i) s))))))"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f, got = check(text, x=np.array([1.0, -1.0, 0.0]), s=0.0)
+    assert got[0] == math.inf and got[1][0] == -math.inf
+    assert got[1][1][0] == math.inf and got[1][1][1] == -math.inf and math.isnan(got[1][1][2])
+
+
+def test_resource_limit_guard():
+    f = compile(P("(fun ((x (vec n))) (build n (lambda (i) (build n (lambda (j) (* (get x i) (get x j)))))))"))
+    with array_limit(8 * 30):
+        with pytest.raises(ResourceLimitError, match="limit"):
+            f(x=X)
+    np.testing.assert_allclose(f(x=X), np.outer(X, X))
+
+
+def test_results_are_writeable_and_sources_readable():
+    f = compile(P("(fun ((x (vec n))) (build n (lambda (i) 1.0)))"))
+    out = f(x=X)
+    out[0] = 5.0
+    f = compile(P(PROGRAMS["build_const"][0]))
+    f(x=X)[0, 0] = 1.0
+    assert compile(P(PROGRAMS["matvec"][0])).program.params[0].name == "A"
+
+
+def test_ast_built_program_and_unusual_names():
+    x, i = Var("x"), Var("i")
+    p = Program((Param("x", vec("n")),), Sum(Length(x), "i", Prim("*", (Get(x, i), Num(2.0)))))
+    assert compile(p)(x=X) == pytest.approx(2 * X.sum())
+    p2 = Program((Param("lambda", vec("n")),), Build(Int(2), "i", Get(Var("lambda"), Var("i"))))
+    f = compile(p2)
+    np.testing.assert_array_equal(f(X), X[:2])
+    np.testing.assert_array_equal(f(**{"lambda": X}), X[:2])
+
+
+def test_ragged_build_falls_back_to_interpreter():
+    text = "(fun ((x (vec n))) (sum n (lambda (i) (length (build i (lambda (j) (get x j)))))))"
+    f = compile(P(text))
+    assert f.fallback and "ragged" in f.fallback
+    assert f(x=X) == evaluate(P(text), x=X)
