@@ -351,6 +351,20 @@ def _rule_owner(session) -> dict[str, str]:
     return owner
 
 
+def describe_rule_files(files) -> str:
+    """``rules/*.egg (11 shipped files) + my.egg``: the shipped files collapsed into one entry."""
+    from ..egraph.session import default_rule_files
+    shipped = {str(Path(f).resolve()) for f in default_rule_files()}
+    mine = [f for f in files if str(Path(f).resolve()) in shipped]
+    other = [rel(f) for f in files if str(Path(f).resolve()) not in shipped]
+    parts = []
+    if mine:
+        d = rel(Path(mine[0]).parent)
+        parts.append(f"{d}/*.egg ({len(mine)} shipped files)" if len(mine) == len(shipped) else
+                     ", ".join(rel(f) for f in mine))
+    return " + ".join(parts + other) or "(none)"
+
+
 def _series(xs: list[int], keep: int = 6) -> str:
     if len(xs) <= 2 * keep:
         return " ".join(map(str, xs))
@@ -366,7 +380,7 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
     sched = args.schedule if args.schedule in ("default", "all") else rel(args.schedule)
     out.append(f"explain: {label}")
     out.append(f"sizes: {sizes}; schedule: {sched}; extractor: {args.extractor}")
-    out.append("rule files: " + ", ".join(rel(f) for f in rep.rule_files))
+    out.append("rule files: " + describe_rule_files(rep.rule_files))
     out.append(f"start: {rep.enodes_start} e-nodes; cost {fmt_cost(rep.cost_before)}")
     support = set(SUPPORT_RULESETS)
     for k, ph in enumerate(rep.phases, 1):
