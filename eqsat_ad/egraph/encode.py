@@ -14,12 +14,11 @@ that no single form is long or deep (egglog parses big forms slowly and recursiv
 >>> p = Program((Param("x", vec("n")),), Sum(Length(Var("x")), "i", Get(Var("x"), Var("i"))))
 >>> enc = encode_program(p)
 >>> enc.root
-'(Sum "i" (Len (Input "x")) (Get (Input "x") (Var "i")))'
+'(Sum "i1" (Len (Input "x")) (Get (Input "x") (Var "i1")))'
 """
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from ..errors import EqsatError
@@ -56,7 +55,6 @@ class Encoded:
     binder_kinds: dict[str, str] = field(default_factory=dict)   # name -> index | acc | let
 
 
-_BASE = re.compile(r"^(.*?)(_\d+)?$")
 
 
 class _Encoder:
@@ -72,13 +70,17 @@ class _Encoder:
         self.kinds: dict[str, str] = {}
         self.lets: list[str] = []
         self.memo: dict[str, str] = {}
+        self.counter = 0
 
     def fresh(self, name: str, kind: str) -> str:
-        base = _BASE.match(name).group(1) or "v"
-        cand, k = base, 0
-        while cand in self.used:
-            k += 1
-            cand = f"{base}_{k}"
+        """A new binder name that depends only on its kind and the traversal order (not on the
+        source name), so alpha-equivalent programs encode to the same text."""
+        prefix = {"index": "i", "acc": "a", "let": "t"}[kind]
+        while True:
+            self.counter += 1
+            cand = f"{prefix}{self.counter}"
+            if cand not in self.used:
+                break
         self.used.add(cand)
         self.kinds[cand] = kind
         return cand
