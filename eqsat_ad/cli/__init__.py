@@ -67,11 +67,18 @@ def _delegate(module: str, what: str, words: tuple[str, ...], rest: list[str]) -
             error(f"'{what}' is not available: the module {module} is not part of this build yet")
             return EXIT_FAILURE
         raise
+    entry = getattr(mod, "main", None)
+    if not callable(entry):
+        if wants_help:
+            _help_of(words)
+            return EXIT_OK
+        error(f"'{what}' is not available: {module} has no main(argv) yet")
+        return EXIT_FAILURE
     if wants_help:
         _help_of(words)
         print(f"\noptions of {module}:", flush=True)
     try:
-        rc = mod.main(list(rest))
+        rc = entry(list(rest))
     except SystemExit as e:       # the delegate's own argparse
         code = e.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_FAILURE)
