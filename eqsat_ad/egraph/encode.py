@@ -171,10 +171,12 @@ def size_term(s) -> str | None:
 
 
 def shape_facts(name: str, t: Type) -> list[str]:
-    """Facts tying the lengths of input ``name`` (at every array level) to its declared sizes:
-    ``(union (Len (Input "x")) (Dim "n"))``; for inner levels a rule on ``(Len (Get ... k))``."""
+    """Facts about input ``name``: its lengths at every array level are its declared sizes
+    (``(union (Len (Input "x")) (Dim "n"))``; inner levels by a rule on ``(Len (Get ... k))``),
+    and it is a real scalar or an array of reals (``real-term`` / ``real-array``)."""
+    from ..lang.types import RealT
     facts, level, inner = [], 0, f"(Input {egg_string(name)})"
-    pattern, qvars = inner, []
+    pattern = inner
     while isinstance(t, ArrayT):
         st = size_term(t.size)
         if st is not None:
@@ -183,10 +185,16 @@ def shape_facts(name: str, t: Type) -> list[str]:
             else:
                 facts.append(f"(rule ((= e (Len {pattern}))) ((union e {st})) :ruleset analysis "
                              f":name \"shape-{name}-{level}\")")
-        q = f"k{level}"
-        qvars.append(q)
-        pattern = f"(Get {pattern} {q})"
+        if isinstance(t.elem, RealT):
+            if level == 0:
+                facts.append(f"(real-array {inner})")
+            else:
+                facts.append(f"(rule ((= e {pattern})) ((real-array e)) :ruleset analysis "
+                             f":name \"real-{name}-{level}\")")
+        pattern = f"(Get {pattern} k{level})"
         t, level = t.elem, level + 1
+    if isinstance(t, RealT) and level == 0:
+        facts.append(f"(real-term {inner})")
     return facts
 
 
