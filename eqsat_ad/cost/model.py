@@ -1,28 +1,51 @@
-"""The shape-specialised cost model (DESIGN.md principle 3).
+"""The shape-specialised cost model (DESIGN.md principle 3; docs/cost-and-extraction.md).
 
 The NumPy backend evaluates every sub-expression as an array whose axes are its free index
-variables, so a node costs (its operation's cost) x (product of the extents of the index
-variables free in it).  A ``build``/``sum`` node pays for every element of its loop; an
-``ifold`` runs as a Python loop, so its per-iteration cost is large.
+variables (a ``build``/``sum`` index is an axis; the index of a sequential ``ifold`` is a
+Python ``for`` loop).  So one node costs
 
-The same formula is computed inside egglog (``eqsat_ad/egraph/costrules.py``) to guide
-egglog's extractor, and here in Python to report ``cost`` and ``cost_before`` in one unit.
+    op[ctor] x W  +  overhead[ctor] x L
+
+* ``W`` -- the product of the extents of the index variables free in the node (plus the
+  binder's own index for ``build``/``sum``/``ifold``): the number of elements it computes,
+  summed over the iterations of the sequential loops it sits in;
+* ``L`` -- the number of times its NumPy operation is issued: the product of the extents
+  of the *sequential* loop indices among them (1 outside loops);
+* ``op`` -- calibrated seconds per element, ``overhead`` -- calibrated seconds per call,
+  both in units of one float add per element (``benchmarks/calibrate_costs.py``).
+
+The ``op x W`` part is exactly what egglog computes inside the e-graph (set-cost rules
+of ``eqsat_ad/egraph/costrules.py``) to guide its own tree extractor; the Python extractors
+(``eqsat_ad/extract``) and :meth:`CostModel.program_cost` add the per-call term and the
+backend's special cases (a ``get`` along an axis and a ``build`` are views, a ``pow`` by a
+small integer is multiplications, an additive ``ifold`` is a vectorised reduction).
+
+:meth:`CostModel.program_cost` is the tree cost (a repeated sub-term is paid each time);
+:meth:`CostModel.dag_cost` pays once for sub-terms the backend computes once: it memoises
+compiled sub-expressions by (structure, bindings of their free variables), where an index
+variable's binding is its nesting depth and extent, a ``let`` name's is its value's.
 
 >>> from eqsat_ad.lang.syntax import parse
+>>> m = CostModel(overhead=0.0)
 >>> p = parse("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))")
->>> default_cost_model().program_cost(p, {"n": 1000})
-6000.0
+>>> m.program_cost(p, {"n": 1000})           # Mul 1000 + Sum 1000; the gets are views
+2000.0
+>>> m.dag_cost(p, {"n": 1000})
+2000.0
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..lang.ast import Build, Expr, Get, IFold, Let, Prim, Program, Sum, Var
+from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
+                        Program, Snd, Sum, Var)
 from ..egraph.constructors import PRIM_TO_CTOR
 
-# Operation cost per element, in units of one float add.  Rough defaults; the calibrated
-# table (benchmarks/calibrate_costs.py) overrides them when present.
+# Operation cost per element, in units of one float add per element.  Rough defaults; the
+# calibrated table (benchmarks/calibrate_costs.py -> opcosts.json) overrides them.
 DEFAULT_OPCOST: dict[str, float] = {
     "Add": 1.0, "Sub": 1.0, "Mul": 1.0, "Div": 1.5, "Pow": 15.0, "Neg": 1.0,
     "Exp": 6.0, "Log": 6.0, "Sin": 8.0, "Cos": 8.0, "Tan": 10.0, "Sqrt": 2.0, "Tanh": 8.0,
@@ -30,139 +53,377 @@ DEFAULT_OPCOST: dict[str, float] = {
     "Len": 0.1, "Fst": 0.1, "Snd": 0.1, "Pair": 0.1, "Get": 2.0, "If": 3.0,
     "Build": 1.0, "Sum": 1.0, "Let": 0.1, "IFold": 500.0,
 }
+# Constructors that issue no NumPy call of their own (views, compile-time pairs, names).
+NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build"})
+# Extra table entries used by the Python side only (the e-graph has one constructor each):
+#   GetAxis -- (get x i) with i an index axis: a view;  Fill -- a build whose body does not
+#   depend on its index (np.full / broadcast);  Loop -- one iteration of a sequential ifold.
+EXTRA_OPCOST: dict[str, float] = {"GetAxis": 0.0, "Fill": 1.0, "Loop": 0.0}
+
+OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
 
 
 def _ctor(e: Expr) -> str:
     if isinstance(e, Prim):
-        return PRIM_TO_CTOR.get(e.op, "Lt" if e.op in (">", ">=") else e.op)
+        return PRIM_TO_CTOR.get(e.op, "Lt" if e.op == ">" else "Le" if e.op == ">=" else e.op)
     name = type(e).__name__
     return {"Length": "Len"}.get(name, name)
 
 
+def _int_exponent(e: Expr) -> int | None:
+    """Mirror of the backend: a ``pow`` by an integer |k| <= 4 is multiplications."""
+    if isinstance(e, Int):
+        k = e.value
+    elif isinstance(e, Num) and float(e.value).is_integer():
+        k = int(e.value)
+    elif isinstance(e, Prim) and e.op == "real" and isinstance(e.args[0], Int):
+        k = e.args[0].value
+    else:
+        return None
+    return k if abs(k) <= 4 else None
+
+
+_POW_MULS = {0: 0, 1: 0, 2: 1, 3: 2, 4: 2}
+
+
 @dataclass
 class CostModel:
-    """Per-operation costs plus the axis rule.  Pass your own to ``ea.optimize(cost_model=...)``.
+    """Per-operation costs plus the axis rule.  Pass your own to ``ea.optimize(cost_model=...)``
+    -- an instance with other numbers, or a subclass overriding :meth:`node_cost`.
 
-    ``opcost`` maps e-graph constructor names (``Add``, ``Exp``, ``Build``, ...) to a cost per
-    element; ``default_size`` is used for a size whose value is not known.
+    * ``opcost``: constructor name (``Add``, ``Exp``, ``Sum``, ``GetAxis``, ...) -> cost per
+      element (float add = 1); a missing name costs 1;
+    * ``overhead``: the fixed cost of issuing one NumPy operation (same unit), paid once per
+      node outside loops and once per iteration inside a sequential ``ifold``;
+      ``call_overhead`` overrides it per constructor;
+    * ``default_size``: the extent assumed for a size whose value is not known;
+    * ``meta``: free-form provenance (machine, date, calibration figures).
     """
-    opcost: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_OPCOST))
+    opcost: dict[str, float] = field(default_factory=lambda: {**DEFAULT_OPCOST, **EXTRA_OPCOST})
     default_size: int = 1000
+    overhead: float = 0.0
+    call_overhead: dict[str, float] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
 
-    def op(self, e: Expr) -> float:
-        return self.opcost.get(_ctor(e), 1.0)
+    # -- the node formula (override in a subclass to change the model) ------------------
+    def op_cost(self, ctor: str) -> float:
+        c = self.opcost.get(ctor)
+        if c is None:
+            c = EXTRA_OPCOST.get(ctor, 1.0)
+        return float(c)
 
+    def op(self, e: Expr) -> float:   # kept for older callers
+        return self.op_cost(_ctor(e))
+
+    def calls_overhead(self, ctor: str) -> float:
+        if ctor in self.call_overhead:
+            return float(self.call_overhead[ctor])
+        return 0.0 if ctor in NO_CALL else float(self.overhead)
+
+    def node_cost(self, ctor: str, weight: float, calls: float = 1.0) -> float:
+        """Cost of one node: ``op x weight + overhead x calls``."""
+        return self.op_cost(ctor) * weight + self.calls_overhead(ctor) * calls
+
+    def leaf_cost(self, ctor: str) -> float:
+        """Literals, inputs and variables cost nothing (they are names in the generated code)."""
+        return 0.0
+
+    def egglog_opcost(self) -> dict[str, float]:
+        """The per-element table for the in-egglog costs (constructor names only)."""
+        return {k: v for k, v in self.opcost.items() if k not in EXTRA_OPCOST}
+
+    # -- whole programs ---------------------------------------------------------------------
     def program_cost(self, prog: Program, sizes: dict[str, int] | None = None) -> float:
-        """Tree cost of ``prog``: every node's op cost times the extents of its free index axes."""
-        sizes = dict(sizes or {})
-        env: dict[str, frozenset] = {}     # name -> the index axes its value varies over
-        ext: dict[str, int] = {}
+        """Tree cost of ``prog``: every node (every occurrence) paid by the formula above."""
+        return _Walk(self, prog, sizes, dag=False).run()
 
-        params = {p.name: p.type for p in prog.params}
-        total = 0.0
-        shapes: dict[str, list] = {}       # let/param name -> extents of its array levels
+    def dag_cost(self, prog: Program, sizes: dict[str, int] | None = None) -> float:
+        """Cost with sub-terms the backend computes once paid once (see module doc)."""
+        return _Walk(self, prog, sizes, dag=True).run()
 
-        def type_shape(t) -> list:
-            from ..lang.types import ArrayT
-            out = []
-            while isinstance(t, ArrayT):
-                s = t.size
-                out.append(s if isinstance(s, int) else int(sizes.get(s, self.default_size)) if s else None)
-                t = t.elem
-            return out
+    def breakdown(self, prog: Program, sizes: dict[str, int] | None = None, dag: bool = True) -> dict[str, float]:
+        """Cost per constructor (for reports and for fitting op costs)."""
+        w = _Walk(self, prog, sizes, dag=dag)
+        w.run()
+        return dict(w.by_ctor)
 
-        for name, t in params.items():
-            shapes[name] = type_shape(t)
+    def features(self, prog: Program, sizes: dict[str, int] | None = None, dag: bool = True) -> dict:
+        """``{ctor: total weight}`` and ``{"calls:"+ctor: total calls}`` (linear features of the
+        cost: ``cost = sum op[c] * weight[c] + overhead[c] * calls[c]``)."""
+        w = _Walk(self, prog, sizes, dag=dag)
+        w.run()
+        return {**w.weights, **{"calls:" + k: v for k, v in w.calls.items()}}
 
-        def shape(e: Expr) -> list:
-            """Extents of the array levels of ``e`` (None where unknown)."""
-            from ..lang.ast import Fst, Get, If, Snd
-            if isinstance(e, Var):
-                return shapes.get(e.name, [])
-            if isinstance(e, Build):
-                return [extent(e.size)] + shape(e.body)
-            if isinstance(e, Get):
-                return shape(e.array)[1:]
-            if isinstance(e, Let):
-                return shape(e.body)
-            if isinstance(e, If):
-                return shape(e.then) or shape(e.else_)
-            if isinstance(e, (Fst, Snd)):
-                return []
-            return []
+    # -- persistence ---------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, path: "str | Path", **kw) -> "CostModel":
+        data = json.loads(Path(path).read_text())
+        table = {**DEFAULT_OPCOST, **EXTRA_OPCOST, **data.get("opcost", {})}
+        return cls(table, overhead=float(data.get("overhead", 0.0)),
+                   call_overhead=dict(data.get("call_overhead", {})),
+                   meta={k: v for k, v in data.items() if k not in ("opcost", "overhead", "call_overhead")},
+                   **kw)
 
-        def extent(n: Expr) -> int:
-            from ..lang.ast import Int, Length
-            if isinstance(n, Int):
-                return max(int(n.value), 0)
-            if isinstance(n, Var) and n.name in sizes:
-                return int(sizes[n.name])
-            if isinstance(n, Length):
-                sh = shape(n.array)
-                if sh and sh[0] is not None:
-                    return int(sh[0])
-            if isinstance(n, Prim) and n.op in ("+", "-", "*") and len(n.args) == 2:
-                a, b = extent(n.args[0]), extent(n.args[1])
-                return max(0, a + b if n.op == "+" else a - b if n.op == "-" else a * b)
-            return self.default_size
+    def to_json(self) -> dict:
+        return {**self.meta, "opcost": self.opcost, "overhead": self.overhead,
+                "call_overhead": self.call_overhead}
 
-        # post-order walk carrying scopes; returns the index axes each node varies over
-        def walk(e: Expr, scope: dict) -> frozenset:
-            nonlocal total
-            if isinstance(e, Var):
-                return scope.get(e.name, frozenset())
-            if isinstance(e, Let):
-                va = walk(e.value, scope)
-                saved = shapes.get(e.name)
-                shapes[e.name] = shape(e.value)
-                ba = walk(e.body, {**scope, e.name: va})
-                if saved is None:
-                    shapes.pop(e.name, None)
-                else:
-                    shapes[e.name] = saved
-                total += self.op(e) * _w(va | ba)
-                return va | ba
-            if isinstance(e, (Build, Sum)):
-                na = walk(e.size, scope)
-                ext[e.var] = extent(e.size)
-                ba = walk(e.body, {**scope, e.var: frozenset([e.var])})
-                own = na | ba | {e.var}
-                total += self.op(e) * _w(own)
-                return na | (ba - {e.var})
-            if isinstance(e, IFold):
-                za = walk(e.init, scope)
-                na = walk(e.size, scope)
-                ext[e.var] = extent(e.size)
-                ba = walk(e.body, {**scope, e.var: frozenset([e.var]), e.acc: frozenset([e.var]) | za})
-                own = za | na | ba | {e.var}
-                total += self.op(e) * _w(own)
-                return za | na | (ba - {e.var})
+
+# ---------------------------------------------------------------------------------------------
+class _Walk:
+    """One pass over a program computing its cost (tree or DAG)."""
+
+    def __init__(self, model: CostModel, prog: Program, sizes, dag: bool):
+        self.m = model
+        self.prog = prog
+        self.sizes = dict(sizes or {})
+        self.dag = dag
+        self.total = 0.0
+        self.by_ctor: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+        self.calls: dict[str, float] = {}
+        self.ext: dict[str, int] = {}
+        self.seq: set[str] = set()               # sequential loop indices
+        self.memo: dict = {}
+        self.shapes: dict[str, list] = {}
+        self.nfold = 0
+        self._fv: dict = {}
+        for p in prog.params:
+            self.shapes[p.name] = self._type_shape(p.type)
+
+    def fv(self, e: Expr) -> frozenset:
+        """Free variables, memoised by structure (iterative: deep terms are fine)."""
+        from ..lang.ast import scoped_children
+        memo = self._fv
+        if e in memo:
+            return memo[e]
+        stack = [e]
+        while stack:
+            x = stack[-1]
+            if x in memo:
+                stack.pop()
+                continue
+            kids = list(scoped_children(x))
+            todo = [c for c, _ in kids if c not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if isinstance(x, Var):
+                memo[x] = frozenset([x.name])
+            else:
+                out: set = set()
+                for c, bound in kids:
+                    out.update(memo[c] - set(bound) if bound else memo[c])
+                memo[x] = frozenset(out)
+        return memo[e]
+
+    def run(self) -> float:
+        # scope: name -> (axes frozenset, binding identity)
+        self.walk(self.prog.body, {}, 0)
+        return self.total
+
+    # -- shapes and extents (follow array shapes through lets) ------------------------------
+    def _type_shape(self, t) -> list:
+        from ..lang.types import ArrayT
+        out = []
+        while isinstance(t, ArrayT):
+            s = t.size
+            out.append(s if isinstance(s, int) else int(self.sizes.get(s, self.m.default_size)) if s else None)
+            t = t.elem
+        return out
+
+    def shape(self, e: Expr) -> list:
+        if isinstance(e, Var):
+            return self.shapes.get(e.name, [])
+        if isinstance(e, Build):
+            return [self.extent(e.size)] + self.shape(e.body)
+        if isinstance(e, Get):
+            return self.shape(e.array)[1:]
+        if isinstance(e, Let):
+            return self.shape(e.body)
+        if isinstance(e, If):
+            return self.shape(e.then) or self.shape(e.else_)
+        return []
+
+    def extent(self, n: Expr) -> int:
+        if isinstance(n, Int):
+            return max(int(n.value), 0)
+        if isinstance(n, Var) and n.name in self.sizes:
+            return int(self.sizes[n.name])
+        if isinstance(n, Length):
+            sh = self.shape(n.array)
+            if sh and sh[0] is not None:
+                return int(sh[0])
+        if isinstance(n, Prim) and n.op in ("+", "-", "*") and len(n.args) == 2:
+            a, b = self.extent(n.args[0]), self.extent(n.args[1])
+            return max(0, a + b if n.op == "+" else a - b if n.op == "-" else a * b)
+        return self.m.default_size
+
+    # -- the walk -------------------------------------------------------------------------
+    def pay(self, ctor: str, axes, times: float = 1.0) -> None:
+        w = 1.0
+        calls = 1.0
+        for a in axes:
+            x = float(self.ext.get(a, self.m.default_size))
+            w *= x
+            if a in self.seq:
+                calls *= x
+        c = self.m.node_cost(ctor, w * times, calls * times)
+        self.total += c
+        self.by_ctor[ctor] = self.by_ctor.get(ctor, 0.0) + c
+        self.weights[ctor] = self.weights.get(ctor, 0.0) + w * times
+        if self.m.calls_overhead(ctor) or ctor not in NO_CALL:
+            self.calls[ctor] = self.calls.get(ctor, 0.0) + calls * times
+
+    def walk(self, e: Expr, scope: dict, depth: int) -> frozenset:
+        if isinstance(e, (Num, Int, BoolLit)):
+            return frozenset()
+        if isinstance(e, Var):
+            return scope[e.name][0] if e.name in scope else frozenset()
+        key = None
+        if self.dag:
+            fvs = self.fv(e)
+            key = (e, tuple(sorted((v, scope[v][1]) for v in fvs if v in scope)))
+            hit = self.memo.get(key)
+            if hit is not None:
+                return hit
+        ax = self._node(e, scope, depth)
+        if key is not None:
+            self.memo[key] = ax
+        return ax
+
+    def _node(self, e: Expr, scope: dict, depth: int) -> frozenset:
+        if isinstance(e, Let):
+            va = self.walk(e.value, scope, depth)
+            saved = self.shapes.get(e.name)
+            self.shapes[e.name] = self.shape(e.value)
+            vid = ("let", e.value, tuple(sorted((v, scope[v][1]) for v in self.fv(e.value) if v in scope)))
+            ba = self.walk(e.body, {**scope, e.name: (va, vid)}, depth)
+            if saved is None:
+                self.shapes.pop(e.name, None)
+            else:
+                self.shapes[e.name] = saved
+            return ba
+        if isinstance(e, (Build, Sum)):
+            na = self.walk(e.size, scope, depth)
+            n = self.extent(e.size)
+            self.ext[e.var] = n
+            bid = ("ix", depth + 1, e.size)
+            ba = self.walk(e.body, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1)
+            own = na | (ba - {e.var})
+            if e.var in ba:
+                self.pay("Build" if isinstance(e, Build) else "Sum", na | ba)
+            elif isinstance(e, Build):
+                self.pay("Fill", own | {e.var})         # np.full / broadcast of the body
+            else:
+                self.pay("Mul", own)                    # n * body
+            return own
+        if isinstance(e, IFold):
+            return self._ifold(e, scope, depth)
+        if isinstance(e, Get):
+            aa = self.walk(e.array, scope, depth)
+            idx = e.index
+            if isinstance(idx, Var) and idx.name in scope and scope[idx.name][1][0] == "ix":
+                ia = scope[idx.name][0]
+                self.pay("GetAxis", aa | ia)
+                return aa | ia
+            ia = self.walk(idx, scope, depth)
+            self.pay("Get", aa | ia)
+            return aa | ia
+        if isinstance(e, Prim) and e.op == "pow":
+            k = _int_exponent(e.args[1])
+            if k is not None:
+                ba = self.walk(e.args[0], scope, depth)
+                muls = _POW_MULS[abs(k)]
+                if muls:
+                    self.pay("Mul", ba, muls)
+                if k < 0:
+                    self.pay("Div", ba)
+                return ba
+        if isinstance(e, (Pair, Fst, Snd, Length, If, Prim)):
             kids = e.children()
-            if not kids:
-                return frozenset()
-            ax = frozenset().union(*[walk(c, scope) for c in kids])
-            total += self.op(e) * _w(ax)
+            ax = frozenset().union(*[self.walk(c, scope, depth) for c in kids]) if kids else frozenset()
+            ctor = _ctor(e)
+            if ctor in ("And", "Or"):
+                ctor = "If"
+            self.pay(ctor, ax)
             return ax
+        kids = e.children()
+        ax = frozenset().union(*[self.walk(c, scope, depth) for c in kids]) if kids else frozenset()
+        self.pay(_ctor(e), ax)
+        return ax
 
-        def _w(axes) -> float:
-            return float(math.prod(ext.get(a, self.default_size) for a in axes))
+    def _ifold(self, e: IFold, scope: dict, depth: int) -> frozenset:
+        za = self.walk(e.init, scope, depth)
+        na = self.walk(e.size, scope, depth)
+        n = self.extent(e.size)
+        self.ext[e.var] = n
+        red = _reduction_body(e)
+        if red is not None:
+            # the backend turns it into a vectorised reduction over a new axis
+            bid = ("ix", depth + 1, e.size)
+            ba = self.walk(red, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1)
+            own = za | na | (ba - {e.var})
+            if e.var in ba:
+                self.pay("Sum", na | ba)
+            else:
+                self.pay("Mul", own)
+            self.pay("Add", own)
+            return own
+        self.nfold += 1
+        fid = ("fold", self.nfold)
+        self.seq.add(e.var)
+        acc_axes = za | frozenset([e.var])
+        ba = self.walk(e.body, {**scope, e.var: (frozenset([e.var]), fid), e.acc: (acc_axes, fid + ("acc",))},
+                       depth)
+        own = za | na | (ba - {e.var})
+        self.pay("Loop", frozenset([e.var]) | (na - {e.var}))
+        return own
 
-        walk(prog.body, {})
-        return total
+
+def _reduction_body(e: IFold) -> Expr | None:
+    """The summand when the backend compiles this ifold as a reduction (``acc + t`` with
+    ``acc`` not free in ``t``, or ``if c (acc + t) acc``), else None."""
+    from ..lang.binders import free_vars
+    b = e.body
+    A = Var(e.acc)
+    lets = []
+    while isinstance(b, Let) and b.name != e.acc and e.acc not in free_vars(b.value):
+        lets.append(b)
+        b = b.body
+
+    def wrap(x: Expr) -> Expr:
+        for lt in reversed(lets):
+            x = Let(lt.name, lt.value, x)
+        return x
+
+    def free(x: Expr) -> bool:
+        return e.acc not in free_vars(x)
+
+    if isinstance(b, Prim) and b.op == "+":
+        x, y = b.args
+        if y == A and free(x):
+            x, y = y, x
+        if x == A and free(y):
+            return wrap(y)
+    if isinstance(b, If) and free(b.cond):
+        for this, other, flip in ((b.then, b.else_, False), (b.else_, b.then, True)):
+            if other == A and isinstance(this, Prim) and this.op == "+":
+                x, y = this.args
+                if y == A:
+                    x, y = y, x
+                if x == A and free(y):
+                    return wrap(If(b.cond, Num(0.0), y) if flip else If(b.cond, y, Num(0.0)))
+    return None
 
 
 _DEFAULT: CostModel | None = None
 
 
 def default_cost_model() -> CostModel:
-    """The default model (calibrated op costs when ``eqsat_ad/cost/opcosts.json`` exists)."""
+    """The default model: calibrated costs from ``eqsat_ad/cost/opcosts.json`` when present."""
     global _DEFAULT
     if _DEFAULT is None:
-        import json
-        from pathlib import Path
-        p = Path(__file__).with_name("opcosts.json")
-        table = dict(DEFAULT_OPCOST)
-        if p.exists():
-            table.update(json.loads(p.read_text()).get("opcost", {}))
-        _DEFAULT = CostModel(table)
+        _DEFAULT = CostModel.from_json(OPCOSTS_JSON) if OPCOSTS_JSON.exists() else CostModel()
     return _DEFAULT

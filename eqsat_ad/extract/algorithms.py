@@ -1,0 +1,122 @@
+"""Extraction algorithms over an :class:`~eqsat_ad.extract.graph.EGraphView` whose node costs
+are assigned.  Each returns a *choice*: ``{class: node}`` for the classes it could extract.
+
+* :func:`tree_choice` -- cheapest tree (a shared sub-term is paid every time it appears);
+  the same objective as egglog's extractor, in Python, for cross-checking.
+* :func:`dag_choice` -- greedy DAG extraction (extraction-gym's ``faster_greedy_dag``): a
+  class's cost is the sum over the *set* of classes its chosen term uses, so a shared
+  sub-term is paid once -- but only where the backend really computes it once: a sub-term
+  with a free index variable is shared only under the same binder instance (the item is
+  re-keyed by the binder node when the bottom-up pass crosses the binder).
+* the optimal ILP is in :mod:`eqsat_ad.extract.ilp`.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+
+from .graph import INF, EGraphView
+
+
+def body_positions(op: str, kind: str) -> tuple[int, ...]:
+    """Positions (among the Term children) that are inside the node's binder."""
+    if kind == "binder":
+        return (1,)
+    if kind == "ifold":
+        return (0,)
+    return ()
+
+
+def bound_names(g: EGraphView, nid: int) -> frozenset:
+    n = g.nodes[nid]
+    if n.kind == "binder":
+        return frozenset(n.names()[:1])
+    if n.kind == "ifold":
+        return frozenset(n.names()[:2])
+    return frozenset()
+
+
+def tree_choice(g: EGraphView) -> tuple[dict[int, int], list[float]]:
+    """Cheapest tree per class (Knuth's generalisation of Dijkstra: node costs are
+    non-negative, so a class is final when popped).  Ties go to the smaller term.
+    Returns (choice, tree cost per class)."""
+    C = len(g.class_ids)
+    best: list[tuple[float, int]] = [(INF, 0)] * C
+    choice: dict[int, int] = {}
+    parents = g.parents()
+    missing = [len(set(n.kids)) for n in g.nodes]
+    done = [False] * C
+    heap: list = []
+    for nid, n in enumerate(g.nodes):
+        if n.cost < INF and not n.kids:
+            heapq.heappush(heap, (n.cost, 1, nid))
+    while heap:
+        cost, size, nid = heapq.heappop(heap)
+        c = g.nodes[nid].cls
+        if done[c]:
+            continue
+        done[c] = True
+        best[c] = (cost, size)
+        choice[c] = nid
+        for pid in parents[c]:
+            p = g.nodes[pid]
+            if p.cost == INF:
+                continue
+            missing[pid] -= 1
+            if missing[pid] == 0 and not done[p.cls]:
+                tc = p.cost + sum(best[k][0] for k in p.kids)
+                ts = 1 + sum(best[k][1] for k in p.kids)
+                heapq.heappush(heap, (tc, ts, pid))
+    return choice, [b[0] for b in best]
+
+
+def dag_choice(g: EGraphView, max_rounds: int = 10_000) -> tuple[dict[int, int], list[float]]:
+    """Greedy scope-aware DAG extraction.  Returns (choice, DAG cost of each class's term)."""
+    C = len(g.class_ids)
+    fv = g.fv
+    sets: list = [None] * C           # class -> {item key: cost}; key = (class, binder nodes...)
+    total: list[tuple[float, int]] = [(INF, 0)] * C
+    choice: dict[int, int] = {}
+    parents = g.parents()
+    nodes = g.nodes
+    work = [nid for nid, n in enumerate(nodes) if n.cost < INF and not n.kids]
+    queued = set(work)
+    rounds = 0
+    bound_cache: dict[int, frozenset] = {}
+    while work and rounds < max_rounds * max(1, len(nodes)):
+        rounds += 1
+        nid = work.pop()
+        queued.discard(nid)
+        n = nodes[nid]
+        c = n.cls
+        if any(sets[k] is None for k in n.kids):
+            continue
+        merged: dict = {}
+        body = body_positions(n.op, n.kind)
+        if body:
+            b = bound_cache.get(nid)
+            if b is None:
+                b = bound_cache[nid] = bound_names(g, nid)
+        for pos, k in enumerate(n.kids):
+            s = sets[k]
+            if pos in body:
+                for key, v in s.items():
+                    if fv[key[0]] & b:
+                        merged[key + (nid,)] = v
+                    else:
+                        merged[key] = v
+            else:
+                merged.update(s)
+        if any(key[0] == c for key in merged):
+            continue                      # the chosen sub-terms already use this class: a cycle
+        merged[(c,)] = n.cost
+        tot = (math.fsum(merged.values()), len(merged))
+        if tot < total[c]:
+            total[c] = tot
+            sets[c] = merged
+            choice[c] = nid
+            for pid in parents[c]:
+                if nodes[pid].cost < INF and pid not in queued:
+                    queued.add(pid)
+                    work.append(pid)
+    return choice, [t[0] for t in total]

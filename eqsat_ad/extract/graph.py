@@ -1,0 +1,452 @@
+"""A read-only Python view of a saturated e-graph, parsed once from egglog's serialized JSON.
+
+Only the term part is kept: e-classes of sort ``Term`` and their e-nodes (constructors of
+:data:`eqsat_ad.egraph.constructors.CONSTRUCTORS`), with literal arguments decoded (binder
+names, numbers).  The analysis tables that the extractors need are read from the same JSON:
+
+* ``fv``  -- the free variables of each class (the intersect-merged analysis of ``fv.egg``);
+* ``extv`` -- the numeric extent of each index name (filled by the ``cost`` ruleset);
+* the root: the class bound to the global ``$root``.
+
+Nodes that may not be extracted get ``cost = inf`` (and never enter a solution):
+
+* subsumed rows and ``:unextractable`` constructors (``Subst``), and constructors the
+  decoder does not know (a user's rule file may declare its own);
+* a node whose own free variables differ from its class's (the *scope guard*, the same rule
+  as the in-egglog scope penalty: such a node may mention a variable that is out of scope
+  where the class is used, reference/egglog-binders.md §6.4);
+* a node with its own class as a child (a self-loop can never be part of a finite term).
+
+>>> from eqsat_ad.egraph.session import EGraphSession
+>>> s = EGraphSession([])
+>>> s.add_term("root", '(Add (Input "x") (Input "x"))')
+>>> g = EGraphView.from_session(s)
+>>> [g.nodes[n].op for n in g.class_nodes[g.root]]
+['Add']
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from ..errors import EqsatError
+from ..egraph.constructors import CONSTRUCTORS
+
+INF = math.inf
+# A Let that survives in the e-graph (rules/let.egg inlines them) is a last resort, as in
+# egglog's costs (eqsat_ad/egraph/costrules.py: LET_COST): its name weighs 1, so the cost of
+# everything that uses it would be understated.
+LET_EXTRACT_COST = 1e11
+
+
+@dataclass
+class ENode:
+    """One e-node: constructor ``op``, its class, the Term child classes (in order) and the
+    full argument list (``("c", class)`` for a Term child, ``("l", value)`` for a literal)."""
+    op: str
+    cls: int
+    kids: tuple[int, ...]
+    args: tuple[tuple[str, object], ...]
+    subsumed: bool = False
+    own_fv: frozenset = frozenset()     # free variables of this node (from its children's classes)
+    axes: frozenset = frozenset()       # index variables whose extents weigh this node (own + binder)
+    cost: float = INF                   # node cost under the cost model (inf: not extractable)
+
+    @property
+    def kind(self) -> str:
+        return CONSTRUCTORS.get(self.op, ("other", 0))[0]
+
+    def names(self) -> list:
+        """Literal arguments (binder names, numbers) in order."""
+        return [v for t, v in self.args if t == "l"]
+
+
+@dataclass
+class EGraphView:
+    """Classes ``0..C-1`` (``class_ids`` are egglog's names), nodes ``0..N-1``."""
+    class_ids: list[str]
+    class_nodes: list[list[int]]
+    nodes: list[ENode]
+    fv: list[frozenset]
+    root: int
+    extents: dict[str, int] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)       # every string literal (to avoid when naming)
+    fold_vars: set[str] = field(default_factory=set)   # index names of IFold binders
+    acc_vars: set[str] = field(default_factory=set)
+    let_vars: set[str] = field(default_factory=set)
+    costed_with: object = None
+    has_fv: list = field(default_factory=list)         # False where the analysis gave no fv row
+    ext_classes: dict = field(default_factory=dict)     # index name -> class of its extent
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_session(cls, session, root: str = "$root") -> "EGraphView":
+        return cls.from_json(session.serialize_json(), root)
+
+    @classmethod
+    def from_json(cls, text: "str | dict", root: str = "$root") -> "EGraphView":
+        data = json.loads(text) if isinstance(text, str) else text
+        raw = data["nodes"]
+        cdata = data.get("class_data", {})
+
+        def ctype(eclass: str) -> str:
+            t = cdata.get(eclass, {}).get("type")
+            if t is None:
+                t = eclass.rsplit("-", 1)[0]
+            return t
+
+        root_ids = [c for c, d in cdata.items() if d.get("let") == root]
+        if not root_ids:
+            raise EqsatError(f"the e-graph has no global {root} (add a program first)")
+        # literals
+        lits: dict[str, object] = {}
+        for nid, nd in raw.items():
+            if nd.get("children") or not nid.startswith("primitive"):
+                continue
+            t, op = ctype(nd["eclass"]), nd["op"]
+            try:
+                if t == "String":
+                    lits[nid] = json.loads(op)
+                elif t == "f64":
+                    lits[nid] = float(op)
+                elif t == "i64":
+                    lits[nid] = int(op)
+                elif t == "bool":
+                    lits[nid] = op == "true"
+            except (ValueError, json.JSONDecodeError):
+                lits[nid] = op
+        # term classes
+        cindex: dict[str, int] = {}
+        class_ids: list[str] = []
+        for nid, nd in raw.items():
+            if nd["op"] in CONSTRUCTORS or nd["op"] == "Subst" or ctype(nd["eclass"]) == "Term":
+                ec = nd["eclass"]
+                if ctype(ec) == "Term" and ec not in cindex:
+                    cindex[ec] = len(class_ids)
+                    class_ids.append(ec)
+        if root_ids[0] not in cindex:
+            raise EqsatError(f"{root} is not a Term")
+        nodes: list[ENode] = []
+        class_nodes: list[list[int]] = [[] for _ in class_ids]
+        names: set[str] = set()
+        for nid, nd in raw.items():
+            ec = nd["eclass"]
+            if ec not in cindex or nid.startswith("primitive"):
+                continue
+            args = []
+            ok = True
+            for ch in nd["children"]:
+                cec = raw[ch]["eclass"] if ch in raw else None
+                if cec in cindex:
+                    args.append(("c", cindex[cec]))
+                elif ch in lits:
+                    args.append(("l", lits[ch]))
+                    if isinstance(lits[ch], str):
+                        names.add(lits[ch])
+                else:
+                    ok = False
+            if not ok:
+                continue
+            node = ENode(nd["op"], cindex[ec], tuple(v for t, v in args if t == "c"), tuple(args),
+                         bool(nd.get("subsumed", False)))
+            class_nodes[node.cls].append(len(nodes))
+            nodes.append(node)
+        # fv of classes: fv rows (input node -> NameSet class), NameSet literal nodes (set-of names)
+        sets: dict[str, frozenset] = {}
+        for nid, nd in raw.items():
+            if nid.startswith("primitive") and ctype(nd["eclass"]) == "NameSet":
+                sets[nd["eclass"]] = frozenset(lits.get(ch) for ch in nd["children"])
+        fv: list = [None] * len(class_ids)
+        extents: dict[str, int] = {}
+        ext_rel: list[tuple[str, int]] = []
+        for nid, nd in raw.items():
+            op = nd["op"]
+            if op == "fv" and len(nd["children"]) == 1:
+                ch = nd["children"][0]
+                cec = raw[ch]["eclass"] if ch in raw else None
+                s = sets.get(nd["eclass"])
+                if cec in cindex and s is not None:
+                    k = cindex[cec]
+                    fv[k] = s if fv[k] is None else (fv[k] & s)
+            elif op == "extv" and len(nd["children"]) == 1:
+                name = lits.get(nd["children"][0])
+                val = _i64_of(nd["eclass"], raw, lits)
+                if isinstance(name, str) and val is not None:
+                    extents[name] = min(val, extents.get(name, val))
+            elif op == "ext" and len(nd["children"]) == 2:
+                name = lits.get(nd["children"][0])
+                ch = nd["children"][1]
+                cec = raw[ch]["eclass"] if ch in raw else None
+                if isinstance(name, str) and cec in cindex:
+                    ext_rel.append((name, cindex[cec]))
+        g = cls(class_ids, class_nodes, nodes, [f if f is not None else frozenset() for f in fv],
+                cindex[root_ids[0]], extents, names)
+        g.has_fv = [f is not None for f in fv]
+        g.ext_classes = {}
+        for name, k in ext_rel:
+            g.ext_classes.setdefault(name, k)
+        for n in nodes:
+            if n.op == "IFold":
+                a, i = n.names()[:2]
+                g.fold_vars.add(i)
+                g.acc_vars.add(a)
+            elif n.op == "Let":
+                g.let_vars.add(n.names()[0])
+        g._compute_fv()
+        return g
+
+    def _compute_fv(self) -> None:
+        fv = self.fv
+        for n in self.nodes:
+            kind = n.kind
+            if kind == "leaf":
+                own = frozenset()
+                ax = own
+            elif n.op == "Var":
+                own = frozenset([n.names()[0]])
+                ax = own
+            elif n.op == "Acc":
+                own = frozenset(n.names()[:2])
+                ax = own
+            elif kind == "op":
+                own = frozenset().union(*[fv[k] for k in n.kids]) if n.kids else frozenset()
+                ax = own
+            elif kind == "binder":
+                s = n.names()[0]
+                fsize, fbody = fv[n.kids[0]], fv[n.kids[1]]
+                own = fsize | (fbody - {s})
+                ax = fsize | fbody | {s}
+            elif kind == "ifold":
+                a, i = n.names()[:2]
+                fb, fz, fn = (fv[k] for k in n.kids)
+                own = fn | fz | (fb - {a, i})
+                ax = fn | fz | fb | {i}
+            else:
+                own = ax = frozenset()
+            n.own_fv, n.axes = own, ax
+
+    # -- costs ---------------------------------------------------------------------------
+    def extent(self, name: str, default: int, sizes: "dict | None" = None) -> int:
+        """The extent of index ``name``: egglog's ``extv`` when the cost ruleset ran, else
+        from its extent class (an ``Int`` literal or a ``Dim`` named in ``sizes``)."""
+        if name in self.acc_vars or name in self.let_vars:
+            return 1
+        if name in self.extents:
+            return self.extents[name]
+        k = self.ext_classes.get(name)
+        if k is not None:
+            for nid in self.class_nodes[k]:
+                n = self.nodes[nid]
+                if n.op == "Int":
+                    return max(int(n.names()[0]), 0)
+                if n.op == "Dim" and sizes and n.names()[0] in sizes:
+                    return int(sizes[n.names()[0]])
+        return default
+
+    def extractable(self, n: ENode) -> bool:
+        if n.subsumed or n.op not in CONSTRUCTORS:
+            return False
+        if n.cls in n.kids:
+            return False
+        return n.own_fv == self.fv[n.cls] or not self.has_fv[n.cls]
+
+    def _has_member(self, c: int, pred) -> bool:
+        return any(pred(self.nodes[m]) for m in self.class_nodes[c])
+
+    def _is_acc(self, c: int, a: str) -> bool:
+        return self._has_member(c, lambda m: m.op == "Acc" and m.names()[0] == a)
+
+    def reduction_fold(self, n: ENode) -> bool:
+        """Does the backend compile this ``ifold`` as a vectorised reduction?  (Its body
+        class has a member ``acc + t`` / ``t + acc`` / ``if c (acc + t) acc`` with ``acc``
+        not free in ``t``; mirrors ``numpy_backend.fold_pattern``.)"""
+        a = n.names()[0]
+        body = n.kids[0]
+
+        def add_pat(m: ENode) -> bool:
+            if m.op != "Add":
+                return False
+            x, y = m.kids
+            return (self._is_acc(x, a) and a not in self.fv[y]) or (self._is_acc(y, a) and a not in self.fv[x])
+
+        def if_pat(m: ENode) -> bool:
+            if m.op != "If" or a in self.fv[m.kids[0]]:
+                return False
+            t, e = m.kids[1], m.kids[2]
+            return (self._is_acc(e, a) and self._has_member(t, add_pat)) or \
+                (self._is_acc(t, a) and self._has_member(e, add_pat))
+        return self._has_member(body, lambda m: add_pat(m) or if_pat(m))
+
+    def _small_int_exponent(self, c: int) -> int | None:
+        for m in self.class_nodes[c]:
+            node = self.nodes[m]
+            if node.op in ("Int", "Num") and not node.subsumed:
+                v = node.names()[0]
+                if float(v).is_integer() and abs(v) <= 4:
+                    return int(v)
+        return None
+
+    def assign_costs(self, model, sizes: "dict | None" = None) -> "EGraphView":
+        """Cost of every node under ``model`` (a :class:`eqsat_ad.cost.CostModel`):
+        ``model.node_cost(ctor, weight, calls)`` with weight the product of the extents of the
+        node's index variables and calls the number of times the node's NumPy operation runs
+        (the product of the extents of the sequential fold indices among them).  The
+        backend's special cases are applied as in ``CostModel.program_cost``: a ``get``
+        along an index axis is a view (``GetAxis``), a ``build`` whose body ignores its index
+        is a fill, a ``sum`` of such a body is one multiplication, ``pow`` by a small integer
+        is multiplications, an additive ``ifold`` is a reduction (not a Python loop)."""
+        from ..egraph.constructors import CTOR_TO_PRIM  # noqa: F401  (documentation of names)
+        default = int(getattr(model, "default_size", 1000))
+        seq: set[str] = set()
+        axis_vars: set[str] = set()
+        red_fold: dict[int, bool] = {}
+        for nid, n in enumerate(self.nodes):
+            if n.op in ("Build", "Sum"):
+                axis_vars.add(n.names()[0])
+            elif n.op == "IFold":
+                r = red_fold[nid] = self.reduction_fold(n)
+                (axis_vars if r else seq).add(n.names()[1])
+        seq -= axis_vars            # a name bound both ways (not after renaming): count as axis
+        self.fold_vars = seq
+
+        def wc(axes) -> tuple[float, float]:
+            w = calls = 1.0
+            for v in axes:
+                e = float(self.extent(v, default, sizes))
+                w *= e
+                if v in seq:
+                    calls *= e
+            return w, calls
+
+        leaf = getattr(model, "leaf_cost", None)
+        for nid, n in enumerate(self.nodes):
+            if not self.extractable(n):
+                n.cost = INF
+                continue
+            if n.op == "Let":
+                n.cost = LET_EXTRACT_COST
+                continue
+            if n.kind in ("leaf", "var"):
+                n.cost = float(leaf(n.op)) if leaf else 0.0
+                continue
+            w, calls = wc(n.axes)
+            op = n.op
+            if op == "Get":
+                if self._has_member(n.kids[1], lambda m: m.op == "Var" and m.names()[0] in axis_vars):
+                    op = "GetAxis"
+            elif op in ("Build", "Sum"):
+                s = n.names()[0]
+                if s not in self.fv[n.kids[1]]:
+                    if op == "Build":
+                        op = "Fill"
+                    else:
+                        w, calls = wc(n.own_fv)
+                        op = "Mul"
+            elif op in ("And", "Or"):
+                op = "If"
+            elif op == "Pow":
+                k = self._small_int_exponent(n.kids[1])
+                if k is not None:
+                    muls = {0: 0, 1: 0, 2: 1, 3: 2, 4: 2}[abs(k)]
+                    c = model.node_cost("Mul", w * muls, calls * muls) if muls else 0.0
+                    if k < 0:
+                        c += model.node_cost("Div", w, calls)
+                    n.cost = float(c)
+                    continue
+            elif op == "IFold":
+                if red_fold.get(nid):
+                    w2, c2 = wc(n.own_fv)
+                    n.cost = float(model.node_cost("Sum", w, calls) + model.node_cost("Add", w2, c2))
+                else:
+                    a, i = n.names()[:2]
+                    w2, c2 = wc(frozenset([i]) | self.fv[n.kids[2]])
+                    n.cost = float(model.node_cost("Loop", w2, c2))
+                continue
+            n.cost = float(model.node_cost(op, w, calls))
+        self.costed_with = model
+        return self
+
+    def assign_egglog_costs(self, text: "str | dict") -> "EGraphView":
+        """Use the integer costs egglog computed (``cost_table_*`` rows, divided by
+        ``COST_SCALE``) instead of a Python model; nodes without a row cost inf
+        (leaves 0)."""
+        from ..egraph.costrules import COST_SCALE
+        data = json.loads(text) if isinstance(text, str) else text
+        raw = data["nodes"]
+        table: dict[tuple, float] = {}
+        for nid, nd in raw.items():
+            op = nd["op"]
+            if op.startswith("cost_table_"):
+                key = (op[len("cost_table_"):],
+                       tuple(raw[c]["eclass"] if not c.startswith("primitive") else raw[c]["op"]
+                             for c in nd["children"]))
+                v = _i64_of(nd["eclass"], raw, {})
+                if v is not None:
+                    table[key] = min(table.get(key, math.inf), v / COST_SCALE)
+        for n in self.nodes:
+            if not self.extractable(n):
+                n.cost = INF
+                continue
+            if n.kind in ("leaf", "var"):
+                n.cost = 0.0
+                continue
+            key = (n.op, tuple(self.class_ids[v] if t == "c" else _egg_lit(v) for t, v in n.args))
+            n.cost = table.get(key, INF)
+            if n.op == "Let" and n.cost < INF:
+                n.cost = LET_EXTRACT_COST
+        self.costed_with = "egglog"
+        return self
+
+    # -- helpers -----------------------------------------------------------------------
+    def reachable(self, root: int | None = None) -> list[int]:
+        """Classes reachable from ``root`` through extractable nodes."""
+        root = self.root if root is None else root
+        seen = {root}
+        stack = [root]
+        while stack:
+            c = stack.pop()
+            for nid in self.class_nodes[c]:
+                n = self.nodes[nid]
+                if n.cost == INF:
+                    continue
+                for k in n.kids:
+                    if k not in seen:
+                        seen.add(k)
+                        stack.append(k)
+        return sorted(seen)
+
+    def parents(self) -> list[list[int]]:
+        """For each class, the nodes that have it as a child."""
+        out: list[list[int]] = [[] for _ in self.class_ids]
+        for nid, n in enumerate(self.nodes):
+            for k in set(n.kids):
+                out[k].append(nid)
+        return out
+
+    def stats(self) -> dict:
+        return {"eclasses": len(self.class_ids), "enodes": len(self.nodes),
+                "extractable_enodes": sum(1 for n in self.nodes if n.cost < INF)}
+
+
+def _i64_of(eclass: str, raw: dict, lits: dict) -> int | None:
+    # egglog names a primitive's class after its sort and value ("i64-100"); the literal
+    # node of that class is "primitive-i64-100"
+    nd = raw.get("primitive-" + eclass)
+    if nd is not None:
+        try:
+            return int(nd["op"])
+        except ValueError:
+            return None
+    if eclass.startswith("i64-"):
+        try:
+            return int(eclass[4:])
+        except ValueError:
+            return None
+    return None
+
+
+def _egg_lit(v) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    return str(v)
