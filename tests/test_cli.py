@@ -45,7 +45,7 @@ def one_error_line(err: str) -> str:
 # -- help -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("words", [(), ("optimize",), ("run",), ("explain",), ("rules",), ("rules", "list"),
-                                   ("rules", "check"), ("bench",), ("schedule",), ("schedule", "show")])
+                                   ("rules", "check"), ("bench",), ("schedule",), ("schedule", "show"), ("demo",)])
 def test_help_of_every_command_has_an_example(capsys, words):
     rc, out, err = run(capsys, *words, "--help")
     assert rc == 0

@@ -1,7 +1,7 @@
 """The ``eqsat-ad`` command line.
 
 Subcommands: ``optimize``, ``run``, ``explain``, ``rules list``, ``rules check``, ``bench``,
-``schedule show``; ``eqsat-ad COMMAND --help`` describes each (with examples).
+``schedule show``, ``demo``; ``eqsat-ad COMMAND --help`` describes each (with examples).
 
 Errors: every :class:`~eqsat_ad.errors.EqsatError` becomes one line on stderr,
 ``eqsat-ad: error: prog.ad:3:5: message``, without a traceback.  Exit codes: ``0`` success,
@@ -25,9 +25,11 @@ __all__ = ["main", "UsageError", "CLIFailure"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
+# words -> (module with main(argv), name in messages, does its main take --help?)
 DELEGATES = {
-    ("bench",): ("eqsat_ad.bench", "bench"),
-    ("rules", "check"): ("eqsat_ad.rulecheck", "rules check"),
+    ("bench",): ("eqsat_ad.bench", "bench", True),
+    ("rules", "check"): ("eqsat_ad.rulecheck", "rules check", True),
+    ("demo",): ("eqsat_ad.demo", "demo", False),
 }
 
 
@@ -54,7 +56,7 @@ def _help_of(words: tuple[str, ...]) -> None:
         pass
 
 
-def _delegate(module: str, what: str, words: tuple[str, ...], rest: list[str]) -> int:
+def _delegate(module: str, what: str, words: tuple[str, ...], rest: list[str], own_help: bool) -> int:
     """Hand ``rest`` to ``module.main(argv)``; a missing module is a clear one-line error."""
     wants_help = any(a in ("-h", "--help") for a in rest)
     try:
@@ -76,6 +78,8 @@ def _delegate(module: str, what: str, words: tuple[str, ...], rest: list[str]) -
         return EXIT_FAILURE
     if wants_help:
         _help_of(words)
+        if not own_help:
+            return EXIT_OK
         print(f"\noptions of {module}:", flush=True)
     try:
         rc = entry(list(rest))
@@ -86,9 +90,9 @@ def _delegate(module: str, what: str, words: tuple[str, ...], rest: list[str]) -
 
 
 def _dispatch(argv: list[str]) -> int:
-    for words, (module, what) in DELEGATES.items():
+    for words, (module, what, own_help) in DELEGATES.items():
         if tuple(argv[:len(words)]) == words:
-            return _delegate(module, what, words, argv[len(words):])
+            return _delegate(module, what, words, argv[len(words):], own_help)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  eqsat-ad optimize docs/examples/dot.ad --grad u --size n=1000\n"
                "  eqsat-ad run docs/examples/sumsq.ad --grad x --input x=[1,2,3]\n"
                "  eqsat-ad explain docs/examples/sumsq.ad --grad x\n"
-               "  eqsat-ad rules list\n\n"
+               "  eqsat-ad rules list\n"
+               "  eqsat-ad demo\n\n"
                "'eqsat-ad COMMAND --help' describes each command.  Exit codes: 0 success, "
                "1 failed run,\n2 wrong command line.")
     from .. import __version__
@@ -315,14 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func="rules_list")
     p = rsub.add_parser("check", help="check rules for soundness (random instantiations)",
                         description="Check the rules of FILES (default: the shipped ones) by evaluating "
-                                    "both sides on random instantiations.  Options after FILES are "
-                                    "passed to the checker; see 'eqsat-ad rules check -- --help'.",
+                                    "both sides on random instantiations (delegates to eqsat_ad.rulecheck; "
+                                    "its own options are listed below when it is installed).",
                         epilog=RULES_CHECK_EPILOG, formatter_class=_Formatter, add_help=True)
     p.add_argument("args", nargs=argparse.REMAINDER, help="files and options for the rule checker")
     p.set_defaults(func="rules_check")
 
     p = sub.add_parser("bench", help="run the benchmarks",
-                       description="Run the benchmark suite (delegates to eqsat_ad.bench).",
+                       description="Run the benchmark suite (delegates to eqsat_ad.bench; its own options "
+                                   "are listed below when it is installed).",
                        epilog=BENCH_EPILOG, formatter_class=_Formatter)
     p.add_argument("args", nargs=argparse.REMAINDER, help="options for the benchmark runner, e.g. --quick")
     p.set_defaults(func="bench")
@@ -348,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also list the support rules (analysis, subst) one by one")
     p.add_argument("--json", metavar="OUT", help="also write the result and report as JSON")
     p.set_defaults(func="explain")
+
+    p = sub.add_parser("demo", help="differentiate -> optimise -> run, with a visible result",
+                       description="The quick-start demo: naive dual-number gradients of logsumexp and "
+                                   "of sum(tanh(W x + b)), optimised, checked and timed.",
+                       epilog="examples:\n  eqsat-ad demo\n", formatter_class=_Formatter)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo (none so far)")
+    p.set_defaults(func="demo")
 
     sp = sub.add_parser("schedule", help="print a schedule as a schedule file",
                         description="Print a schedule (default, all, or a schedule file) in the egglog "
