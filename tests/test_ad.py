@@ -472,3 +472,14 @@ def _jitter(inputs: dict, scale: float = 1e-3) -> dict:
         else:
             out[k] = v
     return out
+
+
+def test_grad_with_respect_to_several_parameters():
+    u, w = RNG.normal(size=3), RNG.normal(size=3)
+    g = grad(example("dot"), ["u", "w"])
+    assert show_type(check_program(g)) == "(pair (vec n) (vec n))"
+    gu, gw = evaluate(g, u=u, w=w)
+    np.testing.assert_allclose(gu, w)
+    np.testing.assert_allclose(gw, u)
+    with pytest.raises(ADError, match="distinct"):
+        grad(example("dot"), ["u", "u"])

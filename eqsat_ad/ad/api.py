@@ -280,19 +280,37 @@ def _index(x: Expr, path: tuple) -> Expr:
     return x
 
 
-def derivative(prog: Program, wrt: str) -> Program:
+def _several(fn, prog: Program, wrt) -> Program | None:
+    """``fn`` for each name of a sequence ``wrt``: the results as right-nested pairs."""
+    if isinstance(wrt, str):
+        return None
+    wrts = list(wrt)
+    if not wrts or len(set(wrts)) != len(wrts) or not all(isinstance(w, str) for w in wrts):
+        raise ADError(f"wrt must be a parameter name or a sequence of distinct names, got {wrt!r}")
+    parts = [fn(prog, w) for w in wrts]
+    body = parts[-1].body
+    for part in reversed(parts[:-1]):
+        body = Pair(part.body, body)
+    return Program(parts[0].params, body)
+
+
+def derivative(prog: Program, wrt: str | Sequence[str]) -> Program:
     """dF~'s ``deriv``: the tangent of the output for every input direction of ``wrt``.
 
     Seeds are type-directed: ``wrt : real`` gets ``(x, 1.0)``; ``wrt : (vec n)`` gives
     ``build n (λr. <tangent with x_d = build n (λk. (x[k], if k = r then 1.0 else 0.0))>)``;
     ``(mat m n)`` two nested builds with a matrix one-hot.  Every other parameter gets a zero
-    seed.  Result shape = shape(wrt) + shape(output).
+    seed.  Result shape = shape(wrt) + shape(output).  With a sequence of names, the
+    derivatives w.r.t. each, as (right-nested) pairs.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim
     >>> f = Program((Param("x", REAL),), Prim("*", (Var("x"), Var("x"))))
     >>> derivative(f, "x").body
     Let(name='x_d', value=Pair(fst=Var(name='x'), snd=Num(value=1.0)), body=Prim(op='+', args=(Prim(op='*', args=(Snd(pair=Var(name='x_d')), Fst(pair=Var(name='x_d')))), Prim(op='*', args=(Fst(pair=Var(name='x_d')), Snd(pair=Var(name='x_d')))))))
     """
+    several = _several(derivative, prog, wrt)
+    if several is not None:
+        return several
     prog = prepare(prog)
     t = _check_wrt(prog, wrt)
     body, out_t, dual_names, names = dual_program(prog)
@@ -317,10 +335,11 @@ def derivative(prog: Program, wrt: str) -> Program:
     return Program(prog.params, _lets(outer, inner))
 
 
-def grad(prog: Program, wrt: str) -> Program:
+def grad(prog: Program, wrt: str | Sequence[str]) -> Program:
     """Gradient of a real-valued program: a program with the type of ``wrt``.
 
     This is dF~'s ``grad`` (``derivative`` with a real output): the naive O(n^2) program.
+    ``grad(prog, ["x", "w"])`` returns ``(pair grad_x grad_w)``.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim, Pair
     >>> f = Program((Param("x", REAL),), Pair(Var("x"), Var("x")))
@@ -329,6 +348,9 @@ def grad(prog: Program, wrt: str) -> Program:
     ...
     eqsat_ad.errors.ADError: grad needs a program returning real; this one returns (pair real real) (use jacobian or derivative)
     """
+    several = _several(grad, prog, wrt)
+    if several is not None:
+        return several
     prog = prepare(prog)
     _check_wrt(prog, wrt)
     out_t = _output_type(prog)
