@@ -17,8 +17,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from .lang.ast import Program
-from .lang.types import (INDEX, REAL, SIZE, ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type,
-                         show_type)
+from .lang.types import REAL, ArrayT, BoolT, IndexT, RealT, SizeT, Type, show_type
 
 __all__ = ["check_grads", "central_difference", "random_inputs", "flatten_value",
            "differentiable_params"]

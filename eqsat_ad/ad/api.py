@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from ..errors import ADError, TypeCheckError
+from ..errors import ADError
 from ..lang.ast import (Build, Expr, Fst, Get, If, Int, Length, Let, Num, Pair, Param, Prim,
                         Program, Snd, Var)
 from ..lang.binders import all_names, call_deep

@@ -24,12 +24,11 @@ equality: ``==`` stays Python equality), ``&  |  ~`` on booleans, and indexing `
 """
 from __future__ import annotations
 
-import builtins
 import inspect
 import itertools
 from typing import Any, Callable
 
-from ..errors import EqsatError, TypeCheckError
+from ..errors import TypeCheckError
 from ..lang import types as _t
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Param, Prim, Program, Snd, Sum, Var)
@@ -525,5 +524,3 @@ def lift_fn(fn: Callable) -> Callable[..., Expr]:
     on_exprs.__doc__ = fn.__doc__
     return on_exprs
 
-
-_ = builtins  # builtins.sum stays reachable as builtins.sum (this module defines sum)
