@@ -122,6 +122,11 @@ def test_every_library_function_is_registered():
         assert macros.lookup(name) is not None, name
 
 
+def test_scale_accepts_a_literal_first():
+    prog = parse("(fun ((u (vec n))) (scale 2.0 u))")
+    np.testing.assert_allclose(ev(prog, u=u), 2 * u)
+
+
 def test_outer_is_the_fixed_outer_product():
     prog = trace(lambda a, b: L.outer(a, b), a=Vec("m"), b=Vec("n"))
     assert show_type(check_program(prog)) == "(mat m n)"

@@ -115,9 +115,10 @@ def emul(u: Any, w: Any) -> Sym:
 
 def scale(v: Any, s: Any) -> Sym:
     """``v * s`` element-wise (dF~'s vectorSMul v s); ``scale(s, v)`` is accepted too when
-    the types say which is the vector."""
+    the types (or a literal scalar, as in ``(scale 2.0 v)``) say which is the vector."""
     sv, ss = as_sym(v), as_sym(s)
-    if isinstance(ss.type, ArrayT) and not isinstance(sv.type, ArrayT):
+    if (isinstance(ss.type, ArrayT) and not isinstance(sv.type, ArrayT)) \
+            or (isinstance(sv.expr, (Num, Int)) and not isinstance(ss.expr, (Num, Int))):
         sv, ss = ss, sv
     return _shared(ss, "s", lambda s: vmap(sv, lambda a: a * s))
 
