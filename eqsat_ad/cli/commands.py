@@ -19,12 +19,24 @@ from .progress import Progress
 # -- shared helpers ---------------------------------------------------------------------------
 
 def rel(path) -> str:
-    """``path`` relative to the working directory when it lies below it."""
+    """How a path is shown: as given when relative; else relative to the working directory or to
+    the project (so the shipped rule files always show as ``rules/NAME.egg``)."""
     p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    if not p.is_absolute():
         return str(path)
+    bases = [Path.cwd()]
+    try:
+        from ..egraph.session import rules_dir
+        bases.append(rules_dir().parent)
+    except EqsatError:  # pragma: no cover
+        pass
+    for base in bases:
+        for a, b in ((p, base), (p.resolve(), base.resolve())):
+            try:
+                return a.relative_to(b).as_posix()
+            except ValueError:
+                pass
+    return str(path)
 
 
 @contextlib.contextmanager
@@ -359,8 +371,7 @@ def describe_rule_files(files) -> str:
     other = [rel(f) for f in files if str(Path(f).resolve()) not in shipped]
     parts = []
     if mine:
-        d = rel(Path(mine[0]).parent)
-        parts.append(f"{d}/*.egg ({len(mine)} shipped files)" if len(mine) == len(shipped) else
+        parts.append(f"rules/*.egg ({len(mine)} shipped files)" if len(mine) == len(shipped) else
                      ", ".join(rel(f) for f in mine))
     return " + ".join(parts + other) or "(none)"
 
