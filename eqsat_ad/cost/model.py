@@ -219,8 +219,8 @@ class _Walk:
         return memo[e]
 
     def run(self) -> float:
-        # scope: name -> (axes frozenset, binding identity)
-        self.walk(self.prog.body, {}, 0)
+        # the result is demanded in full (the backend returns it)
+        self.force_all(self.walk(self.prog.body, {}, 0))
         return self.total
 
     # -- shapes and extents (follow array shapes through lets) ------------------------------
@@ -244,6 +244,8 @@ class _Walk:
             return self.shape(e.body)
         if isinstance(e, If):
             return self.shape(e.then) or self.shape(e.else_)
+        if isinstance(e, (Fst, Snd)) and isinstance(e.pair, Pair):
+            return self.shape(e.pair.fst if isinstance(e, Fst) else e.pair.snd)
         return []
 
     def extent(self, n: Expr) -> int:
@@ -259,6 +261,29 @@ class _Walk:
             a, b = self.extent(n.args[0]), self.extent(n.args[1])
             return max(0, a + b if n.op == "+" else a - b if n.op == "-" else a * b)
         return self.m.default_size
+
+    # -- values: axes (computed), lazy (computed when demanded: the backend's dead-code
+    #    elimination drops what is never used) or pairs (split at compile time) -------------
+    def force(self, v):
+        while isinstance(v, _Lazy):
+            v = v.get()
+        return v
+
+    def ax(self, v) -> frozenset:
+        """Axes of a value, paying for it (both halves of a pair)."""
+        v = self.force(v)
+        if isinstance(v, _PairVal):
+            return self.ax(v.a) | self.ax(v.b)
+        return v
+
+    force_all = ax
+
+    def lift(self, v, fn):
+        """Apply ``fn`` (axes -> value) componentwise to a possibly-pair value, lazily."""
+        v = self.force(v)
+        if isinstance(v, _PairVal):
+            return _PairVal(_Lazy(lambda: self.lift(v.a, fn)), _Lazy(lambda: self.lift(v.b, fn)))
+        return fn(v)
 
     # -- the walk -------------------------------------------------------------------------
     def pay(self, ctor: str, axes, times: float = 1.0) -> None:
@@ -276,7 +301,7 @@ class _Walk:
         if self.m.calls_overhead(ctor) or ctor not in NO_CALL:
             self.calls[ctor] = self.calls.get(ctor, 0.0) + calls * times
 
-    def walk(self, e: Expr, scope: dict, depth: int) -> frozenset:
+    def walk(self, e: Expr, scope: dict, depth: int):
         if isinstance(e, (Num, Int, BoolLit)):
             return frozenset()
         if isinstance(e, Var):
@@ -288,82 +313,114 @@ class _Walk:
             hit = self.memo.get(key)
             if hit is not None:
                 return hit
-        ax = self._node(e, scope, depth)
+        v = self._node(e, scope, depth)
         if key is not None:
-            self.memo[key] = ax
-        return ax
+            self.memo[key] = v
+        return v
 
-    def _node(self, e: Expr, scope: dict, depth: int) -> frozenset:
+    def _node(self, e: Expr, scope: dict, depth: int):
         if isinstance(e, Let):
-            va = self.walk(e.value, scope, depth)
+            vid = ("let", e.value, tuple(sorted((v, scope[v][1]) for v in self.fv(e.value) if v in scope)))
+            lazy = _Lazy(lambda: self.walk(e.value, scope, depth))
             saved = self.shapes.get(e.name)
             self.shapes[e.name] = self.shape(e.value)
-            vid = ("let", e.value, tuple(sorted((v, scope[v][1]) for v in self.fv(e.value) if v in scope)))
-            ba = self.walk(e.body, {**scope, e.name: (va, vid)}, depth)
+            out = self.walk(e.body, {**scope, e.name: (lazy, vid)}, depth)
             if saved is None:
                 self.shapes.pop(e.name, None)
             else:
                 self.shapes[e.name] = saved
-            return ba
+            return out
+        if isinstance(e, Pair):
+            return _PairVal(_Lazy(lambda: self.walk(e.fst, scope, depth)),
+                            _Lazy(lambda: self.walk(e.snd, scope, depth)))
+        if isinstance(e, (Fst, Snd)):
+            p = self.force(self.walk(e.pair, scope, depth))
+            if isinstance(p, _PairVal):
+                return p.a if isinstance(e, Fst) else p.b
+            return p
         if isinstance(e, (Build, Sum)):
-            na = self.walk(e.size, scope, depth)
+            na = self.ax(self.walk(e.size, scope, depth))
             n = self.extent(e.size)
             self.ext[e.var] = n
             bid = ("ix", depth + 1, e.size)
-            ba = self.walk(e.body, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1)
-            own = na | (ba - {e.var})
-            if e.var in ba:
-                self.pay("Build" if isinstance(e, Build) else "Sum", na | ba)
-            elif isinstance(e, Build):
-                self.pay("Fill", own | {e.var})         # np.full / broadcast of the body
-            else:
-                self.pay("Mul", own)                    # n * body
-            return own
+            bv = self.walk(e.body, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1)
+            is_build = isinstance(e, Build)
+
+            def done(ba):
+                own = na | (ba - {e.var})
+                if e.var in ba:
+                    self.pay("Build" if is_build else "Sum", na | ba)
+                elif is_build:
+                    self.pay("Fill", own | {e.var})         # np.full / broadcast of the body
+                else:
+                    self.pay("Mul", own)                    # n * body
+                return own
+            return self.lift(bv, done)
         if isinstance(e, IFold):
             return self._ifold(e, scope, depth)
         if isinstance(e, Get):
-            aa = self.walk(e.array, scope, depth)
+            av = self.walk(e.array, scope, depth)
             idx = e.index
-            if isinstance(idx, Var) and idx.name in scope and scope[idx.name][1][0] == "ix":
+            if isinstance(idx, Var) and idx.name in scope and isinstance(scope[idx.name][1], tuple) \
+                    and scope[idx.name][1][0] == "ix":
                 ia = scope[idx.name][0]
-                self.pay("GetAxis", aa | ia)
+
+                def get_axis(aa):
+                    self.pay("GetAxis", aa | ia)
+                    return aa | ia
+                return self.lift(av, get_axis)
+            ia = self.ax(self.walk(idx, scope, depth))
+
+            def gather(aa):
+                self.pay("Get", aa | ia)
                 return aa | ia
-            ia = self.walk(idx, scope, depth)
-            self.pay("Get", aa | ia)
-            return aa | ia
+            return self.lift(av, gather)
+        if isinstance(e, If):
+            ca = self.ax(self.walk(e.cond, scope, depth))
+            tv = self.walk(e.then, scope, depth)
+            ev = self.walk(e.else_, scope, depth)
+            return self._where(ca, tv, ev)
         if isinstance(e, Prim) and e.op == "pow":
             k = _int_exponent(e.args[1])
             if k is not None:
-                ba = self.walk(e.args[0], scope, depth)
+                ba = self.ax(self.walk(e.args[0], scope, depth))
                 muls = _POW_MULS[abs(k)]
                 if muls:
                     self.pay("Mul", ba, muls)
                 if k < 0:
                     self.pay("Div", ba)
                 return ba
-        if isinstance(e, (Pair, Fst, Snd, Length, If, Prim)):
-            kids = e.children()
-            ax = frozenset().union(*[self.walk(c, scope, depth) for c in kids]) if kids else frozenset()
-            ctor = _ctor(e)
-            if ctor in ("And", "Or"):
-                ctor = "If"
-            self.pay(ctor, ax)
-            return ax
         kids = e.children()
-        ax = frozenset().union(*[self.walk(c, scope, depth) for c in kids]) if kids else frozenset()
-        self.pay(_ctor(e), ax)
+        ax = frozenset().union(*[self.ax(self.walk(c, scope, depth)) for c in kids]) if kids else frozenset()
+        ctor = _ctor(e)
+        if ctor in ("And", "Or"):
+            ctor = "If"
+        self.pay(ctor, ax)
         return ax
 
-    def _ifold(self, e: IFold, scope: dict, depth: int) -> frozenset:
-        za = self.walk(e.init, scope, depth)
-        na = self.walk(e.size, scope, depth)
+    def _where(self, ca, tv, ev):
+        tv, ev = self.force(tv), self.force(ev)
+        if isinstance(tv, _PairVal) and isinstance(ev, _PairVal):
+            return _PairVal(_Lazy(lambda: self._where(ca, tv.a, ev.a)), _Lazy(lambda: self._where(ca, tv.b, ev.b)))
+        ta, ea_ = self.ax(tv), self.ax(ev)
+        self.pay("If", ca | ta | ea_)
+        return ca | ta | ea_
+
+    def _ifold(self, e: IFold, scope: dict, depth: int):
+        zv = self.force(self.walk(e.init, scope, depth))
+        if isinstance(zv, _PairVal):
+            comps = _split_pair_fold(e)
+            if comps is not None:
+                return self._pair_tree(comps, scope, depth)
+        za = self.ax(zv)
+        na = self.ax(self.walk(e.size, scope, depth))
         n = self.extent(e.size)
         self.ext[e.var] = n
         red = _reduction_body(e)
         if red is not None:
             # the backend turns it into a vectorised reduction over a new axis
             bid = ("ix", depth + 1, e.size)
-            ba = self.walk(red, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1)
+            ba = self.ax(self.walk(red, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1))
             own = za | na | (ba - {e.var})
             if e.var in ba:
                 self.pay("Sum", na | ba)
@@ -375,11 +432,103 @@ class _Walk:
         fid = ("fold", self.nfold)
         self.seq.add(e.var)
         acc_axes = za | frozenset([e.var])
-        ba = self.walk(e.body, {**scope, e.var: (frozenset([e.var]), fid), e.acc: (acc_axes, fid + ("acc",))},
-                       depth)
+        ba = self.ax(self.walk(e.body, {**scope, e.var: (frozenset([e.var]), fid),
+                                        e.acc: (acc_axes, fid + ("acc",))}, depth))
         own = za | na | (ba - {e.var})
         self.pay("Loop", frozenset([e.var]) | (na - {e.var}))
         return own
+
+    def _pair_tree(self, comps, scope, depth):
+        if isinstance(comps, tuple):
+            a, b = comps
+            return _PairVal(_Lazy(lambda: self._pair_tree(a, scope, depth)),
+                            _Lazy(lambda: self._pair_tree(b, scope, depth)))
+        return self.walk(comps, scope, depth)
+
+
+class _Lazy:
+    __slots__ = ("f", "v", "done")
+
+    def __init__(self, f):
+        self.f, self.v, self.done = f, None, False
+
+    def get(self):
+        if not self.done:
+            self.v = self.f()
+            self.done = True
+            self.f = None
+        return self.v
+
+
+class _PairVal:
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+
+def _split_pair_fold(e: IFold):
+    """An ifold over a pair accumulator whose body is a pair (through lets) with each
+    component depending only on its own part of the accumulator: a tree of independent
+    single-accumulator ifolds (the backend folds them separately), else None."""
+    from ..lang.binders import free_vars
+    acc = e.acc
+    lets = []
+    b = e.body
+    while isinstance(b, Let) and b.name != acc and acc not in free_vars(b.value):
+        lets.append(b)
+        b = b.body
+
+    def wrap(x: Expr) -> Expr:
+        for lt in reversed(lets):
+            x = Let(lt.name, lt.value, x)
+        return x
+
+    def proj(x: Expr, path: tuple) -> Expr:
+        for bit in path:
+            if isinstance(x, Pair):
+                x = x.fst if bit == 0 else x.snd
+            else:
+                x = Fst(x) if bit == 0 else Snd(x)
+        return x
+
+    def name(path: tuple) -> str:
+        return acc + "#" + "".join(map(str, path))
+
+    def subst(x: Expr, path: tuple, ok: list) -> Expr:
+        chain = []
+        y = x
+        while isinstance(y, (Fst, Snd)):
+            chain.append(0 if isinstance(y, Fst) else 1)
+            y = y.pair
+        if isinstance(y, Var) and y.name == acc:
+            q = tuple(reversed(chain))
+            if q != path:
+                ok[0] = False
+            return Var(name(q))
+        if acc not in free_vars(x):
+            return x
+        if acc in x.binds():
+            ok[0] = False
+            return x
+        return x.with_children([subst(c, path, ok) for c in x.children()])
+
+    def build(x: Expr, path: tuple):
+        if isinstance(x, Pair):
+            l_ = build(x.fst, path + (0,))
+            r_ = build(x.snd, path + (1,))
+            if l_ is None or r_ is None:
+                return None
+            return (l_, r_)
+        ok = [True]
+        body = subst(x, path, ok)
+        if not ok[0]:
+            return None
+        return IFold(name(path), e.var, wrap(body), proj(e.init, path), e.size)
+
+    if not isinstance(b, Pair):
+        return None
+    return build(b, ())
 
 
 def _reduction_body(e: IFold) -> Expr | None:

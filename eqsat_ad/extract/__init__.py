@@ -131,7 +131,7 @@ def extract_with(extractor: str, session, model, sizes: dict | None = None, *, p
     per-call overheads); ``costs="egglog"`` uses the integer costs egglog computed."""
     t0 = time.perf_counter()
     text = session.serialize_json()
-    g = EGraphView.from_json(text)
+    g = EGraphView.from_session(session, text=text)
     if costs == "egglog":
         g.assign_egglog_costs(text)
     else:

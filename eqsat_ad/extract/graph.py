@@ -81,11 +81,15 @@ class EGraphView:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_session(cls, session, root: str = "$root") -> "EGraphView":
-        return cls.from_json(session.serialize_json(), root)
+    def from_session(cls, session, root: str = "$root", text: "str | None" = None) -> "EGraphView":
+        return cls.from_json(session.serialize_json() if text is None else text, root,
+                             root_class=root_class_of(session, root))
 
     @classmethod
-    def from_json(cls, text: "str | dict", root: str = "$root") -> "EGraphView":
+    def from_json(cls, text: "str | dict", root: str = "$root", root_class: "str | None" = None) -> "EGraphView":
+        """Parse serialized JSON.  The root is ``root_class`` (egglog's class id, see
+        :func:`root_class_of`) or else the class whose ``let`` annotation is ``root`` (egglog
+        annotates one global per class, so another global bound to the same class may hide it)."""
         data = json.loads(text) if isinstance(text, str) else text
         raw = data["nodes"]
         cdata = data.get("class_data", {})
@@ -96,7 +100,7 @@ class EGraphView:
                 t = eclass.rsplit("-", 1)[0]
             return t
 
-        root_ids = [c for c, d in cdata.items() if d.get("let") == root]
+        root_ids = [root_class] if root_class else [c for c, d in cdata.items() if d.get("let") == root]
         if not root_ids:
             raise EqsatError(f"the e-graph has no global {root} (add a program first)")
         # literals
@@ -427,6 +431,19 @@ class EGraphView:
     def stats(self) -> dict:
         return {"eclasses": len(self.class_ids), "enodes": len(self.nodes),
                 "extractable_enodes": sum(1 for n in self.nodes if n.cost < INF)}
+
+
+def root_class_of(session, root: str = "$root") -> "str | None":
+    """egglog's serialized class id (``Term-<value>``) of the global ``root``."""
+    import re
+    try:
+        fn = session.eg.freeze().functions.get(root)
+        if fn is None or not fn.rows:
+            return None
+        m = re.fullmatch(r"Value\((\d+)\)", str(fn.rows[0].output))
+        return f"{fn.output_sort}-{m.group(1)}" if m else None
+    except Exception:   # noqa: BLE001 - older bindings: fall back to the let annotation
+        return None
 
 
 def _i64_of(eclass: str, raw: dict, lits: dict) -> int | None:

@@ -1,0 +1,178 @@
+"""Does the cost model rank programs the way NumPy runs them?
+
+For the suite programs (the derivative as produced by AD -- unoptimised -- and the
+programs extracted by the tree, DAG and ILP extractors) at several sizes, compare the
+model's cost (``CostModel.dag_cost``: what the backend computes once, paid once) with the
+measured time of ``ea.compile(program)`` (median of repeats, single-threaded) and report
+the Spearman rank correlation (target >= 0.9).  Writes
+``benchmarks/results/cost_vs_time.json`` and prints a table.
+
+    python benchmarks/bench_cost_vs_time.py            # n = 10 ... 10^4
+    python benchmarks/bench_cost_vs_time.py --quick    # fewer sizes and repeats
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import eqsat_ad as ea  # noqa: E402
+from eqsat_ad.cost.model import default_cost_model  # noqa: E402
+
+SUITE = {
+    "sumsq": ("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))", "x", "grad"),
+    "dot": ("(fun ((x (vec n)) (w (vec n))) (ifold (lambda (acc i) (+ acc (* (get x i) (get w i)))) 0.0 "
+            "(length x)))", "x", "grad"),
+    "sigmoid": ("(fun ((x (vec n))) (sum n (lambda (i) (/ 1.0 (+ 1.0 (exp (neg (get x i))))))))", "x", "grad"),
+    "logsumexp": ("(fun ((x (vec n))) (log (sum n (lambda (i) (exp (get x i))))))", "x", "grad"),
+    "poly": ("(fun ((x (vec n))) (sum n (lambda (i) (+ (+ (pow (get x i) 3) (* 3.0 (pow (get x i) 2))) "
+             "(get x i)))))", "x", "grad"),
+    "mlp": ("(fun ((W (mat m n)) (x (vec n)) (b (vec m))) (sum m (lambda (k) (tanh (+ (sum n (lambda (j) "
+            "(* (get (get W k) j) (get x j)))) (get b k))))))", "W", "grad"),
+    "matvec_jac": ("(fun ((A (mat m n)) (x (vec n))) (build m (lambda (i) (sum n (lambda (j) "
+                   "(* (get (get A i) j) (get x j)))))))", "x", "jacobian"),
+}
+SIZES = (10, 30, 100, 300, 1000, 3000, 10000)
+MAX_PREDICTED_SECONDS = 1.0      # skip a (program, n) the model predicts to run longer
+
+
+def inputs_for(prog, n: int, rng) -> dict:
+    from eqsat_ad.lang.types import ArrayT
+    out = {}
+    for p in prog.params:
+        t = p.type
+        shape = []
+        while isinstance(t, ArrayT):
+            shape.append(n)
+            t = t.elem
+        out[p.name] = rng.uniform(-1.0, 1.0, size=shape) if shape else float(rng.uniform(-1, 1))
+    return out
+
+
+def measure(fn, inputs: dict, repeat: int, budget: float = 0.3) -> float:
+    """Median seconds per call; each sample loops enough calls to last ~budget/repeat."""
+    fn(**inputs)
+    t0 = time.perf_counter()
+    fn(**inputs)
+    one = time.perf_counter() - t0
+    k = max(1, int(budget / repeat / max(one, 1e-7)))
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(k):
+            fn(**inputs)
+        samples.append((time.perf_counter() - t0) / k)
+    return statistics.median(samples)
+
+
+def run(sizes=SIZES, repeat: int = 5, extractors=("tree", "dag", "ilp"), names=None, out=None,
+        verbose: bool = True) -> dict:
+    from scipy.stats import spearmanr
+    model = default_cost_model()
+    unit = float(model.meta.get("unit_seconds", 1e-9))
+    rng = np.random.default_rng(0)
+    rows = []
+    extraction = []
+    for name in names or SUITE:
+        text, wrt, kind = SUITE[name]
+        d = getattr(ea, kind)(ea.parse(text), wrt)
+        variants = {"unoptimised": d}
+        for ex in extractors:
+            t0 = time.perf_counter()
+            res = ea.optimize(d, sizes={"n": 1000, "m": 1000}, extractor=ex, check=True)
+            info = res.report.extraction
+            extraction.append({"program": name, "extractor": ex, "seconds": info.get("seconds"),
+                               "cost": info.get("cost", res.cost), "tree_cost": info.get("tree_cost"),
+                               "egglog_cost": info.get("egglog_cost"), "optimize_seconds": time.perf_counter() - t0,
+                               "fallback": info.get("fallback"), "lets": info.get("lets"),
+                               "dag_cost_of_program": model.dag_cost(res.program, {"n": 1000, "m": 1000})})
+            variants[ex] = res.program
+        sources = {}
+        for vname, prog in variants.items():
+            fn = ea.compile(prog)
+            # variants that compile to the same NumPy code are one program: one point
+            if fn.source in sources:
+                for r in rows:
+                    if r["program"] == name and r["variant"] == sources[fn.source]:
+                        r.setdefault("same_as", []).append(vname)
+                continue
+            sources[fn.source] = vname
+            for n in sizes:
+                sz = {"n": n, "m": n}
+                cost = model.dag_cost(prog, sz)
+                tree = model.program_cost(prog, sz)
+                if cost * unit > MAX_PREDICTED_SECONDS:
+                    continue
+                try:
+                    t = measure(fn, inputs_for(prog, n, rng), repeat)
+                except ea.ResourceLimitError as e:
+                    if verbose:
+                        print(f"{name:11s} {vname:12s} n={n:6d}  skipped: {str(e)[:100]}")
+                    continue
+                rows.append({"program": name, "variant": vname, "n": n, "cost": cost, "tree_cost": tree,
+                             "seconds": t, "predicted_seconds": cost * unit})
+                if verbose:
+                    print(f"{name:11s} {vname:12s} n={n:6d}  cost {cost:12.4g}  tree {tree:12.4g}  "
+                          f"time {t * 1e6:12.1f} us  predicted {cost * unit * 1e6:12.1f} us", flush=True)
+    costs = [r["cost"] for r in rows]
+    times = [r["seconds"] for r in rows]
+    rho = float(spearmanr(costs, times).statistic)
+    rho_tree = float(spearmanr([r["tree_cost"] for r in rows], times).statistic)
+    per_program = {}
+    for name in {r["program"] for r in rows}:
+        sub = [r for r in rows if r["program"] == name]
+        if len(sub) > 2:
+            per_program[name] = float(spearmanr([r["cost"] for r in sub], [r["seconds"] for r in sub]).statistic)
+    per_n = {}
+    for n in sorted({r["n"] for r in rows}):
+        sub = [r for r in rows if r["n"] == n]
+        if len(sub) > 2:
+            per_n[str(n)] = float(spearmanr([r["cost"] for r in sub], [r["seconds"] for r in sub]).statistic)
+    result = {"spearman": rho, "spearman_tree_cost": rho_tree, "points": len(rows),
+              "spearman_per_program": per_program, "spearman_per_size": per_n,
+              "model": {"overhead": model.overhead, "unit_seconds": unit,
+                        "machine": model.meta.get("machine"), "calibrated": model.meta.get("date")},
+              "extraction": extraction, "rows": rows}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=1) + "\n")
+    if verbose:
+        print(f"\nSpearman(cost, time) = {rho:.4f} over {len(rows)} points "
+              f"(tree cost: {rho_tree:.4f})")
+        print("per program:", {k: round(v, 3) for k, v in sorted(per_program.items())})
+        print("per size:   ", {k: round(v, 3) for k, v in per_n.items()})
+        print("\nextraction (sizes n=m=1000):")
+        print(f"{'program':11s} {'extractor':9s} {'cost':>12s} {'tree cost':>12s} {'seconds':>8s}  fallback")
+        for e in extraction:
+            print(f"{e['program']:11s} {e['extractor']:9s} {e['dag_cost_of_program']:12.5g} "
+                  f"{(e['tree_cost'] or float('nan')):12.5g} {e['seconds']:8.3f}  {e['fallback'] or ''}")
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--programs", nargs="*")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cost_vs_time.json"))
+    args = ap.parse_args(argv)
+    sizes = (10, 100, 1000, 10000) if args.quick else SIZES
+    run(sizes, 3 if args.quick else args.repeat, names=args.programs, out=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

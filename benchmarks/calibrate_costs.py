@@ -1,0 +1,193 @@
+"""Calibrate the cost model's operation costs by timing NumPy (single-threaded).
+
+For each operation the NumPy backend emits (``eqsat_ad/backend/numpy_backend.py``) this
+times the operation per element at a large n, normalised to a float add = 1, plus
+
+* ``overhead``: the fixed cost of issuing one NumPy operation (a ufunc on a tiny array);
+* ``Loop``: one iteration of a sequential Python ``for`` loop (a non-additive ``ifold``);
+* ``scalar_overhead``: one operation on NumPy scalars (what a loop body over scalars does);
+
+and writes ``eqsat_ad/cost/opcosts.json`` (small; committed; read by ``default_cost_model``).
+
+    python benchmarks/calibrate_costs.py            # n = 2**18, writes the JSON
+    python benchmarks/calibrate_costs.py --n 1000000 --out /tmp/opcosts.json --quick
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "eqsat_ad" / "cost" / "opcosts.json"
+
+
+def timeit(fn, repeat: int = 7, min_time: float = 0.02) -> float:
+    """Median seconds per call (each sample runs ``fn`` enough times to last min_time)."""
+    fn()
+    k = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(k):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_time or k >= 1 << 20:
+            break
+        k *= 2
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(k):
+            fn()
+        samples.append((time.perf_counter() - t0) / k)
+    return statistics.median(samples)
+
+
+def per_element(fn_big, fn_small, n_big: int, n_small: int, repeat: int) -> float:
+    """Seconds per element with the fixed per-call part removed (two sizes)."""
+    tb = timeit(fn_big, repeat)
+    ts = timeit(fn_small, repeat)
+    return max((tb - ts) / (n_big - n_small), 0.0)
+
+
+def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
+    rng = np.random.default_rng(0)
+    if quick:
+        repeat = 3
+    small = 16
+
+    def arrays(m):
+        a = rng.uniform(0.5, 1.5, m)
+        b = rng.uniform(0.5, 1.5, m)
+        return a, b
+
+    A, B = arrays(n)
+    a, b = arrays(small)
+    Ai = rng.integers(0, n, n)
+    ai = rng.integers(0, small, small)
+    C = A < B
+    c = a < b
+    side = int(round(n ** 0.5))
+    M = rng.uniform(0.5, 1.5, (side, side))
+    m = rng.uniform(0.5, 1.5, (4, 4))
+    ops = {
+        "Add": (lambda: A + B, lambda: a + b),
+        "Sub": (lambda: A - B, lambda: a - b),
+        "Mul": (lambda: A * B, lambda: a * b),
+        "Div": (lambda: A / B, lambda: a / b),
+        "Neg": (lambda: -A, lambda: -a),
+        "Exp": (lambda: np.exp(A), lambda: np.exp(a)),
+        "Log": (lambda: np.log(A), lambda: np.log(a)),
+        "Sin": (lambda: np.sin(A), lambda: np.sin(a)),
+        "Cos": (lambda: np.cos(A), lambda: np.cos(a)),
+        "Tan": (lambda: np.tan(A), lambda: np.tan(a)),
+        "Sqrt": (lambda: np.sqrt(A), lambda: np.sqrt(a)),
+        "Tanh": (lambda: np.tanh(A), lambda: np.tanh(a)),
+        "Pow": (lambda: np.float_power(A, B), lambda: np.float_power(a, b)),
+        "Lt": (lambda: A < B, lambda: a < b),
+        "Le": (lambda: A <= B, lambda: a <= b),
+        "Eq": (lambda: A == B, lambda: a == b),
+        "And": (lambda: C & C, lambda: c & c),
+        "Or": (lambda: C | C, lambda: c | c),
+        "Not": (lambda: ~C, lambda: ~c),
+        "If": (lambda: np.where(C, A, B), lambda: np.where(c, a, b)),
+        "ToReal": (lambda: Ai.astype(np.float64), lambda: ai.astype(np.float64)),
+        "Get": (lambda: A[Ai], lambda: a[ai]),                      # gather at computed indices
+        "Fill": (lambda: np.full(n, 1.5), lambda: np.full(small, 1.5)),
+        # a reduction along the last and along the first axis (the backend's axes vary)
+        "Sum": (lambda: (np.add.reduce(M, 1), np.add.reduce(M, 0)),
+                lambda: (np.add.reduce(m, 1), np.add.reduce(m, 0))),
+        # a build/get along an axis are views: transposes and slices (per call only)
+        "GetAxis": (lambda: M.transpose(1, 0)[:, None], lambda: m.transpose(1, 0)[:, None]),
+    }
+    sizes = {"Sum": (side * side * 2, 32), "GetAxis": (side * side, 16)}
+    t_add = None
+    raw = {}
+    for name, (big, sm) in ops.items():
+        nb, ns = sizes.get(name, (n, small))
+        raw[name] = per_element(big, sm, nb, ns, repeat)
+        if name == "Add":
+            t_add = raw[name]
+    # fixed cost of one NumPy call: small-array ufuncs (add, multiply, exp, where)
+    calls = [timeit(lambda: a + b, repeat), timeit(lambda: a * b, repeat), timeit(lambda: np.exp(a), repeat),
+             timeit(lambda: np.where(c, a, b), repeat), timeit(lambda: np.add.reduce(m, 1), repeat)]
+    t_call = statistics.median(calls)
+    # one iteration of a Python for loop that rebinds an accumulator
+    N = 20000
+
+    def loop():
+        acc = 0.0
+        for _i in range(N):
+            acc = _i
+        return acc
+    t_loop = timeit(loop, repeat) / N
+    xs = rng.uniform(0.5, 1.5, 64)
+    s1, s2 = xs[3], xs[5]
+    t_scalar = statistics.median([timeit(lambda: s1 + s2, repeat), timeit(lambda: s1 * s2, repeat),
+                                  timeit(lambda: xs[7], repeat)])
+    opcost = {k: round(v / t_add, 3) for k, v in raw.items()}
+    opcost["GetAxis"] = 0.0                 # a view: no per-element work
+    opcost["Build"] = 0.0                   # renames an axis (a view)
+    opcost["Len"] = opcost["Fst"] = opcost["Snd"] = opcost["Pair"] = opcost["Let"] = 0.0
+    opcost["Loop"] = round(t_loop / t_add, 1)
+    overhead = round(t_call / t_add, 1)
+    # the in-egglog ifold cost (per iteration; egglog cannot add per-call terms)
+    opcost["IFold"] = round((t_loop + t_call) / t_add, 1)
+    return {
+        "note": "op cost per element, float add = 1 (benchmarks/calibrate_costs.py); overhead: one NumPy call",
+        "machine": f"{platform.node()} {platform.machine()} {_cpu()} ({platform.system()} {platform.release()})",
+        "python": sys.version.split()[0], "numpy": np.__version__,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "n": n, "threads": 1,
+        "unit_seconds": t_add,
+        "overhead_seconds": t_call,
+        "loop_seconds": t_loop,
+        "scalar_overhead": round(t_scalar / t_add, 1),
+        "opcost": dict(sorted(opcost.items())),
+        "overhead": overhead,
+    }
+
+
+def _cpu() -> str:
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                return ln.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1 << 18)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args(argv)
+    res = calibrate(args.n, args.repeat, args.quick)
+    Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+    w = max(len(k) for k in res["opcost"])
+    print(f"float add: {res['unit_seconds'] * 1e9:.3f} ns/element (= 1); one NumPy call = {res['overhead']} "
+          f"({res['overhead_seconds'] * 1e6:.2f} us); loop iteration = {res['opcost']['Loop']}; "
+          f"scalar op = {res['scalar_overhead']}")
+    for k, v in res["opcost"].items():
+        print(f"  {k:<{w}}  {v:8.3f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
