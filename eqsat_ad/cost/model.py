@@ -322,14 +322,9 @@ class _Walk:
         if isinstance(e, Let):
             vid = ("let", e.value, tuple(sorted((v, scope[v][1]) for v in self.fv(e.value) if v in scope)))
             lazy = _Lazy(lambda: self.walk(e.value, scope, depth))
-            saved = self.shapes.get(e.name)
+            # kept after the body (lazy parts of it are walked later); names are unique
             self.shapes[e.name] = self.shape(e.value)
-            out = self.walk(e.body, {**scope, e.name: (lazy, vid)}, depth)
-            if saved is None:
-                self.shapes.pop(e.name, None)
-            else:
-                self.shapes[e.name] = saved
-            return out
+            return self.walk(e.body, {**scope, e.name: (lazy, vid)}, depth)
         if isinstance(e, Pair):
             return _PairVal(_Lazy(lambda: self.walk(e.fst, scope, depth)),
                             _Lazy(lambda: self.walk(e.snd, scope, depth)))
