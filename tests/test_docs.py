@@ -39,7 +39,6 @@ LINKED = ("docs", "rules", "benchmarks", "README.md", "pyproject.toml", "eqsat_a
 # the block's code) -> reason.  They are reported as xfail, not hidden; fix the doc and drop
 # the entry (or mark the block <!-- no-test: why -->).
 KNOWN_BROKEN: dict[tuple[str, int], str] = {
-    ("docs/ad.md", 43): "the JVP rule table is pseudo-code (last line is prose), not Python",
     ("docs/language.md", 15): "uses an undefined name `text`",
     ("docs/language.md", 133): "uses `Prim` without importing it",
 }
@@ -212,6 +211,12 @@ def test_shell_block_parser():
     assert cmds[0][1] == "ring  (...)\n...\n"
     assert cmds[1] == ("pip install eqsat-ad", "")
     assert output_matches("ring  (...)\n...\n", "ring  (rules/ring.egg:7, 32 rules)\n  more\n")
+
+
+def test_known_broken_entries_are_current():
+    """Every KNOWN_BROKEN entry still names a block (else it is stale: drop it)."""
+    for (rel, line), why in KNOWN_BROKEN.items():
+        assert any(b.line == line for b in blocks_of(ROOT / rel)), f"stale KNOWN_BROKEN entry {rel}:{line}"
 
 
 def test_every_doc_has_runnable_examples_or_none():
