@@ -421,6 +421,7 @@ class TermGen:
         self.k = 0
         self.prefix = fresh_prefix
         self.prefer = set(prefer)      # names to mention often (set-contains conditions)
+        self.smooth = False            # True: no if / comparisons (differentiable programs)
 
     def fresh(self) -> str:
         self.k += 1
@@ -518,8 +519,8 @@ class TermGen:
         """Forms for any type: if, let, ifold, fst of a pair."""
         if d <= 0:
             return []
-        return [
-            lambda: App("If", (self.bool(env, d - 1), self.gen(t, env, d - 1), self.gen(t, env, d - 1))),
+        return ([] if self.smooth else [
+            lambda: App("If", (self.bool(env, d - 1), self.gen(t, env, d - 1), self.gen(t, env, d - 1)))]) + [
             lambda: self.let(t, env, d),
             lambda: self.ifold(t, env, d),
             lambda: App("Fst", (App("Pair", (self.gen(t, env, d - 1), self.real(env, 0))),)),
@@ -557,10 +558,11 @@ class TermGen:
             lambda: App("Tan", (App("Mul", (App("Num", (0.5,)), App("Tanh", (r(),)))),)),
             lambda: App("Pow", (self.pos(env, d), App("Num", (self.rng.choice([2.0, 0.5, 3.0, -1.0, 1.0, 0.0]),)))),
             lambda: App("Div", (r(), self.pos(env, d))),
-            lambda: App("If", (self.bool(env, d - 1), r(), App("Num", (0.0,)))),   # one-hot shape
             lambda: self.sum(env, d), lambda: self.sum(env, d),
             lambda: App("Get", (self.array(("arr", REAL, "n"), env, d - 1), self.index("n", env))),
         ]
+        if not self.smooth:
+            opts.append(lambda: App("If", (self.bool(env, d - 1), r(), App("Num", (0.0,)))))   # one-hot shape
         opts += self.generic(REAL, env, d)
         for _ in range(6):
             try:

@@ -1,0 +1,97 @@
+"""Differential fuzzing (eqsat_ad.fuzz), the fast version: random smooth programs ->
+random derivative -> ea.optimize with random schedules, limits and extractors -> compared
+with the reference interpreter on the unoptimised program and with finite differences.
+The long run is ``python benchmarks/fuzz_long.py --minutes N``."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import eqsat_ad as ea
+from eqsat_ad.fuzz import (FuzzReport, agree, check_case, extractors, fuzz, random_program,
+                           random_schedule, shipped_rulesets)
+from eqsat_ad.strategy.combinators import Limits, repeat, run
+from tests.gen import programs
+
+# Failures the fuzzer finds in other modules, by signature (see the strict xfails below).
+KNOWN_SIGNATURES = {
+    "no program could be extracted": "optimize: a completed bounded schedule leaves substitutions unfinished",
+    "no finite term for the root": "optimize: a completed bounded schedule leaves substitutions unfinished",
+}
+
+
+def _known(problem: str) -> bool:
+    return any(k in problem for k in KNOWN_SIGNATURES)
+
+
+def test_extractors_available():
+    ex = extractors()
+    assert ex[0] == "tree"
+    assert set(ex) <= {"tree", "dag", "ilp"}
+
+
+def test_random_program_is_well_typed_and_smooth():
+    from eqsat_ad.lang.ast import If, iter_nodes
+    from eqsat_ad.lang.typecheck import check_program
+    rng = random.Random(5)
+    for _ in range(20):
+        p = random_program(rng, depth=3)
+        check_program(p)
+        assert not any(isinstance(n, If) for n in iter_nodes(p.body))
+
+
+def test_random_schedules_are_valid_strategies():
+    rng = random.Random(1)
+    rs = shipped_rulesets()
+    assert {"let", "fuse", "fold", "ring"} <= set(rs)
+    for _ in range(20):
+        desc, s = random_schedule(rng, rs)
+        assert desc
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@given(programs(real_result=True, smooth=True, max_depth=3))
+def test_gen_programs_survive_default_pipeline(case):
+    """tests/gen.py programs: grad/jvp, default schedule, every extractor in turn."""
+    prog, inputs = case
+    rng = random.Random(hash(ea.show_program(prog)) & 0xFFFF)
+    ex = extractors()[len(ea.show_program(prog)) % len(extractors())]
+    r = check_case(prog, inputs, rng, schedule=None, extractor=ex,
+                   limits=Limits(iterations=300, nodes=20000, seconds=10.0))
+    assert r.ok or r.skipped, r.describe()
+
+
+def test_fuzz_quick():
+    """Random programs, derivatives, schedules, limits and extractors (fixed seeds)."""
+    rep = fuzz(cases=30, seed=0)
+    assert isinstance(rep, FuzzReport) and rep.cases == 30
+    assert rep.optimizations >= 15 and rep.rule_matches > 0
+    unknown = [f for f in rep.failures if not _known(f.problem)]
+    assert not unknown, "\n".join(f.describe() for f in unknown)
+
+
+def test_agree_tolerates_rounding_not_errors():
+    assert agree(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-12]))
+    assert not agree(np.array([1.0, 2.0]), np.array([1.0, 2.1]))
+    assert not agree(np.array([1.0]), np.array([1.0, 1.0]))
+    assert agree(float("nan"), float("nan"))
+
+
+# ---------------------------------------------------------------------------------------
+# bugs found by the fuzzer in other modules (strict xfails: they pass once fixed)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="optimize.py finishes pending substitutions (saturate "
+                   "analysis+subst) only when a limit stopped the run; a bounded schedule that "
+                   "completes (repeat 5 (run let tuple)) leaves let-inline's Subst unfinished and "
+                   "the Let subsumed, so no program can be extracted")
+@pytest.mark.parametrize("extractor", ["tree", "dag"])
+def test_bounded_schedule_leaves_extractable_program(extractor):
+    p = ea.parse("(fun ((x (vec n)) (y (vec n))) y)")
+    d = ea.jacobian(p, "y")
+    res = ea.optimize(d, sizes={"n": 3}, schedule=repeat(5, run("let", "tuple")), extractor=extractor)
+    x, y = np.ones(3), np.arange(3.0)
+    assert np.allclose(ea.evaluate(res.program, x=x, y=y), np.eye(3))
