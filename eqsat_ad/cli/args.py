@@ -241,7 +241,8 @@ examples:
   eqsat-ad explain docs/examples/sumsq.ad --grad x --dot egraph.dot --plot growth.png
 
 Per phase: which rules matched how often, how the e-graph grew, why the phase stopped,
-and the cost before and after.  --dot writes the final e-graph as Graphviz (render it
+and the cost of the best program before and after it (found by re-running the prefixes of
+the schedule; --no-phase-costs skips that).  --dot writes the final e-graph as Graphviz (render it
 with 'dot -Tsvg', or give OUT.svg/OUT.png to render directly when Graphviz is installed).
 """
 
@@ -343,9 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse to draw e-graphs with more e-nodes than this (default 2000)")
     p.add_argument("--plot", metavar="OUT.png", help="plot e-graph size per iteration and best cost per "
                    "phase (needs matplotlib)")
-    p.add_argument("--phase-costs", action="store_true",
-                   help="also extract the best program after each phase (re-runs the prefix of the "
-                        "schedule; implied by --plot)")
+    p.add_argument("--no-phase-costs", dest="phase_costs", action="store_false",
+                   help="skip extracting the best program after each phase (that re-runs the "
+                        "prefixes of the schedule; with this, only the final cost is shown)")
     p.add_argument("--all-rules", action="store_true",
                    help="also list the support rules (analysis, subst) one by one")
     p.add_argument("--json", metavar="OUT", help="also write the result and report as JSON")

@@ -405,7 +405,8 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
         if ph.enodes_per_iteration:
             out.append(f"  e-nodes per iteration: {_series(ph.enodes_per_iteration)}")
         if phase_costs is not None and k - 1 < len(phase_costs):
-            out.append(f"  best cost after this phase: {fmt_cost(phase_costs[k - 1])}")
+            prev = rep.cost_before if k == 1 else phase_costs[k - 2]
+            out.append(f"  cost of the best program: {fmt_cost(prev)} -> {fmt_cost(phase_costs[k - 1])}")
         main_rules = [(owner.get(r, "?"), r, n) for r, n in ph.matches.items()
                       if owner.get(r, "?") not in support]
         sup: dict[str, int] = {}
@@ -453,7 +454,7 @@ def cmd_explain(args) -> int:
     prog, name, label = prepare_program(args)
     res = run_optimize(prog, name, args, keep_egraph=True)
     phase_costs = None
-    if args.phase_costs or args.plot:
+    if args.phase_costs or args.plot:      # (--plot needs them)
         kw = optimize_options(args)
         kw["check"] = False
         with about_file(name):
