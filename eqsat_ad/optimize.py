@@ -184,7 +184,10 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     # finish pending substitutions (they only push downwards, so this terminates).
     if report.stop_reason not in ("saturated", "schedule completed"):
         session.saturate(("analysis", "subst"), max_iterations=1000)
-    session.load_cost_rules(model.opcost)
+    from .egraph.constructors import CONSTRUCTORS
+    session.load_cost_rules(model.egglog_opcost() if hasattr(model, "egglog_opcost") else model.opcost,
+                            overhead={c: model.calls_overhead(c) for c in CONSTRUCTORS}
+                            if hasattr(model, "calls_overhead") else None)
     session.set_sizes(sz)
     session.compute_costs()
     if extractor == "tree":
@@ -196,12 +199,15 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
         extra = {"egglog_cost": egg_cost}
     else:
         from .extract import extract_with
-        body, extra = extract_with(extractor, session, model, sz)
+        body, extra = extract_with(extractor, session, model, sz, program=prog)
     out = readable_names(Program(prog.params, body))
     check_program(out)
     report.extraction = {"extractor": extractor, "seconds": time.perf_counter() - t0, **extra}
-    cost_before = model.program_cost(prog, sz)
-    cost_after = model.program_cost(out, sz)
+    # costs of what the backend runs: sub-terms it computes once are paid once
+    measure = getattr(model, "dag_cost", model.program_cost)
+    cost_before = measure(prog, sz)
+    cost_after = measure(out, sz)
+    report.extraction["tree_cost"] = model.program_cost(out, sz)
     report.cost_before, report.cost_after = cost_before, cost_after
     if check:
         check_agrees(prog, out)

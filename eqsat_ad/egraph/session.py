@@ -194,9 +194,11 @@ class EGraphSession:
         for name, v in sizes.items():
             self.run_text(f"(set (dimv (Dim {egg_string(name)})) {int(v)})")
 
-    def load_cost_rules(self, opcost: dict[str, float], scope_penalty: bool = True) -> None:
+    def load_cost_rules(self, opcost: dict[str, float], scope_penalty: bool = True,
+                        overhead: dict[str, float] | None = None) -> None:
+        """Declare the in-egglog size-aware costs (per-element op costs, per-node overheads)."""
         if not self._cost_loaded:
-            self.run_text(cost_rules_text(opcost, scope_penalty=scope_penalty))
+            self.run_text(cost_rules_text(opcost, scope_penalty=scope_penalty, overhead=overhead))
             self._cost_loaded = True
             self.rulesets["cost"] = RulesetInfo("cost", "<generated>", 1, "size-aware node costs")
 
