@@ -434,7 +434,11 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
     out.append(f"total: {rep.iterations} iterations, {rep.enodes} e-nodes, {rep.eclasses} e-classes, "
                f"{rep.seconds:.3f} s; stopped: {rep.stop_reason}")
     ex = rep.extraction or {}
-    out.append(f"extraction: {ex.get('extractor', args.extractor)}, {ex.get('seconds', 0.0):.3f} s")
+    details = [f"{k} {fmt_cost(v) if isinstance(v, float) else v}" for k, v in ex.items()
+               if k not in ("extractor", "seconds") and not k.startswith("seconds")
+               and isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    out.append(f"extraction: {ex.get('extractor', args.extractor)}, {ex.get('seconds', 0.0):.3f} s"
+               + (f" ({', '.join(details)})" if details else ""))
     ratio = ""
     if rep.cost_before and rep.cost_after:
         ratio = f" ({rep.cost_before / rep.cost_after:.3g}x cheaper)"
