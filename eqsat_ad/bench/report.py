@@ -362,8 +362,10 @@ def header(res: dict) -> str:
             f"{pr['budget_seconds_per_cell']} s per cell). T/O: over {pr['timeout_seconds']} s per call "
             f"(measured, or extrapolated from the previous n with the method's exponent); OOM: the n×n "
             f"forward-mode tangents would need over {pr['mem_limit_bytes'] / 1e9:.0f} GB. Optimisation "
-            f"time limit {pr['opt_time_limit_seconds']} s; "
-            f"{'optimised at every n' if pr['opt_per_size'] else 'optimised once, at the largest n'}. "
+            f"limits {pr['opt_time_limit_seconds']} s"
+            f"{', %s e-nodes' % pr['opt_node_limit'] if pr.get('opt_node_limit') else ''} (checked between "
+            f"iterations); "
+            f"{'optimised at every n (once, at the first n, when that took over %s s)' % pr.get('sticky_seconds') if pr['opt_per_size'] else 'optimised once, at the largest n'}. "
             f"Wall time {m['wall_seconds']:.0f} s.")
 
 

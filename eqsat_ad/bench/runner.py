@@ -40,6 +40,8 @@ class Config:
     timeout: float = 10.0           # a call over this is T/O (measured or extrapolated)
     mem_limit: float = 4e9          # bytes; forward Jacobians over this are OOM (est)
     opt_seconds: float = 20.0       # time limit of one optimisation
+    opt_nodes: int | None = None    # e-node limit of one optimisation (None: the library's)
+    sticky_seconds: float = 5.0     # an optimisation slower than this is reused for larger n
     opt_per_size: bool = True       # optimise at every n (else once, at the largest n)
     groups: tuple[str, ...] = ("micro", "suite", "extraction")
     programs: tuple[str, ...] | None = None
@@ -53,6 +55,7 @@ class Config:
     @classmethod
     def quick_config(cls, **kw) -> "Config":
         base = dict(quick=True, repeats=3, target=0.02, budget=3.0, timeout=2.0, opt_seconds=5.0,
+                    opt_nodes=5_000,
                     opt_per_size=False, cmp_n=1_000, cmp_n_mat=100)
         base.update(kw)
         return cls(**base)
@@ -142,12 +145,13 @@ class Bench:
                 sizes = (3,)
             last: dict[str, tuple[int, float]] = {}
             stopped: dict[str, str] = {}
+            sticky = None
             for n in sizes:
-                opt_n = n if cfg.opt_per_size else sizes[-1]
+                opt_n = sticky or (n if cfg.opt_per_size else sizes[-1])
                 self.say(f"{spec.group}/{spec.name} n={n}: optimising (n={opt_n})")
-                info = self.ours.request({"op": "optimize", "group": spec.group, "program": spec.name,
-                                          "n": opt_n, "opt_seconds": cfg.opt_seconds},
-                                         timeout=cfg.opt_seconds * 6 + 120)
+                info = self.ours.request(self._opt_req(spec, opt_n), timeout=self._opt_timeout())
+                if cfg.opt_per_size and sticky is None and (info.get("seconds_total") or 0) > cfg.sticky_seconds:
+                    sticky = opt_n      # too slow to repeat at every size: reuse this program
                 row = {"group": spec.group, "program": spec.name, "n": n, "dims": spec.dims(n),
                        "opt_n": opt_n, "opt": info, "cells": {}}
                 base = {"group": spec.group, "program": spec.name, "n": n}
@@ -175,7 +179,8 @@ class Bench:
                                                 "note": f"T/O (est {_secs(est)})" if est else
                                                 f"T/O ({stopped.get(method)})"}
                         continue
-                    req = dict(base, method=method, opt_n=opt_n, opt_seconds=cfg.opt_seconds)
+                    req = dict(base, method=method, opt_n=opt_n, opt_seconds=cfg.opt_seconds,
+                               opt_nodes=cfg.opt_nodes)
                     cell = self._time(w, req, est)
                     row["cells"][method] = cell
                     if cell["status"] in ("ok", "wrong"):
@@ -191,6 +196,15 @@ class Bench:
                 rows.append(row)
         return rows
 
+    def _opt_req(self, spec, n, schedule="default", extractor="tree") -> dict:
+        return {"op": "optimize", "group": spec.group, "program": spec.name, "n": n, "schedule": schedule,
+                "extractor": extractor, "opt_seconds": self.cfg.opt_seconds, "opt_nodes": self.cfg.opt_nodes}
+
+    def _opt_timeout(self) -> float:
+        # egglog cannot stop inside an iteration: a run overshoots its time limit by up to one
+        # (possibly long) iteration
+        return self.cfg.opt_seconds * 10 + 180
+
     # -- extraction comparison -----------------------------------------------------------
     def extraction(self, suite: list[specs.Spec]) -> list[dict]:
         cfg = self.cfg
@@ -198,18 +212,18 @@ class Bench:
         for spec in suite:
             n = cfg.cmp_n_mat if spec.kind == "jacobian" else cfg.cmp_n
             base = {"group": spec.group, "program": spec.name, "n": n}
-            np_cell = self._time(self.ours, dict(base, method="numpy"))
             for sched in SCHEDULES:
                 for ex in EXTRACTORS:
                     self.say(f"extraction {spec.name} n={n} schedule={sched} extractor={ex}")
-                    info = self.ours.request({"op": "optimize", **base, "schedule": sched, "extractor": ex,
-                                              "opt_seconds": cfg.opt_seconds},
-                                             timeout=cfg.opt_seconds * 6 + 120)
-                    row = {"program": spec.name, "n": n, "schedule": sched, "extractor": ex,
-                           "opt": info, "numpy": np_cell}
+                    info = self.ours.request(self._opt_req(spec, n, sched, ex), timeout=self._opt_timeout())
+                    row = {"program": spec.name, "n": n, "schedule": sched, "extractor": ex, "opt": info}
                     if info.get("ok"):
+                        # the NumPy baseline right before and after, pooled (side by side)
+                        np1 = self._time(self.ours, dict(base, method="numpy"))
                         row["cell"] = self._time(self.ours, dict(base, method="opt", opt_n=n, schedule=sched,
-                                                                 extractor=ex, opt_seconds=cfg.opt_seconds))
+                                                                 extractor=ex, opt_seconds=cfg.opt_seconds,
+                                                                 opt_nodes=cfg.opt_nodes))
+                        row["numpy"] = _pool(np1, self._time(self.ours, dict(base, method="numpy")))
                     else:
                         row["cell"] = {"status": "error", "note": str(info.get("error"))[:400]}
                         self.failures.append({"group": "extraction", "program": spec.name, "n": n,
@@ -305,6 +319,7 @@ def run(cfg: Config) -> dict:
             "protocol": {"repeats": cfg.repeats, "target_seconds_per_repeat": cfg.target,
                          "budget_seconds_per_cell": cfg.budget, "timeout_seconds": cfg.timeout,
                          "mem_limit_bytes": cfg.mem_limit, "opt_time_limit_seconds": cfg.opt_seconds,
+                         "opt_node_limit": cfg.opt_nodes, "sticky_seconds": cfg.sticky_seconds,
                          "opt_per_size": cfg.opt_per_size, "cpus": cfg.cpus,
                          "extraction_sizes": {"vector": cfg.cmp_n, "matvec-jac": cfg.cmp_n_mat}},
             "worker_restarts": {w.name: w.restarts for w in [b.ours, *b.peers.values()]},

@@ -58,7 +58,7 @@ def _inputs(spec: specs.Spec, n: int):
 
 
 def optimize(spec: specs.Spec, n: int, schedule: str = "default", extractor: str = "tree",
-             seconds: float = 20.0) -> dict:
+             seconds: float = 20.0, nodes: int | None = None) -> dict:
     import eqsat_ad as ea
     key = (spec.group, spec.name, n, schedule, extractor)
     if key in _OPT:
@@ -66,7 +66,7 @@ def optimize(spec: specs.Spec, n: int, schedule: str = "default", extractor: str
     g = derivative(spec)
     t0 = time.perf_counter()
     res = ea.optimize(g, sizes=spec.sizes(n), schedule=_schedule_arg(schedule), extractor=extractor,
-                      limits={"seconds": seconds}, check=False)
+                      limits={"seconds": seconds, **({"nodes": nodes} if nodes else {})}, check=False)
     wall = time.perf_counter() - t0
     t0 = time.perf_counter()
     from ..optimize import check_agrees
@@ -106,7 +106,7 @@ def _callable(spec: specs.Spec, req: dict, args: dict):
         key = (spec.group, spec.name, req.get("opt_n", req["n"]), req.get("schedule", "default"),
                req.get("extractor", "tree"))
         if ("opt",) + key not in _COMPILED:
-            optimize(spec, *key[2:], seconds=req.get("opt_seconds", 20.0))
+            optimize(spec, *key[2:], seconds=req.get("opt_seconds", 20.0), nodes=req.get("opt_nodes"))
         fn = _COMPILED[("opt",) + key]
     else:
         raise ValueError(f"unknown method {method!r}")
@@ -129,7 +129,7 @@ def handle(req: dict) -> dict:
     spec = specs.get(req["group"], req["program"])
     if op == "optimize":
         return optimize(spec, req["n"], req.get("schedule", "default"), req.get("extractor", "tree"),
-                        req.get("opt_seconds", 20.0))
+                        req.get("opt_seconds", 20.0), req.get("opt_nodes"))
     if op == "source":
         key = ("opt", spec.group, spec.name, req["n"], req.get("schedule", "default"),
                req.get("extractor", "tree"))
