@@ -461,8 +461,14 @@ def cmd_explain(args) -> int:
     if args.phase_costs or args.plot:      # (--plot needs them)
         kw = optimize_options(args)
         kw["check"] = False
-        with about_file(name):
-            phase_costs = viz.best_cost_per_phase(prog, final=res, **kw)
+        prog_cb = Progress(enabled=args.progress)
+        if prog_cb.enabled:
+            kw["progress"] = prog_cb
+        try:
+            with about_file(name):
+                phase_costs = viz.best_cost_per_phase(prog, final=res, **kw)
+        finally:
+            prog_cb.done()
     owner = _rule_owner(res.session)
     print(explain_text(res, label, args, owner, phase_costs))
     if args.json:
