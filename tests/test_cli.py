@@ -341,3 +341,11 @@ def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "eqsat_ad.cli", "optimize", SUMSQ, "--no-such"],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "usage:" in r.stderr
+
+
+def test_gradient_wrt_several_parameters(capsys):
+    rc, out, err = run(capsys, "optimize", DOT, "--grad", "u,w", "-q")
+    assert rc == 0, err
+    assert ea.show_expr(ea.parse(out).body) == "(pair w u)"
+    rc, out, err = run(capsys, "run", DOT, "--grad", "u,w", "-i", "u=[1,2]", "-i", "w=[3,4]")
+    assert rc == 0 and out.strip() == "([3., 4.], [1., 2.])"

@@ -156,7 +156,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def _add_derivative(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--grad", metavar="X", help="differentiate first: the gradient with respect to X "
-                   "(the program must return a real)")
+                   "(the program must return a real; X,Y for a pair of gradients)")
     g.add_argument("--jvp", metavar="X", help="differentiate first: the Jacobian-vector product in "
                    "direction dX (a new parameter named dX)")
     g.add_argument("--jacobian", metavar="X", help="differentiate first: the Jacobian with respect to X")

@@ -83,7 +83,10 @@ def prepare_program(args):
     with about_file(name):
         check_program(prog)
         if kind:
-            prog = getattr(ad, kind)(prog, wrt)
+            names = [w.strip() for w in wrt.split(",") if w.strip()]
+            if not names:
+                raise UsageError(f"--{kind} needs a parameter name")
+            prog = getattr(ad, kind)(prog, names[0] if len(names) == 1 else names)
     label = f"{kind} of {name} wrt {wrt}" if kind else name
     return prog, name, label
 
