@@ -254,3 +254,57 @@ def test_ragged_build_falls_back_to_interpreter():
     f = compile(P(text))
     assert f.fallback and "ragged" in f.fallback
     assert f(x=X) == evaluate(P(text), x=X)
+
+
+# ---------------------------------------------------------------------------------------
+# property: compiled == interpreted on random well-typed programs (tests/gen.py)
+# ---------------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+try:
+    from tests.gen import programs
+except ImportError:  # pragma: no cover - run from inside tests/
+    from gen import programs  # type: ignore
+
+
+def _agree(prog, inputs):
+    ref = evaluate(prog, **inputs)
+    f = compile(prog)
+    got = f(**inputs)
+    try:
+        same(got, ref)
+    except AssertionError as exc:      # show the program and the generated code
+        raise AssertionError(f"{exc}\nprogram:\n{prog}\nsource:\n{f.source}") from None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs(max_depth=4))
+def test_compiled_matches_interpreter_random(case):
+    _agree(*case)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs(max_depth=3, sizes={"n": 1, "m": 3}))
+def test_compiled_matches_interpreter_random_small_sizes(case):
+    _agree(*case)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(-3, 3), st.integers(-3, 3), st.integers(0, 5), st.integers(1, 6),
+       st.sampled_from(["<", ">", "<=", ">="]), st.booleans())
+def test_guarded_shifted_gets_random(off1, off2, cut, n, cmp, vectorised):
+    """Shifted gets under (possibly vectorised) conditions: out-of-range reads in branches
+    that are not taken never raise, those that are taken raise in both executors."""
+    cond = f"({cmp} i {cut})" if vectorised else f"({cmp} (length x) {cut})"
+    text = (f"(fun ((x (vec n))) (build n (lambda (i) (if {cond} "
+            f"(get x (+ i {off1})) (* 2.0 (get x (- i {-off2})))))))")
+    x = np.arange(1.0, n + 1)
+    p = P(text)
+    try:
+        ref = evaluate(p, x=x)
+    except EvalError:
+        with pytest.raises(EvalError, match="out of range"):
+            compile(p)(x=x)
+        return
+    same(compile(p)(x=x), ref)

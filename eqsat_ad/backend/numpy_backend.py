@@ -32,6 +32,7 @@ cheap min/max; the mask is only consulted when it fails).
 from __future__ import annotations
 
 import builtins
+import re
 import keyword
 import math
 from typing import Any
@@ -72,12 +73,13 @@ class V:
     the depths of the index axes it varies along, its array rank, element kind
     ('f' real, 'i' integer, 'b' bool), static sizes of its data dims (size names / ints /
     None), the block defining it, and for integers a static size key."""
-    __slots__ = ("code", "S", "rank", "dt", "dims", "block", "skey", "const", "ro")
+    __slots__ = ("code", "S", "rank", "dt", "dims", "block", "skey", "const", "ro", "ub")
 
-    def __init__(self, code, S, rank, dt, dims, block, skey=None, const=None, ro=False):
+    def __init__(self, code, S, rank, dt, dims, block, skey=None, const=None, ro=False, ub=None):
         self.code, self.S, self.rank, self.dt = code, S, rank, dt
         self.dims = dims if dims is not None else (None,) * rank
         self.block, self.skey, self.const, self.ro = block, skey, const, ro
+        self.ub = ub    # a loop index: known to be in 0 <= v < (size with this key)
 
     @property
     def p(self) -> int:
@@ -306,7 +308,7 @@ class _Gen:
         raise EvalError(f"cannot compile {e!r}")
 
     def materialise(self, iv: IdxV) -> V:
-        if iv.mat is None:
+        if iv.mat is None or not iv.mat.block.open:
             n, d = iv.ext.code, iv.d
             code = f"_arange({n})" + (f"[:{', None' * (d - 1)}]" if d > 1 else "")
             iv.mat = self.emit(code, [iv.ext], {d}, 0, "i")
@@ -546,7 +548,8 @@ class _Gen:
         dims = tuple(a.dims[1:])
         fast = self.gather_code(a.code, k.code, r, a.p, k.p, a.S, k.S)
         gather = self.gather_code("_aa", "_kk", r, a.p, k.p, a.S, k.S)
-        if k.const is not None and isinstance(L, int) and 0 <= k.const < L:
+        if (k.const is not None and isinstance(L, int) and 0 <= k.const < L) or (
+                k.ub is not None and k.ub == L):
             return self.emit(fast, [a, k], S, r - 1, a.dt, dims, mayfail=True, ro=a.ro)
         cond = (f"not 0 <= {k.code} < {a.code}.shape[0]" if not k.S
                 else f"_oob({k.code}, {a.code}.shape[0])")
@@ -789,6 +792,8 @@ class _Gen:
                     red = self.reduce("prod", size, var, wrap(y), env, node)
                     return self.emit(f"({init.code} * {red.code})", [init, red], init.S | red.S,
                                      init.rank, "f", init.dims)
+                if b.op == "+" and init.const == 0:
+                    return self.ev(Sum(size, var, wrap(y)), env)
                 return self.ev(Prim(b.op, (init_e, Sum(size, var, wrap(y)))), env)
         if type(b) is If and free(b.cond):
             t, f = b.then, b.else_
@@ -799,6 +804,8 @@ class _Gen:
                         x, y = y, x
                     if x == A and free(y):
                         term = If(b.cond, zero, y) if flip else If(b.cond, y, zero)
+                        if init.const == 0:
+                            return self.ev(Sum(size, var, wrap(term)), env)
                         return self.ev(Prim("+", (init_e, Sum(size, var, wrap(term)))), env)
         if type(b) is If and type(b.cond) is Prim and b.cond.op in ("<", ">", "<=", ">=") \
                 and b.else_ == A and free(b.then) and init.rank == 0:
@@ -914,13 +921,13 @@ class _Gen:
         n = self.extent(self.ev(e.size, env), e)
         masked = bool(n.S)
         ext = self.emit(f"_max_extent({n.code})", [n], (), 0, "i") if masked else n
-        S_acc = [v.S for v in inits]
+        S_acc = [v.S | n.S for v in inits]
         parent = self.cur
         for _attempt in range(self.depth + 2):
             blk = Block(parent, "loop")
             self.cur = blk
             ivar = self.tmp("_i")
-            iV = V(ivar, frozenset(), 0, "i", (), blk)
+            iV = V(ivar, frozenset(), 0, "i", (), blk, ub=None if masked else n.skey)
             anames = [self.tmp("_a") for _ in inits]
             aVs = [V(nm, S, v.rank, v.dt, v.dims, blk) for nm, S, v in zip(anames, S_acc, inits)]
             env2 = dict(env)
@@ -1110,7 +1117,7 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
     result = call_deep(g.ev, prog.body, env, what="program")
     out = _output(result, g)
     prologue, consts = _prologue(prog, py, size_py)
-    body = pre_lines + g.root.lines + [f"return {out}"]
+    body = _dce(pre_lines + g.root.lines + [f"return {out}"])
     comment = _show(prog.body, 200).replace("\n", " ")
     if safe:
         sig = ", ".join(f"{py[n]}=_M" for n in names)
@@ -1140,6 +1147,40 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
     glb["_M"] = _MISSING
     glb["_cin"] = _runtime.convert_input
     return src, glb
+
+
+_ASSIGN = re.compile(r"^(\s*)(_t\d+) = ")
+_TMP = re.compile(r"\b_[tr]\d+\b")
+
+
+def _indent(ln: str) -> int:
+    return len(ln) - len(ln.lstrip())
+
+
+def _dce(lines: list[str]) -> list[str]:
+    """Drop single-line assignments to temporaries nobody reads (e.g. the unused half of a
+    pair).  Bounds checks are separate lines, so errors are still raised."""
+    while True:
+        uses: dict[str, int] = {}
+        for ln in lines:
+            for name in _TMP.findall(ln):
+                uses[name] = uses.get(name, 0) + 1
+        out = [ln for ln in lines
+               if not ((m := _ASSIGN.match(ln)) and uses.get(m.group(2), 0) == 1)]
+        if len(out) == len(lines):
+            break
+        lines = out
+    # comments describing code that is gone; blocks left empty
+    out = []
+    for k, ln in enumerate(lines):
+        nxt = lines[k + 1] if k + 1 < len(lines) else ""
+        if ln.lstrip().startswith("#") and (nxt.lstrip().startswith("#") or _indent(nxt) < _indent(ln)
+                                           or nxt.lstrip().startswith("return")):
+            continue
+        out.append(ln)
+        if ln.rstrip().endswith(":") and not ln.lstrip().startswith("#") and _indent(nxt) <= _indent(ln):
+            out.append(" " * (_indent(ln) + 4) + "pass")
+    return out
 
 
 class _Missing:
