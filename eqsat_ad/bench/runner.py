@@ -35,8 +35,8 @@ EXTRACTORS = ("tree", "dag", "ilp")
 class Config:
     quick: bool = False
     repeats: int = 7
-    target: float = 0.2             # seconds per repeat (autorange)
-    budget: float = 30.0            # seconds per cell (fewer repeats for slow calls)
+    target: float = 0.1             # seconds per repeat (autorange)
+    budget: float = 20.0            # seconds per cell (fewer repeats for slow calls)
     timeout: float = 10.0           # a call over this is T/O (measured or extrapolated)
     mem_limit: float = 4e9          # bytes; forward Jacobians over this are OOM (est)
     opt_seconds: float = 20.0       # time limit of one optimisation
@@ -54,7 +54,7 @@ class Config:
 
     @classmethod
     def quick_config(cls, **kw) -> "Config":
-        base = dict(quick=True, repeats=3, target=0.02, budget=3.0, timeout=2.0, opt_seconds=5.0,
+        base = dict(quick=True, repeats=3, target=0.01, budget=3.0, timeout=2.0, opt_seconds=5.0,
                     opt_nodes=5_000,
                     opt_per_size=False, cmp_n=1_000, cmp_n_mat=100)
         base.update(kw)
