@@ -391,7 +391,10 @@ class _Gen:
             self.guard = self.guard + ((f"({ext.code} > 0)", ext.block),)
         # refuse absurd allocations: arrays here have up to prod(extents) elements
         exts = [self.ext[k] for k in range(1, d + 1)]
-        if d > 1 or not (isinstance(ext.skey, str) or ext.const is not None and ext.const < 10 ** 7):
+        keys = sorted(str(x.skey) for x in exts)
+        within_input = all(isinstance(x.skey, str) for x in exts) and any(
+            all(keys.count(k) <= dims.count(k) for k in keys) for dims in self.param_dims)
+        if not within_input and (d > 1 or not (ext.const is not None and ext.const < 10 ** 7)):
             prod = " * ".join(x.code for x in exts)
             blk = self.target(exts)
             blk.lines.append(f"_check_elems({prod}, {self.const(_show(what, 60), '_w')})")
@@ -1107,6 +1110,7 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
     size_py = {s: (s if safe else f"_n{k}") for k, s in enumerate(sizes)}
     g = _Gen(prog)
     g.size_py = size_py
+    g.param_dims = [[str(s) for s in _dims_of(p.type)] for p in prog.params]
     env: dict[str, Any] = {}
     pre_lines: list[str] = []
     for p in prog.params:
@@ -1117,7 +1121,7 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
     result = call_deep(g.ev, prog.body, env, what="program")
     out = _output(result, g)
     prologue, consts = _prologue(prog, py, size_py)
-    body = _dce(pre_lines + g.root.lines + [f"return {out}"])
+    body = _inline(_dce(pre_lines + g.root.lines + [f"return {out}"]))
     comment = _show(prog.body, 200).replace("\n", " ")
     if safe:
         sig = ", ".join(f"{py[n]}=_M" for n in names)
@@ -1180,6 +1184,61 @@ def _dce(lines: list[str]) -> list[str]:
         out.append(ln)
         if ln.rstrip().endswith(":") and not ln.lstrip().startswith("#") and _indent(nxt) <= _indent(ln):
             out.append(" " * (_indent(ln) + 4) + "pass")
+    return out
+
+
+_DEF = re.compile(r"^(\s*)(_t\d+) = (.*)$")
+_NON_SSA = re.compile(r"\b(_a\d+|_r\d+|_kk|_aa|_i\d+)\b")
+MAX_LINE = 110
+
+
+def _inline(lines: list[str]) -> list[str]:
+    """Substitute a temporary used exactly once into its use on a later line of the same
+    block: NumPy then reuses the buffers of the (unnamed) intermediate arrays ("temporary
+    elision") and frees them early, which matters for large n.  Temporaries that are
+    shared, checked, or would make a line longer than ``MAX_LINE`` stay named."""
+    lines = list(lines)
+    changed = True
+    while changed:
+        changed = False
+        ndef: dict[str, int] = {}
+        uses: dict[str, list[int]] = {}
+        for k, ln in enumerate(lines):
+            m = _DEF.match(ln)
+            if m:
+                ndef[m.group(2)] = ndef.get(m.group(2), 0) + 1
+            for name in _TMP.findall(ln):
+                uses.setdefault(name, []).append(k)
+        for k, ln in enumerate(lines):
+            m = _DEF.match(ln)
+            if not m or ndef.get(m.group(2)) != 1:
+                continue
+            ind, name, expr = m.groups()
+            occ = [j for j in uses.get(name, []) if j != k]
+            if len(occ) != 1 or lines[occ[0]].count(name) != 1:
+                continue
+            j = occ[0]
+            if j < k or _indent(lines[j]) != len(ind):
+                continue
+            if any(_indent(lines[t]) != len(ind) for t in range(k + 1, j)):
+                continue
+            if _NON_SSA.search(expr) and j != k + 1:
+                continue
+            new = re.sub(rf"\b{name}\b", lambda _m: expr, lines[j])
+            if len(new) > MAX_LINE:
+                continue
+            lines[j] = new
+            del lines[k]
+            changed = True
+            break
+    return lines
+
+
+def _dims_of(t: Type) -> list:
+    out = []
+    while isinstance(t, ArrayT):
+        out.append(t.size)
+        t = t.elem
     return out
 
 
