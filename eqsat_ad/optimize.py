@@ -180,10 +180,10 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     report.sizes = sz
 
     t0 = time.perf_counter()
-    # A limit may stop a run in the middle of a substitution; let-inline subsumes the Let, so
-    # finish pending substitutions (they only push downwards, so this terminates).
-    if report.stop_reason not in ("saturated", "schedule completed"):
-        session.saturate(("analysis", "subst"), max_iterations=1000)
+    # A limit or a bounded schedule may stop in the middle of a substitution; let-inline
+    # subsumes the Let, so finish pending substitutions (they only push downwards, so this
+    # terminates; on a saturated e-graph it is one cheap iteration).
+    session.saturate(("analysis", "subst"), max_iterations=1000)
     from .egraph.constructors import CONSTRUCTORS
     session.load_cost_rules(model.egglog_opcost() if hasattr(model, "egglog_opcost") else model.opcost,
                             overhead={c: model.calls_overhead(c) for c in CONSTRUCTORS}

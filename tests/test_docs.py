@@ -38,10 +38,7 @@ LINKED = ("docs", "rules", "benchmarks", "README.md", "pyproject.toml", "eqsat_a
 # Blocks in files other people own that are known not to run as written: (file, first line of
 # the block's code) -> reason.  They are reported as xfail, not hidden; fix the doc and drop
 # the entry (or mark the block <!-- no-test: why -->).
-KNOWN_BROKEN: dict[tuple[str, int], str] = {
-    ("docs/language.md", 15): "uses an undefined name `text`",
-    ("docs/language.md", 133): "uses `Prim` without importing it",
-}
+KNOWN_BROKEN: dict[tuple[str, int], str] = {}
 
 
 @dataclass
