@@ -62,9 +62,12 @@ def _sizes_for(prog: Program, sizes: dict | None, inputs: dict | None, default: 
     return out
 
 
-def _resolve_schedule(schedule, session: EGraphSession) -> Strategy:
+def _resolve_schedule(schedule, session: EGraphSession, user_rulesets=()) -> Strategy:
     if schedule is None or schedule == "default":
-        return default_schedule()
+        from .strategy.defaults import SHIPPED_RULESETS
+        if not all(r in session.rulesets for r in SHIPPED_RULESETS if r != "comm"):
+            return saturate_all(session.rulesets)     # default_rules=False: run what is loaded
+        return default_schedule(user_rulesets)
     if isinstance(schedule, Strategy):
         return schedule
     if schedule in ("all", "saturate-all", "saturate_all"):
@@ -146,8 +149,9 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
 
     - ``sizes``: values of the size names for the cost model (or give example ``inputs``);
       unknown sizes default to the cost model's ``default_size`` (1000).
-    - ``schedule``: ``None``/``"default"`` (phase-ordered), ``"all"`` (every ruleset to
-      saturation), a :class:`Strategy`, or the path of a schedule ``.egg`` file.
+    - ``schedule``: ``None``/``"default"`` (phase-ordered; rulesets from user rule files get
+      a phase of their own), ``"all"`` (every ruleset to saturation), a :class:`Strategy`, or
+      the path of a schedule ``.egg`` file.
     - ``rules``: extra rule files (loaded exactly like ours); ``default_rules=False`` uses only
       them (plus the substitution rules every rule relies on).
     - ``extractor``: ``"tree"`` (egglog's, costs computed in egglog), ``"dag"`` (shared
@@ -168,8 +172,12 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     prog = prepare(prog)
     sz = _sizes_for(prog, sizes, inputs, model.default_size)
 
-    session = EGraphSession(_rule_files(rules, default_rules))
-    strategy = _resolve_schedule(schedule, session)
+    files = _rule_files(rules, default_rules)
+    session = EGraphSession(files)
+    ours = {str(f) for f in default_rule_files()}
+    user_rulesets = [info.name for info in session.rulesets.values()
+                     if info.file not in ours and info.file in {str(f) for f in files}]
+    strategy = _resolve_schedule(schedule, session, user_rulesets)
     from .strategy.combinators import rulesets_used
     for r in rulesets_used(strategy):
         session.combined((r,))          # unknown ruleset -> ScheduleError naming it

@@ -206,3 +206,22 @@ def test_report_serialises_to_json():
     assert {p["name"] for p in d["phases"]} == {"inline", "simplify", "loops", "cleanup"}
     assert d["phases"][0]["matches"]
     assert json.loads(json.dumps(res.to_dict()))["cost_after"] == res.cost
+
+
+def test_user_rulesets_run_under_the_default_schedule(tmp_path):
+    f = tmp_path / "mine.egg"
+    f.write_text(";; my rules\n(ruleset mine)\n"
+                 "(rewrite (Mul a a) (Pow a (Num 2.0)) :ruleset mine :name \"square\")\n")
+    p = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* (exp (get x i)) (exp (get x i))))))")
+    res = ea.optimize(p, sizes={"n": 10}, rules=[str(f)])
+    names = [ph.name for ph in res.report.phases]
+    assert names == ["inline", "simplify", "loops", "user", "cleanup"]
+    assert res.report.phases[3].matches.get("square", 0) >= 1
+
+
+def test_only_user_rules_without_a_schedule_saturates_what_is_loaded(tmp_path):
+    f = tmp_path / "mine.egg"
+    f.write_text("(ruleset mine)\n(rewrite (Add a (Num 0.0)) a :ruleset mine :name \"plus-zero\")\n")
+    p = ea.parse("(fun ((y real)) (+ y 0.0))")
+    res = ea.optimize(p, rules=[str(f)], default_rules=False)
+    assert res.program.body == Var("y")

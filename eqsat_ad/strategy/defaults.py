@@ -29,16 +29,29 @@ from .combinators import Strategy, phase, run, saturate, seq, to_egglog  # noqa:
 DEFAULT_PHASE_ITERATIONS = 400
 
 
-def default_schedule() -> Strategy:
-    """The phase-ordered schedule for derivative programs (see the module docstring)."""
+SHIPPED_RULESETS = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "eta", "comm")
+
+
+def default_schedule(user_rulesets: Iterable[str] = ()) -> Strategy:
+    """The phase-ordered schedule for derivative programs (see the module docstring).
+
+    ``user_rulesets`` (from a user's rule files) get a phase of their own, ``user``, after
+    ``loops``: they run to saturation together with the loop and simplification rulesets, and
+    ``cleanup`` follows."""
     it = DEFAULT_PHASE_ITERATIONS
-    return seq(
+    phases = [
         phase("inline", saturate(run("let", "tuple", "fuse", "fission", "ring")), iterations=it),
         phase("simplify", saturate(run("ring", "cond", "tuple", "fuse")), iterations=it),
         phase("loops", saturate(run("fold", "motion", "fission", "ring", "cond", "tuple", "fuse")),
               iterations=it),
-        phase("cleanup", saturate(run("eta", "ring", "cond", "fuse", "tuple", "let")), iterations=it),
-    )
+    ]
+    extra = tuple(r for r in user_rulesets if r not in SHIPPED_RULESETS)
+    if extra:
+        phases.append(phase("user", saturate(run(*extra, "fold", "motion", "fission", "ring", "cond",
+                                                 "tuple", "fuse", "eta")), iterations=it))
+    phases.append(phase("cleanup", saturate(run("eta", "ring", "cond", "fuse", "tuple", "let")),
+                        iterations=it))
+    return seq(*phases)
 
 
 def saturate_all(rulesets: Iterable[str]) -> Strategy:
