@@ -22,7 +22,10 @@ import time
 import timeit
 from pathlib import Path
 
-import numpy as np
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")      # one BLAS thread, as in reference/peer-baselines.md
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,13 +62,20 @@ def inputs(name: str, n: int, rng) -> dict:
     return {"x": rng.standard_normal(n)}
 
 
-def median_time(fn, kwargs, repeats: int, budget: float) -> float:
-    """Median seconds per call over ``repeats`` runs of ``number`` calls each."""
-    t = timeit.Timer(lambda: fn(**kwargs))
-    number, elapsed = t.autorange()
-    per = elapsed / number
-    number = max(1, int(budget / max(per, 1e-9) / repeats))
-    return statistics.median(t.repeat(repeat=repeats, number=number)) / number
+def paired_times(f1, f2, kwargs, repeats: int, budget: float) -> tuple[float, float, float]:
+    """Median seconds per call of ``f1`` and ``f2`` and the median of the per-repeat ratios.
+    The two are timed alternately (batch of f1, batch of f2, ...) so that a change of
+    machine load affects both alike."""
+    t1, t2 = timeit.Timer(lambda: f1(**kwargs)), timeit.Timer(lambda: f2(**kwargs))
+    n1, e1 = t1.autorange()
+    n2, e2 = t2.autorange()
+    k1 = max(1, int(budget / 2 / max(e1 / n1, 1e-9) / repeats))
+    k2 = max(1, int(budget / 2 / max(e2 / n2, 1e-9) / repeats))
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(t1.timeit(k1) / k1)
+        b.append(t2.timeit(k2) / k2)
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
 
 
 def main(argv=None) -> dict:
@@ -86,20 +96,21 @@ def main(argv=None) -> dict:
                 raise SystemExit(f"{name} n={n}: compiled result differs from hand-written NumPy")
             if n <= 1000:
                 assert np.allclose(got, evaluate(prog, **kw), rtol=1e-9)
-            tc = median_time(fn, kw, repeats, budget)
-            th = median_time(hand, kw, repeats, budget)
+            tc, th, ratio = paired_times(fn, hand, kw, repeats, budget)
             shape = {k: list(np.shape(v)) for k, v in kw.items()}
             rows.append({"program": name, "n": n, "shapes": shape, "compiled_us": tc * 1e6,
-                         "handwritten_us": th * 1e6, "ratio": tc / th,
+                         "handwritten_us": th * 1e6, "ratio": ratio,
                          "overhead_us": (tc - th) * 1e6, "handwritten": hand_text})
     overhead = {r["program"]: r["overhead_us"] for r in rows if r["n"] == 10}
     result = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
                     "cpu_count": os.cpu_count(), "platform": platform.platform()},
-        "protocol": f"median of {repeats} repeats, each timing a batch of calls "
-                    f"(~{budget:.1f} s per measurement); ratio = compiled / hand-written; "
-                    "overhead = compiled - hand-written at n = 10",
+        "protocol": f"compiled and hand-written timed alternately, {repeats} batches each "
+                    f"(~{budget:.1f} s per program and size); times are medians per call, ratio is "
+                    "the median of the per-batch ratios compiled / hand-written; overhead = "
+                    "compiled - hand-written at n = 10; one BLAS thread",
+        "load_average": list(os.getloadavg()),
         "rows": rows,
         "overhead_us_at_n10": overhead,
         "max_ratio_at_1e6": max(r["ratio"] for r in rows if r["n"] == 10 ** 6),

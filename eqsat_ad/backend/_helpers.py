@@ -35,6 +35,12 @@ def gather(a: np.ndarray, k: Any, r: int, pa: int, pk: int) -> np.ndarray:
     return np.take_along_axis(am, kk.astype(np.intp, copy=False), axis=-1)[..., 0]
 
 
+def contract(subscripts: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.einsum`` of two operands; large ones go through BLAS (``optimize``), small ones
+    skip the planning overhead."""
+    return np.einsum(subscripts, a, b, optimize=a.size * b.size > 1 << 14)
+
+
 def oob(k: Any, n: int) -> bool:
     """Is some index in ``k`` outside ``0 <= k < n``?  (Vectorised: min and max.)"""
     if isinstance(k, np.ndarray):

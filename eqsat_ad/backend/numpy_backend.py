@@ -123,6 +123,17 @@ def _rebuild(shape, leaves: list):
     return go(shape)
 
 
+_UNIT_AXES = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)\[:(?:, None)+\]$")
+
+
+def _flat(code: str, d: int) -> str:
+    """A value varying only along depth ``d`` (shape ``(n, 1, ..., 1)``) as a 1-D array."""
+    if d == 1:
+        return code
+    m = _UNIT_AXES.match(code)
+    return m.group(1) if m and code.count("None") == d - 1 else f"{code}.ravel()"
+
+
 def _lit(v: float) -> str:
     if math.isnan(v):
         return "_nan"
@@ -182,6 +193,7 @@ class _Gen:
         self.idx_intern: dict = {}
         self.consts: dict[str, Any] = {}
         self.keep: list = []          # keep compile-time objects alive (ids in memo keys)
+        self.checked: set = set()
 
     # -- bookkeeping -----------------------------------------------------------------
     def tmp(self, base: str = "_t") -> str:
@@ -234,11 +246,30 @@ class _Gen:
              comment=None, ro=False, pre=()) -> V:
         b = self.target(deps, mayfail)
         name = self.tmp()
+        if S:
+            self.check_size(frozenset(S), b)
         if comment:
             b.lines.append(f"# {comment}")
         b.lines.extend(pre)
         b.lines.append(f"{name} = {code}")
         return V(name, frozenset(S), rank, dt, dims, b, skey, ro=ro)
+
+    def check_size(self, S, b: Block) -> None:
+        """Before the first array with index axes ``S`` in block ``b``: refuse it if it
+        would exceed the memory limit (not needed when an input is at least as big)."""
+        key = (S, id(b))
+        if key in self.checked:
+            return
+        self.checked.add(key)
+        exts = [self.ext[d] for d in sorted(S)]
+        keys = sorted(str(x.skey) for x in exts)
+        if all(isinstance(x.skey, str) for x in exts) and any(
+                all(keys.count(k) <= dims.count(k) for k in keys) for dims in self.param_dims):
+            return
+        if len(exts) == 1 and exts[0].const is not None and exts[0].const < 10 ** 7:
+            return
+        b.lines.append(f"_check_elems({' * '.join(x.code for x in exts)}, "
+                       f"{self.const(f'an intermediate array over {len(exts)} index axes', '_w')})")
 
     def guards_code(self) -> str:
         return "".join(", " + c for c, _ in self.guard)
@@ -389,15 +420,6 @@ class _Gen:
         self.ext[d] = ext
         if not (ext.const is not None and ext.const > 0):
             self.guard = self.guard + ((f"({ext.code} > 0)", ext.block),)
-        # refuse absurd allocations: arrays here have up to prod(extents) elements
-        exts = [self.ext[k] for k in range(1, d + 1)]
-        keys = sorted(str(x.skey) for x in exts)
-        within_input = all(isinstance(x.skey, str) for x in exts) and any(
-            all(keys.count(k) <= dims.count(k) for k in keys) for dims in self.param_dims)
-        if not within_input and (d > 1 or not (ext.const is not None and ext.const < 10 ** 7)):
-            prod = " * ".join(x.code for x in exts)
-            blk = self.target(exts)
-            blk.lines.append(f"_check_elems({prod}, {self.const(_show(what, 60), '_w')})")
         return iv, prev
 
     def close_scope(self, prev):
@@ -518,8 +540,8 @@ class _Gen:
         S = a.S | {d}
         dims = tuple(a.dims[1:])
         if static_ok:
-            if code == a.code:
-                return V(a.code, S, r - 1, a.dt, dims, a.block, ro=a.ro)
+            if code == a.code or a.code.isidentifier():   # a view: no temporary needed
+                return V(code, S, r - 1, a.dt, dims, a.block, ro=a.ro)
             return self.emit(code, [a, n], S, r - 1, a.dt, dims, mayfail=True, ro=a.ro)
         cond = (f"{n.code} > {a.code}.shape[0]" if off.const == 0 else
                 f"{off.code} < 0 or {off.code} + {n.code} > {a.code}.shape[0]")
@@ -743,20 +765,39 @@ class _Gen:
         one = frozenset({d})
         if u.S != one and w.S == one:
             u, w = w, u
-        if u.S != one or d not in w.S:
+        if d not in u.S or d not in w.S:
             return None
-        uf = u.code if d == 1 else f"{u.code}.ravel()"
+        if u.S != one:
+            return self.einsum(u, w, d, node)
+        uf, wf = _flat(u.code, d), _flat(w.code, d)
         if w.S == one:
-            wf = w.code if d == 1 else f"{w.code}.ravel()"
             return self.emit(f"_dot({uf}, {wf})", [u, w], (), 0, "f", comment=_show(node))
         S2 = w.S - {d}
         q = max(S2)
         if d == 2:
-            code = f"_dot({uf}, {w.code})"
+            wt = w.code[: -len(".transpose(1, 0)")] if w.code.endswith(".transpose(1, 0)") \
+                else f"{w.code}.T"
+            code = f"_dot({wt}, {uf})"
         else:
             code = f"_dot({uf}, {w.code}.reshape({w.code}.shape[0], -1)).reshape({w.code}.shape[1:])"
         if d - 1 - q:
             code = f"{code}[{', '.join(['0'] * (d - 1 - q))}]"
+        return self.emit(code, [u, w], S2, 0, "f", comment=_show(node))
+
+    def einsum(self, u: V, w: V, d: int, node: Expr) -> V:
+        """``sum_i u*w`` with both factors varying along other axes too (e.g. matmul)."""
+        def operand(v: V) -> tuple[str, str]:
+            idx = [":" if dd in v.S else "0" for dd in range(v.p, 0, -1)]
+            code = v.code if "0" not in idx else f"{v.code}[{', '.join(idx)}]"
+            return code, "".join(chr(96 + dd) for dd in range(v.p, 0, -1) if dd in v.S)
+        (uc, us), (wc, ws) = operand(u), operand(w)
+        S2 = (u.S | w.S) - {d}
+        outs = "".join(chr(96 + dd) for dd in sorted(S2, reverse=True))
+        code = f"_contract('{us},{ws}->{outs}', {uc}, {wc})"
+        q = max(S2) if S2 else 0
+        idx = [":" if dd in S2 else "None" for dd in range(q, 0, -1)]
+        if "None" in idx:
+            code = f"{code}[{', '.join(idx)}]"
         return self.emit(code, [u, w], S2, 0, "f", comment=_show(node))
 
     # -- ifold ---------------------------------------------------------------------------
@@ -991,7 +1032,7 @@ _GLOBALS = {
     "_gather": H.gather, "_oob": H.oob, "_badmask": H.badmask, "_needed": H.needed,
     "_raise_oob": H.raise_oob, "_clip_idx": H.clip_idx, "_arange_at": H.arange_at,
     "_expand": H.expand, "_mul_n": H.mul_n, "_max_extent": H.max_extent,
-    "_fold_extreme": H.fold_extreme, "_check_elems": H.check_elems, "_ragged": H.ragged,
+    "_fold_extreme": H.fold_extreme, "_contract": H.contract, "_check_elems": H.check_elems, "_ragged": H.ragged,
     "_out_array": H.out_array, "_fp_set": getattr(_runtime._FP_CV, "set", None),
     "_fp_reset": getattr(_runtime._FP_CV, "reset", None), "_FP_IGNORE": _runtime.FP_IGNORE_OBJ,
     "_errstate": np.errstate, "_float": float,
