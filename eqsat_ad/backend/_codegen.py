@@ -1,0 +1,532 @@
+"""The code generator of the NumPy backend: compile-time values (`V`: code + index axes +
+rank + kind), blocks, and expression compilation (scalars, arrays, ``get``, ``if``).
+Reductions and ``ifold`` are in :mod:`._folds`; the layout is described in
+:mod:`.numpy_backend` and ``docs/backend.md``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import EvalError
+from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
+                        Prim, Program, Snd, Sum, Var, scoped_children)
+from ._folds import FoldMixin
+from ._values import (Block, IdxV, PairV, V, _alive, _expand_pow, _int_exponent, _leaves, _lit,
+                      _rebuild, _show, _Unsupported)
+
+
+class _Gen(FoldMixin):
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.root = Block(None, "root")
+        self.barrier = self.root
+        self.cur = self.root
+        self.memo: dict = {}
+        self.fvc: dict = {}
+        self.getc: dict = {}
+        self.ntmp = 0
+        self.depth = 0
+        self.ext: dict[int, V] = {}
+        self.guard: tuple = ()        # ((code, block), ...) conditions under which we run
+        self.idx_intern: dict = {}
+        self.consts: dict[str, Any] = {}
+        self.keep: list = []          # keep compile-time objects alive (ids in memo keys)
+        self.checked: set = set()
+
+    # -- bookkeeping -----------------------------------------------------------------
+    def tmp(self, base: str = "_t") -> str:
+        self.ntmp += 1
+        return f"{base}{self.ntmp}"
+
+    def const(self, value: Any, base: str = "_c") -> str:
+        name = self.tmp(base)
+        self.consts[name] = value
+        return name
+
+    def fv(self, e: Expr) -> tuple:
+        r = self.fvc.get(e)
+        if r is None:
+            t = type(e)
+            if t is Var:
+                r = (e.name,)
+            elif t is Num or t is Int or t is BoolLit:
+                r = ()
+            else:
+                s: set = set()
+                for c, bound in scoped_children(e):
+                    f = self.fv(c)
+                    s.update(n for n in f if n not in bound) if bound else s.update(f)
+                r = tuple(sorted(s))
+            self.fvc[e] = r
+        return r
+
+    def has_get(self, e: Expr) -> bool:
+        r = self.getc.get(e)
+        if r is None:
+            r = type(e) is Get or any(self.has_get(c) for c in e.children())
+            self.getc[e] = r
+        return r
+
+    def target(self, deps, mayfail: bool = False) -> Block:
+        b = self.barrier
+        for v in deps:
+            for leaf in _leaves(v):
+                blk = leaf.ext.block if isinstance(leaf, IdxV) else leaf.block
+                if blk.level > b.level:
+                    b = blk
+        if mayfail:
+            for _, blk in self.guard:
+                if blk.level > b.level:
+                    b = blk
+        return b
+
+    def emit(self, code: str, deps, S, rank, dt, dims=None, mayfail=False, skey=None,
+             comment=None, ro=False, pre=()) -> V:
+        b = self.target(deps, mayfail)
+        name = self.tmp()
+        if S:
+            self.check_size(frozenset(S), b)
+        if comment:
+            b.lines.append(f"# {comment}")
+        b.lines.extend(pre)
+        b.lines.append(f"{name} = {code}")
+        return V(name, frozenset(S), rank, dt, dims, b, skey, ro=ro)
+
+    def check_size(self, S, b: Block) -> None:
+        """Before the first array with index axes ``S`` in block ``b``: refuse it if it
+        would exceed the memory limit (not needed when an input is at least as big)."""
+        key = (S, id(b))
+        if key in self.checked:
+            return
+        self.checked.add(key)
+        exts = [self.ext[d] for d in sorted(S)]
+        keys = sorted(str(x.skey) for x in exts)
+        if all(isinstance(x.skey, str) for x in exts) and any(
+                all(keys.count(k) <= dims.count(k) for k in keys) for dims in self.param_dims):
+            return
+        if len(exts) == 1 and exts[0].const is not None and exts[0].const < 10 ** 7:
+            return
+        b.lines.append(f"_check_elems({' * '.join(x.code for x in exts)}, "
+                       f"{self.const(f'an intermediate array over {len(exts)} index axes', '_w')})")
+
+    def guards_code(self) -> str:
+        return "".join(", " + c for c, _ in self.guard)
+
+    # -- entry -------------------------------------------------------------------------
+    def ev(self, e: Expr, env: dict):
+        names = self.fv(e)
+        try:
+            fk = tuple(id(env[n]) for n in names)
+        except KeyError:
+            missing = [n for n in names if n not in env]
+            raise EvalError(f"unbound variable '{missing[0]}' in {_show(e)}") from None
+        if self.has_get(e):
+            g = tuple(c for c, _ in self.guard)
+            for k in range(len(g), -1, -1):
+                v = self.memo.get((e, fk, g[:k]))
+                if v is not None and _alive(v):
+                    return v
+            key = (e, fk, g)
+        else:
+            key = (e, fk)
+            v = self.memo.get(key)
+            if v is not None and _alive(v):
+                return v
+        v = self._ev(e, env)
+        self.memo[key] = v
+        return v
+
+    def _ev(self, e: Expr, env: dict):
+        t = type(e)
+        if t is Num:
+            return V(_lit(e.value), frozenset(), 0, "f", (), self.root, const=float(e.value))
+        if t is Int:
+            return V(repr(int(e.value)), frozenset(), 0, "i", (), self.root, skey=int(e.value),
+                     const=int(e.value))
+        if t is BoolLit:
+            return V(repr(bool(e.value)), frozenset(), 0, "b", (), self.root, const=bool(e.value))
+        if t is Var:
+            v = env[e.name]
+            return self.materialise(v) if isinstance(v, IdxV) else v
+        if t is Prim:
+            return self.prim(e, env)
+        if t is Let:
+            v = self.ev(e.value, env)
+            env2 = dict(env)
+            env2[e.name] = v
+            return self.ev(e.body, env2)
+        if t is If:
+            return self.if_(e, env)
+        if t is Pair:
+            return PairV(self.ev(e.fst, env), self.ev(e.snd, env))
+        if t is Fst or t is Snd:
+            p = self.ev(e.pair, env)
+            if not isinstance(p, PairV):
+                raise EvalError(f"fst/snd of a non-pair in {_show(e)}")
+            return p.fst if t is Fst else p.snd
+        if t is Length:
+            return self.length(self.ev(e.array, env))
+        if t is Get:
+            return self.get(e, env)
+        if t is Build:
+            return self.build(e, env)
+        if t is Sum:
+            return self.reduce("sum", e.size, e.var, e.body, env, e)
+        if t is IFold:
+            return self.ifold(e, env)
+        raise EvalError(f"cannot compile {e!r}")
+
+    def materialise(self, iv: IdxV) -> V:
+        if iv.mat is None or not iv.mat.block.open:
+            n, d = iv.ext.code, iv.d
+            code = f"_arange({n})" + (f"[:{', None' * (d - 1)}]" if d > 1 else "")
+            iv.mat = self.emit(code, [iv.ext], {d}, 0, "i")
+        return iv.mat
+
+    # -- scalars ---------------------------------------------------------------------
+    def prim(self, e: Prim, env: dict) -> V:
+        op, args = e.op, e.args
+        if op == "and":
+            return self.if_(If(args[0], args[1], BoolLit(False)), env)
+        if op == "or":
+            return self.if_(If(args[0], BoolLit(True), args[1]), env)
+        if op == "pow":
+            k = _int_exponent(args[1])
+            if k is not None:
+                return self.ev(_expand_pow(args[0], k), env)
+        vs = [self.ev(a, env) for a in args]
+        for v in vs:
+            if isinstance(v, PairV) or v.rank:
+                raise EvalError(f"operator {op} applied to a pair or array in {_show(e)}")
+        S = frozenset().union(*(v.S for v in vs))
+        scalar = not S
+        a = vs[0]
+        if op == "not":
+            return self.emit(f"(not {a.code})" if scalar else f"(~{a.code})", vs, S, 0, "b")
+        if op == "neg":
+            if a.dt == "f":
+                return self.emit(f"(-{a.code})", vs, S, 0, "f")
+            code = f"(-float({a.code}))" if scalar else f"(-{a.code}.astype(_f64))"
+            return self.emit(code, vs, S, 0, "f")
+        if op == "real":
+            if a.dt == "f":
+                return a
+            code = f"float({a.code})" if scalar else f"{a.code}.astype(_f64)"
+            return self.emit(code, vs, S, 0, "f")
+        if op in ("exp", "log", "sin", "cos", "tan", "sqrt", "tanh"):
+            return self.emit(f"_{op}({a.code})", vs, S, 0, "f")
+        b = vs[1]
+        if op in ("+", "-", "*"):
+            dt = "f" if "f" in (a.dt, b.dt) else "i"
+            return self.emit(f"({a.code} {op} {b.code})", vs, S, 0, dt)
+        if op == "/":
+            if scalar and not (b.const is not None and b.const != 0 and b.dt == "f"):
+                return self.emit(f"_div({a.code}, {b.code})", vs, S, 0, "f")
+            return self.emit(f"({a.code} / {b.code})", vs, S, 0, "f")
+        if op == "pow":
+            return self.emit(f"_pow({a.code}, {b.code})", vs, S, 0, "f")
+        if op in ("=", "<", ">", "<=", ">="):
+            pop = "==" if op == "=" else op
+            return self.emit(f"({a.code} {pop} {b.code})", vs, S, 0, "b")
+        raise EvalError(f"unknown operator {op!r} in {_show(e)}")
+
+    # -- arrays ----------------------------------------------------------------------
+    def length(self, a) -> V:
+        leaf = _leaves(a)[0]
+        if isinstance(leaf, IdxV) or leaf.rank == 0:
+            raise EvalError("length of a non-array")
+        k = leaf.dims[0]
+        if isinstance(k, str) and k in self.size_py:
+            return V(self.size_py[k], frozenset(), 0, "i", (), self.root, skey=k)
+        if isinstance(k, int):
+            return V(repr(k), frozenset(), 0, "i", (), self.root, skey=k, const=k)
+        return self.emit(f"{leaf.code}.shape[0]", [leaf], (), 0, "i")
+
+    def extent(self, n: V, e: Expr) -> V:
+        if isinstance(n, PairV) or n.rank or n.dt == "f" or n.dt == "b":
+            raise EvalError(f"size is not an integer in {_show(e)}")
+        return n
+
+    def open_scope(self, ext: V, what: Expr):
+        d = self.depth + 1
+        key = (d, ext.code, id(ext.block))
+        iv = self.idx_intern.get(key)
+        if iv is None or not _alive(iv):
+            iv = self.idx_intern[key] = IdxV(d, ext)
+        prev = (self.depth, self.guard)
+        self.depth = d
+        self.ext[d] = ext
+        if not (ext.const is not None and ext.const > 0):
+            self.guard = self.guard + ((f"({ext.code} > 0)", ext.block),)
+        return iv, prev
+
+    def close_scope(self, prev):
+        self.depth, self.guard = prev
+
+    def build(self, e: Build, env: dict):
+        n = self.extent(self.ev(e.size, env), e)
+        if n.S:
+            raise _Unsupported(f"build whose size depends on an index variable (a ragged array): "
+                               f"{_show(e)}")
+        iv, prev = self.open_scope(n, e)
+        env2 = dict(env)
+        env2[e.var] = iv
+        body = self.ev(e.body, env2)
+        self.close_scope(prev)
+        return self.build_result(body, iv, n, e)
+
+    def build_result(self, body, iv: IdxV, n: V, e: Expr):
+        if isinstance(body, PairV):
+            return PairV(self.build_result(body.fst, iv, n, e), self.build_result(body.snd, iv, n, e))
+        if isinstance(body, IdxV):
+            body = self.materialise(body)
+        d, r = iv.d, body.rank
+        dims = (n.skey,) + tuple(body.dims)
+        if d in body.S:
+            S2 = body.S - {d}
+            q = max(S2) if S2 else 0
+            stale = d - 1 - q
+            code = body.code
+            if r:
+                perm = [r] + list(range(r)) + list(range(r + 1, r + d))
+                code = f"{code}.transpose({', '.join(map(str, perm))})"
+            if stale:
+                code = f"{code}[{', '.join([':'] * (r + 1) + ['0'] * stale)}]"
+            if code == body.code:
+                return V(body.code, S2, r + 1, body.dt, dims, body.block, ro=body.ro)
+            return self.emit(code, [body], S2, r + 1, body.dt, dims, ro=body.ro)
+        if r == 0 and not body.S:
+            return self.emit(f"_full({n.code}, {body.code})", [body, n], (), 1, body.dt, dims,
+                             comment=_show(e))
+        code = f"_broadcast_to({body.code}, ({n.code},) + _shape({body.code}))"
+        return self.emit(code, [body, n], body.S, r + 1, body.dt, dims, ro=True, comment=_show(e))
+
+    # -- get ---------------------------------------------------------------------------
+    def get(self, e: Get, env: dict):
+        a = self.ev(e.array, env)
+        idx = e.index
+        iv, off = None, None
+        if type(idx) is Var and isinstance(env.get(idx.name), IdxV):
+            iv, off = env[idx.name], V("0", frozenset(), 0, "i", (), self.root, const=0)
+        elif type(idx) is Prim and idx.op in ("+", "-"):
+            x, y = idx.args
+            if idx.op == "+" and type(y) is Var and isinstance(env.get(y.name), IdxV) and not (
+                    type(x) is Var and isinstance(env.get(x.name), IdxV)):
+                x, y = y, x
+            if type(x) is Var and isinstance(env.get(x.name), IdxV):
+                o = self.ev(y, env)
+                if isinstance(o, V) and not o.S and o.rank == 0 and o.dt == "i":
+                    iv = env[x.name]
+                    if idx.op == "-":
+                        o = (V(repr(-o.const), frozenset(), 0, "i", (), self.root, const=-o.const)
+                             if o.const is not None else self.emit(f"(-{o.code})", [o], (), 0, "i"))
+                    off = o
+        if iv is not None:
+            return self.get_axis(a, iv, off, e)
+        k = self.ev(idx, env)
+        if isinstance(k, PairV) or k.rank or k.dt not in ("i",):
+            raise EvalError(f"index is not an integer in {_show(e)}")
+        return self.get_general(a, k, e)
+
+    def _check_lines(self, cond: str, kcode: str, acode: str, e: Expr, gather_code: str,
+                     result: str, fast_code: str) -> list[str]:
+        """Bounds-check lines: raise (unguarded) or clip where masked (guarded)."""
+        msg = self.const(_show(e, 100), "_w")
+        if not self.guard:
+            return [f"if {cond}: _raise_oob({kcode}, {acode}.shape[0], {msg})",
+                    f"{result} = {fast_code}"]
+        return [f"if {cond}:",
+                f"    _kk = {kcode}",
+                f"    if _needed(_badmask(_kk, {acode}.shape[0]){self.guards_code()}): "
+                f"_raise_oob(_kk, {acode}.shape[0], {msg})",
+                f"    _kk, _aa = _clip_idx(_kk, {acode})",
+                f"    {result} = {gather_code}",
+                "else:",
+                f"    {result} = {fast_code}"]
+
+    def get_axis(self, a, iv: IdxV, off: V, e: Expr):
+        """``get a (i + off)`` for the axis variable ``i``: a view (slice + transpose)."""
+        if isinstance(a, PairV):
+            return PairV(self.get_axis(a.fst, iv, off, e), self.get_axis(a.snd, iv, off, e))
+        if isinstance(a, IdxV) or a.rank == 0:
+            raise EvalError(f"get of a non-array in {_show(e)}")
+        d = iv.d
+        if d in a.S:
+            k = self.materialise(iv)
+            if off.const != 0:
+                k = self.emit(f"({k.code} + {off.code})", [k, off], k.S, 0, "i")
+            return self.get_general(a, k, e)
+        n, L, r, pa = iv.ext, a.dims[0], a.rank, a.p
+        static_ok = (off.const == 0 and L is not None and L == n.skey) or (
+            off.const is not None and off.const >= 0 and isinstance(L, int)
+            and isinstance(n.skey, int) and off.const + n.skey <= L)
+        src = a.code
+        if not static_ok:
+            src = f"{a.code}[:{n.code}]" if off.const == 0 else f"{a.code}[{off.code}:{off.code} + {n.code}]"
+        # relayout: data dim 0 becomes the axis of depth d
+        if d > pa:
+            perm = list(range(1, r)) + [0] + list(range(r, r + pa))
+            code = src if perm == sorted(perm) else f"{src}.transpose({', '.join(map(str, perm))})"
+            k = d - 1 - pa
+            if k:
+                code = f"{code}[{', '.join([':'] * r + ['None'] * k)}]"
+        else:
+            slot = r + (pa - d)
+            perm = list(range(1, r)) + list(range(r, slot)) + [0] + list(range(slot, r + pa))
+            code = src if perm == sorted(perm) else f"{src}.transpose({', '.join(map(str, perm))})"
+            code = f"{code}[{', '.join([':'] * slot + ['0'])}]"
+        S = a.S | {d}
+        dims = tuple(a.dims[1:])
+        if static_ok:
+            if code == a.code or a.code.isidentifier():   # a view: no temporary needed
+                return V(code, S, r - 1, a.dt, dims, a.block, ro=a.ro)
+            return self.emit(code, [a, n], S, r - 1, a.dt, dims, mayfail=True, ro=a.ro)
+        cond = (f"{n.code} > {a.code}.shape[0]" if off.const == 0 else
+                f"{off.code} < 0 or {off.code} + {n.code} > {a.code}.shape[0]")
+        kcode = f"_arange_at({n.code}, {d})" + ("" if off.const == 0 else f" + {off.code}")
+        gather = self.gather_code("_aa", "_kk", r, pa, d, a.S, frozenset({d}))
+        b = self.target([a, n, off], mayfail=True)
+        name = self.tmp()
+        b.lines.extend(self._check_lines(cond, kcode, a.code, e, gather, name, code))
+        return V(name, S, r - 1, a.dt, dims, b, ro=a.ro)
+
+    @staticmethod
+    def gather_code(acode, kcode, r, pa, pk, Sa, Sk) -> str:
+        if not Sk:
+            return f"{acode}[{kcode}]"
+        if not Sa:
+            if r == 1:
+                return f"{acode}[{kcode}]"
+            perm = list(range(1, r)) + [0]
+            return f"{acode}.transpose({', '.join(map(str, perm))})[..., {kcode}]"
+        return f"_gather({acode}, {kcode}, {r}, {pa}, {pk})"
+
+    def get_general(self, a, k: V, e: Expr):
+        if isinstance(a, PairV):
+            return PairV(self.get_general(a.fst, k, e), self.get_general(a.snd, k, e))
+        if isinstance(a, IdxV) or a.rank == 0:
+            raise EvalError(f"get of a non-array in {_show(e)}")
+        r, L = a.rank, a.dims[0]
+        S = a.S | k.S
+        dims = tuple(a.dims[1:])
+        fast = self.gather_code(a.code, k.code, r, a.p, k.p, a.S, k.S)
+        gather = self.gather_code("_aa", "_kk", r, a.p, k.p, a.S, k.S)
+        if (k.const is not None and isinstance(L, int) and 0 <= k.const < L) or (
+                k.ub is not None and k.ub == L):
+            return self.emit(fast, [a, k], S, r - 1, a.dt, dims, mayfail=True, ro=a.ro)
+        cond = (f"not 0 <= {k.code} < {a.code}.shape[0]" if not k.S
+                else f"_oob({k.code}, {a.code}.shape[0])")
+        b = self.target([a, k], mayfail=True)
+        name = self.tmp()
+        b.lines.extend(self._check_lines(cond, k.code, a.code, e, gather, name, fast))
+        return V(name, S, r - 1, a.dt, dims, b, ro=a.ro)
+
+    # -- conditionals ----------------------------------------------------------------
+    def if_(self, e: If, env: dict):
+        c = self.ev(e.cond, env)
+        if isinstance(c, PairV) or c.rank or c.dt != "b":
+            raise EvalError(f"condition is not a bool in {_show(e)}")
+        if c.const is not None:
+            return self.ev(e.then if c.const else e.else_, env)
+        if not c.S:
+            return self.scalar_if(c, e, env)
+        saved = self.guard
+        self.guard = saved + ((c.code, c.block),)
+        a = self.ev(e.then, env)
+        self.guard = saved + ((f"(~{c.code})", c.block),)
+        b = self.ev(e.else_, env)
+        self.guard = saved
+        return self.where(c, a, b, e)
+
+    def where(self, c: V, a, b, e: Expr):
+        if isinstance(a, PairV) or isinstance(b, PairV):
+            if not (isinstance(a, PairV) and isinstance(b, PairV)):
+                raise EvalError(f"if branches of different types in {_show(e)}")
+            return PairV(self.where(c, a.fst, b.fst, e), self.where(c, a.snd, b.snd, e))
+        a = self.materialise(a) if isinstance(a, IdxV) else a
+        b = self.materialise(b) if isinstance(b, IdxV) else b
+        S = c.S | a.S | b.S
+        if a.rank != b.rank:
+            raise EvalError(f"if branches of different types in {_show(e)}")
+        if a.dt == "b" and b.dt == "b" and a.rank == 0:
+            if a.const is True:
+                return self.emit(f"({c.code} | {b.code})", [c, b], S, 0, "b")
+            if b.const is False:
+                return self.emit(f"({c.code} & {a.code})", [c, a], S, 0, "b")
+            if a.const is False:
+                return self.emit(f"(~{c.code} & {b.code})", [c, b], S, 0, "b")
+            if b.const is True:
+                return self.emit(f"(~{c.code} | {a.code})", [c, a], S, 0, "b")
+        dt = "f" if "f" in (a.dt, b.dt) else a.dt
+        r = a.rank
+        if r == 0:
+            return self.emit(f"_where({c.code}, {a.code}, {b.code})", [c, a, b], S, 0, dt)
+        p = max(S)
+        ac, bc = (self.lift(v.code, r, p - v.p) for v in (a, b))
+        pre = []
+        if not (a.dims == b.dims and None not in a.dims):
+            pre = [f"if {a.code}.shape[:{r}] != {b.code}.shape[:{r}]: "
+                   f"_ragged({self.const(_show(e, 100), '_w')})"]
+        dims = a.dims if a.dims == b.dims else (None,) * r
+        return self.emit(f"_where({c.code}, {ac}, {bc})", [c, a, b], S, r, dt, dims, pre=pre)
+
+    @staticmethod
+    def lift(code: str, r: int, k: int) -> str:
+        """Insert ``k`` unit axes after the ``r`` data dims (for broadcasting arrays)."""
+        if k <= 0:
+            return code
+        return f"{code}[{', '.join([':'] * r + ['None'] * k)}]"
+
+    def axes_shape(self, S) -> str:
+        p = max(S) if S else 0
+        parts = [self.ext[d].code if d in S else "1" for d in range(p, 0, -1)]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+    def conform(self, v: V, S) -> str:
+        """Code for ``v`` broadcast to the axes ``S`` (a superset of ``v.S``)."""
+        if v.S == S:
+            return v.code
+        return f"_expand({v.code}, {v.rank}, {v.p}, {self.axes_shape(S)})"
+
+    def scalar_if(self, c: V, e: If, env: dict):
+        outer_cur, outer_barrier = self.cur, self.barrier
+        branches = []
+        for sub in (e.then, e.else_):
+            blk = Block(outer_cur, "branch")
+            self.cur = self.barrier = blk
+            v = self.ev(sub, env)
+            blk.open = False
+            branches.append((blk, v))
+        self.cur, self.barrier = outer_cur, outer_barrier
+        (bt, a), (be, b) = branches
+        la, lb = _leaves(a), _leaves(b)
+        if len(la) != len(lb):
+            raise EvalError(f"if branches of different types in {_show(e)}")
+        la = [self.materialise(x) if isinstance(x, IdxV) else x for x in la]
+        lb = [self.materialise(x) if isinstance(x, IdxV) else x for x in lb]
+        out = []
+        if not bt.lines and not be.lines and all(x.S == y.S for x, y in zip(la, lb)):
+            for x, y in zip(la, lb):
+                out.append(self.emit(f"({x.code} if {c.code} else {y.code})", [c, x, y], x.S,
+                                     x.rank, "f" if "f" in (x.dt, y.dt) else x.dt,
+                                     x.dims if x.dims == y.dims else None))
+            return _rebuild(a, out)
+        names = []
+        for x, y in zip(la, lb):
+            if x.rank != y.rank:
+                raise EvalError(f"if branches of different types in {_show(e)}")
+            S = x.S | y.S
+            name = self.tmp("_r")
+            bt.lines.append(f"{name} = {self.conform(x, S)}")
+            be.lines.append(f"{name} = {self.conform(y, S)}")
+            names.append((name, x, y, S))
+        tgt = self.cur
+        tgt.lines.append(f"if {c.code}:")
+        tgt.lines.extend("    " + ln for ln in bt.lines)
+        tgt.lines.append("else:")
+        tgt.lines.extend("    " + ln for ln in be.lines)
+        for name, x, y, S in names:
+            out.append(V(name, S, x.rank, "f" if "f" in (x.dt, y.dt) else x.dt,
+                         x.dims if x.dims == y.dims else None, tgt, ro=x.ro or y.ro))
+        return _rebuild(a, out)
+

@@ -1,0 +1,339 @@
+"""Reductions (``sum``, reductions recognised in ``ifold``), BLAS/einsum contractions and
+sequential loops of the NumPy backend's code generator (a mixin of ``_codegen._Gen``).
+"""
+from __future__ import annotations
+
+from ..lang.ast import Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Snd, Sum, Var, scoped_children
+from ._values import (Block, IdxV, PairV, V, _flat, _int_exponent, _leaves, _rebuild, _show,
+                      _Unsupported)
+
+
+class FoldMixin:
+    """Methods of :class:`eqsat_ad.backend._codegen._Gen` for loops and reductions."""
+
+    # -- reductions ----------------------------------------------------------------------
+    _IDENT = {"sum": "0", "prod": "1", "max": "(-_inf)", "min": "_inf"}
+    _RED = {"sum": "_addr", "prod": "_mulr", "max": "_fmaxr", "min": "_fminr"}
+
+    def reduce(self, kind: str, size_e: Expr, var: str, body_e: Expr, env: dict, node: Expr):
+        n = self.extent(self.ev(size_e, env), node)
+        masked = bool(n.S)
+        ext = self.emit(f"_max_extent({n.code})", [n], (), 0, "i") if masked else n
+        iv, prev = self.open_scope(ext, node)
+        d = iv.d
+        if masked:
+            mask = self.emit(f"({self.materialise(iv).code} < {n.code})", [iv.mat, n],
+                             n.S | {d}, 0, "b")
+            self.guard = self.guard + ((mask.code, mask.block),)
+        env2 = dict(env)
+        env2[var] = iv
+        res = None
+        if kind == "sum" and not masked:
+            res = self.contraction(body_e, env2, iv, node)
+        if res is None:
+            body = self.ev(body_e, env2)
+        self.close_scope(prev)
+        if res is not None:
+            return res
+        return self.reduce_result(kind, body, iv, n, mask if masked else None, node)
+
+    def reduce_result(self, kind, body, iv: IdxV, n: V, mask, node):
+        if isinstance(body, PairV):
+            return PairV(self.reduce_result(kind, body.fst, iv, n, mask, node),
+                         self.reduce_result(kind, body.snd, iv, n, mask, node))
+        if isinstance(body, IdxV):
+            body = self.materialise(body)
+        d, r = iv.d, body.rank
+        if mask is not None:
+            if r:
+                raise _Unsupported(f"masked reduction of arrays: {_show(node)}")
+            body = self.emit(f"_where({mask.code}, {body.code}, {self._IDENT[kind]})",
+                             [mask, body], mask.S | body.S, 0, body.dt)
+        if d not in body.S:
+            if kind == "sum":
+                return self.emit(f"_mul_n({body.code}, {n.code})", [body, n], body.S, r, body.dt,
+                                 body.dims)
+            if kind == "prod":
+                return self.emit(f"_pow({body.code}, {n.code})", [body, n], body.S, r, "f", body.dims)
+            return self.emit(f"({body.code} if {n.code} > 0 else {self._IDENT[kind]})", [body, n],
+                             body.S, r, body.dt, body.dims)
+        S2 = body.S - {d}
+        q = max(S2) if S2 else 0
+        axes = list(range(r, r + d - q))
+        ax = str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
+        extra = f", initial={self._IDENT[kind]}" if kind in ("max", "min") else ""
+        return self.emit(f"{self._RED[kind]}({body.code}, {ax}{extra})", [body], S2, r, body.dt,
+                         body.dims, comment=_show(node))
+
+    def contraction(self, body_e: Expr, env: dict, iv: IdxV, node: Expr):
+        """``sum_i u*w`` as a BLAS dot / vector-matrix product when the layouts allow."""
+        b = body_e
+        while type(b) is Let:          # sum (let ((t ..)) (* t t)) -- see through lets
+            v = self.ev(b.value, env)
+            env = dict(env)
+            env[b.name] = v
+            b = b.body
+        if type(b) is Prim and b.op == "pow" and _int_exponent(b.args[1]) == 2:
+            b = Prim("*", (b.args[0], b.args[0]))
+        if not (type(b) is Prim and b.op == "*"):
+            return None
+        u, w = (self.ev(x, env) for x in b.args)
+        if any(isinstance(x, (PairV, IdxV)) or x.rank or x.dt != "f" for x in (u, w)):
+            return None
+        d = iv.d
+        one = frozenset({d})
+        if u.S != one and w.S == one:
+            u, w = w, u
+        if d not in u.S or d not in w.S:
+            return None
+        if u.S != one:
+            return self.einsum(u, w, d, node)
+        uf, wf = _flat(u.code, d), _flat(w.code, d)
+        if w.S == one:
+            return self.emit(f"_dot({uf}, {wf})", [u, w], (), 0, "f", comment=_show(node))
+        S2 = w.S - {d}
+        q = max(S2)
+        if d == 2:
+            wt = w.code[: -len(".transpose(1, 0)")] if w.code.endswith(".transpose(1, 0)") \
+                else f"{w.code}.T"
+            code = f"_dot({wt}, {uf})"
+        else:
+            code = f"_dot({uf}, {w.code}.reshape({w.code}.shape[0], -1)).reshape({w.code}.shape[1:])"
+        if d - 1 - q:
+            code = f"{code}[{', '.join(['0'] * (d - 1 - q))}]"
+        return self.emit(code, [u, w], S2, 0, "f", comment=_show(node))
+
+    def einsum(self, u: V, w: V, d: int, node: Expr) -> V:
+        """``sum_i u*w`` with both factors varying along other axes too (e.g. matmul)."""
+        def operand(v: V) -> tuple[str, str]:
+            idx = [":" if dd in v.S else "0" for dd in range(v.p, 0, -1)]
+            code = v.code if "0" not in idx else f"{v.code}[{', '.join(idx)}]"
+            return code, "".join(chr(96 + dd) for dd in range(v.p, 0, -1) if dd in v.S)
+        (uc, us), (wc, ws) = operand(u), operand(w)
+        S2 = (u.S | w.S) - {d}
+        outs = "".join(chr(96 + dd) for dd in sorted(S2, reverse=True))
+        code = f"_contract('{us},{ws}->{outs}', {uc}, {wc})"
+        q = max(S2) if S2 else 0
+        idx = [":" if dd in S2 else "None" for dd in range(q, 0, -1)]
+        if "None" in idx:
+            code = f"{code}[{', '.join(idx)}]"
+        return self.emit(code, [u, w], S2, 0, "f", comment=_show(node))
+
+    # -- ifold ---------------------------------------------------------------------------
+    def ifold(self, e: IFold, env: dict):
+        init = self.ev(e.init, env)
+        if isinstance(init, PairV):
+            return self.ifold_pair(e, init, env)
+        r = self.fold_pattern(e.acc, e.var, e.body, e.init, e.size, init, env, e)
+        if r is not None:
+            return r
+        return self.loop(e, [(e.acc, None)], [init], [e.body], env, init)
+
+    def fold_pattern(self, acc, var, body, init_e, size, init: V, env, node):
+        lets = []
+        b = body
+        while type(b) is Let and b.name != acc and acc not in self.fv(b.value):
+            lets.append(b)
+            b = b.body
+
+        def wrap(x: Expr) -> Expr:
+            for lt in reversed(lets):
+                x = Let(lt.name, lt.value, x)
+            return x
+
+        A = Var(acc)
+        free = lambda x: acc not in self.fv(x)  # noqa: E731
+        zero = Int(0) if isinstance(init, V) and init.dt == "i" else Num(0.0)
+        if b == A:
+            return init
+        if type(b) is Prim and b.op in ("+", "-", "*"):
+            x, y = b.args
+            if b.op != "-" and y == A and free(x):
+                x, y = y, x
+            if x == A and free(y):
+                if b.op == "*":
+                    red = self.reduce("prod", size, var, wrap(y), env, node)
+                    return self.emit(f"({init.code} * {red.code})", [init, red], init.S | red.S,
+                                     init.rank, "f", init.dims)
+                if b.op == "+" and init.const == 0:
+                    return self.ev(Sum(size, var, wrap(y)), env)
+                return self.ev(Prim(b.op, (init_e, Sum(size, var, wrap(y)))), env)
+        if type(b) is If and free(b.cond):
+            t, f = b.then, b.else_
+            for this, other, flip in ((t, f, False), (f, t, True)):
+                if other == A and type(this) is Prim and this.op == "+":
+                    x, y = this.args
+                    if y == A:
+                        x, y = y, x
+                    if x == A and free(y):
+                        term = If(b.cond, zero, y) if flip else If(b.cond, y, zero)
+                        if init.const == 0:
+                            return self.ev(Sum(size, var, wrap(term)), env)
+                        return self.ev(Prim("+", (init_e, Sum(size, var, wrap(term)))), env)
+        if type(b) is If and type(b.cond) is Prim and b.cond.op in ("<", ">", "<=", ">=") \
+                and b.else_ == A and free(b.then) and init.rank == 0:
+            x, y = b.cond.args
+            t = b.then
+            is_max = None
+            if x == t and y == A:
+                is_max = b.cond.op in (">", ">=")
+            elif x == A and y == t:
+                is_max = b.cond.op in ("<", "<=")
+            if is_max is not None:
+                red = self.reduce("max" if is_max else "min", size, var, wrap(t), env, node)
+                return self.emit(f"_fold_extreme({init.code}, {red.code}, {is_max})", [init, red],
+                                 init.S | red.S, 0, "f")
+        return None
+
+    def ifold_pair(self, e: IFold, init: PairV, env: dict):
+        """Split a pair accumulator into components; independent ones are folded (and
+        pattern-matched) separately, the rest share one sequential loop."""
+        paths: list[tuple] = []
+
+        def walk(v, path):
+            if isinstance(v, PairV):
+                walk(v.fst, path + (0,))
+                walk(v.snd, path + (1,))
+            else:
+                paths.append(path)
+        walk(init, ())
+        names = {p: self.tmp("acc") for p in paths}   # fresh language-level names
+        acc = e.acc
+
+        def project(b: Expr, path: tuple) -> Expr:
+            if not path:
+                return b
+            if type(b) is Pair:
+                return project(b.fst if path[0] == 0 else b.snd, path[1:])
+            if type(b) is Let and b.name != acc:
+                return Let(b.name, b.value, project(b.body, path))
+            if type(b) is If:
+                return If(b.cond, project(b.then, path), project(b.else_, path))
+            return project(Fst(b) if path[0] == 0 else Snd(b), path[1:])
+
+        def tree(prefix: tuple) -> Expr:
+            if prefix in names:
+                return Var(names[prefix])
+            return Pair(tree(prefix + (0,)), tree(prefix + (1,)))
+
+        def subst(b: Expr, used: set) -> Expr:
+            """Replace projections of the accumulator by the component variables."""
+            chain: list[int] = []
+            x = b
+            while type(x) in (Fst, Snd):
+                chain.append(0 if type(x) is Fst else 1)
+                x = x.pair
+            if type(x) is Var and x.name == acc:
+                path = tuple(reversed(chain))
+                for k in range(len(path), -1, -1):
+                    if path[:k] in names:
+                        used.add(path[:k])
+                        out: Expr = Var(names[path[:k]])
+                        for bit in path[k:]:
+                            out = Fst(out) if bit == 0 else Snd(out)
+                        return out
+                used.update(p for p in names if p[:len(path)] == path)
+                return tree(path)
+            if acc not in self.fv(b):
+                return b
+            if acc in b.binds():           # shadowed in the body
+                return b.with_children([c if acc in bound else subst(c, used)
+                                        for c, bound in scoped_children(b)])
+            return b.with_children([subst(c, used) for c in b.children()])
+
+        comps, deps = {}, {}
+        for p in paths:
+            used: set = set()
+            comps[p] = subst(project(e.body, p), used)
+            deps[p] = used
+        loop_set = {p for p in paths if deps[p] - {p}}
+        changed = True
+        while changed:
+            changed = False
+            for p in list(loop_set):
+                for q in deps[p]:
+                    if q not in loop_set:
+                        loop_set.add(q)
+                        changed = True
+        leaves_init = dict(zip(paths, _leaves(init)))
+        results = {}
+
+        def proj_init(p):
+            x = e.init
+            for bit in p:
+                x = Fst(x) if bit == 0 else Snd(x)
+            return x
+        for p in paths:
+            if p in loop_set:
+                continue
+            sub = IFold(names[p], e.var, comps[p], proj_init(p), e.size)
+            r = self.fold_pattern(names[p], e.var, comps[p], proj_init(p), e.size, leaves_init[p],
+                                  env, e)
+            results[p] = r if r is not None else self.loop(
+                sub, [(names[p], None)], [leaves_init[p]], [comps[p]], env, leaves_init[p])
+        if loop_set:
+            lp = [p for p in paths if p in loop_set]
+            outs = self.loop(e, [(names[p], None) for p in lp], [leaves_init[p] for p in lp],
+                             [comps[p] for p in lp], env, None)
+            for p, v in zip(lp, outs if isinstance(outs, list) else [outs]):
+                results[p] = v
+        return _rebuild(init, [results[p] for p in paths])
+
+    def loop(self, e: IFold, accs, inits: list, bodies: list, env: dict, single):
+        """A sequential Python loop; the body is vectorised over the other index axes."""
+        n = self.extent(self.ev(e.size, env), e)
+        masked = bool(n.S)
+        ext = self.emit(f"_max_extent({n.code})", [n], (), 0, "i") if masked else n
+        S_acc = [v.S | n.S for v in inits]
+        parent = self.cur
+        for _attempt in range(self.depth + 2):
+            blk = Block(parent, "loop")
+            self.cur = blk
+            ivar = self.tmp("_i")
+            iV = V(ivar, frozenset(), 0, "i", (), blk, ub=None if masked else n.skey)
+            anames = [self.tmp("_a") for _ in inits]
+            aVs = [V(nm, S, v.rank, v.dt, v.dims, blk) for nm, S, v in zip(anames, S_acc, inits)]
+            env2 = dict(env)
+            env2[e.var] = iV
+            for (name, _), av in zip(accs, aVs):
+                env2[name] = av
+            saved = self.guard
+            if not (ext.const is not None and ext.const > 0):
+                self.guard = self.guard + ((f"({ext.code} > 0)", ext.block),)
+            if masked:
+                self.guard = self.guard + ((f"({ivar} < {n.code})", blk),)
+            res = [self.ev(b, env2) for b in bodies]
+            self.guard = saved
+            self.cur = parent
+            blk.open = False
+            for rv in res:
+                if isinstance(rv, PairV):
+                    raise _Unsupported("nested pair accumulator")
+            res = [self.materialise(x) if isinstance(x, IdxV) else x for x in res]
+            new_S = [s | rv.S for s, rv in zip(S_acc, res)]
+            if new_S == S_acc:
+                break
+            S_acc = new_S
+        else:  # pragma: no cover
+            raise _Unsupported("loop accumulator shape does not settle")
+        lines = parent.lines
+        lines.append(f"# {_show(e)}")
+        for nm, v, S in zip(anames, inits, S_acc):
+            lines.append(f"{nm} = {self.conform(v, S)}")
+        lines.append(f"for {ivar} in range({ext.code}):")
+        lines.extend("    " + ln for ln in blk.lines)
+        news = []
+        for nm, rv, S in zip(anames, res, S_acc):
+            code = self.conform(rv, S)
+            if masked:
+                code = f"_where({ivar} < {n.code}, {code}, {nm})"
+            news.append(code)
+        lines.append(f"    {', '.join(anames)} = {', '.join(news)}"
+                     + ("," if len(anames) == 1 else ""))
+        if len(anames) == 1:
+            lines[-1] = f"    {anames[0]} = {news[0]}"
+        outs = [V(nm, S, v.rank, v.dt, v.dims, parent, ro=v.ro or S != v.S)
+                for nm, v, S in zip(anames, inits, S_acc)]
+        return outs[0] if single is not None else outs
+
+
