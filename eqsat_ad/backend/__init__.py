@@ -2,7 +2,7 @@
 code (see ``docs/backend.md``).
 
 >>> from eqsat_ad.lang.syntax import parse
->>> compile(parse("(fun ((x (vec n))) (sum n (lambda (i) (get x i)))))"))([1.0, 2.0])
+>>> compile(parse("(fun ((x (vec n))) (sum n (lambda (i) (get x i))))"))([1.0, 2.0])
 3.0
 """
 from .numpy_backend import CompiledProgram, compile, generate_source  # noqa: F401
