@@ -295,9 +295,13 @@ class _Gen(FoldMixin):
             if code == body.code:
                 return V(body.code, S2, r + 1, body.dt, dims, body.block, ro=body.ro)
             return self.emit(code, [body], S2, r + 1, body.dt, dims, ro=body.ro)
+        what = self.const(f"build {_show(e, 60)}", "_w")
         if r == 0 and not body.S:
+            if not (isinstance(n.skey, str) or n.const is not None and n.const < 10 ** 7):
+                self.target([body, n]).lines.append(f"_check_elems({n.code}, {what})")
             return self.emit(f"_full({n.code}, {body.code})", [body, n], (), 1, body.dt, dims,
                              comment=_show(e))
+        self.target([body, n]).lines.append(f"_check_elems({n.code} * _size({body.code}), {what})")
         code = f"_broadcast_to({body.code}, ({n.code},) + _shape({body.code}))"
         return self.emit(code, [body, n], body.S, r + 1, body.dt, dims, ro=True, comment=_show(e))
 

@@ -55,7 +55,7 @@ __all__ = ["compile", "CompiledProgram", "generate_source"]
 _GLOBALS = {
     "_np": np, "_f64": np.dtype(np.float64), "_i64": np.dtype(np.int64), "_nd": np.ndarray,
     "_inf": math.inf, "_nan": math.nan, "_arange": np.arange, "_full": np.full,
-    "_broadcast_to": np.broadcast_to, "_shape": np.shape, "_where": np.where,
+    "_broadcast_to": np.broadcast_to, "_shape": np.shape, "_size": np.size, "_where": np.where,
     "_exp": np.exp, "_log": np.log, "_sin": np.sin, "_cos": np.cos, "_tan": np.tan,
     "_sqrt": np.sqrt, "_tanh": np.tanh, "_div": np.true_divide, "_pow": np.float_power,
     "_dot": np.dot, "_addr": np.add.reduce, "_mulr": np.multiply.reduce,
