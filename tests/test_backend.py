@@ -308,3 +308,32 @@ def test_guarded_shifted_gets_random(off1, off2, cut, n, cmp, vectorised):
             compile(p)(x=x)
         return
     same(compile(p)(x=x), ref)
+
+
+def test_empty_loops_do_not_evaluate_their_body():
+    """A get that would be out of range inside a loop of extent 0 is never evaluated by the
+    interpreter; the compiled code (which hoists it) must not raise either."""
+    texts = ["(fun ((x (vec n)) (y (vec m))) (sum m (lambda (i) (get x 10))))",
+             "(fun ((x (vec n)) (y (vec m))) (build m (lambda (i) (get x 10))))",
+             "(fun ((x (vec n)) (y (vec m))) (ifold (lambda (a i) (* a (get x 10))) 1.0 m))",
+             "(fun ((x (vec n)) (y (vec m))) (ifold (lambda (a i) (+ a (get x 10))) 1.0 m))"]
+    for t in texts:
+        check(t, x=X, y=np.zeros(0))
+        with pytest.raises(EvalError, match="index 10 out of range"):
+            compile(P(t))(x=X, y=np.ones(2))
+
+
+def test_scalar_if_does_not_evaluate_the_other_branch():
+    t = "(fun ((x (vec n)) (s real)) (if (> s 0.0) (get x 0) (get x 100)))"
+    check(t, x=X, s=1.0)
+    with pytest.raises(EvalError, match="index 100"):
+        compile(P(t))(x=X, s=-1.0)
+
+
+def test_reductions_of_vectors_and_matrix_results():
+    check("(fun ((A (mat m n)) (B (mat n p))) (build p (lambda (j) (build m (lambda (i) "
+          "(sum n (lambda (k) (* (get (get B k) j) (get (get A i) k)))))))))", A=A, B=B, expect=(A @ B).T)
+    # a contraction where both factors carry extra axes and one is not the innermost
+    check("(fun ((x (vec n)) (A (mat n n))) (build n (lambda (i) (build n (lambda (j) (sum n (lambda (k) "
+          "(* (* (get x i) (get (get A k) j)) (get (get A i) k)))))))))", x=X[:4], A=A[:, :4],
+          expect=X[:4, None] * (A[:, :4] @ A[:, :4]))
