@@ -32,6 +32,7 @@ class _Gen(FoldMixin):
         self.consts: dict[str, Any] = {}
         self.keep: list = []          # keep compile-time objects alive (ids in memo keys)
         self.checked: set = set()
+        self.lists: dict = {}
 
     # -- bookkeeping -----------------------------------------------------------------
     def tmp(self, base: str = "_t") -> str:
@@ -417,6 +418,14 @@ class _Gen(FoldMixin):
         gather = self.gather_code("_aa", "_kk", r, a.p, k.p, a.S, k.S)
         if (k.const is not None and isinstance(L, int) and 0 <= k.const < L) or (
                 k.ub is not None and k.ub == L):
+            if k.ub is not None and r == 1 and not a.S and a.dt == "f":
+                # a sequential loop scanning a vector: read Python floats from a list
+                # (converted once, before the loop) instead of NumPy scalars (~3x faster)
+                lst = self.lists.get(id(a))
+                if lst is None or not lst.block.open:
+                    lst = self.lists[id(a)] = self.emit(f"{a.code}.tolist()", [a], (), 1, "f")
+                    self.keep.append(a)
+                return self.emit(f"{lst.code}[{k.code}]", [lst, k], S, 0, "f", mayfail=True)
             return self.emit(fast, [a, k], S, r - 1, a.dt, dims, mayfail=True, ro=a.ro)
         cond = (f"not 0 <= {k.code} < {a.code}.shape[0]" if not k.S
                 else f"_oob({k.code}, {a.code}.shape[0])")
