@@ -235,17 +235,30 @@ def _indent(ln: str) -> int:
 
 def _dce(lines: list[str]) -> list[str]:
     """Drop single-line assignments to temporaries nobody reads (e.g. the unused half of a
-    pair).  Bounds checks are separate lines, so errors are still raised."""
-    while True:
-        uses: dict[str, int] = {}
-        for ln in lines:
-            for name in _TMP.findall(ln):
-                uses[name] = uses.get(name, 0) + 1
-        out = [ln for ln in lines
-               if not ((m := _ASSIGN.match(ln)) and uses.get(m.group(2), 0) == 1)]
-        if len(out) == len(lines):
-            break
-        lines = out
+    pair), transitively.  Bounds checks are separate lines, so errors are still raised."""
+    lines = list(lines)
+    uses: dict[str, int] = {}
+    defs: dict[str, list[int]] = {}
+    for k, ln in enumerate(lines):
+        for name in _TMP.findall(ln):
+            uses[name] = uses.get(name, 0) + 1
+        m = _ASSIGN.match(ln)
+        if m:
+            defs.setdefault(m.group(2), []).append(k)
+    work = [n for n, ks in defs.items() if len(ks) == 1 and uses.get(n, 0) == 1]
+    while work:
+        name = work.pop()
+        k = defs[name][0]
+        if lines[k] is None:
+            continue
+        for other in _TMP.findall(lines[k]):
+            if other == name:
+                continue
+            uses[other] -= 1
+            if uses[other] == 1 and len(defs.get(other, ())) == 1:
+                work.append(other)
+        lines[k] = None
+    lines = [ln for ln in lines if ln is not None]
     # comments describing code that is gone; blocks left empty
     out = []
     for k, ln in enumerate(lines):
@@ -268,42 +281,39 @@ def _inline(lines: list[str]) -> list[str]:
     """Substitute a temporary used exactly once into its use on a later line of the same
     block: NumPy then reuses the buffers of the (unnamed) intermediate arrays ("temporary
     elision") and frees them early, which matters for large n.  Temporaries that are
-    shared, checked, or would make a line longer than ``MAX_LINE`` stay named."""
-    lines = list(lines)
-    changed = True
-    while changed:
-        changed = False
-        ndef: dict[str, int] = {}
-        uses: dict[str, list[int]] = {}
-        for k, ln in enumerate(lines):
-            m = _DEF.match(ln)
-            if m:
-                ndef[m.group(2)] = ndef.get(m.group(2), 0) + 1
-            for name in _TMP.findall(ln):
-                uses.setdefault(name, []).append(k)
-        for k, ln in enumerate(lines):
-            m = _DEF.match(ln)
-            if not m or ndef.get(m.group(2)) != 1:
+    shared, checked, or would make a line longer than ``MAX_LINE`` stay named.  One
+    forward pass."""
+    uses: dict[str, int] = {}
+    ndef: dict[str, int] = {}
+    for ln in lines:
+        for name in _TMP.findall(ln):
+            uses[name] = uses.get(name, 0) + 1
+        m = _DEF.match(ln)
+        if m:
+            ndef[m.group(2)] = ndef.get(m.group(2), 0) + 1
+    out: list = []
+    pending: dict[str, tuple[str, int, int, bool]] = {}   # name -> (expr, indent, out index, adjacent only)
+    for ln in lines:
+        ind = _indent(ln)
+        # a line at another indentation (or any line, for non-SSA) ends eligibility
+        for name in [n for n, (_, pind, k, adj) in pending.items()
+                     if pind != ind or (adj and k != len(out) - 1)]:
+            del pending[name]
+        names = [n for n in _TMP.findall(ln) if n in pending]
+        for name in names:
+            expr, _, k, _ = pending.pop(name)
+            if ln.count(name) != 1:
                 continue
-            ind, name, expr = m.groups()
-            occ = [j for j in uses.get(name, []) if j != k]
-            if len(occ) != 1 or lines[occ[0]].count(name) != 1:
-                continue
-            j = occ[0]
-            if j < k or _indent(lines[j]) != len(ind):
-                continue
-            if any(_indent(lines[t]) != len(ind) for t in range(k + 1, j)):
-                continue
-            if _NON_SSA.search(expr) and j != k + 1:
-                continue
-            new = re.sub(rf"\b{name}\b", lambda _m: expr, lines[j])
+            new = re.sub(rf"\b{name}\b", lambda _m: expr, ln)
             if len(new) > MAX_LINE:
                 continue
-            lines[j] = new
-            del lines[k]
-            changed = True
-            break
-    return lines
+            ln = new
+            out[k] = None
+        out.append(ln)
+        m = _DEF.match(ln)
+        if m and ndef.get(m.group(2)) == 1 and uses.get(m.group(2)) == 2:
+            pending[m.group(2)] = (m.group(3), ind, len(out) - 1, bool(_NON_SSA.search(m.group(3))))
+    return [ln for ln in out if ln is not None]
 
 
 def _dims_of(t: Type) -> list:
