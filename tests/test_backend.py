@@ -337,3 +337,21 @@ def test_reductions_of_vectors_and_matrix_results():
     check("(fun ((x (vec n)) (A (mat n n))) (build n (lambda (i) (build n (lambda (j) (sum n (lambda (k) "
           "(* (* (get x i) (get (get A k) j)) (get (get A i) k)))))))))", x=X[:4], A=A[:, :4],
           expect=X[:4, None] * (A[:, :4] @ A[:, :4]))
+
+
+def test_pair_index_bool_and_square_parameters():
+    from eqsat_ad.lang.ast import Fst, If, Snd
+    from eqsat_ad.lang.types import BOOL, INDEX, REAL, PairT
+    p = Program((Param("p", PairT(REAL, vec("n"))), Param("k", INDEX), Param("b", BOOL), Param("w", vec("n"))),
+                If(Var("b"), Prim("*", (Fst(Var("p")), Get(Snd(Var("p")), Var("k")))),
+                   Sum(Var("n"), "i", Get(Var("w"), Var("i")))))
+    f = compile(p)
+    for args in (((2.0, [1.0, 5.0]), 1, True, [1.0, 1.0]), ((2.0, [1.0, 5.0]), 1, False, [1.0, 3.0])):
+        assert f(*args) == evaluate(p, *args)
+    with pytest.raises(EvalError, match="index 2 out of range"):
+        f((2.0, [1.0, 5.0]), 2, True, [1.0, 1.0])
+    with pytest.raises(ShapeError, match=r"with n=2 \(from 'p.snd'\)"):
+        f((2.0, [1.0, 5.0]), 1, True, [1.0, 1.0, 3.0])
+    sq = compile(P("(fun ((M (mat n n))) (sum n (lambda (i) (get (get M i) i))))"))
+    with pytest.raises(ShapeError, match=r"\(mat n n\)"):
+        sq(M=np.zeros((2, 3)))

@@ -154,8 +154,18 @@ def _prologue(prog: Program, py: dict[str, str], size_py: dict[str, str]) -> tup
             for ax, s in enumerate(sizes):
                 if isinstance(s, str) and (s, ax) not in binds and s in [b for b, _ in binds]:
                     lines.append(f"if {name}.shape[{ax}] != {size_py[s]}: {bad}")
-        else:
-            lines.append(cin)
+        else:   # pairs: convert (and check) with the runtime, then bind their size names
+            szs = _size_names(t)
+            if not szs:
+                lines.append(cin)
+                continue
+            lines.append(f"_sz = {{}}; {name} = _cin({p.name!r}, {tn}, {name}, _sz)")
+            for sname in szs:
+                if sname in bound:
+                    lines.append(f"if _sz[{sname!r}][0] != {size_py[sname]}: {bad}")
+                else:
+                    lines.append(f"{size_py[sname]} = _sz[{sname!r}][0]")
+                    bound.add(sname)
     return lines, consts
 
 
