@@ -102,6 +102,12 @@ def main(argv=None) -> dict:
                          "handwritten_us": th * 1e6, "ratio": ratio,
                          "overhead_us": (tc - th) * 1e6, "handwritten": hand_text})
     overhead = {r["program"]: r["overhead_us"] for r in rows if r["n"] == 10}
+    # the fixed cost of a call: a program that does (almost) nothing, vs a Python function
+    # doing the same thing (input check + floating-point state + result conversion)
+    tiny = compile(parse("(fun ((x (vec n)) (w (vec n))) (length x))"))
+    kw = {"x": np.ones(10), "w": np.ones(10)}
+    tc, th, _ = paired_times(tiny, lambda x, w: x.shape[0], kw, repeats, budget)
+    call_overhead = (tc - th) * 1e6
     result = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
@@ -113,6 +119,7 @@ def main(argv=None) -> dict:
         "load_average": list(os.getloadavg()),
         "rows": rows,
         "overhead_us_at_n10": overhead,
+        "fixed_call_overhead_us": call_overhead,
         "max_ratio_at_1e6": max(r["ratio"] for r in rows if r["n"] == 10 ** 6),
     }
     out = Path(args.out)
@@ -124,6 +131,7 @@ def main(argv=None) -> dict:
               f"{r['ratio']:6.2f} {r['overhead_us']:12.2f}")
     print(f"max ratio at n=1e6: {result['max_ratio_at_1e6']:.2f};  overhead at n=10: "
           + ", ".join(f"{k} {v:.2f} µs" for k, v in overhead.items()))
+    print(f"fixed per-call overhead (2 vector inputs, trivial body): {call_overhead:.2f} µs")
     print(f"wrote {out}")
     return result
 
