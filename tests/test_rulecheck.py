@@ -164,3 +164,22 @@ def test_most_shipped_rules_are_checked():
     checkable = [s for s in SHIPPED if not s.no_equation]
     skipped = [s.name for s in checkable if s.skip_reason]
     assert len(skipped) <= max(2, len(checkable) // 20), skipped
+
+
+# ---------------------------------------------------------------------------------------
+# the e-graph mode
+# ---------------------------------------------------------------------------------------
+def test_egraph_mode_catches_wrong_rule(tmp_path):
+    from eqsat_ad.rulecheck import check_rules_egraph
+    f = write(tmp_path, "(ruleset bad)\n(rewrite (Sub a b) (Sub b a) :ruleset bad :name \"sub-comm\")\n")
+    rep = check_rules_egraph([f], examples=4)
+    (r,) = rep.unsound
+    assert "sub-comm" in r.counterexample.note
+
+
+def test_egraph_mode_covers_the_fission_rules():
+    from eqsat_ad.egraph.session import rules_dir
+    from eqsat_ad.rulecheck import check_rules_egraph
+    rep = check_rules_egraph([rules_dir() / "fission.egg", rules_dir() / "tuple.egg"], examples=4)
+    assert rep.ok, rep.summary()
+    assert rep.by_name("ruleset fission").instances > 0

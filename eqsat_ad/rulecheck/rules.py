@@ -176,6 +176,8 @@ class RuleSpec:
     no_equation: str = ""           # set: the rule adds no equality (say what it does)
     query_roots: list = field(default_factory=list)   # patterns matched (seeds for e-graph mode)
     comment: str = ""
+    sorts: dict = field(default_factory=dict)
+    conditions: list = field(default_factory=list)   # query conditions (for seeds)
 
     @property
     def where(self) -> str:
@@ -313,6 +315,8 @@ def parse_rule(form: Form, name: str, ruleset: str) -> RuleSpec:
                     conds.append(c)
             for v, p in defs.items():
                 _fix_sorts(sorts, p)
+            spec.sorts = sorts
+            spec.conditions = _resolve_conds(conds, defs, fvdefs)
             roots = [(_inline(PVar(v), defs)) for v in defs]
             spec.query_roots = [r for r in roots if isinstance(r, App)
                                 and not any(_contains(o, r) for o in roots if o is not r)]
