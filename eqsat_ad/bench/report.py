@@ -172,9 +172,12 @@ def targets(rows: list[dict]) -> list[dict]:
         small = [r for r in rs if r["n"] == min(x["n"] for x in rs)]
         t["n_small"] = small[0]["n"]
         t["opt_vs_numpy_small"] = ratio(small[0], "opt")
-        big = [r for r in rs if r["n"] >= 10_000]
+        t["big_from"] = 10_000 if max(r["n"] for r in rs) >= 10_000 else 1_000   # matvec-jac: n ≤ 2000
+        big = [r for r in rs if r["n"] >= t["big_from"]]
         rb = [ratio(r, "opt") for r in big]
         t["opt_vs_numpy_big_max"] = max([x for x in rb if x is not None], default=None)
+        t["opt_failed_big"] = [f"{(r['cells'].get('opt') or {}).get('status')} at n={fmt_n(r['n'])}"
+                               for r in big if not _ok(r["cells"].get("opt"))]
         t["big_sizes"] = [r["n"] for r in big]
         for peer in ("jax.grad+jit", "torch.func.grad", "jax.jacfwd+jit", "torch.func.jacfwd"):
             vals = []
@@ -186,7 +189,11 @@ def targets(rows: list[dict]) -> list[dict]:
         t["slope_opt"] = sl.get(p, {}).get("opt", (None,))[0]
         t["slope_opt_big"] = sl_big.get(p, {}).get("opt", (None,))[0]
         t["slope_unopt"] = sl.get(p, {}).get("unopt", (None,))[0]
+        t["slope_unopt_big"] = sl_big.get(p, {}).get("unopt", (None,))[0]
         t["slope_numpy_big"] = sl_big.get(p, {}).get("numpy", (None,))[0]
+        sl_top = slopes(rows, 10_000)
+        t["slope_opt_top"] = sl_top.get(p, {}).get("opt", (None,))[0]
+        t["slope_numpy_top"] = sl_top.get(p, {}).get("numpy", (None,))[0]
         secs = [r["opt"]["seconds_total"] for r in rs if (r.get("opt") or {}).get("ok")]
         t["opt_seconds_max"] = max(secs) if secs else None
         t["opt_seconds_median"] = sorted(secs)[len(secs) // 2] if secs else None
@@ -206,7 +213,7 @@ def _mark(ok: bool | None) -> str:
 
 def target_table(rows: list[dict]) -> str:
     header = ["program", "opt / numpy at smallest n (≤ 3)", "max opt / numpy at n ≥ 10^4 (≤ 1.5)",
-              "slope unopt → opt (n ≥ 10^3)", "jax.grad+jit / opt (n ≥ 10^4, min)",
+              "slope n ≥ 10^3: unopt → opt (numpy)", "slope n ≥ 10^4: opt (numpy)", "jax.grad+jit / opt (n ≥ 10^4, min)",
               "torch.func.grad / opt (n ≥ 10^4, min)", "jacfwd / opt (n ≥ 10^4, min)",
               "optimise s, max (< 1)"]
     body = []
@@ -218,8 +225,11 @@ def target_table(rows: list[dict]) -> str:
         body.append([
             t["program"],
             (_f(a) + f" (n={t['n_small']})" + _mark(a <= 3 if a is not None else None)) if a is not None else "—",
-            _f(b) + _mark(b <= 1.5 if b is not None else None),
-            f"{_f(t['slope_unopt'])} → {_f(t['slope_opt_big'])}",
+            (fmt_ratio(b) if b is not None else "—") + (f" (n ≥ {fmt_n(t['big_from'])})" if t["big_from"] != 10_000 else "")
+            + ("; " + ", ".join(t["opt_failed_big"]) + " ✗" if t["opt_failed_big"] else
+                     _mark(b <= 1.5 if b is not None else None)),
+            f"{_f(t['slope_unopt_big'])} → {_f(t['slope_opt_big'])} ({_f(t['slope_numpy_big'])})",
+            f"{_f(t['slope_opt_top'])} ({_f(t['slope_numpy_top'])})",
             _f(t.get("speedup_vs_jax.grad+jit"), ".3g") + _mark(
                 t.get("speedup_vs_jax.grad+jit") > 1 if t.get("speedup_vs_jax.grad+jit") else None),
             _f(t.get("speedup_vs_torch.func.grad"), ".3g") + _mark(
@@ -253,23 +263,46 @@ def opt_table(rows: list[dict]) -> str:
 
 
 def extraction_table(rows: list[dict]) -> str:
-    header = ["program", "n", "schedule", "extractor", "cost", "e-nodes", "iterations", "stop",
+    header = ["program", "n", "schedule", "extractor", "extracted", "cost", "e-nodes", "iterations", "stop",
               "optimise s (e-graph + extract)", "time per call", "/ numpy"]
     body = []
+    variants = extraction_variants(rows)
     for r in rows:
         o = r.get("opt") or {}
         c = r.get("cell")
         base = r.get("numpy")
         if not o.get("ok"):
-            body.append([r["program"], fmt_n(r["n"]), r["schedule"], r["extractor"], "—", "—", "—", "failed",
+            body.append([r["program"], fmt_n(r["n"]), r["schedule"], r["extractor"], "—", "—", "—", "—", "failed",
                          "—", cell_text(c), str(o.get("error", ""))[:80]])
             continue
         ratio = cell_text(c, base["median"]) if _ok(c) and _ok(base) else cell_text(c)
-        body.append([r["program"], fmt_n(r["n"]), r["schedule"], r["extractor"], f"{o['cost']:.4g}",
+        body.append([r["program"], fmt_n(r["n"]), r["schedule"], r["extractor"],
+                     variants[r["program"]].get(o["program"], "?"), f"{o['cost']:.4g}",
                      str(o["enodes"]), str(o["iterations"]), o["stop_reason"],
                      f"{o['seconds_total']:.2f} ({_f(o.get('seconds_egraph'))} + {_f(o.get('seconds_extract'), '.3f')})",
                      cell_text(c) + (" µs" if _ok(c) and c["median"] < 1e-2 else ""), ratio])
-    return _table(header, body, ["---"] * 4 + ["---:"] * 3 + ["---"] + ["---:"] * 3)
+    return _table(header, body, ["---"] * 5 + ["---:"] * 3 + ["---"] + ["---:"] * 3)
+
+
+def extraction_variants(rows: list[dict]) -> dict:
+    """{program: {extracted text: letter}}: which extractions produced the same program."""
+    out: dict = {}
+    for r in rows:
+        o = r.get("opt") or {}
+        if o.get("ok"):
+            d = out.setdefault(r["program"], {})
+            d.setdefault(o["program"], "ABCDEFGHIJ"[min(len(d), 9)])
+    return out
+
+
+def variants_section(rows: list[dict]) -> str:
+    parts = []
+    for prog, d in extraction_variants(rows).items():
+        if len(d) < 2:
+            continue
+        for text, letter in d.items():
+            parts.append(f"{prog} {letter}:\n\n```lisp\n{text}\n```")
+    return "\n\n".join(parts) if parts else "Every extraction produced the same program."
 
 
 def programs_section(rows: list[dict]) -> str:
@@ -396,7 +429,9 @@ def markdown(res: dict, plot_dir: str | None = None) -> str:
     if micro or cross or suite:
         parts.append("### Optimisation (default schedule, tree extractor)\n\n" + opt_table(micro + cross + suite))
     if res.get("extraction"):
-        parts.append("## Extraction comparison (schedule × extractor)\n\n" + extraction_table(res["extraction"]))
+        parts.append("## Extraction comparison (schedule × extractor)\n\n" + extraction_table(res["extraction"])
+                     + "\n\nThe column *extracted* names the distinct programs of each row group (same letter = "
+                     "same program text); where they differ:\n\n" + variants_section(res["extraction"]))
     if micro or cross or suite:
         parts.append("## Optimised programs\n\n" + programs_section(micro + cross + suite))
     parts.append("## Failures, timeouts and wrong results\n\n" + failures_section(res))
