@@ -225,3 +225,12 @@ def test_only_user_rules_without_a_schedule_saturates_what_is_loaded(tmp_path):
     p = ea.parse("(fun ((y real)) (+ y 0.0))")
     res = ea.optimize(p, rules=[str(f)], default_rules=False)
     assert res.program.body == Var("y")
+
+
+@pytest.mark.parametrize("form", ["(vsum (add u (add v w)))", "(vsum (add (add u v) w))"])
+def test_dF_add3_gradient_is_ones_without_blowup(form):
+    # sum fission of a zero body once made a class Z = Z + Z = 2Z = ... grow without bound
+    g = ea.grad(ea.parse(f"(fun ((u (vec n)) (v (vec n)) (w (vec n))) {form})"), "u")
+    res = ea.optimize(g, sizes={"n": 1000}, limits={"nodes": 20_000})
+    assert res.report.stop_reason == "saturated"
+    assert alpha_eq(res.program.body, ea.parse_expr("(build n (lambda (r) 1.0))"))
