@@ -21,10 +21,6 @@ KNOWN_UNSOUND = {
     "onehot-div": "(if c a 0)/e => if c (a/e) 0 " + DIV_ZERO + " (c false, e = 0: nan vs 0.0)",
     "sum-factor-div": "sum_j (e/c) => (sum_j e)/c " + DIV_ZERO + " (c = 0, n = 0: 0.0 vs nan; "
                       "n > 0: nan vs -inf)",
-    "ifold-onehot-l": "RHS (Subst (Subst e a z) i k) also substitutes i inside z, which is outside "
-                      "the fold; wrong when the init z mentions a variable named like the fold index "
-                      "(only with colliding binder names; (Subst (Subst e i k) a z) is right)",
-    "ifold-onehot-r": "same as ifold-onehot-l",
 }
 #: rules the checker cannot instantiate from a pattern (covered by the e-graph mode)
 ALLOWED_SKIPS = {"ifold-pair-fission": "pair-fission-candidate"}
