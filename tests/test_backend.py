@@ -355,3 +355,14 @@ def test_pair_index_bool_and_square_parameters():
     sq = compile(P("(fun ((M (mat n n))) (sum n (lambda (i) (get (get M i) i))))"))
     with pytest.raises(ShapeError, match=r"\(mat n n\)"):
         sq(M=np.zeros((2, 3)))
+
+
+def test_one_index_subterm_is_shared_across_index_names_and_depths():
+    # softmax: exp x[i] (over i) and exp x[j] (over j, inside the sum) are one array
+    from eqsat_ad.lang.syntax import parse
+    p = parse("(fun ((x (vec n))) (build n (lambda (i) (/ (exp (get x i)) "
+              "(sum n (lambda (j) (exp (get x j))))))))")
+    fn = compile(p)
+    assert fn.source.count("_exp(") == 1, fn.source
+    x = np.array([0.5, -1.0, 2.0, 0.0])
+    np.testing.assert_allclose(fn(x=x), np.exp(x) / np.exp(x).sum())

@@ -10,9 +10,13 @@ from typing import Any
 from ..errors import EvalError
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Program, Snd, Sum, Var, scoped_children)
+from ..lang.binders import subst
 from ._folds import FoldMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _expand_pow, _int_exponent, _leaves, _lit,
                       _rebuild, _show, _Unsupported)
+
+
+_AXIS_PLACEHOLDER = "%axis"     # not a valid program name: cannot clash
 
 
 class _Gen(FoldMixin):
@@ -33,6 +37,7 @@ class _Gen(FoldMixin):
         self.keep: list = []          # keep compile-time objects alive (ids in memo keys)
         self.checked: set = set()
         self.lists: dict = {}
+        self.axis_memo: dict = {}     # one-index sub-terms modulo the index name (see ev)
 
     # -- bookkeeping -----------------------------------------------------------------
     def tmp(self, base: str = "_t") -> str:
@@ -133,8 +138,32 @@ class _Gen(FoldMixin):
             v = self.memo.get(key)
             if v is not None and _alive(v):
                 return v
+        # A scalar sub-term over ONE index axis is the same 1-D array whatever the index is
+        # called and at whatever depth it stands (softmax: exp x[i] over i, exp x[j] over j):
+        # compute it once and give it the other axis as a reshaped view.
+        akey = None
+        idx = [n for n in names if isinstance(env[n], IdxV)]
+        if len(idx) == 1:
+            iv = env[idx[0]]
+            size = iv.ext.skey if iv.ext.skey is not None else iv.ext.code
+            others = tuple(id(env[n]) for n in names if n != idx[0])
+            g = tuple(c for c, _ in self.guard) if self.has_get(e) else ()
+            akey = (subst(e, idx[0], Var(_AXIS_PLACEHOLDER)), size, others, g)
+            for k in range(len(g), -1, -1):        # computed under fewer guards is fine too
+                w = self.axis_memo.get(akey[:3] + (g[:k],))
+                if w is not None and _alive(w) and _alive(iv):
+                    if w.S == frozenset({iv.d}):
+                        v = w
+                    else:
+                        shape = "-1" + ", 1" * (iv.d - 1)
+                        v = self.emit(f"{w.code}.reshape({shape})", [w, iv.ext], {iv.d}, 0, w.dt,
+                                      skey=w.skey)
+                    self.memo[key] = v
+                    return v
         v = self._ev(e, env)
         self.memo[key] = v
+        if akey is not None and isinstance(v, V) and v.rank == 0 and v.S == frozenset({iv.d}):
+            self.axis_memo[akey] = v
         return v
 
     def _ev(self, e: Expr, env: dict):
