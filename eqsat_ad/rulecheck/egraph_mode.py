@@ -42,6 +42,8 @@ def _seeds(specs, rng, examples: int):
             made, tries = 0, 0
             while made < examples and tries < examples * 6:
                 tries += 1
+                gen.name_prefix = f"k{len(out)}_"      # names unique across all seeds
+                gen.fixed_sizes = {"n": 3, "m": 2}      # one e-graph: one size per size name
                 try:
                     inst = gen.draw(rng.randint(0, 2))
                 except (NoInstance, TypeClash):
@@ -137,8 +139,12 @@ def _check_ruleset(f, rs, specs, examples, seed, iterations, variants, node_limi
                 e = decode_termdag(out.termdag, term)
             except EqsatError:
                 continue
+            from ..lang.binders import free_vars
             from ..lang.interp import eval_expr
             from ..runtime import fp_ignore
+            if not free_vars(e) <= egg_fv(inst.lhs) | set(env):
+                continue     # a member that mentions another seed's index: out of scope here
+                             # (extraction's scope guard never picks it)
             try:
                 with fp_ignore():
                     got = ("ok", eval_expr(e, dict(env)))

@@ -694,6 +694,8 @@ class Instantiator:
     def __init__(self, eq: Equation, rng: random.Random, collide: float = 0.2,
                  unique_names: bool = False):
         self.eq, self.rng, self.collide, self.unique = eq, rng, collide, unique_names
+        self.name_prefix = ""        # set per instance to keep names unique across instances
+        self.fixed_sizes = None      # sizes shared by every instance (the e-graph mode)
         Inference(eq)           # fail early (TypeClash) if the rule cannot be typed at all
         self.term_vars = sorted(v for v in pattern_vars(eq.lhs) if eq.sorts.get(v, "Term") == "Term")
         self.string_vars = sorted(v for v, s in eq.sorts.items() if s == "String"
@@ -705,6 +707,8 @@ class Instantiator:
         inf = Inference(self.eq)
         sizes = {"n": rng.choice([1, 2, 3, 3, 2, 0]) if rng.random() < 0.1 else rng.choice([1, 2, 3]),
                  "m": rng.choice([1, 2, 3])}
+        if self.fixed_sizes:
+            sizes = dict(self.fixed_sizes)
         res = Resolver(rng, sizes)
         # names
         names: dict[str, str] = {}
@@ -715,7 +719,8 @@ class Instantiator:
             if not self.unique and pool and rng.random() < self.collide:
                 names[v] = rng.choice(pool)
             else:
-                names[v] = f"{v}_{len(taken)}" if not self.unique else f"{v}_u{len(taken)}"
+                names[v] = f"{self.name_prefix}{v}_{len(taken)}" if not self.unique else \
+                    f"{self.name_prefix}{v}_u{len(taken)}"
             taken.append(names[v])
         for p in _ifolds(self.eq.lhs):
             a, i = (names.get(x.name) if isinstance(x, PVar) else x for x in p.args[:2])
@@ -742,7 +747,7 @@ class Instantiator:
         self._scopes(self.eq.lhs, env0, names, inf, res, scopes)
         excluded = self._excluded(names)
         prefer = {substitute(c.args[1], b) for c in self.eq.conditions if c.head == "set-contains"}
-        gen = TermGen(rng, sizes, prefer=prefer)
+        gen = TermGen(rng, sizes, fresh_prefix=f"{self.name_prefix}g", prefer=prefer)
         types: dict = {}
         envs: dict = {}
         order = sorted(self.term_vars, key=lambda v: 0 if res.type(inf.tv.get(v, TVar()))[0] == "size" else 1)
