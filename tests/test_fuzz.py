@@ -92,3 +92,14 @@ def test_bounded_schedule_leaves_extractable_program(extractor):
     res = ea.optimize(d, sizes={"n": 3}, schedule=repeat(5, run("let", "tuple")), extractor=extractor)
     x, y = np.ones(3), np.arange(3.0)
     assert np.allclose(ea.evaluate(res.program, x=x, y=y), np.eye(3))
+
+
+@pytest.mark.xfail(strict=True, raises=ea.EqsatError,
+                   reason="found by benchmarks/fuzz_long.py (4 of 4207 cases, all with schedule='all'): "
+                          "the saturated e-graph of this gradient has no extractable root ('no program "
+                          "could be extracted after the run stopped (saturated)'); the default schedule works")
+def test_schedule_all_leaves_extractable_program():
+    p = ea.parse("(fun ((y (vec n)) (w real)) (tan (* 0.5 (tanh (/ w (+ 1.0 (* 0.0 0.0)))))))")
+    g = ea.grad(p, "w")
+    res = ea.optimize(g, sizes={"n": 3}, schedule="all")
+    assert np.isclose(ea.evaluate(res.program, y=np.zeros(3), w=0.3), ea.evaluate(g, y=np.zeros(3), w=0.3))
