@@ -22,6 +22,20 @@ REFINEMENT_RULES = {
                  "the original program, and the rewrite only refines that error into a value",
 }
 
+#: Assumptions a rule may declare in its comment (a line ``@assume finite`` directly above
+#: the rule).  ``finite``: the rule is claimed only where no floating-point exception (division
+#: by zero, overflow, invalid operation) happens on either side -- the usual fast-math
+#: assumption that ``0/a => 0`` and ``x*0 => 0`` need.  Instances outside the assumption are
+#: counted, not checked; a rule whose instances mostly fall outside it is reported skipped.
+ASSUMPTIONS = {"finite"}
+
+
+def declared_assumptions(spec: RuleSpec) -> frozenset:
+    """The ``@assume NAME`` lines in a rule's comment."""
+    import re
+    return frozenset(m for m in re.findall(r"@assume\s+([\w-]+)", spec.comment or "") if m in ASSUMPTIONS)
+
+
 RTOL, ATOL = 1e-7, 1e-9
 
 
@@ -69,6 +83,8 @@ class RuleResult:
     reason: str = ""
     counterexample: Counterexample | None = None
     refined: int = 0            # instances where the rule turned an LHS error into a value
+    assumed: int = 0            # instances outside the rule's declared assumptions (not checked)
+    assumptions: tuple = ()     # the rule's declared assumptions
     only_colliding_names: bool = False   # unsound only when binder names collide
     mode: str = "direct"
     seconds: float = 0.0
@@ -80,7 +96,9 @@ class RuleResult:
     def describe(self) -> str:
         head = f"{self.status.upper():<11} {self.name} ({self.where}, ruleset {self.ruleset or '-'})"
         if self.status == "sound":
-            return head + f": {self.instances} instances" + (f", {self.refined} refined errors" if self.refined else "")
+            return head + f": {self.instances} instances" + (f", {self.refined} refined errors" if self.refined else "") \
+                + (f"; assumes {', '.join(self.assumptions)} ({self.assumed} instances outside it)"
+                   if self.assumptions else "")
         if self.status == "unsound":
             extra = (" -- only when binder names collide (sound with the unique names the encoder "
                      "gives every program)") if self.only_colliding_names else ""
@@ -101,8 +119,9 @@ class _Crash(Exception):
     pass
 
 
-def run_side(term, env: dict):
-    """('ok', value) or ('error', message); raises _Crash for an ill-formed instance."""
+def run_side(term, env: dict, strict_fp: bool = False):
+    """('ok', value) or ('error', message) -- or ('fp', message) when ``strict_fp`` and a
+    floating-point exception happened; raises _Crash for an ill-formed instance."""
     from ..lang.interp import eval_expr
     try:
         e = to_expr(term)
@@ -111,14 +130,33 @@ def run_side(term, env: dict):
     except Exception as ex:   # noqa: BLE001 - a term the decoder cannot read
         raise _Crash(f"{type(ex).__name__}: {ex}") from None
     try:
+        if strict_fp:
+            with np.errstate(divide="raise", over="raise", invalid="raise", under="ignore"):
+                v = eval_expr(e, dict(env))
+            if not _all_finite(v):
+                return "fp", "non-finite value"
+            return "ok", v
         with fp_ignore():
             return "ok", eval_expr(e, dict(env))
+    except (FloatingPointError, ZeroDivisionError, OverflowError) as ex:
+        if strict_fp:
+            return "fp", str(ex)
+        raise _Crash(f"{type(ex).__name__}: {ex}") from None
     except EvalError as ex:
         return "error", str(ex)
     except RecursionError:
         raise _Crash("too deep") from None
     except Exception as ex:   # noqa: BLE001 - the interpreter on an ill-typed instance
         raise _Crash(f"{type(ex).__name__}: {ex}") from None
+
+
+def _all_finite(v) -> bool:
+    if isinstance(v, (tuple, list)):
+        return all(_all_finite(x) for x in v)
+    try:
+        return bool(np.all(np.isfinite(np.asarray(v, dtype=float))))
+    except (TypeError, ValueError):
+        return True
 
 
 def close(a, b, rtol: float = RTOL, atol: float = ATOL) -> bool:
@@ -174,14 +212,17 @@ def _names_in(t):
             yield from _names_in(a)
 
 
-def outcome(inst: Instance, env: dict, refinement_ok: bool):
-    """None if both sides agree on ``env``; else (lhs result, rhs result, note).  Raises _Crash
-    when the left-hand side itself is ill-formed (the instance is discarded)."""
-    lr = run_side(inst.lhs, env)
+def outcome(inst: Instance, env: dict, refinement_ok: bool, assume_finite: bool = False):
+    """None if both sides agree on ``env``; ``"refined"`` / ``"assumed"`` for an allowed
+    refinement / an instance outside the rule's assumption; else (lhs result, rhs result,
+    note).  Raises _Crash when the left-hand side itself is ill-formed (discarded)."""
+    lr = run_side(inst.lhs, env, assume_finite)
     try:
-        rr = run_side(inst.rhs, env)
+        rr = run_side(inst.rhs, env, assume_finite)
     except _Crash as ex:
         return lr, ("error", f"crash: {ex}"), "the right-hand side cannot be evaluated"
+    if lr[0] == "fp" or rr[0] == "fp":
+        return "assumed"
     if lr[0] == "error" and rr[0] == "error":
         return None
     if lr[0] == "error":
@@ -222,7 +263,8 @@ def check_rule(spec: RuleSpec, examples: int = 100, seed: int = 0, max_depth: in
         return res
     rng = random.Random(rule_seed(seed, spec.name))
     nrng = np.random.default_rng(rule_seed(seed, spec.name))
-    refine = spec.name in REFINEMENT_RULES
+    refine = (spec.name in REFINEMENT_RULES, "finite" in declared_assumptions(spec))
+    res.assumptions = tuple(sorted(declared_assumptions(spec)))
     last_why = ""
     for eq in spec.equations:
         try:
@@ -242,9 +284,11 @@ def check_rule(spec: RuleSpec, examples: int = 100, seed: int = 0, max_depth: in
             try:
                 for _ in range(2):
                     env = outer_values(inst, nrng)
-                    o = outcome(inst, env, refine)
+                    o = outcome(inst, env, *refine)
                     if o == "refined":
                         res.refined += 1
+                    elif o == "assumed":
+                        res.assumed += 1
                     elif o is not None:
                         inst, env, o = _shrink(gen, inst, env, o, refine, rng)
                         res.status, res.instances = "unsound", res.instances + checked + 1
@@ -259,6 +303,10 @@ def check_rule(spec: RuleSpec, examples: int = 100, seed: int = 0, max_depth: in
                 continue
             checked += 1
         res.instances += checked
+        if checked and res.assumed > checked:     # two inputs per instance
+            res.status = "skipped"
+            res.reason = (f"most instances ({res.assumed} of {2 * checked}) fall outside the rule's "
+                          f"declared assumption ({', '.join(res.assumptions)}): nothing checked")
         if checked == 0:
             res.status = "skipped"
             res.reason = f"no valid instance found in {attempts} attempts (last: {last_why})"
@@ -266,17 +314,17 @@ def check_rule(spec: RuleSpec, examples: int = 100, seed: int = 0, max_depth: in
     return res
 
 
-def _fails(gen: Instantiator, inst: Instance, env: dict, refine: bool):
+def _fails(gen: Instantiator, inst: Instance, env: dict, refine: tuple):
     if gen.violated(inst):
         return None
     try:
-        o = outcome(inst, env, refine)
+        o = outcome(inst, env, *refine)
     except _Crash:
         return None
-    return None if o in (None, "refined") else o
+    return None if o in (None, "refined", "assumed") else o
 
 
-def _shrink(gen: Instantiator, inst: Instance, env: dict, o, refine: bool, rng: random.Random):
+def _shrink(gen: Instantiator, inst: Instance, env: dict, o, refine: tuple, rng: random.Random):
     """Greedy: replace each variable's term by a smaller random one while the instance still
     fails (same inputs)."""
     tg = TermGen(rng, inst.sizes, fresh_prefix="h")
