@@ -94,10 +94,9 @@ def test_bounded_schedule_leaves_extractable_program(extractor):
     assert np.allclose(ea.evaluate(res.program, x=x, y=y), np.eye(3))
 
 
-@pytest.mark.xfail(strict=True, raises=ea.EqsatError,
-                   reason="found by benchmarks/fuzz_long.py (4 of 4207 cases, all with schedule='all'): "
-                          "the saturated e-graph of this gradient has no extractable root ('no program "
-                          "could be extracted after the run stopped (saturated)'); the default schedule works")
+# regression: found by benchmarks/fuzz_long.py (4 of 4207 cases, all with schedule='all'): the
+# saturated e-graph had no extractable root (identity rules subsumed every member of a class
+# around a pair-eta cycle); they no longer subsume
 def test_schedule_all_leaves_extractable_program():
     p = ea.parse("(fun ((y (vec n)) (w real)) (tan (* 0.5 (tanh (/ w (+ 1.0 (* 0.0 0.0)))))))")
     g = ea.grad(p, "w")

@@ -135,11 +135,13 @@ class CostModel:
     # -- whole programs ---------------------------------------------------------------------
     def program_cost(self, prog: Program, sizes: dict[str, int] | None = None) -> float:
         """Tree cost of ``prog``: every node (every occurrence) paid by the formula above."""
-        return _Walk(self, prog, sizes, dag=False).run()
+        from ..lang.binders import call_deep
+        return call_deep(_Walk(self, prog, sizes, dag=False).run, what="program")
 
     def dag_cost(self, prog: Program, sizes: dict[str, int] | None = None) -> float:
         """Cost with sub-terms the backend computes once paid once (see module doc)."""
-        return _Walk(self, prog, sizes, dag=True).run()
+        from ..lang.binders import call_deep
+        return call_deep(_Walk(self, prog, sizes, dag=True).run, what="program")
 
     def breakdown(self, prog: Program, sizes: dict[str, int] | None = None, dag: bool = True) -> dict[str, float]:
         """Cost per constructor (for reports and for fitting op costs)."""
