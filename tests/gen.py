@@ -260,8 +260,10 @@ class _Gen:
         acc, i = self.pick(list(_ACC_NAMES)), self.pick(list(_INDEX_NAMES))
         if i == acc:
             i = "i"
+        # (an Int init would make the fold index-typed when the body only adds the accumulator
+        # to itself: acc + acc; real inits keep the result real)
         init = self.gen(t, ctx, d - 2) if t != REAL else self.pick(
-            [lambda: Num(0.0), lambda: Int(0), lambda: self.real(ctx, d - 2)])()
+            [lambda: Num(0.0), lambda: self.real(ctx, d - 2)])()
         inner = ctx.bind_value(acc, t).bind_index(i, s)
         if t == REAL:
             e = lambda: self.real(inner, d - 1)    # noqa: E731

@@ -832,7 +832,11 @@ class Instantiator:
                     return f"side condition ({h} (fv ...) {s!r}) fails"
             elif h in ("!=", "<", ">", "<=", ">="):
                 x, y = substitute(c.args[0], b), substitute(c.args[1], b)
-                ok = {"!=": x != y, "<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[h]
+                # (!= t a) between terms is an e-class guard ("not already equal"): structurally
+                # distinct instances satisfy it; the orderings only compare primitives
+                import operator
+                ok = {"!=": operator.ne, "<": operator.lt, ">": operator.gt, "<=": operator.le,
+                      ">=": operator.ge}[h](x, y)
                 if not ok:
                     return f"side condition ({h} {x!r} {y!r}) fails"
             elif h == "ext":
