@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 
 from eqsat_ad.ad import derivative, dual_expr, grad, jacobian, jvp, JVP_UNARY
 from eqsat_ad.errors import ADError, EqsatError
-from eqsat_ad.lang.ast import (Build, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Param,
+from eqsat_ad.lang.ast import (Build, Get, If, Int, Let, Num, Pair, Param,
                                Prim, Program, Snd, Sum, Var, iter_nodes)
 from eqsat_ad.lang.binders import free_vars
 from eqsat_ad.lang.interp import evaluate

@@ -14,7 +14,7 @@ from eqsat_ad.cost.model import CostModel
 from eqsat_ad.egraph.session import EGraphSession
 from eqsat_ad.errors import EqsatError
 from eqsat_ad.extract import EGraphView, extract
-from eqsat_ad.extract.algorithms import dag_choice, tree_choice
+from eqsat_ad.extract.algorithms import tree_choice
 from eqsat_ad.extract.emit import instances
 from eqsat_ad.lang.ast import Let, Var, iter_nodes
 

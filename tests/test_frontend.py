@@ -9,7 +9,7 @@ from eqsat_ad.ad import grad, jacobian, jvp
 from eqsat_ad.errors import TypeCheckError
 from eqsat_ad.frontend import (Mat, Real, Vec, build, eq, exp, fst, get, if_, ifold, length, let,
                                pair, program, real, snd, sqrt, sum, tanh, trace, where)
-from eqsat_ad.lang.ast import Build, IFold, Let, Sum, iter_nodes
+from eqsat_ad.lang.ast import IFold, Let, iter_nodes
 from eqsat_ad.lang.binders import bound_names, rename_unique
 from eqsat_ad.lang.interp import evaluate
 from eqsat_ad.lang.syntax import parse, show_program

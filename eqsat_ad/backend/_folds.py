@@ -3,6 +3,7 @@ sequential loops of the NumPy backend's code generator (a mixin of ``_codegen._G
 """
 from __future__ import annotations
 
+from ..lang.folds import peel_lets
 from ..lang.ast import Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Snd, Sum, Var, scoped_children
 from ._values import (Block, IdxV, PairV, V, _flat, _int_exponent, _leaves, _rebuild, _show,
                       _Unsupported)
@@ -130,16 +131,7 @@ class FoldMixin:
         return self.loop(e, [(e.acc, None)], [init], [e.body], env, init)
 
     def fold_pattern(self, acc, var, body, init_e, size, init: V, env, node):
-        lets = []
-        b = body
-        while type(b) is Let and b.name != acc and acc not in self.fv(b.value):
-            lets.append(b)
-            b = b.body
-
-        def wrap(x: Expr) -> Expr:
-            for lt in reversed(lets):
-                x = Let(lt.name, lt.value, x)
-            return x
+        b, wrap = peel_lets(body, acc, self.fv)
 
         A = Var(acc)
         free = lambda x: acc not in self.fv(x)  # noqa: E731

@@ -36,7 +36,6 @@ variable's binding is its nesting depth and extent, a ``let`` name's is its valu
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,17 +69,8 @@ def _ctor(e: Expr) -> str:
     return {"Length": "Len"}.get(name, name)
 
 
-def _int_exponent(e: Expr) -> int | None:
-    """Mirror of the backend: a ``pow`` by an integer |k| <= 4 is multiplications."""
-    if isinstance(e, Int):
-        k = e.value
-    elif isinstance(e, Num) and float(e.value).is_integer():
-        k = int(e.value)
-    elif isinstance(e, Prim) and e.op == "real" and isinstance(e.args[0], Int):
-        k = e.args[0].value
-    else:
-        return None
-    return k if abs(k) <= 4 else None
+# the backend turns a ``pow`` by an integer |k| <= 4 into multiplications; cost it the same way
+from ..backend._values import _int_exponent  # noqa: E402
 
 
 _POW_MULS = {0: 0, 1: 0, 2: 1, 3: 2, 4: 2}
@@ -469,17 +459,9 @@ def _split_pair_fold(e: IFold):
     component depending only on its own part of the accumulator: a tree of independent
     single-accumulator ifolds (the backend folds them separately), else None."""
     from ..lang.binders import free_vars
+    from ..lang.folds import peel_lets
     acc = e.acc
-    lets = []
-    b = e.body
-    while isinstance(b, Let) and b.name != acc and acc not in free_vars(b.value):
-        lets.append(b)
-        b = b.body
-
-    def wrap(x: Expr) -> Expr:
-        for lt in reversed(lets):
-            x = Let(lt.name, lt.value, x)
-        return x
+    b, wrap = peel_lets(e.body, acc)
 
     def proj(x: Expr, path: tuple) -> Expr:
         for bit in path:
@@ -532,17 +514,9 @@ def _reduction_body(e: IFold) -> Expr | None:
     """The summand when the backend compiles this ifold as a reduction (``acc + t`` with
     ``acc`` not free in ``t``, or ``if c (acc + t) acc``), else None."""
     from ..lang.binders import free_vars
-    b = e.body
+    from ..lang.folds import peel_lets
     A = Var(e.acc)
-    lets = []
-    while isinstance(b, Let) and b.name != e.acc and e.acc not in free_vars(b.value):
-        lets.append(b)
-        b = b.body
-
-    def wrap(x: Expr) -> Expr:
-        for lt in reversed(lets):
-            x = Let(lt.name, lt.value, x)
-        return x
+    b, wrap = peel_lets(e.body, e.acc)
 
     def free(x: Expr) -> bool:
         return e.acc not in free_vars(x)

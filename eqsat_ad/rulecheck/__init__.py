@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..egraph.session import default_rule_files, rules_dir
+from ..egraph.session import default_rule_files
 from .direct import REFINEMENT_RULES, Counterexample, RuleResult, check_rule  # noqa: F401
 from .rules import RuleSpec, rules_in_file  # noqa: F401
 

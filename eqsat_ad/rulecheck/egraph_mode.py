@@ -21,10 +21,10 @@ from ..egraph.decode import decode_termdag
 from ..egraph.encode import shape_facts
 from ..egraph.session import EGraphSession, rules_dir
 from ..errors import EqsatError
-from ..lang.types import REAL, mat, vec
+from ..lang.types import mat, vec
 from . import Report, _files
 from .direct import RuleResult, _show_value, close, rule_seed, run_side
-from .instances import (App, Instantiator, NoInstance, TypeClash, egg_fv, egg_text, outer_values)
+from .instances import (Instantiator, NoInstance, TypeClash, egg_fv, egg_text, outer_values)
 from .rules import Equation, rules_in_file
 
 
