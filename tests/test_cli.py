@@ -68,7 +68,7 @@ def test_version(capsys):
 
 def test_optimize_dot_grad_json(capsys, tmp_path):
     out_json = tmp_path / "out.json"
-    rc, out, err = run(capsys, "optimize", DOT, "--grad", "u", "--size", "n=1000", "--json", out_json)
+    rc, out, err = run(capsys, "optimize", DOT, "--grad", "x", "--size", "n=1000", "--json", out_json)
     assert rc == 0, err
     data = json.loads(out_json.read_text())
     for key in ("cost_before", "cost_after", "program", "report"):
@@ -129,8 +129,8 @@ def test_optimize_emit_numpy(capsys):
 # -- run ---------------------------------------------------------------------------------------
 
 def test_run_literals_and_npy(capsys, tmp_path):
-    np.save(tmp_path / "u.npy", np.array([1.0, 2.0, 3.0]))
-    rc, out, err = run(capsys, "run", DOT, "--input", f"u={tmp_path / 'u.npy'}", "--input", "w=[4,5,6]")
+    np.save(tmp_path / "x.npy", np.array([1.0, 2.0, 3.0]))
+    rc, out, err = run(capsys, "run", DOT, "--input", f"x={tmp_path / 'x.npy'}", "--input", "w=[4,5,6]")
     assert rc == 0, err
     assert float(out) == pytest.approx(32.0)
 
@@ -152,13 +152,13 @@ def test_run_jvp_has_direction_input(capsys):
 
 
 def test_run_missing_input_is_a_failure(capsys):
-    rc, out, err = run(capsys, "run", DOT, "--input", "u=[1,2]", "--interpret")
+    rc, out, err = run(capsys, "run", DOT, "--input", "x=[1,2]", "--interpret")
     assert rc == 1
     assert "missing input 'w'" in one_error_line(err)
 
 
 def test_run_bad_input_syntax_is_usage(capsys):
-    for bad in ("u", "u=[1,2", "u=nofile.npy"):
+    for bad in ("x", "x=[1,2", "x=nofile.npy"):
         rc, out, err = run(capsys, "run", DOT, "--input", bad)
         assert rc == 2, bad
         one_error_line(err)
@@ -175,7 +175,7 @@ def test_usage_errors_exit_2(capsys, tmp_path):
         ["optimize", DOT, "--limit", "iters=3"],
         ["optimize", DOT, "--rules", str(tmp_path / "missing.egg")],
         ["optimize", DOT, "--schedule", str(tmp_path / "missing.egg")],
-        ["optimize", DOT, "--grad", "u", "--jvp", "u"],
+        ["optimize", DOT, "--grad", "x", "--jvp", "x"],
         ["optimize", DOT, "--extractor", "best"],
         ["optimize", DOT, "--json", str(tmp_path / "no" / "dir" / "x.json")],
         ["rules", "list", str(tmp_path / "missing.egg")],
@@ -344,8 +344,8 @@ def test_module_entry_point():
 
 
 def test_gradient_wrt_several_parameters(capsys):
-    rc, out, err = run(capsys, "optimize", DOT, "--grad", "u,w", "-q")
+    rc, out, err = run(capsys, "optimize", DOT, "--grad", "x,w", "-q")
     assert rc == 0, err
-    assert ea.show_expr(ea.parse(out).body) == "(pair w u)"
-    rc, out, err = run(capsys, "run", DOT, "--grad", "u,w", "-i", "u=[1,2]", "-i", "w=[3,4]")
+    assert ea.show_expr(ea.parse(out).body) == "(pair w x)"
+    rc, out, err = run(capsys, "run", DOT, "--grad", "x,w", "-i", "x=[1,2]", "-i", "w=[3,4]")
     assert rc == 0 and out.strip() == "([3., 4.], [1., 2.])"

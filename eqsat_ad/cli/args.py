@@ -192,7 +192,7 @@ def _add_optimizer(p: argparse.ArgumentParser, with_sizes: bool = True) -> None:
 
 OPTIMIZE_EPILOG = """\
 examples:
-  eqsat-ad optimize docs/examples/dot.ad --grad u --size n=1000
+  eqsat-ad optimize docs/examples/dot.ad --grad x --size n=1000
   eqsat-ad optimize docs/examples/sumsq.ad --grad x --json out.json
   eqsat-ad optimize prog.ad --grad x --rules my.egg --schedule my_schedule.egg
   eqsat-ad optimize docs/examples/sumsq.ad --grad x --emit numpy
@@ -203,7 +203,7 @@ is still a program file. --json writes cost_before, cost_after, program and repo
 
 RUN_EPILOG = """\
 examples:
-  eqsat-ad run docs/examples/dot.ad --input u=[1,2,3] --input w=[4,5,6]
+  eqsat-ad run docs/examples/dot.ad --input x=[1,2,3] --input w=[4,5,6]
   eqsat-ad run docs/examples/sumsq.ad --grad x --optimize --input x=x.npy
   eqsat-ad run prog.ad --input A=A.npy --input s=2.5 --output result.npy
 
@@ -237,7 +237,7 @@ examples:
 EXPLAIN_EPILOG = """\
 examples:
   eqsat-ad explain docs/examples/sumsq.ad --grad x
-  eqsat-ad explain docs/examples/dot.ad --grad u --schedule all
+  eqsat-ad explain docs/examples/dot.ad --grad x --schedule all
   eqsat-ad explain docs/examples/sumsq.ad --grad x --dot egraph.dot --plot growth.png
 
 Per phase: which rules matched how often, how the e-graph grew, why the phase stopped,
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Differentiate array programs with dual numbers and optimise the derivative "
                     "code by equality saturation (egglog); run it with NumPy.",
         epilog="examples:\n"
-               "  eqsat-ad optimize docs/examples/dot.ad --grad u --size n=1000\n"
+               "  eqsat-ad optimize docs/examples/dot.ad --grad x --size n=1000\n"
                "  eqsat-ad run docs/examples/sumsq.ad --grad x --input x=[1,2,3]\n"
                "  eqsat-ad explain docs/examples/sumsq.ad --grad x\n"
                "  eqsat-ad rules list\n"
