@@ -58,7 +58,7 @@ _GLOBALS = {
     "_broadcast_to": np.broadcast_to, "_shape": np.shape, "_size": np.size, "_where": np.where,
     "_exp": np.exp, "_log": np.log, "_sin": np.sin, "_cos": np.cos, "_tan": np.tan,
     "_sqrt": np.sqrt, "_tanh": np.tanh, "_div": np.true_divide, "_pow": np.float_power,
-    "_dot": np.dot, "_addr": np.add.reduce, "_mulr": np.multiply.reduce,
+    "_dot": np.dot, "_matmul": np.matmul, "_moveaxis": np.moveaxis, "_addr": np.add.reduce, "_mulr": np.multiply.reduce,
     "_fmaxr": np.fmax.reduce, "_fminr": np.fmin.reduce,
     "_gather": H.gather, "_oob": H.oob, "_badmask": H.badmask, "_needed": H.needed,
     "_raise_oob": H.raise_oob, "_clip_idx": H.clip_idx, "_arange_at": H.arange_at,
