@@ -59,9 +59,9 @@ def test_grad_sumsq_is_2x():
 
 def test_grad_dot_is_the_other_vector():
     u, w = RNG.normal(size=4), RNG.normal(size=4)
-    prog = example("dot")
-    np.testing.assert_allclose(ev(grad(prog, "u"), u=u, w=w), w, rtol=1e-12)
-    np.testing.assert_allclose(ev(grad(prog, "w"), u=u, w=w), u, rtol=1e-12)
+    prog = example("dot")                      # (fun ((x (vec n)) (w (vec n))) x . w)
+    np.testing.assert_allclose(ev(grad(prog, "x"), x=u, w=w), w, rtol=1e-12)
+    np.testing.assert_allclose(ev(grad(prog, "w"), x=u, w=w), u, rtol=1e-12)
 
 
 def test_grad_sigmoid_sum():
@@ -135,9 +135,9 @@ def test_jvp_with_and_without_primal():
 
 def test_jvp_of_several_parameters():
     u, w, du, dw = (RNG.normal(size=3) for _ in range(4))
-    j = jvp(example("dot"), ["u", "w"])
-    assert [p.name for p in j.params] == ["u", "w", "du", "dw"]
-    np.testing.assert_allclose(float(ev(j, u=u, w=w, du=du, dw=dw)), du @ w + u @ dw, rtol=1e-12)
+    j = jvp(example("dot"), ["x", "w"])
+    assert [p.name for p in j.params] == ["x", "w", "dx", "dw"]
+    np.testing.assert_allclose(float(ev(j, x=u, w=w, dx=du, dw=dw)), du @ w + u @ dw, rtol=1e-12)
 
 
 def test_scalar_wrt_in_a_vector_program():
@@ -375,7 +375,7 @@ def test_program_without_tangent_output_and_ill_typed_input():
 
 def test_tangent_name_clash_is_an_error():
     with pytest.raises(ADError, match="already used"):
-        jvp(example("dot"), "u", tangent="w")
+        jvp(example("dot"), "x", tangent="w")
 
 
 def test_check_grads_reports_a_wrong_derivative(monkeypatch):
@@ -476,10 +476,10 @@ def _jitter(inputs: dict, scale: float = 1e-3) -> dict:
 
 def test_grad_with_respect_to_several_parameters():
     u, w = RNG.normal(size=3), RNG.normal(size=3)
-    g = grad(example("dot"), ["u", "w"])
+    g = grad(example("dot"), ["x", "w"])
     assert show_type(check_program(g)) == "(pair (vec n) (vec n))"
-    gu, gw = evaluate(g, u=u, w=w)
+    gu, gw = evaluate(g, x=u, w=w)
     np.testing.assert_allclose(gu, w)
     np.testing.assert_allclose(gw, u)
     with pytest.raises(ADError, match="distinct"):
-        grad(example("dot"), ["u", "u"])
+        grad(example("dot"), ["x", "x"])
