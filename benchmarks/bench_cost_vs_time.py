@@ -30,21 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import eqsat_ad as ea  # noqa: E402
+from eqsat_ad.bench import specs as _bench_specs  # noqa: E402
 from eqsat_ad.cost.model import default_cost_model  # noqa: E402
 
-SUITE = {
-    "sumsq": ("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))", "x", "grad"),
-    "dot": ("(fun ((x (vec n)) (w (vec n))) (ifold (lambda (acc i) (+ acc (* (get x i) (get w i)))) 0.0 "
-            "(length x)))", "x", "grad"),
-    "sigmoid": ("(fun ((x (vec n))) (sum n (lambda (i) (/ 1.0 (+ 1.0 (exp (neg (get x i))))))))", "x", "grad"),
-    "logsumexp": ("(fun ((x (vec n))) (log (sum n (lambda (i) (exp (get x i))))))", "x", "grad"),
-    "poly": ("(fun ((x (vec n))) (sum n (lambda (i) (+ (+ (pow (get x i) 3) (* 3.0 (pow (get x i) 2))) "
-             "(get x i)))))", "x", "grad"),
-    "mlp": ("(fun ((W (mat m n)) (x (vec n)) (b (vec m))) (sum m (lambda (k) (tanh (+ (sum n (lambda (j) "
-            "(* (get (get W k) j) (get x j)))) (get b k))))))", "W", "grad"),
-    "matvec_jac": ("(fun ((A (mat m n)) (x (vec n))) (build m (lambda (i) (sum n (lambda (j) "
-                   "(* (get (get A i) j) (get x j)))))))", "x", "jacobian"),
-}
+# the suite programs of the benchmarks (one definition: eqsat_ad/bench/specs.py)
+SUITE = {sp.name: (sp.text, sp.wrt, sp.kind) for sp in _bench_specs.SUITE}
 SIZES = (10, 30, 100, 300, 1000, 3000, 10000)
 MAX_PREDICTED_SECONDS = 1.0      # skip a (program, n) the model predicts to run longer
 

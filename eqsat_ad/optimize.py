@@ -94,7 +94,7 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
     256) are used instead."""
     from .errors import EvalError
     from .lang.interp import evaluate
-    rng = np.random.default_rng(seed)
+    from .testing import random_inputs
     names = []
     for p in before.params:
         names += [n for n in size_names(p.type) if n not in names]
@@ -102,8 +102,8 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
     if fallback_sizes and all(0 < int(fallback_sizes.get(n, 0)) <= 256 for n in names):
         plans.append({n: int(fallback_sizes[n]) for n in names})
     checked = 0
-    for dims in plans:
-        inputs = {p.name: _random_value(p.type, dims, rng) for p in before.params}
+    for k, dims in enumerate(plans):
+        inputs = random_inputs(before, dims, seed=seed + k, low=-1.5, high=1.5)
         try:
             a = evaluate(before, **inputs)
         except EvalError:
@@ -116,30 +116,6 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
         if checked >= trials:
             break
     return "" if checked else "numeric check skipped: the input program fails on random inputs at every size tried"
-
-
-def _random_value(t, dims, rng):
-    from .lang.types import ArrayT, BoolT, IndexT, PairT, RealT, SizeT
-    if isinstance(t, RealT):
-        return float(rng.uniform(-1.5, 1.5))
-    if isinstance(t, (IndexT, SizeT)):
-        return 1
-    if isinstance(t, BoolT):
-        return bool(rng.integers(2))
-    if isinstance(t, PairT):
-        return (_random_value(t.fst, dims, rng), _random_value(t.snd, dims, rng))
-    if isinstance(t, ArrayT):
-        n = t.size if isinstance(t.size, int) else dims.get(t.size, 3)
-        inner = _random_value(t.elem, dims, rng) if not isinstance(t.elem, (RealT, ArrayT)) else None
-        shape = []
-        u = t
-        while isinstance(u, ArrayT):
-            shape.append(u.size if isinstance(u.size, int) else dims.get(u.size, 3))
-            u = u.elem
-        if isinstance(u, RealT):
-            return rng.uniform(-1.5, 1.5, size=shape)
-        return [inner for _ in range(n)]
-    raise EqsatError(f"cannot make a random value of type {t}")
 
 
 def _close(a, b, rtol, atol) -> bool:

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from .lang.ast import Program
-from .lang.types import REAL, ArrayT, BoolT, IndexT, RealT, SizeT, Type, show_type
+from .lang.types import REAL, ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, show_type
 
 __all__ = ["check_grads", "central_difference", "random_inputs", "flatten_value",
            "differentiable_params"]
@@ -52,7 +52,8 @@ def random_inputs(prog: Program, sizes: Mapping[str, int] | None = None, seed: i
                   low: float = -1.0, high: float = 1.0) -> dict:
     """Random float64 inputs for every parameter (uniform in ``[low, high)``).
 
-    Size names not in ``sizes`` get 3.  Index parameters get 0; size parameters their size.
+    Size names not in ``sizes`` get 3.  Index parameters get 0; size parameters their size;
+    pairs are tuples; arrays of reals are ndarrays, other arrays lists.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var
     >>> from eqsat_ad.lang.types import vec
@@ -61,26 +62,28 @@ def random_inputs(prog: Program, sizes: Mapping[str, int] | None = None, seed: i
     """
     sizes = dict(sizes or {})
     rng = np.random.default_rng(seed)
-    out: dict = {}
-    for p in prog.params:
-        t = p.type
+
+    def value(name: str, t: Type):
         leaf = t
         while isinstance(leaf, ArrayT):
             leaf = leaf.elem
         if isinstance(leaf, RealT):
             shape = _shape(t, sizes)
             v = rng.uniform(low, high, size=shape)
-            out[p.name] = float(v) if shape == () else v
-        elif isinstance(leaf, IndexT) and not isinstance(t, ArrayT):
-            out[p.name] = 0
-        elif isinstance(leaf, SizeT) and not isinstance(t, ArrayT):
-            out[p.name] = int(sizes.get(p.name, DEFAULT_SIZE))
-        elif isinstance(leaf, BoolT) and not isinstance(t, ArrayT):
-            out[p.name] = bool(rng.integers(2))
-        else:
-            raise ValueError(f"random_inputs: cannot make a value of type {show_type(t)} "
-                             f"for {p.name!r}")
-    return out
+            return float(v) if shape == () else v
+        if isinstance(t, ArrayT):
+            return [value(name, t.elem) for _ in range(_shape(t, sizes)[0])]
+        if isinstance(t, PairT):
+            return (value(name, t.fst), value(name, t.snd))
+        if isinstance(t, IndexT):
+            return 0
+        if isinstance(t, SizeT):
+            return int(sizes.get(name, DEFAULT_SIZE))
+        if isinstance(t, BoolT):
+            return bool(rng.integers(2))
+        raise ValueError(f"random_inputs: cannot make a value of type {show_type(t)} for {name!r}")
+
+    return {p.name: value(p.name, p.type) for p in prog.params}
 
 
 def differentiable_params(prog: Program) -> list[str]:
