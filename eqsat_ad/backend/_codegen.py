@@ -10,13 +10,11 @@ from typing import Any
 from ..errors import EvalError
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Program, Snd, Sum, Var, scoped_children)
-from ..lang.binders import subst
+from ..lang.binders import all_names, fresh, subst
+from ..lang.types import size_names
 from ._folds import FoldMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _expand_pow, _int_exponent, _leaves, _lit,
                       _rebuild, _show, _Unsupported)
-
-
-_AXIS_PLACEHOLDER = "%axis"     # not a valid program name: cannot clash
 
 
 class _Gen(FoldMixin):
@@ -38,6 +36,18 @@ class _Gen(FoldMixin):
         self.checked: set = set()
         self.lists: dict = {}
         self.axis_memo: dict = {}     # one-index sub-terms modulo the index name (see ev)
+        # Names the generator puts into program terms (split accumulators, the axis
+        # placeholder) must not be any name of the program, or an inner binder of that
+        # name captures them: a program may well call its accumulator "acc3".
+        self.taken: set[str] = set(all_names(prog.body)) | {p.name for p in prog.params}
+        self.taken.update(s for p in prog.params for s in size_names(p.type))
+        self.axis_name = self.fresh_var("%axis")
+
+    def fresh_var(self, base: str) -> str:
+        """A language-level variable name used nowhere in the program (nor given out before)."""
+        name = fresh(base, self.taken)
+        self.taken.add(name)
+        return name
 
     # -- bookkeeping -----------------------------------------------------------------
     def tmp(self, base: str = "_t") -> str:
@@ -148,7 +158,7 @@ class _Gen(FoldMixin):
             size = iv.ext.skey if iv.ext.skey is not None else iv.ext.code
             others = tuple(id(env[n]) for n in names if n != idx[0])
             g = tuple(c for c, _ in self.guard) if self.has_get(e) else ()
-            akey = (subst(e, idx[0], Var(_AXIS_PLACEHOLDER)), size, others, g)
+            akey = (subst(e, idx[0], Var(self.axis_name)), size, others, g)
             for k in range(len(g), -1, -1):        # computed under fewer guards is fine too
                 w = self.axis_memo.get(akey[:3] + (g[:k],))
                 if w is not None and _alive(w) and _alive(iv):

@@ -191,7 +191,7 @@ class FoldMixin:
             else:
                 paths.append(path)
         walk(init, ())
-        names = {p: self.tmp("acc") for p in paths}   # fresh language-level names
+        names = {p: self.fresh_var(f"{e.acc}.{''.join(map(str, p))}") for p in paths}
         acc = e.acc
 
         def project(b: Expr, path: tuple) -> Expr:
