@@ -366,3 +366,76 @@ def test_one_index_subterm_is_shared_across_index_names_and_depths():
     assert fn.source.count("_exp(") == 1, fn.source
     x = np.array([0.5, -1.0, 2.0, 0.0])
     np.testing.assert_allclose(fn(x=x), np.exp(x) / np.exp(x).sum())
+
+
+# ---------------------------------------------------------------------------------------
+# nested ifolds that read an outer pair accumulator (issue 13).  Regression: the names the
+# backend gave the split components of a pair accumulator ("acc3", "acc4", ...) could be a
+# program's own binder names, which then captured them: (ifold (lambda (acc3 j) (+ acc3
+# (fst acc1))) ...) inside a fold over acc1 compiled to acc3 + acc3 (0.0 instead of 0.6), and
+# other shapes crashed ("operator + applied to a pair").  72 shapes x 24 programs each.
+# ---------------------------------------------------------------------------------------
+import itertools  # noqa: E402
+
+_READS = {"fst": "(fst acc1)", "snd": "(snd acc1)", "both": "(* (fst acc1) (snd acc1))",
+          "k": "(real k)", "j": "(real j)", "none": "1.5"}
+_FOLD_SHAPES = list(itertools.product(["fst", "snd", "pair"], ["inner-first", "inner-second"],
+                                      ["other-kept", "other-updated"], sorted(_READS)))
+
+
+def nested_fold_program(proj, slot, other, reads, acc, body, init, size, vectorised) -> str:
+    """An ifold over a pair accumulator ``acc1`` (index ``k``) whose body is a pair: one
+    component is an inner ifold (accumulator ``acc``, index ``j``, size ``size``) that reads
+    ``reads``; the other keeps or updates its own part.  ``vectorised``: inside a build."""
+    read = _READS[reads]
+    if body == "add":          # a reduction pattern
+        ib = f"(+ {acc} {read})"
+    elif body == "seq":        # a sequential recurrence
+        ib = f"(+ (* 0.5 {acc}) {read})"
+    else:                      # a pair accumulator itself
+        ib = f"(pair (+ (fst {acc}) {read}) (* (snd {acc}) 0.5))"
+    iinit = "0.0" if init == "zero" else "(fst acc1)"
+    if body == "pair":
+        iinit = f"(pair {iinit} 1.0)"
+    inner = f"(ifold (lambda ({acc} j) {ib}) {iinit} {size})"
+    if body == "pair":
+        inner = f"(fst {inner})"
+    mine = "(fst acc1)" if slot == "inner-second" else "(snd acc1)"
+    kept = mine if other == "other-kept" else f"(+ (* 0.5 {mine}) (get z 0))"
+    pair = f"(pair {inner} {kept})" if slot == "inner-first" else f"(pair {kept} {inner})"
+    start = "(get z r)" if vectorised else "(get z 0)"
+    fold = f"(ifold (lambda (acc1 k) {pair}) (pair {start} 0.25) 3)"
+    out = fold if proj == "pair" else f"({proj} {fold})"
+    if vectorised:
+        out = f"(build m (lambda (r) {out}))"
+    return f"(fun ((z (vec m))) {out})"
+
+
+def test_nested_fold_reported_in_issue_13():
+    check("(fun ((z (vec m))) (snd (ifold (lambda (acc1 k) (pair (fst acc1) (ifold (lambda (acc3 j) "
+          "(+ acc3 (fst acc1))) 0.0 2))) (pair (get z 0) 0.0) 2)))", z=[0.3, 0.1, 0.2], expect=0.6)
+
+
+@pytest.mark.parametrize("proj,slot,other,reads", _FOLD_SHAPES, ids="-".join)
+def test_nested_fold_reading_outer_pair_accumulator(proj, slot, other, reads):
+    z = np.array([0.3, 0.1, 0.2])
+    cases = [("acc3", body, init, size, False) for body, init, size in itertools.product(
+        ["add", "seq", "pair"], ["zero", "outer"], ["2", "m", "k"])]
+    cases += [("s", body, init, "k", True) for body, init in itertools.product(
+        ["add", "seq", "pair"], ["zero", "outer"])]
+    for acc, body, init, size, vectorised in cases:
+        text = nested_fold_program(proj, slot, other, reads, acc, body, init, size, vectorised)
+        try:
+            check(text, z=z)
+        except Exception as exc:
+            raise AssertionError(f"{text}: {type(exc).__name__}: {exc}") from None
+
+
+def test_generated_names_never_capture_program_names():
+    # the placeholder of the one-index memo was the name '%axis', which a program may use
+    check("(fun ((x (vec n))) (let ((%axis 1)) (pair (build n (lambda (i) (real (- i %axis)))) "
+          "(build n (lambda (j) (real (- %axis j)))))))", x=np.zeros(3),
+          expect=(np.array([-1.0, 0.0, 1.0]), np.array([1.0, 0.0, -1.0])))
+    # a program whose names are those of the split accumulator components
+    check("(fun ((z (vec m))) (ifold (lambda (p k) (pair (ifold (lambda (p.0 j) (+ p.0 (snd p))) 0.0 2) "
+          "(ifold (lambda (p.1 j) (* p.1 (fst p))) 1.0 2))) (pair (get z 0) (get z 1)) 3))", z=[0.5, 2.0])
