@@ -2,7 +2,11 @@
 rulesets one iteration at a time, count e-nodes, compute costs and extract.
 
 All text goes through egglog's low-level ``bindings.EGraph`` one top-level form at a time
-(see :mod:`eqsat_ad.egraph.eggtext`).  Errors in a rule file name the file and the line.
+(see :mod:`eqsat_ad.egraph.eggtext`), and through one gateway, :meth:`EGraphSession._run_forms`,
+which refuses text that would reach egglog-python's Python bridge
+(:func:`~eqsat_ad.egraph.egglog_compat.parse_guarded`).  Rule files -- ours and users', the
+same way -- are checked against an allowlist first (:mod:`eqsat_ad.egraph.allowlist`), and so
+are ``:until`` facts.  Errors in a rule file name the file and the line.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from ..lang.ast import Expr, Program
 from .constructors import TERM_CTORS
 from .costrules import cost_rules_text
 from .decode import decode_termdag
-from .egglog_compat import report_seconds
+from .allowlist import Vocabulary, check_rule_forms, check_until_text, declared_in
+from .egglog_compat import RefusedText, is_egglog_panic, parse_guarded, report_seconds
 from .eggtext import Form, RulesetInfo, read_forms, rulesets_in, split_forms
 from .encode import Encoded, egg_string, encode_program
 
@@ -77,8 +82,12 @@ class EGraphSession:
         self._combined: dict[tuple[str, ...], str] = {}
         self._encoded: Encoded | None = None
         self._cost_loaded = False
+        self.vocabulary = Vocabulary()     # what rule files and :until facts may call
+        self._until_checked: set[str] = set()
         for f in SCHEMA_FILES:
-            self._run_forms(read_forms(f))
+            forms = read_forms(f)
+            self._run_forms(forms)
+            self.vocabulary.update(declared_in(forms))
         self.rulesets["analysis"] = RulesetInfo("analysis", str(SCHEMA_FILES[1]), 1,
                                                 "free-variable and extent analysis (built in)")
         for f in (default_rule_files() if rule_files is None else rule_files):
@@ -89,12 +98,17 @@ class EGraphSession:
         """Run egglog text (split into forms); returns egglog's outputs."""
         return self._run_forms(split_forms(text, "<internal>"))
 
-    def _run_forms(self, forms: list[Form]):
+    def _run_forms(self, forms: list[Form], user_file: bool = False):
+        """The one place text reaches egglog (see :func:`parse_guarded`)."""
         outs = []
         for f in forms:
             try:
-                outs += self.eg.run_program(*self.eg.parse_program(f.text))
-            except Exception as e:   # EggSmolError (and parse errors) from egglog
+                outs += self.eg.run_program(*parse_guarded(self.eg, f.text, user_file))
+            except RefusedText as e:
+                raise RuleFileError(str(e), f.file, f.line, f.column) from None
+            except BaseException as e:   # EggSmolError (and parse errors, Rust panics) from egglog
+                if not isinstance(e, Exception) and not is_egglog_panic(e):
+                    raise
                 if f.file == "<internal>":
                     raise EqsatError(f"egglog rejected internal form {f.text[:120]}: {_egg_message(e)}") from None
                 raise RuleFileError(f"egglog rejected this form: {_egg_message(e)}", f.file, f.line,
@@ -102,14 +116,15 @@ class EGraphSession:
         return outs
 
     def load_rules(self, path) -> dict[str, RulesetInfo]:
-        """Load a rule file (ours or a user's, the same way); returns the rulesets it declares."""
+        """Load a rule file (ours or a user's, the same way); returns the rulesets it declares.
+
+        The file is read as data and checked against the allowlist (rulesets, rules, relation/
+        function/constructor/sort declarations; calls only to known names) before egglog sees
+        any of it."""
         forms = read_forms(path)
-        for f in forms:
-            if f.head in ("run", "run-schedule", "extract", "check", "push", "pop", "include", "input",
-                          "output", "simplify", "let", "union", "set", "delete"):
-                raise RuleFileError(f"a rule file may declare rulesets, rules and functions, not "
-                                    f"'{f.head}' (put schedules in a schedule file)", f.file, f.line, f.column)
-        self._run_forms(forms)
+        declared = check_rule_forms(forms, self.vocabulary)
+        self._run_forms(forms, user_file=True)
+        self.vocabulary.update(declared)
         found = rulesets_in(forms)
         for name, info in found.items():
             if name in self.rulesets and info.file != self.rulesets[name].file:
@@ -152,6 +167,9 @@ class EGraphSession:
     def step(self, names: tuple[str, ...], until: str | None = None) -> StepResult:
         """Run one iteration of the union of rulesets ``names`` (with ``:until`` fact text)."""
         rs = self.combined(names)
+        if until and until not in self._until_checked:
+            check_until_text(until, self.vocabulary)       # allowlisted names only
+            self._until_checked.add(until)
         cmd = f"(run-schedule (run {rs}{' :until ' + until if until else ''}))"
         t0 = time.perf_counter()
         (out,) = self.run_text(cmd)

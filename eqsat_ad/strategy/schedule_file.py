@@ -10,7 +10,11 @@ A schedule file holds, in any order:
   seconds=S`` names the phase and sets its limits (egglog ignores comments, so the file stays
   valid egglog).
 
-Errors name the file, the line and what was expected.
+The file is read as data (:mod:`eqsat_ad.egraph.eggtext`): only ruleset names and ``:until``
+facts ever reach egglog, and a fact may only use ``=`` and the names a rule may call
+(:mod:`eqsat_ad.egraph.allowlist`): names that are never allowed (``py-eval``, ``include``,
+...) are refused here, other unknown names when the schedule runs against the loaded rule
+files.  Errors name the file, the line and what was expected.
 
 >>> s = parse_schedule('''
 ... (unstable-combined-ruleset simp ring cond)
@@ -24,105 +28,73 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..egraph.eggtext import Form, read_forms, split_forms
+from ..egraph.allowlist import FactText, check_until_fact
+from ..egraph.eggtext import MAX_DEPTH, Atom, Form, Node, SList, read_forms, split_forms, to_text
 from ..errors import RuleFileError
 from .combinators import Limits, Phase, Run, Strategy, repeat, saturate, seq
 
-_TOKEN = re.compile(r'\s*(?:(;[^\n]*)|(\()|(\))|("(?:[^"\\]|\\.)*")|([^\s()";]+))')
 _PRAGMA = re.compile(r"@phase\s+(\S+)((?:\s+\w+=\S+)*)")
 
 
-class _Reader:
-    """A tiny s-expression reader over one form, tracking line/column for errors."""
-
-    def __init__(self, form: Form):
-        self.form = form
-        self.toks: list[tuple[str, int]] = []
-        for m in _TOKEN.finditer(form.text):
-            if m.group(1):
-                continue
-            tok = m.group(2) or m.group(3) or m.group(4) or m.group(5)
-            if tok:
-                self.toks.append((tok, m.start(m.lastindex)))
-        self.pos = 0
-
-    def where(self, offset: int) -> tuple[int, int]:
-        before = self.form.text[:offset]
-        line = self.form.line + before.count("\n")
-        col = (len(before) - before.rfind("\n")) if "\n" in before else self.form.column + len(before)
-        return line, col
-
-    def error(self, msg: str, offset: int | None = None):
-        if offset is None:
-            offset = self.toks[min(self.pos, len(self.toks) - 1)][1] if self.toks else 0
-        line, col = self.where(offset)
-        raise RuleFileError(msg, self.form.file, line, col)
-
-    def read(self):
-        if self.pos >= len(self.toks):
-            self.error("unexpected end of form")
-        tok, off = self.toks[self.pos]
-        self.pos += 1
-        if tok == "(":
-            items = []
-            while True:
-                if self.pos >= len(self.toks):
-                    self.error("unbalanced '('", off)
-                if self.toks[self.pos][0] == ")":
-                    self.pos += 1
-                    return (items, off)
-                items.append(self.read())
-        if tok == ")":
-            self.error("unexpected ')'", off)
-        return (tok, off)
+def _error(msg: str, node: Node) -> RuleFileError:
+    return RuleFileError(msg, node.file, node.line, node.column)
 
 
-def _text(node) -> str:
-    v, _ = node
-    if isinstance(v, list):
-        return "(" + " ".join(_text(x) for x in v) + ")"
-    return v
+def _is_symbol(node: Node) -> bool:
+    return isinstance(node, Atom) and not node.is_string
 
 
-def _schedule(node, r: _Reader, aliases: dict[str, tuple[str, ...]]) -> Strategy:
-    v, off = node
-    if isinstance(v, str):
-        return Run(aliases.get(v, (v,)))
-    if not v or not isinstance(v[0][0], str):
-        r.error("expected a schedule: (seq ...), (repeat N ...), (saturate ...), (run RULESET) "
-                "or a ruleset name", off)
-    head = v[0][0]
-    args = v[1:]
+def _ruleset(node: Node, aliases: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    if not _is_symbol(node):
+        raise _error(f"expected a ruleset name, found {to_text(node)[:30]!r}", node)
+    return aliases.get(node.text, (node.text,))
+
+
+def _count(node: Node) -> int | None:
+    return int(node.text) if _is_symbol(node) and node.text.isdigit() else None
+
+
+def _schedule(node: Node, aliases: dict[str, tuple[str, ...]]) -> Strategy:
+    if isinstance(node, Atom):
+        return Run(_ruleset(node, aliases))
+    head = node.head
+    if head is None:
+        raise _error("expected a schedule: (seq ...), (repeat N ...), (saturate ...), (run RULESET) "
+                     "or a ruleset name", node)
+    args = node.items[1:]
     if head == "seq":
-        return seq(*[_schedule(a, r, aliases) for a in args])
+        return seq(*[_schedule(a, aliases) for a in args])
     if head == "saturate":
         if not args:
-            r.error("(saturate ...) needs at least one schedule", off)
-        return saturate(*[_schedule(a, r, aliases) for a in args])
+            raise _error("(saturate ...) needs at least one schedule", node)
+        return saturate(*[_schedule(a, aliases) for a in args])
     if head == "repeat":
-        if len(args) < 2 or not isinstance(args[0][0], str) or not args[0][0].isdigit():
-            r.error("expected (repeat N schedule ...) with N a non-negative integer", off)
-        return repeat(int(args[0][0]), *[_schedule(a, r, aliases) for a in args[1:]])
+        if len(args) < 2 or _count(args[0]) is None:
+            raise _error("expected (repeat N schedule ...) with N a non-negative integer", node)
+        return repeat(_count(args[0]), *[_schedule(a, aliases) for a in args[1:]])
     if head == "run":
-        if not args or not isinstance(args[0][0], str):
-            r.error("expected (run RULESET [:until FACT])", off)
-        name = args[0][0]
+        if not args:
+            raise _error("expected (run RULESET [:until FACT])", node)
+        names = _ruleset(args[0], aliases)
         rest = args[1:]
         until = None
-        if rest and rest[0][0] == ":until":
+        if rest and _is_symbol(rest[0]) and rest[0].text == ":until":
             if len(rest) != 2:
-                r.error(":until takes exactly one fact inside run-schedule (an egglog limit)", rest[0][1])
-            until = _text(rest[1])
-        elif len(rest) == 1 and isinstance(rest[0][0], str) and rest[0][0].isdigit():
-            return repeat(int(rest[0][0]), Run(aliases.get(name, (name,))))
+                raise _error(":until takes exactly one fact inside run-schedule (an egglog limit)", rest[0])
+            # the fact's names are allowlisted now (py-*, commands: refused) and once more
+            # against the loaded rule files when the schedule runs (EGraphSession.step)
+            check_until_fact(rest[1], defer_unknown=True)
+            until = FactText(to_text(rest[1]), rest[1])
+        elif len(rest) == 1 and _count(rest[0]) is not None:
+            return repeat(_count(rest[0]), Run(names))
         elif rest:
-            r.error("expected (run RULESET [:until FACT])", rest[0][1])
-        return Run(aliases.get(name, (name,)), until)
+            raise _error("expected (run RULESET [:until FACT])", rest[0])
+        return Run(names, until)
     if head in ("run-with", "let-scheduler"):
-        r.error(f"'{head}' (egglog back-off schedulers) is not supported: the eqsat-ad driver runs "
-                "one iteration at a time to enforce limits, and scheduler state does not survive "
-                "between iterations", off)
-    r.error(f"unknown schedule form '{head}' (expected seq, repeat, saturate or run)", off)
+        raise _error(f"'{head}' (egglog back-off schedulers) is not supported: the eqsat-ad driver runs "
+                     "one iteration at a time to enforce limits, and scheduler state does not survive "
+                     "between iterations", node)
+    raise _error(f"unknown schedule form '{head}' (expected seq, repeat, saturate or run)", node)
 
 
 def _limits(text: str, form: Form) -> Limits:
@@ -143,35 +115,35 @@ def _limits(text: str, form: Form) -> Limits:
 
 
 def parse_schedule_forms(forms: list[Form]) -> Strategy:
+    """The strategy of a schedule file's forms (read as data: nothing here reaches egglog but
+    ruleset names and allowlisted ``:until`` facts)."""
     aliases: dict[str, tuple[str, ...]] = {}
     phases: list[Phase] = []
     for f in forms:
-        r = _Reader(f)
-        node = r.read()
-        v, off = node
-        head = v[0][0] if isinstance(v, list) and v and isinstance(v[0][0], str) else None
+        node = f.tree
+        head = node.head if isinstance(node, SList) else None
         if head == "unstable-combined-ruleset":
-            names = [a[0] for a in v[1:]]
-            if len(names) < 2 or not all(isinstance(n, str) for n in names):
-                r.error("expected (unstable-combined-ruleset NAME ruleset ...)", off)
+            names = node.items[1:]
+            if len(names) < 2 or not all(_is_symbol(n) for n in names):
+                raise _error("expected (unstable-combined-ruleset NAME ruleset ...)", node)
             members: list[str] = []
             for n in names[1:]:
-                members += [m for m in aliases.get(n, (n,)) if m not in members]
-            aliases[names[0]] = tuple(members)
+                members += [m for m in aliases.get(n.text, (n.text,)) if m not in members]
+            aliases[names[0].text] = tuple(members)
         elif head == "run-schedule":
-            if len(v) < 2:
-                r.error("(run-schedule ...) needs a schedule", off)
-            body = seq(*[_schedule(a, r, aliases) for a in v[1:]])
+            if len(node.items) < 2:
+                raise _error("(run-schedule ...) needs a schedule", node)
+            body = seq(*[_schedule(a, aliases) for a in node.items[1:]])
             m = _PRAGMA.search(f.comment.splitlines()[-1]) if f.comment else None
             name = m.group(1) if m else f"phase{len(phases) + 1}"
             lim = _limits(m.group(2), f) if m else Limits()
             phases.append(Phase(name, body, lim))
         elif head == "ruleset" or head in ("rewrite", "rule", "birewrite"):
-            r.error(f"'{head}' belongs in a rule file; a schedule file holds run-schedule and "
-                    "unstable-combined-ruleset forms", off)
+            raise _error(f"'{head}' belongs in a rule file; a schedule file holds run-schedule and "
+                         "unstable-combined-ruleset forms", node)
         else:
-            r.error(f"unexpected form '{head or _text(node)[:30]}' in a schedule file (expected "
-                    "run-schedule or unstable-combined-ruleset)", off)
+            raise _error(f"unexpected form '{head or to_text(node)[:30]}' in a schedule file (expected "
+                         "run-schedule or unstable-combined-ruleset)", node)
     if not phases:
         raise RuleFileError("schedule file has no (run-schedule ...) form",
                             forms[0].file if forms else None)
@@ -180,7 +152,7 @@ def parse_schedule_forms(forms: list[Form]) -> Strategy:
 
 def parse_schedule(text: str, file: str = "<string>") -> Strategy:
     """Parse schedule text (see the module docstring)."""
-    forms = split_forms(text, file)
+    forms = split_forms(text, file, max_depth=MAX_DEPTH)
     if not forms:
         raise RuleFileError("schedule file is empty (expected a (run-schedule ...) form)", file)
     return parse_schedule_forms(forms)
@@ -188,7 +160,7 @@ def parse_schedule(text: str, file: str = "<string>") -> Strategy:
 
 def load_schedule(path: str | Path) -> Strategy:
     """Read a schedule file; errors name the file and line."""
-    forms = read_forms(path)
+    forms = read_forms(path, "schedule file")
     if not forms:
         raise RuleFileError("schedule file is empty (expected a (run-schedule ...) form)", str(path))
     return parse_schedule_forms(forms)
