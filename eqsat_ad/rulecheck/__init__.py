@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..egraph.allowlist import check_rule_files
 from ..egraph.session import default_rule_files
 from .direct import REFINEMENT_RULES, Counterexample, RuleResult, check_rule  # noqa: F401
 from .rules import RuleSpec, rules_in_file  # noqa: F401
@@ -111,6 +112,7 @@ def check_rules(files=None, examples: int = 100, seed: int = 0, rules: list[str]
     rules with those names.  Raises :class:`~eqsat_ad.errors.RuleFileError` for a file that
     cannot be read."""
     t0 = time.perf_counter()
+    check_rule_files(_files(files))     # untrusted text: allowlisted before anything reads it
     rep = Report(files=[str(f) for f in _files(files)])
     for f in _files(files):
         for spec in rules_in_file(f):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..egraph.allowlist import check_rule_files
 from ..egraph.decode import decode_termdag
 from ..egraph.encode import shape_facts
 from ..egraph.session import EGraphSession, rules_dir
@@ -78,6 +79,7 @@ def check_rules_egraph(files=None, examples: int = 10, seed: int = 0, rules: lis
     """Check each ruleset of ``files`` in an e-graph (see the module docstring); one
     :class:`RuleResult` per ruleset, named ``ruleset <name>``."""
     t0 = time.perf_counter()
+    check_rule_files(_files(files))     # untrusted text: allowlisted before anything reads it
     rep = Report(files=[str(f) for f in _files(files)], mode="egraph")
     subst = rules_dir() / "subst.egg"
     for f in _files(files):
