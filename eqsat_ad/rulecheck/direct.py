@@ -83,6 +83,7 @@ class RuleResult:
     reason: str = ""
     counterexample: Counterexample | None = None
     refined: int = 0            # instances where the rule turned an LHS error into a value
+    both_errors: int = 0        # instance inputs where both sides failed (equal, nothing compared)
     assumed: int = 0            # instances outside the rule's declared assumptions (not checked)
     assumptions: tuple = ()     # the rule's declared assumptions
     only_colliding_names: bool = False   # unsound only when binder names collide
@@ -213,7 +214,8 @@ def _names_in(t):
 
 
 def outcome(inst: Instance, env: dict, refinement_ok: bool, assume_finite: bool = False):
-    """None if both sides agree on ``env``; ``"refined"`` / ``"assumed"`` for an allowed
+    """None if both sides agree on ``env``; ``"both-error"`` if both fail (equal, but
+    nothing was compared); ``"refined"`` / ``"assumed"`` for an allowed
     refinement / an instance outside the rule's assumption; else (lhs result, rhs result,
     note).  Raises _Crash when the left-hand side itself is ill-formed (discarded)."""
     lr = run_side(inst.lhs, env, assume_finite)
@@ -224,7 +226,7 @@ def outcome(inst: Instance, env: dict, refinement_ok: bool, assume_finite: bool 
     if lr[0] == "fp" or rr[0] == "fp":
         return "assumed"
     if lr[0] == "error" and rr[0] == "error":
-        return None
+        return "both-error"
     if lr[0] == "error":
         if refinement_ok:
             return "refined"
@@ -285,7 +287,9 @@ def check_rule(spec: RuleSpec, examples: int = 100, seed: int = 0, max_depth: in
                 for _ in range(2):
                     env = outer_values(inst, nrng)
                     o = outcome(inst, env, *refine)
-                    if o == "refined":
+                    if o == "both-error":
+                        res.both_errors += 1
+                    elif o == "refined":
                         res.refined += 1
                     elif o == "assumed":
                         res.assumed += 1
@@ -321,7 +325,7 @@ def _fails(gen: Instantiator, inst: Instance, env: dict, refine: tuple):
         o = outcome(inst, env, *refine)
     except _Crash:
         return None
-    return None if o in (None, "refined", "assumed") else o
+    return None if o in (None, "both-error", "refined", "assumed") else o
 
 
 def _shrink(gen: Instantiator, inst: Instance, env: dict, o, refine: tuple, rng: random.Random):

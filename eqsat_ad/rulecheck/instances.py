@@ -97,6 +97,12 @@ def unify(a, b) -> None:
         a.ref = b
         return
     if isinstance(a, tuple) and isinstance(b, tuple):
+        if {a[0], b[0]} == {"idx", "size"}:
+            # a size used as an index ((Subst e j n), (Sub n (Var j))) or an index as an
+            # extent: the language allows both (index arithmetic is integer arithmetic); the
+            # two range over the same extent
+            unify(a[1], b[1])
+            return
         if a[0] != b[0] or len(a) != len(b):
             raise TypeClash(f"{a[0]} vs {b[0]}")
         for x, y in zip(a[1:], b[1:]):
@@ -110,6 +116,14 @@ def sym():
     return TVar("sym")
 
 
+def _literal_extent(p, s) -> None:
+    """An ``Int`` literal directly in an extent slot (``(IFold a i b z (Int 0))``) is that
+    extent.  Only there: a literal inside extent arithmetic (``(Sub n (Int 1))``) says nothing
+    about ``n``."""
+    if isinstance(p, App) and p.head == "Int" and isinstance(p.args[0], int):
+        unify(s, p.args[0])
+
+
 class Inference:
     """Types of the pattern variables of one equation (Term variables: their type; String
     variables: the type of the variable they name)."""
@@ -119,17 +133,12 @@ class Inference:
         self.tv: dict[str, object] = {}        # Term var -> type
         self.vt: dict[str, object] = {}        # String var -> type of the named variable
         self.bound: set[str] = set()           # String vars bound by a binder of the LHS
-        self.int_lits: list[tuple[object, object]] = []
         self.lit_strings: dict[str, object] = {}
         self.infer(eq.lhs, lhs=True)
         t_r = self.infer(eq.rhs)
         unify(self.type_of_top, t_r)
         for c in eq.conditions:
             self.condition(c)
-        for t, v in self.int_lits:          # an Int literal used as a size is that size
-            t = find(t)
-            if isinstance(t, tuple) and t[0] == "size" and isinstance(find(t[1]), TVar) and isinstance(v, int):
-                unify(t[1], v)
 
     @property
     def type_of_top(self):
@@ -165,9 +174,7 @@ class Inference:
         if h == "Num":
             return REAL
         if h == "Int":
-            t = TVar("int")
-            self.int_lits.append((t, a[0]))
-            return t
+            return TVar("int")
         if h in ("BTrue", "BFalse"):
             return BOOL
         if h == "Input":
@@ -228,6 +235,7 @@ class Inference:
         if h in ("Build", "Sum"):
             s = sym()
             unify(inf(a[1]), ("size", s))
+            _literal_extent(a[1], s)
             self.bind(a[0], lhs)
             unify(self.name_type(a[0]), ("idx", s))
             b = inf(a[2])
@@ -242,6 +250,7 @@ class Inference:
         if h == "IFold":
             s = sym()
             unify(inf(a[4]), ("size", s))
+            _literal_extent(a[4], s)
             self.bind(a[0], lhs)
             self.bind(a[1], lhs)
             unify(self.name_type(a[1]), ("idx", s))
@@ -284,7 +293,7 @@ class Resolver:
     def sym(self, s):
         s = find(s)
         if isinstance(s, TVar):
-            v = self.rng.choice(["n", "n", "n", "m", "m", 1, 2, 3])
+            v = self.rng.choice(["n", "n", "n", "m", "m", 0, 1, 2, 3])
             s.ref = v
             return v
         return s
@@ -377,6 +386,21 @@ def egg_fv(t) -> frozenset:
     return out
 
 
+def loop_index_use(t, out=None) -> list:
+    """``[loops, loops whose body mentions their index]`` over the ``Build``/``Sum``/``IFold``
+    nodes of an instantiated term (a measure of the generator: a body that ignores its index
+    cannot show an off-by-one)."""
+    out = [0, 0] if out is None else out
+    if isinstance(t, App):
+        if t.head in ("Build", "Sum", "IFold"):
+            j, body = (t.args[0], t.args[2]) if t.head != "IFold" else (t.args[1], t.args[2])
+            out[0] += 1
+            out[1] += j in egg_fv(body)
+        for a in t.args:
+            loop_index_use(a, out)
+    return out
+
+
 def to_expr(t):
     """An instantiated e-graph term as an :class:`Expr` (``Subst`` done by capture-avoiding
     substitution, :func:`eqsat_ad.lang.binders.subst`)."""
@@ -395,6 +419,8 @@ class Entry:
     kind: str            # var | index | acc | input | dim
     type: tuple
     index: str = ""      # for acc: the fold's index name
+    ranged: bool = True  # an index known to be in range (False: a free index name of a rule
+                         # that no (ext r n) bounds: its value may be anything)
 
     def ref(self, name: str) -> App:
         if self.kind == "acc":
@@ -422,6 +448,13 @@ class TermGen:
         self.prefix = fresh_prefix
         self.prefer = set(prefer)      # names to mention often (set-contains conditions)
         self.smooth = False            # True: no if / comparisons (differentiable programs)
+        # the rule checker's settings (off for the pipeline fuzzer, whose programs must not
+        # fail): ``edges`` -- index arithmetic (i+1, i-1, n-1-i, n-1), boundary values and,
+        # where a value cannot fail (comparisons, casts, the rule's own index variables),
+        # indices out of range; ``use_index`` -- how often a generated loop body must mention
+        # its loop index (retries, then a term using it is added)
+        self.edges = False
+        self.use_index = 0.0
 
     def fresh(self) -> str:
         self.k += 1
@@ -460,13 +493,82 @@ class TermGen:
         return t
 
     def index(self, s, env) -> App:
+        """An index below ``s`` (always in range: used by ``get``)."""
         opts = []
-        for n, e in sorted(env.items()):
-            if e.kind in ("index", "var") and e.type == ("idx", s):
-                opts += [lambda n=n: App("Var", (n,))] * (12 if n in self.prefer else 3)
-        opts += [(lambda c=c: App("Int", (c,))) for c in range(min(self.conc(s), 3))]
+        c = self.conc(s)
+        in_range = [n for n, e in sorted(env.items())
+                    if e.kind in ("index", "var") and e.type == ("idx", s) and e.ranged]
+        for n in in_range:
+            opts += [lambda n=n: App("Var", (n,))] * (12 if n in self.prefer else 3)
+        opts += [(lambda c=c: App("Int", (c,))) for c in range(min(c, 3))]
+        if self.edges and c > 0:
+            last = lambda: App("Sub", (self.size(s, env), App("Int", (1,))))   # noqa: E731
+            opts += [lambda: App("Int", (c - 1,)), last]               # the boundaries
+            for n in in_range:                                         # n-1-i: reversal
+                opts += [lambda n=n: App("Sub", (last(), App("Var", (n,))))] * 2
         if not opts:
             raise NoInstance(f"no index below {s} (= {self.conc(s)}) in scope")
+        return self.choose(opts)
+
+    def any_index(self, s, env, edge: float = 0.4) -> App:
+        """An index term of the extent ``s`` that may be out of range (with probability
+        ``edge`` when ``edges`` is on): ``n``, ``-1``, ``n+1``, ``i+1``, ``i-1``, ``n-1`` at
+        ``n = 0``, or an unbounded free index.  For places where no range is promised: the
+        rule's own index variables, comparisons, casts."""
+        if not self.edges or self.rng.random() >= edge:
+            try:
+                return self.index(s, env)
+            except NoInstance:
+                if not self.edges:
+                    raise
+        c = self.conc(s)
+        opts = [lambda: App("Int", (c,)), lambda: App("Int", (-1,)), lambda: App("Int", (c + 1,)),
+                lambda: self.size(s, env), lambda: App("Sub", (self.size(s, env), App("Int", (1,))))]
+        for n, e in sorted(env.items()):
+            if e.kind in ("index", "var") and e.type[0] == "idx":
+                if e.type[1] == s or not e.ranged:
+                    opts += [lambda n=n: App("Add", (App("Var", (n,)), App("Int", (1,)))),
+                             lambda n=n: App("Sub", (App("Var", (n,)), App("Int", (1,))))]
+                if not e.ranged:
+                    opts += [lambda n=n: App("Var", (n,))] * 2
+        return self.choose(opts)
+
+    def uses(self, names, make, tries: int = 3):
+        """``make()`` (a term generator), retried while the term mentions none of ``names``
+        -- with probability ``use_index`` (``None`` when it still does not)."""
+        if not names or self.use_index <= 0 or self.rng.random() >= self.use_index:
+            return make()
+        saved = self.prefer
+        self.prefer = saved | set(names)
+        try:
+            for _ in range(tries):
+                t = make()
+                if egg_fv(t) & set(names):
+                    return t
+            return t if self.rng.random() < 0.2 else None
+        finally:
+            self.prefer = saved
+
+    def body(self, j, t, env, d):
+        """A loop body of type ``t`` over the index ``j`` (mentioning it ``use_index`` of the
+        time: a real body that does not is combined with a term that does)."""
+        b = self.uses([j], lambda: self.gen(t, env, d))
+        if b is not None:
+            return b
+        b = self.gen(t, env, d)
+        if t == REAL:
+            return App(self.rng.choice(["Add", "Mul", "Sub"]), (b, self.mention(j, env)))
+        return b
+
+    def mention(self, j, env) -> App:
+        """A small real term that depends on the index ``j``."""
+        e = env[j]
+        opts = [lambda: App("ToReal", (App("Var", (j,)),))]
+        if e.ranged:
+            opts += [lambda n=n: App("Get", (x.ref(n), App("Var", (j,))))
+                     for n, x in sorted(env.items()) if x.type == ("arr", REAL, e.type[1])] * 2
+        if self.edges:
+            opts.append(lambda: App("ToReal", (App("Sub", (self.size(e.type[1], env), App("Var", (j,)))),)))
         return self.choose(opts)
 
     def pos(self, env, d) -> App:
@@ -486,6 +588,12 @@ class TermGen:
                                                         self.index(e.type[1][2], env))))
             if t[0] == "idx" and e.kind in ("index", "var"):
                 opts += [lambda n=n: App("ToReal", (App("Var", (n,)),))] * w
+                if self.edges:          # index arithmetic, any value (a cast cannot fail)
+                    opts += [lambda n=n, e=e: App("ToReal", (self.rng.choice([
+                        App("Add", (App("Var", (n,)), App("Int", (1,)))),
+                        App("Sub", (App("Var", (n,)), App("Int", (1,)))),
+                        App("Sub", (self.size(e.type[1], env), App("Var", (n,)))),
+                        App("Mul", (App("Var", (n,)), App("Var", (n,))))]),))] * w
             if t[0] == "pair":
                 if t[1] == REAL:
                     opts += [lambda n=n, e=e: App("Fst", (e.ref(n),))] * 2 * w
@@ -537,11 +645,11 @@ class TermGen:
         a, i = self.fresh(), self.fresh()
         inner = {**env, a: Entry("acc", t, i), i: Entry("index", ("idx", s))}
         if t == REAL:
-            e = self.real(inner, d - 1)
+            e = self.body(i, REAL, inner, d - 1)
             body = self.rng.choice([App("Add", (App("Acc", (a, i)), e)), App("Add", (e, App("Acc", (a, i)))),
                                     App("Mul", (App("Acc", (a, i)), App("Cos", (e,)))), e])
         else:
-            body = self.gen(t, inner, d - 1)
+            body = self.body(i, t, inner, d - 1)
         return App("IFold", (a, i, body, self.gen(t, env, d - 1), self.size(s, env)))
 
     def real(self, env, d) -> App:
@@ -574,7 +682,7 @@ class TermGen:
     def sum(self, env, d) -> App:
         s = self.rng.choice(["n", "m", 2])
         j = self.fresh()
-        return App("Sum", (j, self.size(s, env), self.real({**env, j: Entry("index", ("idx", s))}, d - 1)))
+        return App("Sum", (j, self.size(s, env), self.body(j, REAL, {**env, j: Entry("index", ("idx", s))}, d - 1)))
 
     def bool(self, env, d) -> App:
         opts = [lambda: App("BTrue", ()), lambda: App("BFalse", ()),
@@ -583,7 +691,7 @@ class TermGen:
         if idx:
             def onehot():
                 n, e = self.rng.choice(idx)
-                return App("Eq", (App("Var", (n,)), self.index(e.type[1], env)))
+                return App("Eq", (App("Var", (n,)), self.any_index(e.type[1], env)))
             opts += [onehot] * 3
         if d > 0:
             opts += [lambda: App(self.rng.choice(["And", "Or"]), (self.bool(env, d - 1), self.bool(env, d - 1))),
@@ -601,7 +709,7 @@ class TermGen:
 
         def build():
             j = self.fresh()
-            return App("Build", (j, self.size(s, env), self.gen(elem, {**env, j: Entry("index", ("idx", s))}, d - 1)))
+            return App("Build", (j, self.size(s, env), self.body(j, elem, {**env, j: Entry("index", ("idx", s))}, d - 1)))
         opts += [build] * 2
         opts += self.generic(t, env, d)
         for _ in range(6):
@@ -688,6 +796,20 @@ def _prim(h, a):
     return abs(a[0])
 
 
+#: the distribution of the sizes ``n`` and ``m`` of an instance (empty and one-element loops
+#: included: range and off-by-one errors show there)
+SIZES, SIZE_WEIGHTS = (0, 1, 2, 3, 4), (2, 4, 4, 4, 2)
+#: how often a generated loop body (and a rule variable under a binder of the rule) must
+#: mention its index / the binder's name
+USE_INDEX = 0.85
+#: how often a rule variable of index type is drawn possibly out of range (n, -1, i+1, ...)
+EDGE_INDEX = 0.35
+
+
+def draw_size(rng: random.Random) -> int:
+    return rng.choices(SIZES, SIZE_WEIGHTS)[0]
+
+
 class Instantiator:
     """Draws instances of one equation (see the module docstring)."""
 
@@ -705,8 +827,7 @@ class Instantiator:
     def draw(self, depth: int) -> Instance:
         rng = self.rng
         inf = Inference(self.eq)
-        sizes = {"n": rng.choice([1, 2, 3, 3, 2, 0]) if rng.random() < 0.1 else rng.choice([1, 2, 3]),
-                 "m": rng.choice([1, 2, 3])}
+        sizes = {"n": draw_size(rng), "m": draw_size(rng)}
         if self.fixed_sizes:
             sizes = dict(self.fixed_sizes)
         res = Resolver(rng, sizes)
@@ -732,15 +853,19 @@ class Instantiator:
         # outer variables: the free String variables of the rule
         base = outer_env(sizes)
         outer: dict[str, Entry] = {}
+        ranged = {c.args[0].name for c in self.eq.conditions if c.head == "ext" and isinstance(c.args[0], PVar)}
         for v in self.string_vars:
             if v not in inf.bound:
                 t = res.type(inf.name_type(PVar(v)))
                 nm = names[v]
                 if nm in outer and outer[nm].type != t:
                     raise NoInstance("two free names collide with different types")
-                if t[0] == "idx" and TermGen(rng, sizes).conc(t[1]) == 0:
+                if t[0] == "idx" and v in ranged and TermGen(rng, sizes).conc(t[1]) == 0:
                     raise NoInstance(f"free index {v} ranges over an empty extent")
-                outer[nm] = Entry("index" if t[0] == "idx" else "var", t)
+                # a free index name is in range only where an (ext r n) condition says so;
+                # otherwise it is any integer (outer_values draws -1, n, n+1 too)
+                outer[nm] = Entry("index" if t[0] == "idx" else "var", t,
+                                  ranged=t[0] != "idx" or v in ranged or nm in OUTER_INDICES)
         env0 = {**base, **outer}
         # scopes of the Term variables on the left-hand side
         scopes: dict[str, dict] = {}
@@ -748,6 +873,8 @@ class Instantiator:
         excluded = self._excluded(names)
         prefer = {substitute(c.args[1], b) for c in self.eq.conditions if c.head == "set-contains"}
         gen = TermGen(rng, sizes, fresh_prefix=f"{self.name_prefix}g", prefer=prefer)
+        gen.edges, gen.use_index = True, USE_INDEX
+        pattern_bound = {names[v] for v in inf.bound if v in names}
         types: dict = {}
         envs: dict = {}
         order = sorted(self.term_vars, key=lambda v: 0 if res.type(inf.tv.get(v, TVar()))[0] == "size" else 1)
@@ -757,15 +884,29 @@ class Instantiator:
             ex = excluded.get(v, set())
             env = {n: e for n, e in env.items() if n not in ex and not (e.kind == "acc" and e.index in ex)}
             types[v], envs[v] = t, env
+        # the names the pattern's own binders put in scope of each variable (a loop body of the
+        # rule should mostly use its index)
+        inner = {v: sorted(n for n, e in envs[v].items() if n in pattern_bound and e.kind in ("index", "var", "acc"))
+                 for v in order}
         why = ""
         for _ in range(12):          # regenerate the terms until the side conditions hold
             for v in order:
-                b[v] = gen.gen(types[v], envs[v], rng.randint(0, depth) if depth else 0)
+                b[v] = self._term(gen, types[v], envs[v], rng.randint(0, depth) if depth else 0, inner[v])
             inst = self.build(b, sizes, outer, types, envs, depth)
             why = self.violated(inst)
             if not why:
                 return inst
         raise NoInstance(why)
+
+    @staticmethod
+    def _term(gen: "TermGen", t, env, d, inner):
+        if t[0] == "idx":            # the rule's own index variables: any index, in range or not
+            return gen.any_index(t[1], env, edge=EDGE_INDEX)
+        if inner:
+            got = gen.uses(inner, lambda: gen.gen(t, env, d), tries=4)
+            if got is not None:
+                return got
+        return gen.gen(t, env, d)
 
     def build(self, b, sizes, outer, types, envs, depth) -> Instance:
         b = dict(b)
@@ -880,6 +1021,10 @@ def outer_values(inst: Instance, rng: np.random.Generator, sizes: dict | None = 
         if sz[s] > 0:
             env[p] = int(rng.integers(sz[s]))
     for name, e in inst.outer.items():
+        if not e.ranged and e.type[0] == "idx":
+            c = sz[e.type[1]] if isinstance(e.type[1], str) else e.type[1]
+            env[name] = int(rng.choice([-1, c, c + 1]) if c <= 0 or rng.random() < 0.5 else rng.integers(c))
+            continue
         env[name] = _value(e.type, sz, rng)
     return env
 
@@ -892,7 +1037,7 @@ def _value(t, sizes, rng):
         return bool(rng.integers(2))
     if k == "idx":
         c = sizes[t[1]] if isinstance(t[1], str) else t[1]
-        return int(rng.integers(c))
+        return int(rng.integers(c)) if c > 0 else 0
     if k == "size":
         return sizes[t[1]] if isinstance(t[1], str) else t[1]
     if k == "pair":
