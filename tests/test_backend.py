@@ -439,3 +439,73 @@ def test_generated_names_never_capture_program_names():
     # a program whose names are those of the split accumulator components
     check("(fun ((z (vec m))) (ifold (lambda (p k) (pair (ifold (lambda (p.0 j) (+ p.0 (snd p))) 0.0 2) "
           "(ifold (lambda (p.1 j) (* p.1 (fst p))) 1.0 2))) (pair (get z 0) (get z 1)) 3))", z=[0.5, 2.0])
+
+
+# ---------------------------------------------------------------------------------------
+# results never share memory with an input (issue 13): the compiled gradient of dot(x, w)
+# w.r.t. x was the caller's w itself, so `g /= norm(g)` changed w
+# ---------------------------------------------------------------------------------------
+_ALIASING = {
+    "identity": ("(fun ((x (vec n))) x)", dict(x=X)),
+    "build of gets": ("(fun ((x (vec n))) (build n (lambda (i) (get x i))))", dict(x=X)),
+    "row": ("(fun ((A (mat m n))) (get A 1))", dict(A=A)),
+    "transpose": ("(fun ((A (mat m n))) (build n (lambda (j) (build m (lambda (i) (get (get A i) j))))))",
+                  dict(A=A)),
+    "slice": ("(fun ((x (vec n))) (build (- n 1) (lambda (i) (get x (+ i 1)))))", dict(x=X)),
+    "in a pair": ("(fun ((x (vec n)) (w (vec n))) (pair (sum n (lambda (i) (get w i))) x))", dict(x=X, w=W)),
+    "pair parameter": ("(fun ((p (pair real (vec n)))) (snd p))", dict(p=(1.0, X))),
+    "broadcast": ("(fun ((x (vec n))) (build 3 (lambda (i) x)))", dict(x=X)),
+    "fold keeps its init": ("(fun ((x (vec n))) (ifold (lambda (a i) a) x 3))", dict(x=X)),
+}
+
+
+def _array_leaves(v):
+    return [y for part in v for y in _array_leaves(part)] if isinstance(v, tuple) else \
+        ([v] if isinstance(v, np.ndarray) else [])
+
+
+def _input_arrays(inputs):
+    return [a for v in inputs.values() for a in _array_leaves(v if isinstance(v, tuple) else (v,))]
+
+
+@pytest.mark.parametrize("name", sorted(_ALIASING))
+@pytest.mark.parametrize("executor", ["compiled", "interpreter"])
+def test_results_never_share_memory_with_inputs(name, executor):
+    text, inputs = _ALIASING[name]
+    inputs = {k: (v[0], v[1].copy()) if isinstance(v, tuple) else v.copy() for k, v in inputs.items()}
+    run = compile(P(text)) if executor == "compiled" else (lambda **kw: evaluate(P(text), **kw))
+    out = run(**inputs)
+    saved = [a.copy() for a in _input_arrays(inputs)]
+    for o in _array_leaves(out if isinstance(out, tuple) else (out,)):
+        assert o.flags.writeable
+        for a in _input_arrays(inputs):
+            assert not np.shares_memory(o, a)
+        o *= 0.0                                   # the caller owns the result
+    for a, b in zip(_input_arrays(inputs), saved):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gradient_and_jacobian_do_not_return_their_inputs():
+    import eqsat_ad as ea
+    dot = P("(fun ((x (vec n)) (w (vec n))) (sum n (lambda (i) (* (get x i) (get w i)))))")
+    g = ea.compile(ea.optimize(ea.grad(dot, "x"), sizes={"n": 6}).program)
+    x, w = X.copy(), W.copy()
+    out = g(x=x, w=w)
+    np.testing.assert_allclose(out, W)
+    out /= np.linalg.norm(out)
+    np.testing.assert_array_equal(w, W)
+    matvec = P("(fun ((A (mat m n)) (x (vec n))) (build m (lambda (i) (sum n (lambda (j) "
+               "(* (get (get A i) j) (get x j)))))))")
+    jac = ea.compile(ea.optimize(ea.jacobian(matvec, "x"), sizes={"m": 4, "n": 6}).program)
+    a = A.copy()
+    J = jac(A=a, x=X)
+    np.testing.assert_allclose(J, A)
+    assert not np.shares_memory(J, a)
+
+
+def test_fresh_results_are_not_copied():
+    # the check costs two attribute tests; a result NumPy just computed is returned as is
+    f = compile(P("(fun ((x (vec n))) (build n (lambda (i) (* 2.0 (get x i)))))"))
+    assert "_unalias(" in f.source
+    out = f(x=X)
+    assert out.base is None and out.flags.writeable

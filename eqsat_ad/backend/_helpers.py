@@ -139,6 +139,14 @@ def out_array(v: np.ndarray) -> np.ndarray:
     return v
 
 
+def unalias(v: np.ndarray, inputs: tuple) -> np.ndarray:
+    """A result array the caller may write to without changing an input: a copy when it
+    is read-only (a broadcast view) or may share memory with an input, else ``v`` itself."""
+    if not v.flags.writeable or any(np.may_share_memory(v, a) for a in inputs):
+        return np.array(v)
+    return v
+
+
 def out_real(v: Any) -> Any:
     if isinstance(v, np.ndarray):       # a result that is a 0-d array
         return float(v)
@@ -146,5 +154,5 @@ def out_real(v: Any) -> Any:
 
 
 __all__ = ["gather", "oob", "badmask", "needed", "raise_oob", "clip_idx", "arange_at", "expand",
-           "mul_n", "max_extent", "fold_extreme", "check_elems", "ragged", "out_array",
+           "mul_n", "max_extent", "fold_extreme", "check_elems", "ragged", "out_array", "unalias",
            "ResourceLimitError"]

@@ -44,7 +44,7 @@ from ..lang.ast import Program
 from ..lang.types import ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, array_rank, scalar_leaf
 from . import _helpers as H
 from ._codegen import _Gen
-from ._values import IdxV, PairV, V, _pyname_ok, _show, _Unsupported
+from ._values import IdxV, PairV, V, _leaves, _pyname_ok, _show, _Unsupported
 
 __all__ = ["compile", "CompiledProgram", "generate_source"]
 
@@ -64,7 +64,7 @@ _GLOBALS = {
     "_raise_oob": H.raise_oob, "_clip_idx": H.clip_idx, "_arange_at": H.arange_at,
     "_expand": H.expand, "_mul_n": H.mul_n, "_max_extent": H.max_extent,
     "_fold_extreme": H.fold_extreme, "_contract": H.contract, "_check_elems": H.check_elems, "_ragged": H.ragged,
-    "_out_array": H.out_array, "_fp_set": getattr(_runtime._FP_CV, "set", None),
+    "_out_array": H.out_array, "_unalias": H.unalias, "_fp_set": getattr(_runtime._FP_CV, "set", None),
     "_fp_reset": getattr(_runtime._FP_CV, "reset", None), "_FP_IGNORE": _runtime.FP_IGNORE_OBJ,
     "_errstate": np.errstate, "_float": float,
 }
@@ -201,9 +201,11 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
         if s not in env:
             env[s] = V(size_py[s], frozenset(), 0, "i", (), g.root, skey=s)
     result = call_deep(g.ev, prog.body, env, what="program")
-    out = _output(result, g)
+    out_lines: list[str] = []
+    inputs = [leaf.code for p in prog.params for leaf in _leaves(env[p.name]) if leaf.rank]
+    out = _output(result, g, inputs, out_lines)
     prologue, consts = _prologue(prog, py, size_py)
-    body = _inline(_dce(pre_lines + g.root.lines + [f"return {out}"]))
+    body = _inline(_dce(pre_lines + g.root.lines + out_lines + [f"return {out}"]))
     comment = _show(prog.body, 200).replace("\n", " ")
     if safe:
         sig = ", ".join(f"{py[n]}=_M" for n in names)
@@ -366,19 +368,27 @@ def _param_value(name: str, t: Type, code: str, g: _Gen, pre: list[str]):
     return V(code, frozenset(), 0, dt, (), g.root)
 
 
-def _output(v, g: _Gen) -> str:
+def _output(v, g: _Gen, inputs: list[str], lines: list[str]) -> str:
+    """The returned expression for ``v``; array results are bound to names in ``lines``."""
     if isinstance(v, PairV):
-        return f"({_output(v.fst, g)}, {_output(v.snd, g)})"
+        return f"({_output(v.fst, g, inputs, lines)}, {_output(v.snd, g, inputs, lines)})"
     if isinstance(v, IdxV):
         v = g.materialise(v)
     if v.S:
         raise EvalError("the program result depends on an index variable")  # pragma: no cover
     if v.rank == 0:
         return {"f": f"_float({v.code})", "i": f"int({v.code})", "b": f"bool({v.code})"}[v.dt]
-    code = v.code
-    if v.dt == "f" and v.const is None:
-        pass
-    return f"_out_array({code})" if v.ro else code
+    if not inputs:
+        return f"_out_array({v.code})" if v.ro else v.code
+    # Never hand the caller memory of an input (the gradient of dot(x, w) is w itself, a
+    # transpose is a view): a fresh array owns its memory (base is None) and is not an
+    # input, so the common case costs two attribute tests; views are checked and copied.
+    name = g.tmp("_o")
+    same = "".join(f" or {name} is {x}" for x in inputs)
+    tup = f"({inputs[0]},)" if len(inputs) == 1 else f"({', '.join(inputs)})"
+    lines += [f"{name} = {v.code}",
+              f"if {name}.base is not None{same}: {name} = _unalias({name}, {tup})"]
+    return name
 
 
 def compile(prog: Program) -> CompiledProgram:   # noqa: A001 - the documented public name

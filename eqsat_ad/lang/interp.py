@@ -273,7 +273,16 @@ def evaluate(prog: Program, *args: Any, **inputs: Any) -> Any:
     finally:
         if old < 100000:
             sys.setrecursionlimit(old)
-    out = to_output(v)
+    return _own(to_output(v))
+
+
+def _own(out: Any) -> Any:
+    """``out`` with every array copied: a result never shares memory with an input (also
+    inside pairs: ``(pair 1.0 x)``, ``(get M 0)``)."""
     if isinstance(out, np.ndarray):
-        out = np.array(out, copy=True)   # never alias an input
+        return np.array(out, copy=True)
+    if isinstance(out, tuple):
+        return tuple(_own(x) for x in out)
+    if isinstance(out, list):
+        return [_own(x) for x in out]
     return out
