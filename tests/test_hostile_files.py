@@ -225,3 +225,64 @@ def test_a_user_rule_file_may_use_what_the_allowlist_allows(tmp_path):
     s = EGraphSession()
     assert "mine" in s.load_rules(f)
     assert {"seen", "depth", "names", "Twice"} <= s.vocabulary.functions
+
+
+# -- our reader cuts text where egglog does ------------------------------------------------------------
+
+_PIECES = ["(", ")", "(", ")", '"', "\\", "\\\\", '\\"', ";", "\n", " ", "\t", "\x1c", "\u3000", "\u00a0",
+           "Neg", "py-x", 'a"b', "(Input ", '"s"', "x", "1"]
+
+
+def _egglog_calls(commands) -> list[str]:
+    """The names of the calls in egglog's own parse, depth first, left to right."""
+    from eqsat_ad.egraph.egglog_compat import _BINDING_TYPES
+    out: list[str] = []
+
+    def walk(obj):
+        if isinstance(obj, (list, tuple)):
+            for x in obj:
+                walk(x)
+        elif isinstance(obj, _BINDING_TYPES):
+            if type(obj).__name__ == "Call":
+                out.append(obj.name)
+                walk(obj.args)
+                return
+            for attr in ("action", "rhs", "expr", "args"):
+                if hasattr(obj, attr) and attr != "span":
+                    walk(getattr(obj, attr))
+    walk(commands)
+    return out
+
+
+def _our_calls(node) -> list[str]:
+    from eqsat_ad.egraph.eggtext import SList
+    if not isinstance(node, SList) or not node.items:
+        return []           # an atom, or () (egglog's unit literal)
+    return [node.head or "?"] + [h for x in node.items[1:] for h in _our_calls(x)]
+
+
+def test_the_reader_agrees_with_egglog_on_tricky_text():
+    """Random text around quotes, escapes, comments and odd whitespace, as the argument of a
+    global: wherever egglog reads it, our reader reads the same calls (so the allowlist sees
+    what egglog would run)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from egglog import bindings
+    from eqsat_ad.egraph.eggtext import split_forms
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(st.lists(st.sampled_from(_PIECES), max_size=14))
+    def check(pieces):
+        text = "(let $g (Neg " + "".join(pieces) + "))\n"
+        try:
+            commands = bindings.EGraph().parse_program(text)
+        except BaseException:   # noqa: BLE001 - not egglog text: nothing to compare
+            return
+        try:
+            forms = split_forms(text, "t.egg")
+        except RuleFileError:
+            return          # stricter than egglog is safe (only the converse would not be)
+        ours = [h for f in forms for h in _our_calls(f.tree.items[2] if f.tree.head == "let" else f.tree)]
+        assert ours == _egglog_calls(commands), text
+    check()
