@@ -262,7 +262,7 @@ def read_forms(path: str | Path, what: str = "rule file") -> list[Form]:
 
 # -- rulesets and rules, for listings ----------------------------------------------------------
 
-_RULESET = re.compile(r"^\(\s*ruleset\s+([^\s()]+)\s*\)$", re.S)
+# text-level patterns, still used by eqsat_ad.rulecheck.rules
 _RULE_NAME = re.compile(r':name\s+"((?:[^"\\]|\\.)*)"')
 _RULE_RS = re.compile(r":ruleset\s+([^\s()]+)")
 
@@ -285,6 +285,13 @@ class RulesetInfo:
     rules: list[RuleInfo] = field(default_factory=list)
 
 
+def _options(form: Node) -> dict[str, Atom]:
+    """The ``:key value`` options at the top level of a form (values that are atoms)."""
+    items = form.items if isinstance(form, SList) else ()
+    return {k.text: v for k, v in zip(items, items[1:])
+            if isinstance(k, Atom) and k.text.startswith(":") and isinstance(v, Atom)}
+
+
 def file_banner(forms: list[Form]) -> str:
     """The comment block at the top of a rule file (above its first form)."""
     return forms[0].comment if forms else ""
@@ -298,16 +305,16 @@ def rulesets_in(forms: list[Form]) -> dict[str, RulesetInfo]:
     out: dict[str, RulesetInfo] = {}
     banner = file_banner(forms)
     for f in forms:
-        m = _RULESET.match(f.text.strip())
-        if m:
-            out[m.group(1)] = RulesetInfo(m.group(1), f.file, f.line, f.comment or banner)
+        t = f.tree
+        if t.head == "ruleset" and len(t.items) == 2 and isinstance(t.items[1], Atom):
+            out[t.items[1].text] = RulesetInfo(t.items[1].text, f.file, f.line, f.comment or banner)
     for f in forms:
         if f.head not in ("rewrite", "birewrite", "rule"):
             continue
-        rs = _RULE_RS.search(f.text)
-        rsname = rs.group(1) if rs else ""
-        nm = _RULE_NAME.search(f.text)
-        name = nm.group(1) if nm else f"{Path(f.file).name}:{f.line}"
+        # options read from the tree: a ":ruleset" inside a string or a comment is not one
+        opts = _options(f.tree)
+        rsname = opts[":ruleset"].text if ":ruleset" in opts else ""
+        name = opts[":name"].value if ":name" in opts else f"{Path(f.file).name}:{f.line}"
         info = out.get(rsname)
         if info is None:
             info = out.setdefault(rsname, RulesetInfo(rsname, f.file, f.line))
