@@ -10,6 +10,15 @@ Numbers with a dot, an exponent, ``inf`` or ``nan`` are reals (``Num``); plain i
 core form but a registered library function (:mod:`eqsat_ad.lang.macros`) is expanded
 while parsing.  Everything is iterative, so very deep programs parse and print.
 
+The reader refuses, before any parsing work grows, texts longer than :data:`MAX_CHARS`
+characters (4 Mi) and programs nested deeper than :data:`MAX_DEPTH` levels (10,000) with a
+:class:`ParseError` naming the file, the line and the limit.  The depth is counted in the
+same linear pass, as the expression depth the text will have (a ``lambda`` or a binding
+list adds nothing, ``(+ a b c d)`` folds into three levels).  Both caps are generous for
+real programs (the derivative programs the tool prints reach a few hundred KiB); change them
+with :func:`set_parse_limits` or the ``max_chars``/``max_depth`` arguments of :func:`parse`.
+Integer literals must fit in 64 bits.
+
 >>> p = parse("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) 2.0))))")
 >>> print(show_program(p))
 (fun ((x (vec n)))
@@ -19,6 +28,8 @@ True
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import re
 from dataclasses import dataclass
@@ -29,7 +40,7 @@ from .ast import (PRIM_ARITY, Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Le
 from .types import BOOL, INDEX, REAL, SIZE, ArrayT, PairT, Type, show_type
 
 __all__ = ["parse", "parse_expr", "parse_type", "show_expr", "show_program", "show_flat",
-           "CORE_FORMS", "WIDTH"]
+           "CORE_FORMS", "WIDTH", "MAX_CHARS", "MAX_DEPTH", "set_parse_limits"]
 
 WIDTH = 90            # target line width of the pretty printer
 _MAX_INDENT = 60      # beyond this column, sub-expressions are printed on one line
@@ -42,60 +53,170 @@ _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?((\d+\.\d*|\.\d+)([eE][+-]?\d+)?|\d+[eE][+-]?\d+|inf|infinity|nan)$",
                        re.IGNORECASE)
 _NUMBERISH = re.compile(r"^[+-]?\.?\d")
+_I64_MAX = 2 ** 63 - 1
+
+#: Longest text (characters) the reader accepts; see :func:`set_parse_limits`.
+MAX_CHARS = 4 * 2 ** 20
+#: Deepest nesting (expression levels) the reader accepts; see :func:`set_parse_limits`.
+MAX_DEPTH = 10_000
+
+
+def set_parse_limits(max_chars: int | None = None, max_depth: int | None = None) -> tuple[int, int]:
+    """Change the reader's caps (``None`` keeps one); returns the old ``(max_chars, max_depth)``.
+
+    >>> old = set_parse_limits(max_depth=50); _ = set_parse_limits(*old)
+    >>> old == (MAX_CHARS, MAX_DEPTH)
+    True
+    """
+    global MAX_CHARS, MAX_DEPTH
+    old = (MAX_CHARS, MAX_DEPTH)
+    for what, v in (("max_chars", max_chars), ("max_depth", max_depth)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{what} must be a positive integer, got {v!r}")
+    if max_chars is not None:
+        MAX_CHARS = max_chars
+    if max_depth is not None:
+        MAX_DEPTH = max_depth
+    return old
 
 
 # ======================================================================================
 # reading: text -> s-expressions with positions
 # ======================================================================================
-@dataclass
+@dataclass(slots=True)
 class _Atom:
     text: str
     line: int
     col: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _List:
     items: list
     line: int
     col: int
 
 
-def _read_all(text: str, file: str | None) -> list:
-    """All top-level s-expressions of ``text`` (iterative)."""
+# One token per match; together they cover every character of the text.
+_TOKEN = re.compile(r"[ \t\r\f\v,]+|\n|;[^\n]*|[(\[]|[)\]]|[^ \t\r\n\f\v,;()\[\]]+")
+_VARIADIC = frozenset({"+", "*", "and", "or"})
+# roles of an open list (for the depth count)
+_EXPR, _PARAMS, _BINDS, _BIND = 0, 1, 2, 3
+
+
+def _too_deep(lst: _List, limit: int, file: str | None) -> ParseError:
+    return ParseError(f"nesting deeper than {limit} levels: the program is too deep to read "
+                      f"(the reader's limit; raise it with eqsat_ad.lang.syntax.set_parse_limits "
+                      f"or --max-depth)", file, lst.line, lst.col)
+
+
+def _read_all(text: str, file: str | None, max_chars: int | None = None,
+              max_depth: int | None = None) -> list:
+    """All top-level s-expressions of ``text`` (one linear, iterative pass).
+
+    Refuses a text longer than ``max_chars`` before reading it, and a nesting deeper than
+    ``max_depth`` expression levels as soon as it is reached (see the module docstring)."""
+    max_chars = MAX_CHARS if max_chars is None else max_chars
+    max_depth = MAX_DEPTH if max_depth is None else max_depth
+    n = len(text)
+    if n > max_chars:
+        line = text.count("\n", 0, max_chars) + 1
+        raise ParseError(f"the text is {n} characters long, more than the reader's limit of "
+                         f"{max_chars} (reached on this line; raise it with "
+                         f"eqsat_ad.lang.syntax.set_parse_limits or --max-program-bytes)",
+                         file, line, None)
+    with _gc_paused():
+        return _read(text, file, max_depth)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Reading and converting allocate one object per token and keep them all: the cyclic
+    garbage collector would re-scan the growing structure again and again, for nothing."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _read(text: str, file: str | None, max_depth: int) -> list:
     top: list = []
     stack: list[_List] = []
-    line, col, i, n = 1, 1, 0, len(text)
-    while i < n:
-        ch = text[i]
+    # per open list (parallel stacks of ints/strs): expression depth, role, head atom
+    depths: list[int] = []
+    roles: list[int] = []
+    heads: list = []
+    line, line_start = 1, 0
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        ch = tok[0]
         if ch == "\n":
-            line, col, i = line + 1, 1, i + 1
+            line, line_start = line + 1, m.end()
             continue
-        if ch in " \t\r\f\v,":
-            i, col = i + 1, col + 1
+        if ch in " \t\r\f\v,;":
             continue
-        if ch == ";":
-            while i < n and text[i] != "\n":
-                i += 1
+        col = m.start() - line_start + 1
+        if ch == "(" or ch == "[":
+            lst = _List([], line, col)
+            if stack:
+                parent = stack[-1]
+                idx, phead, prole = len(parent.items), heads[-1], roles[-1]
+                if prole == _BINDS:
+                    role = _BIND
+                elif idx == 1 and (phead == "lambda" or phead == "fun"):
+                    role = _PARAMS
+                elif idx == 1 and phead == "let":
+                    role = _BINDS
+                elif idx == 0 and (prole == _PARAMS or prole == _BIND):
+                    role = _PARAMS
+                else:
+                    role = _EXPR
+                parent.items.append(lst)
+                if (idx >= 3 and phead in _VARIADIC) or (idx >= 1 and prole == _BINDS):
+                    # (+ a b c) folds into nested (+ (+ a b) c); (let ((a e) (b e2)) ..) nests
+                    depths[-1] += 1
+                    if depths[-1] > max_depth:
+                        raise _too_deep(parent, max_depth, file)
+                depth = depths[-1]
+            else:
+                role, depth = _EXPR, 0
+                top.append(lst)
+            stack.append(lst)
+            depths.append(depth)
+            roles.append(role)
+            heads.append(None)
             continue
-        if ch in "([":
-            stack.append(_List([], line, col))
-            i, col = i + 1, col + 1
-            continue
-        if ch in ")]":
+        if ch == ")" or ch == "]":
             if not stack:
                 raise ParseError(f"unexpected '{ch}' with no matching '('", file, line, col)
             done = stack.pop()
-            (stack[-1].items if stack else top).append(done)
-            i, col = i + 1, col + 1
+            depths.pop()
+            heads.pop()
+            if roles.pop() == _BINDS and stack and len(done.items) > 1:
+                depths[-1] += len(done.items) - 1     # the let body is under every binding
+                if depths[-1] > max_depth:
+                    raise _too_deep(stack[-1], max_depth, file)
             continue
-        j = i
-        while j < n and text[j] not in " \t\r\n\f\v,;()[]":
-            j += 1
-        atom = _Atom(text[i:j], line, col)
-        (stack[-1].items if stack else top).append(atom)
-        col += j - i
-        i = j
+        atom = _Atom(tok, line, col)
+        if stack:
+            parent = stack[-1]
+            idx = len(parent.items)
+            parent.items.append(atom)
+            if idx == 0:
+                heads[-1] = tok
+                if roles[-1] == _EXPR and tok != "lambda":
+                    depths[-1] += 1
+                    if depths[-1] > max_depth:
+                        raise _too_deep(parent, max_depth, file)
+            elif idx >= 3 and heads[-1] in _VARIADIC:
+                depths[-1] += 1
+                if depths[-1] > max_depth:
+                    raise _too_deep(parent, max_depth, file)
+        else:
+            top.append(atom)
     if stack:
         open_ = stack[-1]
         more = f" ({len(stack)} unclosed in all)" if len(stack) > 1 else ""
@@ -156,7 +277,7 @@ class _Converter:
     def atom(self, a: _Atom) -> Expr:
         t = a.text
         if _INT_RE.match(t):
-            return Int(int(t))
+            return Int(self.int_literal(a))
         if _FLOAT_RE.match(t):
             return Num(float(t))
         if t == "true":
@@ -170,6 +291,18 @@ class _Converter:
             hint = f"; write {shape}" if shape else ""
             raise _err(a, f"'{t}' is a form, not a value{hint}", self.file)
         return Var(t)
+
+    def int_literal(self, a: _Atom) -> int:
+        """An integer literal; it must fit in 64 bits (checked before converting, so a
+        10,000-digit literal is refused cheaply)."""
+        t = a.text
+        digits = t.lstrip("+-").lstrip("0")
+        v = int(t) if len(digits) <= 19 else None
+        if v is None or not -_I64_MAX - 1 <= v <= _I64_MAX:
+            shown = t if len(t) <= 30 else f"{t[:12]}...{t[-6:]} ({len(digits)} digits)"
+            raise _err(a, f"integer literal {shown} is out of range: integers must fit in 64 bits "
+                          f"(write a real such as 1e30 for a large number)", self.file)
+        return v
 
     def name(self, sx, what: str) -> str:
         if not isinstance(sx, _Atom):
@@ -351,7 +484,10 @@ class _Converter:
         if t == "?":
             return None
         if _INT_RE.match(t):
-            return int(t)
+            v = self.int_literal(sx)
+            if v < 0:
+                raise _err(sx, f"bad size {t}: a size cannot be negative", self.file)
+            return v
         return self.name(sx, "size")
 
     def type(self, sx) -> Type:
@@ -413,8 +549,11 @@ def _load_library() -> None:
         pass
 
 
-def _single(text: str, file: str | None, what: str):
-    sxs = _read_all(text, file)
+def _single(text: str, file: str | None, what: str, max_chars: int | None = None,
+            max_depth: int | None = None):
+    if not isinstance(text, str):
+        raise TypeError(f"expected the {what} as a str, got {type(text).__name__}")
+    sxs = _read_all(text, file, max_chars, max_depth)
     if not sxs:
         raise ParseError(f"expected {what}, got empty text", file, 1, 1)
     if len(sxs) > 1:
@@ -423,26 +562,31 @@ def _single(text: str, file: str | None, what: str):
     return sxs[0]
 
 
-def parse(text: str, file: str | None = None) -> Program:
+def parse(text: str, file: str | None = None, *, max_chars: int | None = None,
+          max_depth: int | None = None) -> Program:
     """Parse a program ``(fun ((x type) ...) body)``.  Errors are :class:`ParseError` with
-    file, line and column.
+    file, line and column.  ``max_chars``/``max_depth`` override the reader's caps
+    (:data:`MAX_CHARS`, :data:`MAX_DEPTH`) for this call.
 
     >>> p = parse("(fun ((x (vec n)) (w real)) (* w (get x 0)))")
     >>> [q.name for q in p.params], show_expr(p.body)
     (['x', 'w'], '(* w (get x 0))')
     """
     _load_library()
-    return _Converter(file).program(_single(text, file, "program"))
+    with _gc_paused():
+        return _Converter(file).program(_single(text, file, "program", max_chars, max_depth))
 
 
-def parse_expr(text: str, file: str | None = None) -> Expr:
-    """Parse one expression.
+def parse_expr(text: str, file: str | None = None, *, max_chars: int | None = None,
+               max_depth: int | None = None) -> Expr:
+    """Parse one expression (``max_chars``/``max_depth``: as in :func:`parse`).
 
     >>> parse_expr("(let ((a 1.0) (b (+ a 2))) (* a b))")
     Let(name='a', value=Num(value=1.0), body=Let(name='b', value=Prim(op='+', args=(Var(name='a'), Int(value=2))), body=Prim(op='*', args=(Var(name='a'), Var(name='b')))))
     """
     _load_library()
-    return _Converter(file).expr(_single(text, file, "expression"))
+    with _gc_paused():
+        return _Converter(file).expr(_single(text, file, "expression", max_chars, max_depth))
 
 
 def parse_type(text: str, file: str | None = None) -> Type:
