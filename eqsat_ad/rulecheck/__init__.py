@@ -38,6 +38,7 @@ from pathlib import Path
 from ..egraph.allowlist import check_rule_files
 from ..egraph.session import default_rule_files
 from .direct import REFINEMENT_RULES, Counterexample, RuleResult, check_rule  # noqa: F401
+from .loading import form_name, load_file
 from .rules import RuleSpec, rules_in_file  # noqa: F401
 
 __all__ = ["check_rules", "check_rule", "Report", "RuleResult", "Counterexample", "main",
@@ -61,13 +62,30 @@ class Report:
         return [r for r in self.results if r.status == "skipped"]
 
     @property
+    def unloadable(self) -> list[RuleResult]:
+        return [r for r in self.results if r.status == "unloadable"]
+
+    @property
     def sound(self) -> list[RuleResult]:
         return [r for r in self.results if r.status == "sound"]
 
     @property
     def ok(self) -> bool:
-        """No rule is unsound (skipped rules are listed, not failed)."""
-        return not self.unsound
+        """Every rule was checked and none is unsound: no rule unsound, unloadable or skipped
+        ("no equation" is fine: such a rule has nothing to check)."""
+        return self.exit_status() == 0
+
+    def exit_status(self, allow_skips: bool = False) -> int:
+        """The command line's exit status for this report: 2 when a rule does not load, else
+        1 when one is unsound, else 3 when one was skipped (could not be checked) unless
+        ``allow_skips``, else 0."""
+        if self.unloadable:
+            return 2
+        if self.unsound:
+            return 1
+        if self.skipped and not allow_skips:
+            return 3
+        return 0
 
     @property
     def instances(self) -> int:
@@ -82,10 +100,10 @@ class Report:
     def summary(self, verbose: bool = False) -> str:
         lines = []
         for r in self.results:
-            if verbose or r.status in ("unsound", "skipped"):
+            if verbose or r.status in ("unsound", "skipped", "unloadable"):
                 lines.append(r.describe())
         counts = {s: sum(1 for r in self.results if r.status == s)
-                  for s in ("sound", "unsound", "skipped", "no equation")}
+                  for s in ("sound", "unsound", "unloadable", "skipped", "no equation")}
         lines.append(f"{len(self.results)} rules in {len(self.files)} files ({self.mode} mode): "
                      + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
                      + f"; {self.instances} instances in {self.seconds:.1f} s")
@@ -115,15 +133,39 @@ def check_rules(files=None, examples: int = 100, seed: int = 0, rules: list[str]
     check_rule_files(_files(files))     # untrusted text: allowlisted before anything reads it
     rep = Report(files=[str(f) for f in _files(files)])
     for f in _files(files):
-        for spec in rules_in_file(f):
+        load = load_file(f)
+        specs = rules_in_file(f)
+        rep.results += unloadable_results(load, specs, rules)
+        for spec in specs:
             if rules is not None and spec.name not in rules:
                 continue
-            r = check_rule(spec, examples=examples, seed=seed, max_depth=max_depth)
+            if spec.line in load.errors:
+                continue
+            if spec.uses_relations and spec.skip_reason and not spec.no_equation:
+                # a relation other rules compute: checked in an e-graph with those rules
+                from .egraph_mode import check_rule_in_egraph
+                r = check_rule_in_egraph(spec, specs, load, examples=max(4, examples // 10), seed=seed)
+            else:
+                r = check_rule(spec, examples=examples, seed=seed, max_depth=max_depth)
             rep.results.append(r)
             if progress:
                 progress(r)
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def unloadable_results(load, specs, rules=None, mode: str = "direct") -> list[RuleResult]:
+    """One ``unloadable`` result per form of the file that egglog refuses."""
+    out = []
+    byline = {s.line: s for s in specs}
+    for line, (form, msg) in sorted(load.errors.items()):
+        spec = byline.get(line)
+        name = spec.name if spec else form_name(form)
+        if rules is not None and spec is not None and name not in rules:
+            continue
+        out.append(RuleResult(name, spec.ruleset if spec else "", form.file, line, "unloadable",
+                              reason=msg, mode=mode))
+    return out
 
 
 def check_rules_egraph(*args, **kwargs):
@@ -132,11 +174,24 @@ def check_rules_egraph(*args, **kwargs):
     return f(*args, **kwargs)
 
 
+EXIT_STATUS = """\
+exit status:
+  0  every rule was checked and is sound (rules that add no equality have nothing to check)
+  1  a rule is unsound (the report gives a counterexample and the rule's file:line)
+  2  a file cannot be read, is refused by the allowlist, or egglog refuses one of its forms
+     (an unloadable rule: the file could not be used by optimize either)
+  3  a rule could not be checked (skipped, with the reason); --allow-skips makes this 0
+  The first that applies wins, in the order 2, 1, 3."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``eqsat-ad rules check [FILES]``: exit status 1 when a rule is unsound, 2 on a bad file."""
+    """``eqsat-ad rules check [FILES]``; the exit status is in :data:`EXIT_STATUS`: 0 all
+    checked and sound, 1 a rule unsound, 2 a bad file or a rule egglog refuses, 3 a rule
+    skipped (could not be checked; 0 with ``--allow-skips``)."""
     from ..errors import EqsatError
     ap = argparse.ArgumentParser(prog="eqsat-ad rules check",
-                                 description="Check rewrite rules for soundness on random instances.")
+                                 description="Check rewrite rules for soundness on random instances.",
+                                 epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*", help="rule files (default: the shipped rules/*.egg)")
     ap.add_argument("--examples", type=int, default=100, help="instances per rule (default 100)")
     ap.add_argument("--seed", type=int, default=0)
@@ -145,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="direct: instantiate both sides; egraph: run each ruleset on random terms "
                          "in an e-graph and compare every extracted variant")
     ap.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    ap.add_argument("--allow-skips", action="store_true",
+                    help="rules that could not be checked (skipped) do not fail the run")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every rule")
     a = ap.parse_args(argv)
     files = a.files or None
@@ -162,4 +219,5 @@ def main(argv: list[str] | None = None) -> int:
         print(rep.summary(verbose=a.verbose))
     if a.json:
         Path(a.json).write_text(json.dumps([r.to_dict() for r in reports], indent=1, default=str))
-    return 0 if all(r.ok for r in reports) else 1
+    codes = [r.exit_status(a.allow_skips) for r in reports]
+    return next((c for c in (2, 1, 3) if c in codes), 0)

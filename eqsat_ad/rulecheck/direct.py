@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -89,6 +89,7 @@ class RuleResult:
     only_colliding_names: bool = False   # unsound only when binder names collide
     mode: str = "direct"
     seconds: float = 0.0
+    fired: dict = field(default_factory=dict)   # e-graph mode: rule -> matches
 
     @property
     def where(self) -> str:
@@ -96,6 +97,8 @@ class RuleResult:
 
     def describe(self) -> str:
         head = f"{self.status.upper():<11} {self.name} ({self.where}, ruleset {self.ruleset or '-'})"
+        if self.status == "sound" and self.mode == "egraph" and self.reason and not self.name.startswith("ruleset "):
+            return head + f": {self.reason}"
         if self.status == "sound":
             return head + f": {self.instances} instances" + (f", {self.refined} refined errors" if self.refined else "") \
                 + (f"; assumes {', '.join(self.assumptions)} ({self.assumed} instances outside it)"

@@ -113,6 +113,9 @@ PRIMS = {"+", "-", "*", "/", "neg", "to-f64", "to-i64", "min", "max", "abs"}
 #: query atoms we understand (the rest make a rule "skipped")
 #: relations of the schema that only state a type (``(real-term e)``: e is real-valued)
 TYPE_RELATIONS = {"real-term": "real", "real-array": "real-array"}
+#: facts of the schema that other rules' side conditions trust (a rule that adds them could
+#: make a sound rule misfire) and the ``set`` action (it defines a function such as ``fv``)
+TRUSTED_FACTS = {"ext", "real-term", "real-array", "fv", "set"}
 KNOWN_ATOMS = {"=", "!=", "set-contains", "set-not-contains", "ext", "fv", "<", ">", "<=", ">="}
 
 
@@ -174,6 +177,9 @@ class RuleSpec:
     equations: list = field(default_factory=list)
     skip_reason: str = ""           # set: cannot be checked (say why)
     no_equation: str = ""           # set: the rule adds no equality (say what it does)
+    uses_relations: list = field(default_factory=list)   # relations/functions its query matches
+    #                                 that other rules compute (it is checked in an e-graph)
+    adds_facts: list = field(default_factory=list)       # relations its actions add facts to
     query_roots: list = field(default_factory=list)   # patterns matched (seeds for e-graph mode)
     comment: str = ""
     sorts: dict = field(default_factory=dict)
@@ -310,6 +316,8 @@ def parse_rule(form: Form, name: str, ruleset: str) -> RuleSpec:
                     c = _cond(atom, sorts, defs, fvdefs)
                 except UnsupportedRule as e:
                     unknown = unknown or str(e)
+                    if isinstance(atom, list) and atom and isinstance(atom[0], Sym):
+                        spec.uses_relations.append(atom[0].name)
                     continue
                 if c is not None:
                     conds.append(c)
@@ -334,6 +342,13 @@ def parse_rule(form: Form, name: str, ruleset: str) -> RuleSpec:
                         sorts[act[1].name] = "String"
                 elif h == "union":
                     unions.append((act[1], act[2]))
+                elif h not in ("subsume", "delete", "panic"):
+                    spec.adds_facts.append(h)
+            trusted = sorted({h for h in spec.adds_facts if h in TRUSTED_FACTS})
+            if trusted:
+                spec.skip_reason = (f"it adds {', '.join(trusted)} facts, which other rules' side "
+                                    f"conditions trust: the checker cannot check such a fact")
+                return spec
             if not unions:
                 spec.no_equation = ("adds terms or facts only (no union): it cannot make two "
                                     "different values equal")
