@@ -193,6 +193,20 @@ def test_gateway_refuses_py_calls_even_in_internal_text():
     s.run_text('(let $ok (Input "py-x"))')      # a string is data, not a call
 
 
+def test_rule_file_forms_are_allowlisted_at_the_gateway_itself():
+    """Code that loads a rule file form by form (the rule checker does) gets the same checks."""
+    from eqsat_ad.egraph.eggtext import split_forms
+    s = EGraphSession(rule_files=[])
+    forms = split_forms('(relation seen (Term))\n(rule ((seen e)) ((let y (py-eval "1" (py-dict) (py-dict)))))\n'
+                        '(check (seen (Num 1.0)))', "f.egg")
+    s._run_forms(forms[:1], user_file=True)
+    assert "seen" in s.vocabulary.functions
+    with pytest.raises(RuleFileError, match=r"f.egg:2:30: 'py-eval' is not allowed"):
+        s._run_forms(forms[1:2], user_file=True)
+    with pytest.raises(RuleFileError, match=r"f.egg:3:1: .*not 'check'"):
+        s._run_forms(forms[2:], user_file=True)
+
+
 def test_until_names_are_checked_when_the_schedule_runs(tmp_path):
     """Names a schedule file cannot know yet are checked against the loaded rule files."""
     rules = tmp_path / "mine.egg"

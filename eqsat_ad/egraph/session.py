@@ -99,9 +99,11 @@ class EGraphSession:
         return self._run_forms(split_forms(text, "<internal>"))
 
     def _run_forms(self, forms: list[Form], user_file: bool = False):
-        """The one place text reaches egglog (see :func:`parse_guarded`)."""
+        """The one place text reaches egglog (see :func:`parse_guarded`).  A form of a rule
+        file (``user_file``) is first checked against the allowlist and what is loaded."""
         outs = []
         for f in forms:
+            declared = check_rule_forms([f], self.vocabulary) if user_file else None
             try:
                 outs += self.eg.run_program(*parse_guarded(self.eg, f.text, user_file))
             except RefusedText as e:
@@ -113,6 +115,8 @@ class EGraphSession:
                     raise EqsatError(f"egglog rejected internal form {f.text[:120]}: {_egg_message(e)}") from None
                 raise RuleFileError(f"egglog rejected this form: {_egg_message(e)}", f.file, f.line,
                                     f.column) from None
+            if declared is not None:
+                self.vocabulary.update(declared)
         return outs
 
     def load_rules(self, path) -> dict[str, RulesetInfo]:
@@ -122,9 +126,8 @@ class EGraphSession:
         function/constructor/sort declarations; calls only to known names) before egglog sees
         any of it."""
         forms = read_forms(path)
-        declared = check_rule_forms(forms, self.vocabulary)
+        check_rule_forms(forms, self.vocabulary)     # the whole file, before any of it runs
         self._run_forms(forms, user_file=True)
-        self.vocabulary.update(declared)
         found = rulesets_in(forms)
         for name, info in found.items():
             if name in self.rulesets and info.file != self.rulesets[name].file:
