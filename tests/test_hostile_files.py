@@ -201,7 +201,7 @@ def test_rule_file_forms_are_allowlisted_at_the_gateway_itself():
                         '(check (seen (Num 1.0)))', "f.egg")
     s._run_forms(forms[:1], user_file=True)
     assert "seen" in s.vocabulary.functions
-    with pytest.raises(RuleFileError, match=r"f.egg:2:30: 'py-eval' is not allowed"):
+    with pytest.raises(RuleFileError, match=r"f.egg:2:27: 'py-eval' is not allowed"):
         s._run_forms(forms[1:2], user_file=True)
     with pytest.raises(RuleFileError, match=r"f.egg:3:1: .*not 'check'"):
         s._run_forms(forms[2:], user_file=True)
