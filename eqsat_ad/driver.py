@@ -56,6 +56,8 @@ class RunReport:
     cost_after: float | None = None
     sizes: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the numeric check of optimize: "verified", "skipped: <why>" or "disabled"
+    check: str = "disabled"
 
     @property
     def iterations(self) -> int:

@@ -47,6 +47,11 @@ class OptimizeResult:
 
 
 def _sizes_for(prog: Program, sizes: dict | None, inputs: dict | None, default: int) -> dict[str, int]:
+    """The sizes for the cost model: ``sizes`` (validated up front: names the program knows,
+    positive integers -- a bad one is an :class:`EqsatError` naming it, before any egglog
+    work), else taken from example ``inputs`` (an empty input counts as 1), else ``default``."""
+    from .runtime import check_sizes
+    given = check_sizes(prog, sizes)
     out: dict[str, int] = {}
     if inputs:
         from .runtime import bind_inputs
@@ -54,8 +59,8 @@ def _sizes_for(prog: Program, sizes: dict | None, inputs: dict | None, default: 
         for p in prog.params:
             for n in size_names(p.type):
                 if n in env:
-                    out[n] = int(env[n])
-    out.update({k: int(v) for k, v in (sizes or {}).items()})
+                    out[n] = max(1, int(env[n]))
+    out.update(given)
     for p in prog.params:
         for n in size_names(p.type):
             out.setdefault(n, default)
@@ -84,49 +89,124 @@ def _rule_files(rules, default_rules: bool) -> list[Path]:
     return files
 
 
-def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0, trials: int = 2,
-                 rtol: float = 1e-7, atol: float = 1e-9, fallback_sizes: dict | None = None) -> str:
-    """Evaluate both programs with the reference interpreter on random small inputs and raise
-    :class:`EqsatError` if they disagree.  Returns a note when no check was possible.
+#: Sizes the numeric check tries (after ``sizes`` and ``sizes + 1``), small to keep it cheap.
+CHECK_SIZES = (3, 4, 2, 5, 1, 6, 7, 8)
+#: Tried last, only when the input program failed at every smaller size.
+CHECK_SIZES_LARGE = (16, 32, 64)
+SKIPPED = "numeric check skipped: "
 
-    Small sizes first (``sizes``, ``sizes + 1``); when the input program itself fails there
-    (e.g. it reads element 11), the sizes it was optimised for (``fallback_sizes``, if at most
-    256) are used instead."""
-    from .errors import EvalError
+
+def _check_plans(names: list[str], first: int, fallback: dict | None) -> list[dict[str, int]]:
+    """Size assignments to try: every name a different small size first (a transposed
+    index shows), then all names equal (programs that need m = n), then the sizes the
+    program was optimised for when they are small (a program that reads element 11), then
+    a few larger ones."""
+    order = list(dict.fromkeys([first, first + 1, *CHECK_SIZES]))
+    plans: list[dict[str, int]] = []
+    for t in range(len(order)):
+        plans.append({n: order[(t + j) % len(order)] for j, n in enumerate(names)})
+    if len(names) > 1:
+        plans += [{n: v for n in names} for v in order]
+    if fallback and names and all(0 < int(fallback.get(n, 0)) <= 256 for n in names):
+        plans.append({n: int(fallback[n]) for n in names})
+    plans += [{n: v for n in names} for v in CHECK_SIZES_LARGE]
+    out: list[dict[str, int]] = []
+    for d in plans:
+        if d not in out or not names:
+            out.append(d)
+    return out
+
+
+def _short(v, limit: int = 300) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0, trials: int = 2,
+                 rtol: float = 1e-7, atol: float = 1e-9, fallback_sizes: dict | None = None,
+                 compiled: bool = True) -> str:
+    """Run both programs on random small inputs and raise :class:`EqsatError` if they
+    disagree: ``after`` with the reference interpreter and, with ``compiled``, also compiled
+    by the NumPy backend (so a backend bug shows too), both against ``before`` interpreted.
+
+    Returns ``""`` when at least one size was checked, else a note starting with
+    ``"numeric check skipped: "`` saying why (the input program fails on random inputs at
+    every size tried).  Sizes tried, until ``trials`` of them passed: ``sizes``,
+    ``sizes + 1`` and the others of 1..8 (each size name a different one, then all equal),
+    then the sizes the program was optimised for (``fallback_sizes``) when at most 256, then
+    16, 32 and 64."""
+    from .errors import EvalError, ResourceLimitError
     from .lang.interp import evaluate
+    from .runtime import known_size_names
     from .testing import random_inputs
-    names = []
-    for p in before.params:
-        names += [n for n in size_names(p.type) if n not in names]
-    plans = [{n: sizes + t for n in names} for t in range(trials)]
-    if fallback_sizes and all(0 < int(fallback_sizes.get(n, 0)) <= 256 for n in names):
-        plans.append({n: int(fallback_sizes[n]) for n in names})
+    names = known_size_names(before)
+    plans = _check_plans(names, sizes, fallback_sizes)
+    if not names:
+        plans = [{} for _ in range(trials)]
+    fn = None
     checked = 0
+    why = ""
     for k, dims in enumerate(plans):
         inputs = random_inputs(before, dims, seed=seed + k, low=-1.5, high=1.5)
+        args = [inputs[p.name] for p in before.params]
         try:
-            a = evaluate(before, **inputs)
-        except EvalError:
+            a = evaluate(before, *args)
+        except (EvalError, ResourceLimitError) as e:
+            why = str(e)
             continue            # the input program is not defined at these sizes
-        b = evaluate(after, **inputs)
+        at = f"sizes {dims}" if dims else "inputs"
+        try:
+            b = evaluate(after, *args)
+        except (EvalError, ResourceLimitError) as e:
+            raise EqsatError(f"the optimised program fails on random inputs ({at}) where the input "
+                             f"program does not: {e}") from None
         if not _close(a, b, rtol, atol):
             raise EqsatError(f"the optimised program disagrees with the input program on random inputs "
-                             f"(sizes {dims}): {a!r} vs {b!r}")
+                             f"({at}): {_short(a)} vs {_short(b)}")
+        if compiled:
+            if fn is None:
+                from .backend import compile as np_compile
+                try:
+                    fn = np_compile(after)
+                except Exception as e:  # noqa: BLE001 - a backend bug: say which program
+                    raise EqsatError(f"the NumPy backend cannot compile the optimised program: "
+                                     f"{type(e).__name__}: {e}") from None
+            try:
+                c = fn(*args)
+            except Exception as e:  # noqa: BLE001 - the interpreter ran it: a backend bug
+                raise EqsatError(f"the optimised program compiled by the NumPy backend fails on random "
+                                 f"inputs ({at}) where the interpreter runs it: {type(e).__name__}: "
+                                 f"{e}") from None
+            if not _close(a, c, rtol, atol):
+                raise EqsatError(f"the optimised program compiled by the NumPy backend disagrees with the "
+                                 f"input program on random inputs ({at}): {_short(a)} vs {_short(c)}")
         checked += 1
         if checked >= trials:
             break
-    return "" if checked else "numeric check skipped: the input program fails on random inputs at every size tried"
+    if checked:
+        return ""
+    tried = sorted({v for d in plans for v in d.values()})
+    return (SKIPPED + f"the input program fails on random inputs at every size tried "
+            f"({', '.join(map(str, tried)) or 'no sizes'})" + (f", e.g. {why}" if why else ""))
 
 
 def _close(a, b, rtol, atol) -> bool:
+    """``a`` and ``b`` are the same value up to rounding: same structure (pairs, ragged
+    lists), same shape (no broadcasting), equal up to ``rtol``/``atol`` (nan equals nan)."""
     if isinstance(a, tuple) or isinstance(b, tuple):
         return isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) and \
             all(_close(x, y, rtol, atol) for x, y in zip(a, b))
+    if isinstance(a, list) or isinstance(b, list):
+        try:
+            la, lb = list(a), list(b)
+        except TypeError:
+            return False
+        return len(la) == len(lb) and all(_close(x, y, rtol, atol) for x, y in zip(la, lb))
     try:
-        return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=rtol, atol=atol,
-                                equal_nan=True))
+        x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     except (TypeError, ValueError):
         return False
+    return x.shape == y.shape and bool(np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True))
 
 
 def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=None,
@@ -206,8 +286,11 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     cost_after = measure(out, sz)
     report.extraction["tree_cost"] = model.program_cost(out, sz)
     report.cost_before, report.cost_after = cost_before, cost_after
+    # report.check: "verified" only when the numeric check ran (see check_agrees)
+    report.check = "disabled"
     if check:
         note = check_agrees(prog, out, fallback_sizes=sz)
+        report.check = "skipped: " + note[len(SKIPPED):] if note else "verified"
         if note:
             report.notes.append(note)
     return OptimizeResult(out, cost_after, cost_before, report, session if keep_egraph else None)

@@ -200,15 +200,18 @@ def size_value(name: str, v: Any, what: str = "size") -> int:
     return int(iv)
 
 
-def check_sizes(prog, sizes: "dict | None", what: str = "size") -> dict[str, int]:
-    """Validate ``sizes`` (size name -> value) for ``prog``: every name must be one the
-    program knows (:func:`known_size_names`) and every value a positive integer.  Returns
-    the sizes as ints; raises :class:`EqsatError` naming the bad entry.
+def check_sizes(prog, sizes: "dict | None", what: str = "size", strict: bool = False) -> dict[str, int]:
+    """Validate ``sizes`` (size name -> value) for ``prog``: every value must be a positive
+    integer, and a name the program does not know (:func:`known_size_names`) is an error
+    when one of the program's own size names is left without a value (a typo such as ``N``
+    for ``n``) -- or always, with ``strict``.  Otherwise extra names are ignored, so that one
+    ``sizes`` dict can serve several programs.  Returns the program's sizes as ints; raises
+    :class:`EqsatError` naming the bad entry and the known names.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var
     >>> from eqsat_ad.lang.types import vec
     >>> p = Program((Param("x", vec("n")),), Var("x"))
-    >>> check_sizes(p, {"n": 1e3})
+    >>> check_sizes(p, {"n": 1e3, "m": 5})
     {'n': 1000}
     >>> check_sizes(p, {"N": 10})
     Traceback (most recent call last):
@@ -221,14 +224,17 @@ def check_sizes(prog, sizes: "dict | None", what: str = "size") -> dict[str, int
         raise EqsatError(f"sizes must be a dict of size name -> positive integer, got "
                          f"{type(sizes).__name__}")
     known = known_size_names(prog)
+    missing = [n for n in known if n not in sizes]
     out: dict[str, int] = {}
     for k, v in sizes.items():
         if not isinstance(k, str):
             raise EqsatError(f"size names are strings, got {k!r}")
-        if k not in known:
+        val = size_value(k, v, what)
+        if k in known:
+            out[k] = val
+        elif strict or missing:
             raise EqsatError(f"unknown size name {k!r}; the program's size names are: "
                              f"{', '.join(known) if known else '(none)'}")
-        out[k] = size_value(k, v, what)
     return out
 
 
