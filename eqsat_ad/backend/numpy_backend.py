@@ -216,7 +216,8 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
         head += [f"    if {missing}:",
                  f"        return self._recall(({given}{',' if len(names) == 1 else ''}), _more, _extra)"]
     else:
-        head = ["def _run(self, *_args, **_kwargs):", f"    # {comment}",
+        # self is positional-only: a parameter may be called "self" (passed by keyword)
+        head = ["def _run(self, /, *_args, **_kwargs):", f"    # {comment}",
                 "    if _kwargs or len(_args) != %d:" % len(names),
                 "        return self._generic(_args, _kwargs)"]
         if names:
@@ -417,7 +418,7 @@ def compile(prog: Program) -> CompiledProgram:   # noqa: A001 - the documented p
         from ..lang.interp import evaluate
         prog2 = elaborate(prog)
 
-        def _run(self, *args, **kwargs):
+        def _run(self, /, *args, **kwargs):
             return evaluate(prog2, *args, **kwargs)
         src = (f"# The NumPy backend cannot vectorise this program ({fallback});\n"
                f"# it runs with the reference interpreter.\n")

@@ -243,7 +243,7 @@ def eval_expr(e: Expr, env: dict[str, Any]) -> Any:
     raise EvalError(f"cannot evaluate {e!r}")
 
 
-def evaluate(prog: Program, *args: Any, **inputs: Any) -> Any:
+def evaluate(prog: Program, /, *args: Any, **inputs: Any) -> Any:   # any parameter name, even 'prog'
     """Run ``prog`` on inputs given positionally (parameter order) or by keyword.
 
     Returns ``float``/``int``/``bool`` for scalars, a NumPy array for an array (2-D for
