@@ -14,24 +14,30 @@ Python ``for`` loop).  So one node costs
 * ``op`` -- calibrated seconds per element, ``overhead`` -- calibrated seconds per call,
   both in units of one float add per element (``benchmarks/calibrate_costs.py``).
 
-The ``op x W`` part is exactly what egglog computes inside the e-graph (set-cost rules
-of ``eqsat_ad/egraph/costrules.py``) to guide its own tree extractor; the Python extractors
-(``eqsat_ad/extract``) and :meth:`CostModel.program_cost` add the per-call term and the
-backend's special cases (a ``get`` along an axis and a ``build`` are views, a ``pow`` by a
-small integer is multiplications, an additive ``ifold`` is a vectorised reduction).
+What the backend does with each shape of term -- a view, a fill, a vectorised reduction
+(``sum``, and the ``ifold`` shapes it recognises: sums, products, max/min), a BLAS or
+``einsum`` call with its fixed overhead, a Python loop -- is declared once, in
+:mod:`eqsat_ad.cost.semantics`.  The whole-program costs below and the e-node costs of the
+Python extractors (``EGraphView.assign_costs``) both follow it, and both price every part
+with :meth:`CostModel.node_cost`, so a model that overrides it changes every cost.  egglog's
+in-graph costs (``eqsat_ad/egraph/costrules.py``) are the ``op x W`` part only; they guide
+egglog's own extractor, one candidate among others (``eqsat_ad/extract``).
 
-:meth:`CostModel.program_cost` is the tree cost (a repeated sub-term is paid each time);
-:meth:`CostModel.dag_cost` pays once for sub-terms the backend computes once: it memoises
-compiled sub-expressions by (structure, bindings of their free variables), where an index
-variable's binding is its nesting depth and extent, a ``let`` name's is its value's.
+:meth:`CostModel.dag_cost` is **the** cost of a program: what ``optimize`` reports and what
+every extractor's result is judged by.  It pays once for sub-terms the backend computes once:
+the backend memoises compiled sub-expressions by (structure, bindings of their free
+variables), where an index variable's binding is its nesting depth and extent, a ``let``
+name's is its value's.  :meth:`CostModel.program_cost` is the tree cost (a repeated sub-term
+is paid each time), reported for comparison.
 
 >>> from eqsat_ad.lang.syntax import parse
 >>> m = CostModel(overhead=0.0)
->>> p = parse("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))")
->>> m.program_cost(p, {"n": 1000})           # Mul 1000 + Sum 1000; the gets are views
-2000.0
->>> m.dag_cost(p, {"n": 1000})
-2000.0
+>>> p = parse("(fun ((x (vec n))) (sum n (lambda (i) (exp (get x i)))))")
+>>> m.program_cost(p, {"n": 1000})           # Exp 6 x 1000 + Sum 1 x 1000; the get is a view
+7000.0
+>>> q = parse("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))")
+>>> m.dag_cost(q, {"n": 1000})               # one np.dot: Dot 0.5 x 1000
+500.0
 """
 from __future__ import annotations
 
@@ -52,12 +58,12 @@ DEFAULT_OPCOST: dict[str, float] = {
     "Len": 0.1, "Fst": 0.1, "Snd": 0.1, "Pair": 0.1, "Get": 2.0, "If": 3.0,
     "Build": 1.0, "Sum": 1.0, "Let": 0.1, "IFold": 500.0,
 }
-# Constructors that issue no NumPy call of their own (views, compile-time pairs, names).
-NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build"})
-# Extra table entries used by the Python side only (the e-graph has one constructor each):
-#   GetAxis -- (get x i) with i an index axis: a view;  Fill -- a build whose body does not
-#   depend on its index (np.full / broadcast);  Loop -- one iteration of a sequential ifold.
-EXTRA_OPCOST: dict[str, float] = {"GetAxis": 0.0, "Fill": 1.0, "Loop": 0.0}
+# What the backend does with each shape of term (views, fills, reductions, BLAS / einsum
+# calls, loops) is declared once, in semantics.py: NO_CALL (no NumPy call of its own) and the
+# table entries of the pseudo-constructors (GetAxis, Fill, Loop, Prod, Max, Dot, Gemv, ...).
+from .semantics import (EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION, NO_CALL,  # noqa: E402
+                        POW_MULS as _POW_MULS, contraction, contraction_terms, fold_shape,
+                        is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
 
@@ -68,12 +74,6 @@ def _ctor(e: Expr) -> str:
     name = type(e).__name__
     return {"Length": "Len"}.get(name, name)
 
-
-# the backend turns a ``pow`` by an integer |k| <= 4 into multiplications; cost it the same way
-from ..backend._values import _int_exponent  # noqa: E402
-
-
-_POW_MULS = {0: 0, 1: 0, 2: 1, 3: 2, 4: 2}
 
 
 @dataclass
@@ -106,8 +106,14 @@ class CostModel:
         return self.op_cost(_ctor(e))
 
     def calls_overhead(self, ctor: str) -> float:
+        """The fixed cost of one call of ``ctor``'s NumPy operation: ``call_overhead[ctor]``,
+        else a multiple of ``overhead`` for the calls that cost more than one plain call
+        (an ``einsum`` and its path planning, :data:`~eqsat_ad.cost.semantics.EXTRA_CALLS`),
+        else 0 for views and compile-time values, else ``overhead``."""
         if ctor in self.call_overhead:
             return float(self.call_overhead[ctor])
+        if ctor in EXTRA_CALLS:
+            return EXTRA_CALLS[ctor] * float(self.overhead)
         return 0.0 if ctor in NO_CALL else float(self.overhead)
 
     def node_cost(self, ctor: str, weight: float, calls: float = 1.0) -> float:
@@ -310,13 +316,17 @@ class _Walk:
             self.memo[key] = v
         return v
 
+    def _bind(self, e: Let, scope: dict, depth: int) -> dict:
+        """The scope of a ``let``'s body: its name bound to its value, walked when demanded."""
+        vid = ("let", e.value, tuple(sorted((v, scope[v][1]) for v in self.fv(e.value) if v in scope)))
+        lazy = _Lazy(lambda: self.walk(e.value, scope, depth))
+        # kept after the body (lazy parts of it are walked later); names are unique
+        self.shapes[e.name] = self.shape(e.value)
+        return {**scope, e.name: (lazy, vid)}
+
     def _node(self, e: Expr, scope: dict, depth: int):
         if isinstance(e, Let):
-            vid = ("let", e.value, tuple(sorted((v, scope[v][1]) for v in self.fv(e.value) if v in scope)))
-            lazy = _Lazy(lambda: self.walk(e.value, scope, depth))
-            # kept after the body (lazy parts of it are walked later); names are unique
-            self.shapes[e.name] = self.shape(e.value)
-            return self.walk(e.body, {**scope, e.name: (lazy, vid)}, depth)
+            return self.walk(e.body, self._bind(e, scope, depth), depth)
         if isinstance(e, Pair):
             return _PairVal(_Lazy(lambda: self.walk(e.fst, scope, depth)),
                             _Lazy(lambda: self.walk(e.snd, scope, depth)))
@@ -330,13 +340,23 @@ class _Walk:
             n = self.extent(e.size)
             self.ext[e.var] = n
             bid = ("ix", depth + 1, e.size)
-            bv = self.walk(e.body, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1)
+            inner = {**scope, e.var: (frozenset([e.var]), bid)}
             is_build = isinstance(e, Build)
+            masked = bool(na - self.seq)        # the extent varies along an axis: a masked reduction
+            bv = None
+            if not is_build and not masked:
+                bv = self._contraction(e, inner, depth + 1, na)
+                if isinstance(bv, tuple):       # a BLAS / einsum call: paid, done
+                    return bv[0]
+            if bv is None:
+                bv = self.walk(e.body, inner, depth + 1)
 
             def done(ba):
                 own = na | (ba - {e.var})
                 if e.var in ba:
                     self.pay("Build" if is_build else "Sum", na | ba)
+                    if masked and not is_build:
+                        self.pay("If", na | ba)                 # where(i < n, body, 0)
                 elif is_build:
                     self.pay("Fill", own | {e.var})         # np.full / broadcast of the body
                 else:
@@ -393,28 +413,97 @@ class _Walk:
         self.pay("If", ca | ta | ea_)
         return ca | ta | ea_
 
+    def _intish(self, e: Expr, scope: dict) -> bool:
+        """Is ``e`` an integer (index arithmetic)?  Such a product is no BLAS contraction."""
+        if isinstance(e, (Int, Length)):
+            return True
+        if isinstance(e, Var):
+            b = scope.get(e.name)
+            if b is None:
+                return e.name in self.sizes
+            bid = b[1]          # ("ix", depth, size): an index; ("fold", k): a loop index
+            return isinstance(bid, tuple) and (bid[0] == "ix" or bid[0] == "fold" and len(bid) == 2)
+        if isinstance(e, Prim) and e.op in ("+", "-", "*") and len(e.args) == 2:
+            return self._intish(e.args[0], scope) and self._intish(e.args[1], scope)
+        return False
+
+    def _contraction(self, e: Sum, scope: dict, depth: int, na: frozenset):
+        """``(sum n (lambda (i) (* u w)))`` (through lets; ``(pow u 2)`` too), as the backend
+        computes it (semantics.contraction): ``(axes,)`` when it is one BLAS / einsum call
+        (paid here), else the body's value (the product paid, the sum not yet) or None when
+        the body is no product (nothing walked)."""
+        b, sc = e.body, scope
+        while isinstance(b, Let):
+            sc = self._bind(b, sc, depth)
+            b = b.body
+        if isinstance(b, Prim) and b.op == "*" and len(b.args) == 2:
+            u_e, w_e = b.args
+        elif isinstance(b, Prim) and b.op == "pow" and _int_exponent(b.args[1]) == 2:
+            u_e = w_e = b.args[0]
+        else:
+            return None
+        if self._intish(u_e, sc) or self._intish(w_e, sc):
+            return None
+        key = None
+        if self.dag:
+            key = (b, tuple(sorted((v, sc[v][1]) for v in self.fv(b) if v in sc)))
+        ua, wa = self.ax(self.walk(u_e, sc, depth)), self.ax(self.walk(w_e, sc, depth))
+        seq = self.seq
+        kind = contraction(ua - seq, wa - seq, e.var)
+        if kind is not None:
+            def size(axes):
+                w = 1.0
+                for a in axes:
+                    w *= float(self.ext.get(a, self.m.default_size))
+                return w
+            # the operands as laid out: their vectorised axes; the loops they sit in repeat the call
+            for ctor, axes in contraction_terms(kind, ua - seq, wa - seq, e.var, size):
+                self.pay(ctor, axes | ((ua | wa) & seq))
+            return (na | ((ua | wa) - {e.var}),)
+        # no contraction: the product is an array, then reduced (paid by the caller)
+        if key is not None and key in self.memo:
+            return self.memo[key]
+        pa = ua | wa
+        self.pay("Mul", pa)
+        if key is not None:
+            self.memo[key] = pa
+        return pa
+
     def _ifold(self, e: IFold, scope: dict, depth: int):
         zv = self.force(self.walk(e.init, scope, depth))
         if isinstance(zv, _PairVal):
             comps = _split_pair_fold(e)
             if comps is not None:
                 return self._pair_tree(comps, scope, depth)
+        shape = _fold_shape(e, self.shape(e.init) == [], self._intish(e.init, scope))
+        if shape is not None and shape.kind == "identity":
+            return zv
+        if shape is not None and shape.kind in ("sum", "sub"):
+            # the backend computes init +/- (sum n (lambda (i) term)): walk that sum (it may be
+            # a BLAS dot), then the combination (none for a sum from the literal 0)
+            s = self.ax(self.walk(Sum(e.size, e.var, shape.term), scope, depth))
+            if shape.kind == "sum" and is_literal_zero(e.init):
+                return s
+            za = self.ax(zv)
+            self.pay(FOLD_COMBINE[shape.kind], za | s)
+            return za | s
         za = self.ax(zv)
         na = self.ax(self.walk(e.size, scope, depth))
         n = self.extent(e.size)
         self.ext[e.var] = n
-        red = _reduction_body(e)
-        if red is not None:
-            # the backend turns it into a vectorised reduction over a new axis
+        if shape is not None:
+            # product / max / min: one vectorised reduction over a new axis, then the combination
             bid = ("ix", depth + 1, e.size)
-            ba = self.ax(self.walk(red, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1))
-            own = za | na | (ba - {e.var})
+            ba = self.ax(self.walk(shape.term, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1))
+            red = na | (ba - {e.var})
             if e.var in ba:
-                self.pay("Sum", na | ba)
-            else:
-                self.pay("Mul", own)
-            self.pay("Add", own)
-            return own
+                self.pay(FOLD_REDUCTION[shape.kind], na | ba)
+                if na - self.seq:
+                    self.pay("If", na | ba)                 # masked: where(i < n, t, identity)
+            elif shape.kind == "prod":
+                self.pay("Pow", red)                        # t ** n
+            self.pay(FOLD_COMBINE[shape.kind], za | red)
+            return za | red
         self.nfold += 1
         fid = ("fold", self.nfold)
         self.seq.add(e.var)
@@ -510,32 +599,17 @@ def _split_pair_fold(e: IFold):
     return build(b, ())
 
 
-def _reduction_body(e: IFold) -> Expr | None:
-    """The summand when the backend compiles this ifold as a reduction (``acc + t`` with
-    ``acc`` not free in ``t``, or ``if c (acc + t) acc``), else None."""
+def _fold_shape(e: IFold, scalar_init: bool = True, int_init: bool = False):
+    """The backend's shape of this ifold (:func:`eqsat_ad.cost.semantics.fold_shape`), its
+    ``term`` wrapped in the lets peeled off the body; None for a sequential loop."""
     from ..lang.binders import free_vars
     from ..lang.folds import peel_lets
-    A = Var(e.acc)
     b, wrap = peel_lets(e.body, e.acc)
-
-    def free(x: Expr) -> bool:
-        return e.acc not in free_vars(x)
-
-    if isinstance(b, Prim) and b.op == "+":
-        x, y = b.args
-        if y == A and free(x):
-            x, y = y, x
-        if x == A and free(y):
-            return wrap(y)
-    if isinstance(b, If) and free(b.cond):
-        for this, other, flip in ((b.then, b.else_, False), (b.else_, b.then, True)):
-            if other == A and isinstance(this, Prim) and this.op == "+":
-                x, y = this.args
-                if y == A:
-                    x, y = y, x
-                if x == A and free(y):
-                    return wrap(If(b.cond, Num(0.0), y) if flip else If(b.cond, y, Num(0.0)))
-    return None
+    shape = fold_shape(b, e.acc, lambda x: e.acc not in free_vars(x), scalar_init,
+                       Int(0) if int_init else Num(0.0))
+    if shape is None or shape.term is None:
+        return shape
+    return type(shape)(shape.kind, wrap(shape.term))
 
 
 _DEFAULT: CostModel | None = None

@@ -243,12 +243,15 @@ def _let(name: str, value: Expr, body: Expr) -> Expr:
     return Let(name, value, body)
 
 
-def check_term(g: EGraphView, body: Expr, program=None) -> None:
-    """Well-formedness of an extracted body: only program inputs and sizes are free, and it
-    type-checks against ``program``'s parameters when given.  Raises :class:`EqsatError`."""
+def check_term(g: "EGraphView | None", body: Expr, program=None) -> None:
+    """Well-formedness of an extracted body: only program inputs and sizes (of ``g`` and of
+    ``program``) are free, and it type-checks against ``program``'s parameters when given.
+    Raises :class:`EqsatError`."""
     from ..lang.binders import free_vars
     allowed = set()
-    for n in g.nodes:
+    if g is None and program is None:
+        return
+    for n in (g.nodes if g is not None else ()):
         if n.op in ("Input", "Dim"):
             allowed.add(n.names()[0])
     if program is not None:

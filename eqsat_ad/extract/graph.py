@@ -78,6 +78,7 @@ class EGraphView:
     costed_with: object = None
     has_fv: list = field(default_factory=list)         # False where the analysis gave no fv row
     ext_classes: dict = field(default_factory=dict)     # index name -> class of its extent
+    sizes: dict = field(default_factory=dict)           # the sizes the costs were assigned for
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -258,29 +259,59 @@ class EGraphView:
     def _has_member(self, c: int, pred) -> bool:
         return any(pred(self.nodes[m]) for m in self.class_nodes[c])
 
+    def _members(self, c: int, pred) -> list:
+        return [self.nodes[m] for m in self.class_nodes[c] if pred(self.nodes[m]) and not self.nodes[m].subsumed]
+
     def _is_acc(self, c: int, a: str) -> bool:
         return self._has_member(c, lambda m: m.op == "Acc" and m.names()[0] == a)
 
-    def reduction_fold(self, n: ENode) -> bool:
-        """Does the backend compile this ``ifold`` as a vectorised reduction?  (Its body
-        class has a member ``acc + t`` / ``t + acc`` / ``if c (acc + t) acc`` with ``acc``
-        not free in ``t``; mirrors ``numpy_backend.fold_pattern``.)"""
+    def fold_shape(self, n: ENode) -> "tuple[str, int | None, ENode | None] | None":
+        """How the backend computes this ``ifold`` (:func:`eqsat_ad.cost.semantics.fold_shape`,
+        read on the members of its body class): ``(kind, term class, pattern member)`` for a
+        vectorised shape (``identity``, ``sum``, ``sub``, ``prod``, ``max``, ``min``; the term
+        class is None for an ``if``-shaped sum and for identity), None for a Python loop."""
         a = n.names()[0]
         body = n.kids[0]
+        fv = self.fv
+        if self._is_acc(body, a):
+            return ("identity", None, None)
+        kinds = {"Add": "sum", "Sub": "sub", "Mul": "prod"}
 
-        def add_pat(m: ENode) -> bool:
-            if m.op != "Add":
-                return False
+        def acc_op(m: ENode):
+            if m.op not in kinds:
+                return None
             x, y = m.kids
-            return (self._is_acc(x, a) and a not in self.fv[y]) or (self._is_acc(y, a) and a not in self.fv[x])
+            if self._is_acc(x, a) and a not in fv[y]:
+                return y
+            if m.op != "Sub" and self._is_acc(y, a) and a not in fv[x]:
+                return x
+            return None
 
-        def if_pat(m: ENode) -> bool:
-            if m.op != "If" or a in self.fv[m.kids[0]]:
-                return False
-            t, e = m.kids[1], m.kids[2]
-            return (self._is_acc(e, a) and self._has_member(t, add_pat)) or \
-                (self._is_acc(t, a) and self._has_member(e, add_pat))
-        return self._has_member(body, lambda m: add_pat(m) or if_pat(m))
+        for m in self._members(body, lambda m: m.op in kinds):
+            t = acc_op(m)
+            if t is not None:
+                return (kinds[m.op], t, m)
+        for m in self._members(body, lambda m: m.op == "If"):
+            c, t, e = m.kids
+            if a in fv[c]:
+                continue
+            for this, other in ((t, e), (e, t)):
+                if self._is_acc(other, a) and self._has_member(this, lambda x: x.op == "Add" and acc_op(x) is not None):
+                    return ("sum", None, m)
+            # if (cmp t acc) t acc: Lt/Le(acc, t) is a max, Lt/Le(t, acc) a min ((> x y) is Lt(y, x))
+            if self._is_acc(e, a) and a not in fv[t]:
+                for cm in self._members(c, lambda x: x.op in ("Lt", "Le")):
+                    x, y = cm.kids
+                    if self._is_acc(x, a) and y == t:
+                        return ("max", t, m)
+                    if x == t and self._is_acc(y, a):
+                        return ("min", t, m)
+        return None
+
+    def reduction_fold(self, n: ENode) -> bool:
+        """Does the backend compile this ``ifold`` without a Python loop (a vectorised reduction,
+        or its initial value)?  See :meth:`fold_shape`."""
+        return self.fold_shape(n) is not None
 
     def _small_int_exponent(self, c: int) -> int | None:
         for m in self.class_nodes[c]:
@@ -291,39 +322,97 @@ class EGraphView:
                     return int(v)
         return None
 
+    def _is_zero(self, c: int) -> bool:
+        return self._has_member(c, lambda m: m.op in ("Num", "Int") and not m.subsumed and m.names()[0] == 0)
+
+    def _intish(self, c: int, index_vars: set) -> bool:
+        """Is class ``c`` an integer (an index, a size, index arithmetic)?"""
+        return self._has_member(c, lambda m: m.op in ("Int", "Len", "Dim")
+                                or m.op == "Var" and m.names()[0] in index_vars)
+
     def assign_costs(self, model, sizes: "dict | None" = None) -> "EGraphView":
         """Cost of every node under ``model`` (a :class:`eqsat_ad.cost.CostModel`):
         ``model.node_cost(ctor, weight, calls)`` with weight the product of the extents of the
         node's index variables and calls the number of times the node's NumPy operation runs
-        (the product of the extents of the sequential fold indices among them).  The
-        backend's special cases are applied as in ``CostModel.program_cost``: a ``get``
-        along an index axis is a view (``GetAxis``), a ``build`` whose body ignores its index
-        is a fill, a ``sum`` of such a body is one multiplication, ``pow`` by a small integer
-        is multiplications, an additive ``ifold`` is a reduction (not a Python loop)."""
-        from ..egraph.constructors import CTOR_TO_PRIM  # noqa: F401  (documentation of names)
+        (the product of the extents of the sequential fold indices among them).  What the
+        backend does with each shape is read from :mod:`eqsat_ad.cost.semantics`, as in
+        ``CostModel.dag_cost``: a ``get`` along an index axis is a view (``GetAxis``), a
+        ``build`` whose body ignores its index is a fill, a ``sum`` of such a body is one
+        multiplication, ``pow`` by a small integer is multiplications, a ``sum`` of a product
+        is one BLAS / ``einsum`` call, an ``ifold`` of a recognised shape is a vectorised
+        reduction (not a Python loop).
+
+        Patterns of two nodes (a contraction: ``Sum`` over ``Mul``; a reduction: ``IFold``
+        over ``acc + t``) are priced at the outer node as what the pattern costs *minus* the
+        pattern's inner member (never below 0), so that the sum over the chosen nodes is the
+        pattern's cost when that member is the one chosen."""
+        from ..cost.semantics import (FOLD_COMBINE, FOLD_REDUCTION, POW_MULS, contraction,
+                                       contraction_terms)
         default = int(getattr(model, "default_size", 1000))
         seq: set[str] = set()
         axis_vars: set[str] = set()
-        red_fold: dict[int, bool] = {}
+        shapes: dict[int, tuple] = {}
         for nid, n in enumerate(self.nodes):
             if n.op in ("Build", "Sum"):
                 axis_vars.add(n.names()[0])
             elif n.op == "IFold":
-                r = red_fold[nid] = self.reduction_fold(n)
-                (axis_vars if r else seq).add(n.names()[1])
+                sh = shapes[nid] = self.fold_shape(n)
+                (axis_vars if sh is not None else seq).add(n.names()[1])
         seq -= axis_vars            # a name bound both ways (not after renaming): count as axis
         self.fold_vars = seq
+        index_vars = axis_vars | seq
+        nonaxis = seq | self.acc_vars | self.let_vars
+
+        def ext(v) -> float:
+            return float(self.extent(v, default, sizes))
 
         def wc(axes) -> tuple[float, float]:
             w = calls = 1.0
             for v in axes:
-                e = float(self.extent(v, default, sizes))
+                e = ext(v)
                 w *= e
                 if v in seq:
                     calls *= e
             return w, calls
 
+        def cost(ctor: str, axes, times: float = 1.0) -> float:
+            w, calls = wc(axes)
+            return float(model.node_cost(ctor, w * times, calls * times))
+
+        def size(axes) -> float:
+            out = 1.0
+            for v in axes:
+                out *= ext(v)
+            return out
+
+        def sum_of(s: str, size_c: int, body_c: int, axes) -> tuple[float, "ENode | None"]:
+            """A vectorised ``sum`` over ``s`` of class ``body_c``: its cost and the member of
+            ``body_c`` it replaces (a product computed by one BLAS / einsum call)."""
+            masked = bool(self.fv[size_c] - nonaxis)
+            if not masked:
+                for m in self._members(body_c, lambda m: m.op in ("Mul", "Pow")):
+                    if m.op == "Mul":
+                        u, w_ = m.kids
+                    elif self._small_int_exponent(m.kids[1]) == 2:
+                        u = w_ = m.kids[0]
+                    else:
+                        continue
+                    if self._intish(u, index_vars) or self._intish(w_, index_vars):
+                        continue
+                    ua, wa = self.fv[u] - nonaxis, self.fv[w_] - nonaxis
+                    kind = contraction(ua, wa, s)
+                    if kind is None:
+                        continue
+                    loops = (self.fv[u] | self.fv[w_]) & seq
+                    c = sum(cost(ctor, ax | loops) for ctor, ax in contraction_terms(kind, ua, wa, s, size))
+                    return c, m
+            c = cost("Sum", axes)
+            if masked:
+                c += cost("If", axes)
+            return c, None
+
         leaf = getattr(model, "leaf_cost", None)
+        inner: dict[int, ENode] = {}        # outer node -> the member its price replaces
         for nid, n in enumerate(self.nodes):
             if not self.extractable(n):
                 n.cost = INF
@@ -334,10 +423,12 @@ class EGraphView:
             if n.kind in ("leaf", "var"):
                 n.cost = float(leaf(n.op)) if leaf else 0.0
                 continue
-            w, calls = wc(n.axes)
             op = n.op
+            axes = n.axes
             if op == "Get":
-                if self._has_member(n.kids[1], lambda m: m.op == "Var" and m.names()[0] in axis_vars):
+                arr, idx = n.kids
+                if self._has_member(idx, lambda m: m.op == "Var" and m.names()[0] in axis_vars
+                                    and m.names()[0] not in self.fv[arr]):
                     op = "GetAxis"
             elif op in ("Build", "Sum"):
                 s = n.names()[0]
@@ -345,30 +436,55 @@ class EGraphView:
                     if op == "Build":
                         op = "Fill"
                     else:
-                        w, calls = wc(n.own_fv)
-                        op = "Mul"
+                        axes, op = n.own_fv, "Mul"
+                elif op == "Sum":
+                    n.cost, m = sum_of(s, n.kids[0], n.kids[1], axes)
+                    if m is not None:
+                        inner[nid] = m
+                    continue
             elif op in ("And", "Or"):
                 op = "If"
             elif op == "Pow":
                 k = self._small_int_exponent(n.kids[1])
                 if k is not None:
-                    muls = {0: 0, 1: 0, 2: 1, 3: 2, 4: 2}[abs(k)]
-                    c = model.node_cost("Mul", w * muls, calls * muls) if muls else 0.0
+                    muls = POW_MULS[abs(k)]
+                    c = cost("Mul", axes, muls) if muls else 0.0
                     if k < 0:
-                        c += model.node_cost("Div", w, calls)
+                        c += cost("Div", axes)
                     n.cost = float(c)
                     continue
             elif op == "IFold":
-                if red_fold.get(nid):
-                    w2, c2 = wc(n.own_fv)
-                    n.cost = float(model.node_cost("Sum", w, calls) + model.node_cost("Add", w2, c2))
+                a, i = n.names()[:2]
+                sh = shapes.get(nid)
+                own = n.own_fv
+                if sh is None:
+                    n.cost = cost("Loop", frozenset([i]) | self.fv[n.kids[2]])
+                    continue
+                kind, term, m = sh
+                if kind == "identity":
+                    n.cost = 0.0
+                    continue
+                body_axes = frozenset([i]) | self.fv[n.kids[2]] | (self.fv[n.kids[0]] - {a})
+                if kind in ("sum", "sub"):
+                    if term is not None:
+                        c, _ = sum_of(i, n.kids[2], term, body_axes)
+                    else:
+                        c = cost("Sum", body_axes)
+                    if not (kind == "sum" and self._is_zero(n.kids[1])):
+                        c += cost(FOLD_COMBINE[kind], own)
                 else:
-                    a, i = n.names()[:2]
-                    w2, c2 = wc(frozenset([i]) | self.fv[n.kids[2]])
-                    n.cost = float(model.node_cost("Loop", w2, c2))
+                    c = cost(FOLD_REDUCTION[kind], body_axes) + cost(FOLD_COMBINE[kind], own)
+                n.cost = c
+                if m is not None:
+                    inner[nid] = m
                 continue
-            n.cost = float(model.node_cost(op, w, calls))
+            n.cost = cost(op, axes)
+        for nid, m in inner.items():
+            n = self.nodes[nid]
+            if m.cost < INF:
+                n.cost = max(0.0, n.cost - m.cost)
         self.costed_with = model
+        self.sizes = dict(sizes or {})
         return self
 
     def assign_egglog_costs(self, text: "str | dict") -> "EGraphView":

@@ -1,0 +1,209 @@
+"""What the NumPy backend does with each shape of term, declared once.
+
+The cost of a program is the cost of the NumPy code the backend (``eqsat_ad/backend``,
+docs/backend.md) generates for it.  This module states the backend's decisions:
+
+* which nodes issue no NumPy call (views, compile-time pairs, names): :data:`NO_CALL`;
+* which ``ifold`` bodies become one vectorised reduction instead of a Python loop, and which
+  reduction: :func:`fold_shape` and :data:`FOLD_REDUCTION` / :data:`FOLD_COMBINE`;
+* which ``sum``\\ s of a product become one BLAS or ``einsum`` call, and whether ``einsum``
+  plans its contraction path (a fixed cost of tens of microseconds):
+  :func:`contraction` and :func:`contraction_terms`;
+* which ``pow``\\ s become multiplications: :func:`small_int_exponent` and :data:`POW_MULS`.
+
+These facts drive every cost in the project: the whole-program measure
+(``CostModel.dag_cost``, :mod:`eqsat_ad.cost.model`), the e-node costs that the Python
+extractors optimise (``EGraphView.assign_costs``, :mod:`eqsat_ad.extract.graph`) and through
+them every extractor's choice.  A cost is always asked of ``CostModel.node_cost(ctor,
+weight, calls)`` with one of the constructor names below, so a user model that overrides
+``node_cost`` prices these cases too.
+
+Pseudo-constructors (cost-table names that are not e-graph constructors):
+
+==============  ==========================================================================
+``GetAxis``     ``(get x i)`` with ``i`` an index axis: a view (slice / transpose)
+``Fill``        a ``build`` whose body ignores its index: ``np.full`` / broadcast
+``Loop``        one iteration of a sequential ``ifold`` (a Python ``for`` loop)
+``Prod``        ``np.multiply.reduce`` (a product ``ifold``), per element
+``Max``         ``np.fmax.reduce`` / ``np.fmin.reduce`` (a max / min ``ifold``), per element
+``Extreme``     combining a max / min ``ifold``'s initial value with its reduction
+``Dot``         ``np.dot`` of two vectors (a ``sum`` of a product), per element
+``Gemv``        matrix-vector product (BLAS), per element of the matrix
+``Gemm``        ``einsum`` done by BLAS (planned, no shared output axis), per multiply-add
+``EinsumLoop``  ``einsum``'s own loop (unplanned, or an output axis both factors share),
+                per multiply-add; its call overhead is an unplanned ``einsum`` call
+``EinsumPlan``  ``einsum(..., optimize=True)`` path planning: a fixed cost per call
+==============  ==========================================================================
+
+The backend reads its own copies of some of these decisions today; the constants and
+functions here are written so that it can import them instead (``fold_shape`` takes the
+same arguments as the backend's ``fold_pattern`` tests, ``EINSUM_PLAN_MIN`` is the threshold
+of ``backend._helpers.contract``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..lang.ast import Expr, If, Int, Num, Prim, Var
+
+# -- calls -----------------------------------------------------------------------------------
+#: Constructors that issue no NumPy call of their own (views, compile-time pairs, names).
+NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build"})
+
+#: Cost-table entries for the pseudo-constructors above (per element, float add = 1).  Rough
+#: values; the calibrated table (``opcosts.json``) overrides them.
+EXTRA_OPCOST: dict[str, float] = {
+    "GetAxis": 0.0, "Fill": 1.0, "Loop": 0.0, "Prod": 1.0, "Max": 1.0, "Extreme": 2.0,
+    "Dot": 0.5, "Gemv": 0.5, "Gemm": 0.1, "EinsumLoop": 1.0, "EinsumPlan": 0.0,
+}
+#: Per-call costs of the pseudo-constructors that differ from one plain NumPy call, as
+#: multiples of the model's ``overhead`` (used when the calibrated table has no figure).
+EXTRA_CALLS: dict[str, float] = {"EinsumLoop": 2.0, "EinsumPlan": 20.0, "Extreme": 2.0}
+
+
+# -- pow ---------------------------------------------------------------------------------------
+#: ``(pow b k)`` with an integer ``|k| <= 4`` is multiplications (``1 / ...`` for k < 0).
+POW_MULS = {0: 0, 1: 0, 2: 1, 3: 2, 4: 2}
+
+
+def small_int_exponent(e: Expr) -> int | None:
+    """``k`` when ``e`` is an integer literal (``3``, ``3.0``, ``(real 3)``) with ``|k| <= 4``
+    (the backend expands such a ``pow`` into multiplications), else None."""
+    if isinstance(e, Int):
+        k = e.value
+    elif isinstance(e, Num) and float(e.value).is_integer():
+        k = int(e.value)
+    elif isinstance(e, Prim) and e.op == "real" and isinstance(e.args[0], Int):
+        k = e.args[0].value
+    else:
+        return None
+    return k if abs(k) <= 4 else None
+
+
+# -- ifold shapes --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FoldShape:
+    """How the backend computes an ``ifold`` whose body (under the lets that do not read the
+    accumulator) has a recognised shape.
+
+    ``kind``:
+
+    * ``identity`` -- the body is the accumulator: the result is the initial value;
+    * ``sum`` -- ``acc + t`` / ``t + acc`` or ``if c (acc + t) acc`` (either branch): the
+      backend computes ``init + (sum n (lambda (i) term))`` (just the sum when ``init`` is the
+      literal 0), so the sum may itself become a BLAS dot (:func:`contraction`);
+    * ``sub`` -- ``acc - t``: ``init - (sum n (lambda (i) term))``;
+    * ``prod`` -- ``acc * t`` / ``t * acc``: ``init * np.multiply.reduce(t over i)``;
+    * ``max`` / ``min`` -- ``if (cmp t acc) t acc`` with a strict or non-strict comparison and
+      a scalar ``init``: ``fold_extreme(init, np.fmax.reduce(t over i))``.
+
+    ``term`` is the element (``t``; for the ``if`` shape ``(if c t 0)``) without the lets."""
+    kind: str
+    term: Expr | None = None
+
+
+#: The reduction each shape runs over the fold's index (a pseudo-constructor / table name).
+FOLD_REDUCTION = {"sum": "Sum", "sub": "Sum", "prod": "Prod", "max": "Max", "min": "Max"}
+#: The operation that combines the initial value with the reduction.
+FOLD_COMBINE = {"sum": "Add", "sub": "Sub", "prod": "Mul", "max": "Extreme", "min": "Extreme"}
+
+
+def fold_shape(core: Expr, acc: str, free: Callable[[Expr], bool], scalar_init: bool = True,
+               zero: Expr = Num(0.0)) -> FoldShape | None:
+    """The :class:`FoldShape` of a fold body ``core`` (the body with the lets that do not read
+    ``acc`` peeled off, :func:`eqsat_ad.lang.folds.peel_lets`), or None for a genuinely
+    sequential fold (a Python loop).  ``free(x)``: ``acc`` is not free in ``x``;
+    ``scalar_init``: the initial value is a scalar (max/min need one); ``zero``: the literal
+    0 of the accumulator's type (``Int(0)`` for an integer fold).
+
+    >>> from eqsat_ad.lang.syntax import parse_expr
+    >>> from eqsat_ad.lang.binders import free_vars
+    >>> fs = lambda s: fold_shape(parse_expr(s), "a", lambda x: "a" not in free_vars(x))
+    >>> [fs(s).kind for s in ("(+ (exp (get x i)) a)", "(* a (get x i))", "(- a 1.0)",
+    ...                      "(if (< a (get x i)) (get x i) a)", "a")]
+    ['sum', 'prod', 'sub', 'max', 'identity']
+    >>> fs("(+ (* 0.5 a) (get x i))") is None
+    True
+    """
+    A = Var(acc)
+    b = core
+    if b == A:
+        return FoldShape("identity")
+    if type(b) is Prim and b.op in ("+", "-", "*"):
+        x, y = b.args
+        if b.op != "-" and y == A and free(x):
+            x, y = y, x
+        if x == A and free(y):
+            return FoldShape({"+": "sum", "-": "sub", "*": "prod"}[b.op], y)
+    if type(b) is If and free(b.cond):
+        t, f = b.then, b.else_
+        for this, other, flip in ((t, f, False), (f, t, True)):
+            if other == A and type(this) is Prim and this.op == "+":
+                x, y = this.args
+                if y == A:
+                    x, y = y, x
+                if x == A and free(y):
+                    return FoldShape("sum", If(b.cond, zero, y) if flip else If(b.cond, y, zero))
+    if type(b) is If and type(b.cond) is Prim and b.cond.op in ("<", ">", "<=", ">=") \
+            and b.else_ == A and free(b.then) and scalar_init:
+        x, y = b.cond.args
+        t = b.then
+        if x == t and y == A:
+            return FoldShape("max" if b.cond.op in (">", ">=") else "min", t)
+        if x == A and y == t:
+            return FoldShape("max" if b.cond.op in ("<", "<=") else "min", t)
+    return None
+
+
+def is_literal_zero(e: Expr) -> bool:
+    """Does the backend see ``e`` as the constant 0 (an additive fold then skips ``init +``)?"""
+    return isinstance(e, (Num, Int)) and not isinstance(e.value, bool) and e.value == 0
+
+
+# -- contractions ------------------------------------------------------------------------------
+#: ``np.einsum(..., optimize=a.size * b.size > EINSUM_PLAN_MIN)`` (``backend._helpers.contract``):
+#: large operands get a planned path (BLAS where possible), small ones skip the planning.
+EINSUM_PLAN_MIN = 1 << 14
+
+
+def einsum_planned(size_a: float, size_b: float) -> bool:
+    """Does ``einsum`` plan its path for operands of these sizes (elements)?"""
+    return size_a * size_b > EINSUM_PLAN_MIN
+
+
+def contraction(u_axes: frozenset, w_axes: frozenset, d) -> str | None:
+    """How the backend computes ``(sum n (lambda (d) (* u w)))`` (also ``(pow u 2)``, through
+    lets) when its extent does not vary along an axis and both factors are real scalars per
+    element: ``u_axes`` / ``w_axes`` are the factors' *vectorised* axes (index variables of
+    ``build``/``sum``/reductions -- not sequential loop indices).
+
+    ``"dot"`` (both only along ``d``: ``np.dot``), ``"gemv"`` (one only along ``d``: a
+    matrix-vector product), ``"einsum"`` (both along other axes too), or None when a factor
+    does not depend on ``d`` (then it is ``n * body`` or a product and a reduction)."""
+    if d not in u_axes or d not in w_axes:
+        return None
+    one = frozenset([d])
+    if u_axes == one and w_axes == one:
+        return "dot"
+    if u_axes == one or w_axes == one:
+        return "gemv"
+    return "einsum"
+
+
+def contraction_terms(kind: str, u_axes: frozenset, w_axes: frozenset, d,
+                      size: Callable[[frozenset], float]) -> list[tuple[str, frozenset]]:
+    """The priced parts of a contraction: ``[(pseudo-constructor, axes)]``; each is paid as
+    ``node_cost(ctor, product of the axes' extents, calls)``.  ``size(axes)`` is the number
+    of elements of an operand with those (vectorised) axes."""
+    both = u_axes | w_axes
+    if kind == "dot":
+        return [("Dot", both)]
+    if kind == "gemv":
+        return [("Gemv", both)]
+    planned = einsum_planned(size(u_axes), size(w_axes))
+    batch = (u_axes & w_axes) - {d}          # an output axis both factors share: no BLAS
+    out = [("Gemm" if planned and not batch else "EinsumLoop", both)]
+    if planned:
+        out.append(("EinsumPlan", both - {d}))
+    return out
