@@ -67,7 +67,8 @@ class Case:
         else:
             # bytes, not text: some files hold \r and other odd whitespace on purpose
             raw = (HOSTILE / name).read_bytes()
-            raw = raw.replace(b"SENTINEL", str(self.sentinel).encode()).replace(b"INCLUDED", str(self.included).encode())
+            raw = raw.replace(b"SENTINEL", str(self.sentinel).encode())
+            raw = raw.replace(b"INCLUDED", str(self.included).encode())
             self.path.write_bytes(raw)
             self.line, self.what = _expectation(raw.decode())
         self.is_schedule = name.endswith(".sched.egg")
