@@ -6,7 +6,9 @@ Subcommands: ``optimize``, ``run``, ``explain``, ``rules list``, ``rules check``
 Errors: every :class:`~eqsat_ad.errors.EqsatError` becomes one line on stderr,
 ``eqsat-ad: error: prog.ad:3:5: message``, without a traceback.  Exit codes: ``0`` success,
 ``1`` a failed run (ill-typed program, malformed rule file, unsound rule, optimisation
-failure), ``2`` a wrong command line (unknown option, missing file, bad ``--size``).
+failure), ``2`` a wrong command line (unknown option, missing file, bad ``--size``), ``130``
+interrupted (Ctrl-C, at any moment: ``eqsat-ad: error: interrupted``).  A numeric check of
+the optimised program that could not run is a ``eqsat-ad: warning:`` line on stderr.
 
 >>> main(["rules", "list", "--json"]) == 0  # doctest: +ELLIPSIS
 [...
@@ -18,12 +20,17 @@ import importlib
 import os
 import sys
 
-from ..errors import EqsatError
-from .args import PROG, CLIFailure, UsageError, build_parser
+try:
+    from ..errors import EqsatError
+    from .args import PROG, CLIFailure, UsageError, build_parser
+except KeyboardInterrupt:            # Ctrl-C before main() runs: see eqsat_ad/__init__.py
+    from .. import _interrupted_while_importing
+    _interrupted_while_importing()
+    raise
 
 __all__ = ["main", "UsageError", "CLIFailure"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # words -> (module with main(argv), name in messages, does its main take --help?)
 DELEGATES = {
@@ -103,9 +110,39 @@ def _dispatch(argv: list[str]) -> int:
     return COMMANDS[args.func](args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run ``eqsat-ad`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _is_panic(e: BaseException) -> bool:
+    """A Rust panic inside egglog (pyo3's PanicException derives from BaseException)."""
+    return type(e).__name__ == "PanicException"
+
+
+def _interrupted(restore: bool) -> int:
+    """Ctrl-C: one line, exit status 130.  A second Ctrl-C while saying so is ignored; in a
+    real ``eqsat-ad`` process (``restore`` False) it stays ignored until the exit."""
+    import signal
+    old = None
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):     # not the main thread
+        old = None
+    try:
+        error("interrupted")
+        try:
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stdout: nothing to flush
+            pass
+    finally:
+        if restore and old is not None:
+            signal.signal(signal.SIGINT, old)
+    return EXIT_INTERRUPTED
+
+
+def _os_message(e: OSError) -> str:
+    what = e.strerror or str(e) or type(e).__name__
+    names = [str(f) for f in (e.filename, e.filename2) if f]
+    return f"{' -> '.join(names)}: {what}" if names else what
+
+
+def _handled(argv: list[str]) -> int:
     try:
         return _dispatch(argv)
     except UsageError as e:
@@ -129,15 +166,41 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:  # pragma: no cover
             pass
         return EXIT_OK
+    except OSError as e:              # a file that vanished or became unreadable mid-run, a full disk
+        error(f"cannot access {_os_message(e)}")
+        return EXIT_FAILURE
+    except UnicodeError as e:
+        error(f"a file is not UTF-8 text: {e}")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
-        error("interrupted")
-        return 130
+        raise
     except Exception as e:  # noqa: BLE001 -- a bug: say so in one line, traceback on request
         if os.environ.get("EQSAT_AD_TRACEBACK"):
             raise
         error(f"internal error: {type(e).__name__}: {e} (set EQSAT_AD_TRACEBACK=1 for the traceback; "
               "please report it)")
         return EXIT_FAILURE
+    except BaseException as e:
+        if not _is_panic(e):
+            raise                    # SystemExit, GeneratorExit: not ours to turn into a message
+        if os.environ.get("EQSAT_AD_TRACEBACK"):
+            raise
+        error(f"internal error: egglog panicked: {e} (set EQSAT_AD_TRACEBACK=1 for the traceback; "
+              "please report it)")
+        return EXIT_FAILURE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``eqsat-ad`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Every error is one line on stderr (see the module docstring); Ctrl-C at any moment is
+    ``eqsat-ad: error: interrupted`` and exit status 130, without a traceback."""
+    cli_process = argv is None
+    try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        return _handled(args)
+    except KeyboardInterrupt:
+        return _interrupted(restore=not cli_process)
 
 
 def _entry() -> None:  # pragma: no cover

@@ -14,8 +14,6 @@ import argparse
 import ast
 from pathlib import Path
 
-from ..strategy.combinators import Limits
-
 
 class UsageError(Exception):
     """The command line itself is wrong (a bad option value, a missing file): exit code 2."""
@@ -30,38 +28,69 @@ PROG = "eqsat-ad"
 # -- option values ------------------------------------------------------------------------
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for a message (a 5000-digit value stays readable)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit - 20]}...{text[-8:]} ({len(text)} characters)"
+
+
+MAX_INT_OPTION = 2 ** 63 - 1      # sizes and limits are 64-bit integers in egglog
+
+
 def parse_assignments(items, option: str, conv=int) -> dict:
-    """``["n=1000", "m=20,k=3"]`` -> ``{"n": 1000, "m": 20, "k": 3}``."""
+    """``["n=1000", "m=20,k=3"]`` -> ``{"n": 1000, "m": 20, "k": 3}``.  With ``conv=int`` the
+    values must be positive integers of at most 2**63-1 (sizes)."""
     out = {}
     for item in items or []:
         for part in item.split(","):
             name, eq, value = part.partition("=")
             name, value = name.strip(), value.strip()
             if not eq or not name or not value or not name.replace("_", "a").isalnum():
-                raise UsageError(f"bad {option} {part!r}: expected NAME=VALUE, e.g. {option} n=1000")
+                raise UsageError(f"bad {option} {clip(part)!r}: expected NAME=VALUE, e.g. {option} n=1000")
             try:
-                v = conv(value)
-            except ValueError:
-                raise UsageError(f"bad {option} {part!r}: {value!r} is not a valid "
+                v = _int_value(value) if conv is int else conv(value)
+            except (ValueError, OverflowError):
+                raise UsageError(f"bad {option} {clip(part)!r}: {clip(value)!r} is not a valid "
                                  f"{'integer' if conv is int else 'number'}") from None
             if conv is int and v < 0:
-                raise UsageError(f"bad {option} {part!r}: a size cannot be negative")
+                raise UsageError(f"bad {option} {clip(part)!r}: a size cannot be negative")
+            if conv is int and v == 0:
+                raise UsageError(f"bad {option} {clip(part)!r}: a size must be positive")
+            if conv is int and v > MAX_INT_OPTION:
+                raise UsageError(f"bad {option} {clip(part)!r}: too large (at most 2**63-1)")
+            if name in out:
+                raise UsageError(f"{option} {name} given twice")
             out[name] = v
     return out
 
 
 def _int_value(value: str) -> int:
-    f = float(value)
-    if f != int(f):
+    """An integer option value: ``1000``, ``1_000``, or an integral number such as ``1e5``."""
+    import math
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    f = float(value)                         # ValueError for text
+    if not math.isfinite(f) or f != int(f):
         raise ValueError(value)
     return int(f)
 
 
-LIMIT_KINDS = {"iterations": _int_value, "nodes": _int_value, "seconds": float}
+def _seconds_value(value: str) -> float:
+    import math
+    f = float(value)
+    if not math.isfinite(f):
+        raise ValueError(value)
+    return f
 
 
-def parse_limits(items) -> Limits | None:
+LIMIT_KINDS = {"iterations": _int_value, "nodes": _int_value, "seconds": _seconds_value}
+
+
+def parse_limits(items):
     """``["iterations=50", "nodes=1e5", "seconds=2"]`` -> :class:`Limits` (None if no items)."""
+    from ..strategy.combinators import Limits
     if not items:
         return None
     kw = {}
@@ -70,14 +99,16 @@ def parse_limits(items) -> Limits | None:
             name, eq, value = part.partition("=")
             name = name.strip()
             if not eq or name not in LIMIT_KINDS:
-                raise UsageError(f"bad --limit {part!r}: expected iterations=N, nodes=N or seconds=S")
+                raise UsageError(f"bad --limit {clip(part)!r}: expected iterations=N, nodes=N or seconds=S")
             try:
                 v = LIMIT_KINDS[name](value.strip())
-            except ValueError:
-                raise UsageError(f"bad --limit {part!r}: {value.strip()!r} is not a valid "
-                                 f"{'integer' if name != 'seconds' else 'number'}") from None
+            except (ValueError, OverflowError):
+                raise UsageError(f"bad --limit {clip(part)!r}: {clip(value.strip())!r} is not a valid "
+                                 f"{'integer' if name != 'seconds' else 'finite number'}") from None
             if v <= 0:
-                raise UsageError(f"bad --limit {part!r}: a limit must be positive")
+                raise UsageError(f"bad --limit {clip(part)!r}: a limit must be positive")
+            if name != "seconds" and v > MAX_INT_OPTION:
+                raise UsageError(f"bad --limit {clip(part)!r}: too large (at most 2**63-1)")
             kw[name] = v
     return Limits(**kw)
 
@@ -85,63 +116,91 @@ def parse_limits(items) -> Limits | None:
 ARRAY_FILE_SUFFIXES = (".npy", ".npz", ".txt", ".csv")
 
 
-def parse_inputs(items) -> dict:
-    """``--input`` values: ``x=FILE.npy`` (also .npz with one array, .txt, .csv), ``w=[1,2,3]``,
-    ``s=2.5``, ``A=[[1,2],[3,4]]``, ``p=(1.0,[1,2])`` for a pair."""
+def _load_array_file(name: str, value: str):
     import numpy as np
+    from ..runtime import max_array_bytes
+    path = Path(value)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"--input {name}: no such file: {value}") from None
+    except OSError as e:
+        raise UsageError(f"--input {name}: cannot read {value}: {e.strerror or e}") from None
+    if path.is_dir():
+        raise UsageError(f"--input {name}: {value} is a directory, not a file")
+    limit = max_array_bytes()
+    if st.st_size > limit + 4096:
+        raise UsageError(f"--input {name}: {value} is {st.st_size} bytes, more than the array limit "
+                         f"of {limit} bytes (eqsat_ad.runtime.set_max_array_bytes)")
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if len(keys) != 1:
+                    raise UsageError(f"--input {name}: {value} holds {len(keys)} arrays "
+                                     f"({clip(', '.join(keys))}); expected exactly one")
+                return z[keys[0]]
+        return np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None)
+    except UsageError:
+        raise
+    except (OSError, ValueError, EOFError) as e:    # (UnicodeDecodeError is a ValueError)
+        raise UsageError(f"--input {name}: cannot read {value}: {clip(e, 200)}") from None
+    except Exception as e:  # noqa: BLE001 - NumPy's readers raise many kinds on garbage
+        raise UsageError(f"--input {name}: cannot read {value} as an array file "
+                         f"({type(e).__name__}: {clip(e, 200)})") from None
+
+
+def parse_inputs(items, files: list | None = None) -> dict:
+    """``--input`` values: ``x=FILE.npy`` (also .npz with one array, .txt, .csv), ``w=[1,2,3]``,
+    ``s=2.5``, ``A=[[1,2],[3,4]]``, ``p=(1.0,[1,2])`` for a pair.  The paths of the array
+    files read are appended to ``files``."""
     out = {}
     for item in items or []:
         name, eq, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not eq or not name or not value:
-            raise UsageError(f"bad --input {item!r}: expected NAME=FILE.npy or NAME=LITERAL, "
+            raise UsageError(f"bad --input {clip(item)!r}: expected NAME=FILE.npy or NAME=LITERAL, "
                              "e.g. --input x=x.npy --input w=[1,2,3] --input s=2.5")
         if name in out:
             raise UsageError(f"--input {name} given twice")
         if value.lower().endswith(ARRAY_FILE_SUFFIXES):
-            path = Path(value)
-            if not path.is_file():
-                raise UsageError(f"--input {name}: no such file: {value}")
-            try:
-                if path.suffix.lower() == ".npy":
-                    out[name] = np.load(path, allow_pickle=False)
-                elif path.suffix.lower() == ".npz":
-                    with np.load(path, allow_pickle=False) as z:
-                        keys = list(z.keys())
-                        if len(keys) != 1:
-                            raise UsageError(f"--input {name}: {value} holds {len(keys)} arrays "
-                                             f"({', '.join(keys)}); expected exactly one")
-                        out[name] = z[keys[0]]
-                else:
-                    out[name] = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None)
-            except UsageError:
-                raise
-            except (OSError, ValueError) as e:
-                raise UsageError(f"--input {name}: cannot read {value}: {e}") from None
+            out[name] = _load_array_file(name, value)
+            if files is not None:
+                files.append(value)
             continue
         try:
             v = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             low = value.lower()
             if low in ("true", "false"):
                 v = low == "true"
             elif low in ("nan", "inf", "-inf", "+inf"):
                 v = float(low)
             else:
-                raise UsageError(f"bad --input {item!r}: {value!r} is neither a number, a list literal "
-                                 f"like [1,2,3], nor an array file ({', '.join(ARRAY_FILE_SUFFIXES)})") from None
+                raise UsageError(f"bad --input {clip(item)!r}: {clip(value)!r} is neither a number, a list "
+                                 f"literal like [1,2,3], nor an array file "
+                                 f"({', '.join(ARRAY_FILE_SUFFIXES)})") from None
         if not isinstance(v, (int, float, bool, list, tuple)):
-            raise UsageError(f"bad --input {item!r}: expected a number or a (nested) list of numbers")
+            raise UsageError(f"bad --input {clip(item)!r}: expected a number or a (nested) list of numbers")
         out[name] = v
     return out
 
 
 def existing_file(value: str, what: str) -> Path:
+    if not value:
+        raise UsageError(f"an empty name is not a {what}")
     p = Path(value)
-    if not p.exists():
-        raise UsageError(f"no such {what}: {value}")
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise UsageError(f"no such {what}: {value}") from None
+    except OSError as e:                       # a path through a file, a name too long, ...
+        raise UsageError(f"cannot read {what} {value}: {e.strerror or e}") from None
     if p.is_dir():
         raise UsageError(f"{what} {value} is a directory, not a file")
+    del st
     return p
 
 
@@ -162,6 +221,24 @@ def _add_derivative(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jacobian", metavar="X", help="differentiate first: the Jacobian with respect to X")
     g.add_argument("--derivative", metavar="X", help="differentiate first: dF~'s deriv, the tangent of "
                    "the output for every input direction of X")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        v = _int_value(value)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{clip(value)!r} is not a valid integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{clip(value)!r}: expected a positive integer")
+    return v
+
+
+def _add_reader(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("program reader")
+    g.add_argument("--max-program-bytes", metavar="N", type=_positive_int, default=None,
+                   help="refuse program files larger than N bytes (default 4 MiB)")
+    g.add_argument("--max-depth", metavar="N", type=_positive_int, default=None,
+                   help="refuse programs nested deeper than N levels (default 10000)")
 
 
 def _add_optimizer(p: argparse.ArgumentParser, with_sizes: bool = True) -> None:
@@ -284,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit", choices=("program", "numpy"), default="program",
                    help="print the optimised program (default) or the NumPy source it compiles to")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the program, no report")
+    _add_reader(p)
     p.set_defaults(func="optimize")
 
     p = sub.add_parser("run", help="run a program (or its derivative) on inputs",
@@ -298,8 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimise before running (sizes for the cost model come from the inputs)")
     p.add_argument("--interpret", action="store_true",
                    help="use the reference interpreter instead of the NumPy backend")
-    p.add_argument("--output", "-o", metavar="OUT.npy", help="also save the result (.npy, or .npz for a pair)")
+    p.add_argument("--output", "-o", metavar="OUT.npy", help="also save the result (.npy, or .npz for a pair; "
+                   "written atomically, never over an input file)")
     _add_optimizer(p, with_sizes=False)
+    _add_reader(p)
     p.set_defaults(func="run")
 
     rp = sub.add_parser("rules", help="list or check rule files",
@@ -339,8 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_derivative(p)
     _add_optimizer(p)
     p.add_argument("--dot", metavar="OUT.dot", help="write the final e-graph as Graphviz DOT (.svg/.png/.pdf: "
-                   "render it, if Graphviz 'dot' is installed)")
-    p.add_argument("--dot-max-nodes", metavar="N", type=int, default=2000,
+                   "render it, if Graphviz 'dot' is installed; '-': the DOT text on stdout)")
+    p.add_argument("--dot-max-nodes", metavar="N", type=_positive_int, default=2000,
                    help="refuse to draw e-graphs with more e-nodes than this (default 2000)")
     p.add_argument("--plot", metavar="OUT.png", help="plot e-graph size per iteration and best cost per "
                    "phase (needs matplotlib)")
@@ -349,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "prefixes of the schedule; with this, only the final cost is shown)")
     p.add_argument("--all-rules", action="store_true",
                    help="also list the support rules (analysis, subst) one by one")
-    p.add_argument("--json", metavar="OUT", help="also write the result and report as JSON")
+    p.add_argument("--json", metavar="OUT", help="also write the result and report as JSON "
+                   "('-': only the JSON, on stdout)")
+    _add_reader(p)
     p.set_defaults(func="explain")
 
     p = sub.add_parser("demo", help="differentiate -> optimise -> run, with a visible result",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import EqsatError, LocatedError
 from .args import CLIFailure, UsageError, existing_file, parse_assignments, parse_inputs, parse_limits
+from .files import OutputGuard, atomic_path, atomic_write, read_program_text, write_text
 from .progress import Progress
 
 
@@ -50,19 +51,14 @@ def about_file(path: str):
         raise
 
 
-def load_program(path: str):
-    """Read and parse a program file (``-`` reads stdin)."""
+def load_program(path: str, args=None):
+    """Read and parse a program file (``-`` reads stdin), with the reader's caps
+    (``--max-program-bytes``, ``--max-depth``) applied before the parsing work grows."""
     from ..lang.syntax import parse
-    if path == "-":
-        text, name = sys.stdin.read(), "<stdin>"
-    else:
-        p = existing_file(path, "program file")
-        try:
-            text = p.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read program file {path}: {e}") from None
-        name = path
-    return parse(text, file=name), name
+    max_bytes = getattr(args, "max_program_bytes", None)
+    max_depth = getattr(args, "max_depth", None)
+    text, name = read_program_text(path, max_bytes)
+    return parse(text, file=name, max_chars=max_bytes, max_depth=max_depth), name
 
 
 def derivative_of(args):
@@ -78,7 +74,7 @@ def prepare_program(args):
     """Load PROGRAM, type-check it, and differentiate it as asked.  Returns (program, name, label)."""
     from .. import ad
     from ..lang.typecheck import check_program
-    prog, name = load_program(args.program)
+    prog, name = load_program(args.program, args)
     kind, wrt = derivative_of(args)
     with about_file(name):
         check_program(prog)
@@ -91,15 +87,25 @@ def prepare_program(args):
     return prog, name, label
 
 
-def check_output_path(path: str | None, what: str) -> None:
-    if path and path != "-":
-        parent = Path(path).parent
-        if not parent.is_dir():
-            raise UsageError(f"cannot write {what} {path}: no such directory {parent}")
+def input_guard(args, input_files=()) -> OutputGuard:
+    """The input files of a run (program, rule files, schedule file, ``--input`` arrays),
+    which no output may overwrite."""
+    guard = OutputGuard()
+    guard.add(getattr(args, "program", None), "program file")
+    for r in getattr(args, "rules", None) or []:
+        guard.add(r, "rule file")
+    sched = getattr(args, "schedule", None)
+    if sched not in (None, "default", "all"):
+        guard.add(sched, "schedule file")
+    for f in input_files:
+        guard.add(f, "--input file")
+    return guard
 
 
-def optimize_options(args) -> dict:
-    """Keyword arguments of :func:`eqsat_ad.optimize` from the common optimiser options."""
+def optimize_options(args, prog=None) -> dict:
+    """Keyword arguments of :func:`eqsat_ad.optimize` from the common optimiser options.
+    With ``prog``, ``--size`` is checked against its size names (a typo is a usage error
+    naming the known ones)."""
     rules = [str(existing_file(r, "rule file")) for r in args.rules]
     sched = args.schedule
     if sched not in ("default", "all"):
@@ -110,19 +116,50 @@ def optimize_options(args) -> dict:
     if lim is not None:
         kw["limits"] = lim
     if hasattr(args, "size"):
-        kw["sizes"] = parse_assignments(args.size, "--size", int)
+        sizes = parse_assignments(args.size, "--size", int)
+        if prog is not None and sizes:
+            from ..runtime import check_sizes
+            try:
+                check_sizes(prog, sizes, "--size", strict=True)
+            except EqsatError as e:
+                raise UsageError(f"bad --size: {e}") from None
+        kw["sizes"] = sizes
     return kw
 
 
+CHECK_WORDS = {"verified": "verified on random inputs (reference interpreter and NumPy backend)",
+               "disabled": "disabled (--no-check)"}
+
+
+def check_line(report) -> str:
+    """How the numeric check of the result went, for the report lines (printed when it is
+    not "verified"; the JSON report always has it)."""
+    c = getattr(report, "check", "disabled")
+    return "check: " + CHECK_WORDS.get(c, c)
+
+
+def warn_unchecked(report) -> None:
+    """A numeric check that could not run is said on stderr (one line)."""
+    c = getattr(report, "check", "")
+    if c.startswith("skipped"):
+        why = c.partition(":")[2].strip()
+        print(f"eqsat-ad: warning: the optimised program was NOT checked against the input program "
+              f"({why})", file=sys.stderr)
+
+
 def run_optimize(prog, name: str, args, progress_enabled=None, **extra):
-    """``ea.optimize`` with progress on a terminal; missing optional modules become clear errors."""
+    """``ea.optimize`` with progress on a terminal; missing optional modules become clear
+    errors; a numeric check that could not run is a warning on stderr."""
     from ..optimize import optimize
-    kw = optimize_options(args)
+    kw = optimize_options(args, prog)
     kw.update(extra)
     prog_cb = Progress(enabled=progress_enabled if progress_enabled is not None else args.progress)
     try:
         with about_file(name):
-            return optimize(prog, progress=prog_cb if prog_cb.enabled else None, **kw)
+            res = optimize(prog, progress=prog_cb if prog_cb.enabled else None, **kw)
+        prog_cb.done()
+        warn_unchecked(res.report)
+        return res
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("eqsat_ad"):
             raise CLIFailure(f"the {kw.get('extractor')} extractor is not available in this build "
@@ -140,11 +177,8 @@ def comment(text: str, prefix: str = ";; ") -> str:
 
 
 def write_json(path: str, data: dict) -> None:
-    text = json.dumps(data, indent=2, default=_json_default)
-    if path == "-":
-        print(text)
-    else:
-        Path(path).write_text(text + "\n")
+    """JSON to ``path`` (atomically) or to stdout for ``-``."""
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(o):
@@ -184,7 +218,7 @@ def compile_source(prog) -> str:
 
 def cmd_optimize(args) -> int:
     from ..lang.syntax import show_program
-    check_output_path(args.json, "--json file")
+    input_guard(args).check(args.json, "--json")
     prog, name, label = prepare_program(args)
     res = run_optimize(prog, name, args)
     json_to_stdout = args.json == "-"
@@ -205,7 +239,8 @@ def cmd_optimize(args) -> int:
         sizes = ", ".join(f"{k}={v}" for k, v in sorted(res.report.sizes.items())) or "none"
         head = (f"optimised {label}; sizes {sizes}; schedule {rel(args.schedule) if args.schedule not in ('default', 'all') else args.schedule}; "
                 f"extractor {args.extractor}")
-        print(comment(head + "\n" + res.report.summary(), prefix))
+        extra = "" if res.report.check == "verified" else "\n" + check_line(res.report)
+        print(comment(head + "\n" + res.report.summary() + extra, prefix))
         if args.json:
             print(comment(f"wrote {args.json}", prefix))
     return 0
@@ -227,11 +262,13 @@ def format_value(v) -> str:
 
 
 def save_value(path: str, v) -> None:
+    """Save a result to ``path`` (atomically): ``.npz`` for a pair (one array per component),
+    else ``.npy`` (exactly the given name: no suffix is added)."""
     import numpy as np
     from ..runtime import to_output
     v = to_output(v)
     if isinstance(v, tuple):
-        if not path.endswith(".npz"):
+        if not path.lower().endswith(".npz"):
             raise UsageError(f"the result is a pair; save it to a .npz file, not {path}")
         flat = []
 
@@ -242,16 +279,24 @@ def save_value(path: str, v) -> None:
             else:
                 flat.append(np.asarray(x))
         walk(v)
-        np.savez(path, *flat)
-    elif path.endswith(".npz"):
-        np.savez(path, np.asarray(v))
+        with atomic_write(path) as f:
+            np.savez(f, *flat)
+    elif path.lower().endswith(".npz"):
+        with atomic_write(path) as f:
+            np.savez(f, np.asarray(v))
     else:
-        np.save(path, np.asarray(v))
+        arr = np.asarray(v)
+        if arr.dtype == object:
+            raise CLIFailure(f"the result is a ragged array; it cannot be saved as {path} "
+                             f"(save a rectangular result, or print it)")
+        with atomic_write(path) as f:
+            np.save(f, arr)
 
 
 def cmd_run(args) -> int:
-    check_output_path(args.output, "--output file")
-    inputs = parse_inputs(args.input)
+    input_files: list[str] = []
+    inputs = parse_inputs(args.input, input_files)
+    input_guard(args, input_files).check(args.output, "--output", stdout_ok=False)
     prog, name, label = prepare_program(args)
     if args.optimize:
         res = run_optimize(prog, name, args, inputs=inputs)
@@ -446,6 +491,8 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
     if rep.cost_before and rep.cost_after:
         ratio = f" ({rep.cost_before / rep.cost_after:.3g}x cheaper)"
     out.append(f"cost: {fmt_cost(rep.cost_before)} -> {fmt_cost(rep.cost_after)}{ratio}")
+    if rep.check != "verified":
+        out.append(check_line(rep))
     for note in rep.notes:
         out.append(f"note: {note}")
     out.append("")
@@ -454,10 +501,53 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
     return "\n".join(out)
 
 
+def _dot_files(path: str) -> list[str]:
+    """The files ``--dot path`` writes: the DOT text (next to a rendered picture)."""
+    from ..viz import RENDER_FORMATS
+    if path != "-" and Path(path).suffix.lower().lstrip(".") in RENDER_FORMATS:
+        return [str(Path(path).with_suffix(".dot")), path]
+    return [path]
+
+
+def write_dot_files(dot_text: str, path: str) -> list[str]:
+    """``--dot``: DOT text to ``path`` (``-``: stdout), or for .svg/.png/.pdf the DOT text next
+    to it and the picture rendered by Graphviz when installed; each file written atomically."""
+    from .. import viz
+    if path == "-":
+        sys.stdout.write(dot_text if dot_text.endswith("\n") else dot_text + "\n")
+        return []
+    files = _dot_files(path)
+    write_text(files[0], dot_text)
+    written = [files[0]]
+    if len(files) == 2:
+        rendered = False
+        try:
+            with atomic_path(path) as tmp:
+                rendered = viz.render(dot_text, tmp, fmt=Path(path).suffix.lstrip(".").lower())
+                if not rendered:
+                    raise _NotWritten
+        except _NotWritten:
+            print(f"eqsat-ad: note: Graphviz 'dot' is not installed; wrote {files[0]} only "
+                  f"(render it with: dot -T{Path(path).suffix.lstrip('.')} {files[0]} -o {path})",
+                  file=sys.stderr)
+        if rendered:
+            written.append(path)
+    return written
+
+
+class _NotWritten(Exception):
+    """Abandon an atomic write (the old file stays)."""
+
+
 def cmd_explain(args) -> int:
     from .. import viz
-    for p, what in ((args.dot, "--dot file"), (args.plot, "--plot file"), (args.json, "--json file")):
-        check_output_path(p, what)
+    guard = input_guard(args)
+    if args.dot == "-" and args.json == "-":
+        raise UsageError("only one of --dot and --json can be '-' (stdout)")
+    for f in _dot_files(args.dot) if args.dot else []:
+        guard.check(f, "--dot")
+    guard.check(args.plot, "--plot", stdout_ok=False)
+    guard.check(args.json, "--json")
     prog, name, label = prepare_program(args)
     res = run_optimize(prog, name, args, keep_egraph=True)
     phase_costs = None
@@ -473,23 +563,29 @@ def cmd_explain(args) -> int:
         finally:
             prog_cb.done()
     owner = _rule_owner(res.session)
-    print(explain_text(res, label, args, owner, phase_costs))
+    dot_text = None
+    if args.dot:       # (before printing anything: a graph too big to draw is an error)
+        dot_text = viz.egraph_dot(res.session, max_nodes=args.dot_max_nodes, title=label)
+    if "-" not in (args.json, args.dot):
+        print(explain_text(res, label, args, owner, phase_costs))
     if args.json:
         data = res.to_dict()
         if phase_costs is not None:
             data["phase_costs"] = phase_costs
         write_json(args.json, data)
-    if args.dot:
-        dot_text = viz.egraph_dot(res.session, max_nodes=args.dot_max_nodes, title=label)
-        written = viz.write_dot(dot_text, args.dot)
-        for w in written:
+    if dot_text is not None:
+        for w in write_dot_files(dot_text, args.dot):
             print(f"wrote {w}", file=sys.stderr)
     if args.plot:
-        if viz.plot_report(res.report, args.plot, phase_costs=phase_costs, title=label):
-            print(f"wrote {args.plot}", file=sys.stderr)
-        else:
+        try:
+            with atomic_path(args.plot) as tmp:
+                if not viz.plot_report(res.report, tmp, phase_costs=phase_costs, title=label):
+                    raise _NotWritten
+        except _NotWritten:
             print("eqsat-ad: note: matplotlib is not installed; no plot written "
                   "(pip install matplotlib)", file=sys.stderr)
+        else:
+            print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
 
