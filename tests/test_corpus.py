@@ -14,10 +14,11 @@ from eqsat_ad.bench import corpus as C
 
 IDS = [e.name for e in C.CORPUS]
 
-# Programs that optimise in well under a second at their test sizes (measured when the corpus
-# was written); the rest are measured by the benchmark only, so that this file stays fast.
-QUICK_OPTIMIZE = ("logreg", "poisson", "quadform", "conv1d", "softmax-jac", "traced-xent",
-                  "mlp2-out", "lse-hvp")
+# Every program is optimised (tight limits) except the two long chains: at the time of writing
+# their optimisation took minutes or aborted the process (egglog ran out of memory while
+# extracting), so only the benchmark measures them; the rest take ~0.2-1.3 s each here.
+SLOW_TO_OPTIMIZE = ("pipeline20", "chain60")
+QUICK_OPTIMIZE = tuple(n for n in IDS if n not in SLOW_TO_OPTIMIZE)
 TIGHT = {"iterations": 200, "nodes": 20_000, "seconds": 10.0}
 
 
