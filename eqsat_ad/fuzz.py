@@ -409,3 +409,396 @@ def fuzz(cases: int | None = None, seconds: float | None = None, seed: int = 0, 
         k += 1
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+# ======================================================================================
+# the NumPy backend against the reference interpreter, on programs that stress it
+# ======================================================================================
+def rich_program(rng: random.Random, smooth: bool = False, depth: int | None = None,
+                 sizes: dict | None = None) -> tuple[Program, dict]:
+    """(program, sizes): a random program of :mod:`eqsat_ad.random_programs` (pair
+    accumulators, nested folds reading outer accumulators and indices, guarded gets, lets,
+    conditionals, ...) over ``x : (vec n)`` and some of ``y, w, M, z, v``; result real,
+    vector, matrix or (real, vector)."""
+    from .lang.types import PairT
+    from .lang.typecheck import check_program
+    from .random_programs import choose_params, generate
+
+    def choose(k: int) -> int:
+        return rng.randrange(k)
+    params = choose_params(choose)
+    names = [p.name for p in params]
+    sizes = sizes or {"n": rng.randint(1, 3), "m": rng.randint(1, 3)}
+    if not ({"M", "z"} & set(names)):
+        sizes = {"n": sizes["n"]}
+    results = [REAL, REAL, REAL, vec("n"), PairT(REAL, vec("n"))]
+    if "m" in sizes:
+        results.append(mat("m", "n"))
+    result = rng.choice(results) if not smooth else rng.choice([REAL, REAL, vec("n")])
+    depth = depth if depth is not None else rng.choice([2, 3, 3, 4, 4])
+    for _ in range(20):
+        prog = Program(params, generate(choose, params, result, sizes, smooth=smooth, max_depth=depth))
+        try:
+            check_program(prog)
+        except EqsatError:           # pragma: no cover - the generator makes well-typed terms
+            continue
+        return prog, sizes
+    raise EqsatError("could not generate a well-typed program")   # pragma: no cover
+
+
+def program_features(prog: Program) -> set[str]:
+    """Which of the shapes the backend fuzzer is meant to exercise ``prog`` has."""
+    from .lang.ast import Get, If, IFold, Let, Prim, Sum, Var, iter_nodes
+    from .lang.binders import free_vars
+    from .lang.types import IndexT, PairT
+    from .lang.typecheck import annotate, elaborate, program_env
+    p = elaborate(prog)
+    types = annotate(p.body, program_env(p))
+    out: set[str] = set()
+
+    def has_index(t) -> bool:
+        return isinstance(t, IndexT) or isinstance(t, PairT) and (has_index(t.fst) or has_index(t.snd))
+    for e in iter_nodes(p.body):
+        t = types.get(id(e))
+        if isinstance(e, Let):
+            out.add("let")
+        elif isinstance(e, If):
+            out.add("if")
+            bound = free_vars(e.cond)
+            for br in (e.then, e.else_):
+                if any(isinstance(g, Get) and not isinstance(g.index, Var) and free_vars(g.index) & bound
+                       for g in iter_nodes(br)):
+                    out.add("guarded get")
+        elif isinstance(e, (IFold, Sum)):
+            if free_vars(e.size) - {q.name for q in p.params} - _size_names(p):
+                out.add("index-dependent loop size")
+            if isinstance(e, IFold):
+                out.add("ifold")
+                if isinstance(t, PairT):
+                    out.add("pair accumulator")
+                if has_index(t):
+                    out.add("index accumulator")
+                for inner in iter_nodes(e.body):
+                    if isinstance(inner, IFold) and inner is not e:
+                        fv = free_vars(inner)
+                        if e.acc in fv:
+                            out.add("nested fold reads outer accumulator")
+                        if e.var in fv:
+                            out.add("nested fold reads outer index")
+        elif isinstance(e, Prim) and e.op in ("+", "-") and isinstance(e.args[0], Var) and \
+                types.get(id(e)) is not None and isinstance(types[id(e)], IndexT):
+            out.add("index arithmetic")
+    return out
+
+
+def _size_names(p: Program) -> set[str]:
+    from .lang.types import size_names
+    return {s for q in p.params for s in size_names(q.type)}
+
+
+def _leaves(v) -> list:
+    return [x for part in v for x in _leaves(part)] if isinstance(v, tuple) else [v]
+
+
+def same_value(got, want, rtol: float = 1e-7, atol: float = 1e-9) -> str:
+    """'' when ``got`` is ``want`` up to rounding, in the same representation (pairs as
+    tuples, reals as floats, indices as ints, arrays of the same shape and dtype); otherwise
+    what differs."""
+    if isinstance(want, tuple) or isinstance(got, tuple):
+        if not (isinstance(want, tuple) and isinstance(got, tuple) and len(got) == len(want)):
+            return f"a {type(got).__name__} where the interpreter gives a {type(want).__name__}"
+        for k, (a, b) in enumerate(zip(got, want)):
+            why = same_value(a, b, rtol, atol)
+            if why:
+                return f"component {k}: {why}"
+        return ""
+    if isinstance(want, np.ndarray) or isinstance(got, np.ndarray):
+        if not (isinstance(want, np.ndarray) and isinstance(got, np.ndarray)):
+            return f"a {type(got).__name__} where the interpreter gives a {type(want).__name__}"
+        if got.shape != want.shape or got.dtype != want.dtype:
+            return f"{got.dtype}{list(got.shape)} where the interpreter gives {want.dtype}{list(want.shape)}"
+    elif type(got) is not type(want):
+        return f"a {type(got).__name__} where the interpreter gives a {type(want).__name__}"
+    if not agree(got, want, rtol, atol):
+        return f"{_short(got)} where the interpreter gives {_short(want)}"
+    return ""
+
+
+def check_backend(prog: Program, inputs: dict, fn=None, want=None, rtol: float = 1e-7,
+                  atol: float = 1e-9) -> str:
+    """'' when the compiled program gives what the interpreter gives on ``inputs`` (or
+    raises the same kind of error), returns no memory shared with an input, and leaves the
+    inputs as they were; otherwise the problem.  ``want``: the expected value, when it is
+    known (e.g. the interpreter's on the unoptimised program)."""
+    import eqsat_ad as ea
+    from .lang.interp import evaluate
+    werr = None
+    if want is None:
+        try:
+            want = evaluate(prog, **inputs)
+        except EqsatError as e:
+            werr = e
+    fn = fn or ea.compile(prog)
+    before = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+    try:
+        got = fn(**inputs)
+    except EqsatError as e:
+        if werr is not None and type(e) is type(werr):
+            return ""
+        return f"the backend raises {type(e).__name__}: {e}" + (
+            f"; the interpreter {type(werr).__name__}: {werr}" if werr else
+            f"; the interpreter gives {_short(want)}")
+    if werr is not None:
+        return f"the backend gives {_short(got)}; the interpreter raises {type(werr).__name__}: {werr}"
+    why = same_value(got, want, rtol, atol)
+    if why:
+        return "the backend gives " + why
+    for k, v in inputs.items():
+        if isinstance(v, np.ndarray) and not np.array_equal(v, before[k], equal_nan=True):
+            return f"the backend changed its input {k!r}"
+        for out in _leaves(got):
+            if isinstance(out, np.ndarray) and isinstance(v, np.ndarray) and np.shares_memory(out, v):
+                return f"the result shares memory with the input {k!r}"
+    return ""
+
+
+@dataclass
+class BackendReport:
+    """What :func:`fuzz_backend` did: programs, checks (input sets), features seen."""
+    programs: int = 0
+    checks: int = 0
+    fallbacks: int = 0
+    features: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)    # (seed, problem, program text)
+    seconds: float = 0.0
+
+    def add(self, seed: int, checks: int, feats: set, problems: list, text: str, fallback: bool) -> None:
+        self.programs += 1
+        self.checks += checks
+        self.fallbacks += fallback
+        for f in feats:
+            self.features[f] = self.features.get(f, 0) + 1
+        if problems:
+            self.failures.append((seed, problems[0], text))
+
+    def merge(self, other: "BackendReport") -> None:
+        self.programs += other.programs
+        self.checks += other.checks
+        self.fallbacks += other.fallbacks
+        for k, v in other.features.items():
+            self.features[k] = self.features.get(k, 0) + v
+        self.failures += other.failures
+
+    def summary(self) -> str:
+        feats = ", ".join(f"{k} {v}" for k, v in sorted(self.features.items()))
+        lines = [f"backend vs interpreter: {self.programs} programs, {self.checks} checks "
+                 f"({self.fallbacks} ran with the interpreter fallback) in {self.seconds:.0f} s; "
+                 f"{len(self.failures)} mismatches", f"  programs with: {feats}"]
+        for seed, problem, text in self.failures:
+            lines.append(f"backend case seed={seed}: {problem}\n  program: {text}\n"
+                         f"  replay: eqsat_ad.fuzz.backend_case({seed})")
+        return "\n".join(lines)
+
+
+def backend_case(seed: int) -> tuple[Program, set, list, int, bool]:
+    """Backend case ``seed``: (program, its features, problems, checks, fell back)."""
+    import eqsat_ad as ea
+    rng = random.Random(seed)
+    prog, sizes = rich_program(rng, smooth=rng.random() < 0.2)
+    nrng = np.random.default_rng(seed)
+    sets = [sizes, {k: v + rng.choice([1, 2]) for k, v in sizes.items()}]
+    problems, checks = [], 0
+    fn = ea.compile(prog)
+    for sz in sets:
+        inputs = random_inputs(prog, sz, nrng)
+        checks += 1
+        why = check_backend(prog, inputs, fn)
+        if why:
+            problems.append(f"{why} (sizes {sz})")
+            break
+    return prog, program_features(prog), problems, checks, fn.fallback is not None
+
+
+def fuzz_backend(cases: int | None = None, seconds: float | None = None, seed: int = 0,
+                 progress=None) -> BackendReport:
+    """Backend cases ``seed, seed+1, ...`` until ``cases`` ran or ``seconds`` passed."""
+    from .lang.syntax import show_program
+    rep = BackendReport()
+    t0 = time.perf_counter()
+    k = 0
+    while (cases is None or k < cases) and (seconds is None or time.perf_counter() - t0 < seconds):
+        try:
+            prog, feats, problems, checks, fb = backend_case(seed + k)
+            rep.add(seed + k, checks, feats, problems, show_program(prog), fb)
+        except Exception as e:   # noqa: BLE001 - a crash of the backend is a finding
+            rep.add(seed + k, 1, set(), [f"{type(e).__name__}: {e}"], "(see replay)", False)
+        if progress:
+            progress(rep)
+        k += 1
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+# ======================================================================================
+# the long run: every schedule x extractor x executor on each program
+# ======================================================================================
+SCHEDULES = ("default", "all")
+MATRIX_LIMITS = dict(iterations=300, nodes=30000, seconds=10.0)
+
+
+@dataclass
+class MatrixResult:
+    """One program of :func:`matrix_case`: its derivative went through every (schedule,
+    extractor) and ran with every executor; ``checks`` counts the comparisons by
+    ``(schedule, extractor, executor)``, ``mismatches`` the ones that failed."""
+    seed: int
+    generator: str = ""
+    program: str = ""
+    kind: str = ""
+    wrt: str = ""
+    checks: dict = field(default_factory=dict)
+    mismatches: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)     # text, with what to replay
+    skipped: str = ""
+    seconds: float = 0.0
+
+    def count(self, key: tuple, problem: str) -> None:
+        self.checks[key] = self.checks.get(key, 0) + 1
+        if problem:
+            self.mismatches[key] = self.mismatches.get(key, 0) + 1
+            self.problems.append(f"{'/'.join(key)}: {problem}")
+
+
+def matrix_case(seed: int, schedules=SCHEDULES, extractor_names=None, depth: int = 3) -> MatrixResult:
+    """Program ``seed`` (the rule checker's smooth terms, or :mod:`.random_programs` terms,
+    smooth or not) and its gradient (real result) or JVP: the program and the unoptimised
+    derivative through the backend; the derivative through ``ea.optimize`` with each
+    schedule and extractor, each result run by the interpreter and the backend on two input
+    sets (the optimiser's sizes and larger ones), compared with the interpreter on the
+    unoptimised derivative; smooth programs' derivatives against finite differences."""
+    import eqsat_ad as ea
+    from .ad import grad, jvp
+    from .lang.interp import evaluate
+    from .lang.syntax import show_program
+    from .lang.typecheck import check_program
+    t0 = time.perf_counter()
+    rng = random.Random(seed)
+    nrng = np.random.default_rng(seed)
+    res = MatrixResult(seed)
+    try:
+        res.generator = rng.choice(["termgen", "rich-smooth", "rich"])
+        if res.generator == "termgen":
+            sizes = {"n": rng.choice([1, 2, 3]), "m": rng.choice([1, 2, 3])}
+            prog = random_program(rng, depth=rng.randint(1, depth), sizes=sizes)
+        else:
+            prog, sizes = rich_program(rng, smooth=res.generator == "rich-smooth",
+                                       depth=rng.randint(2, depth))
+        res.program = show_program(prog)
+        inputs = random_inputs(prog, sizes, nrng)
+        res.count(("program", "-", "backend"), check_backend(prog, inputs))
+        wrts = [w for w in used_params(prog) if w != "M" or rng.random() < 0.3]
+        if not wrts:
+            res.skipped = "no differentiable input is used"
+            return res
+        res.wrt = rng.choice(wrts)
+        real_result = check_program(prog) == REAL
+        res.kind = "grad" if real_result and rng.random() < 0.7 else "jvp"
+        d = grad(prog, res.wrt) if res.kind == "grad" else jvp(prog, res.wrt)
+        din = dict(inputs)
+        if res.kind == "jvp":
+            p = d.params[-1]
+            din[p.name] = random_inputs(Program((p,), d.body), sizes, nrng)[p.name]
+        want = evaluate(d, **din)
+        if not np.all(np.isfinite(_flat(want))):
+            res.skipped = "derivative not finite at these inputs"
+            return res
+        if res.generator != "rich":
+            prob = _fd_ok(prog, res.kind, res.wrt, d, inputs, want, nrng)
+            res.count(("unoptimised", "-", "finite differences"),
+                      prob and "the derivative disagrees with finite differences: " + prob)
+        sets = [(din, want)]
+        in2 = random_inputs(d, {k: v + rng.choice([1, 2]) for k, v in sizes.items()}, nrng)
+        try:
+            sets.append((in2, evaluate(d, **in2)))
+        except EqsatError:
+            pass
+        for inp, w in sets:
+            res.count(("unoptimised", "-", "backend"), check_backend(d, inp, want=w))
+        from .strategy.combinators import Limits
+        for sched in schedules:
+            for ex in extractor_names or extractors():
+                key, before = (sched, ex), len(res.problems)
+                strategy, limits = (None if sched == "default" else sched), Limits(**MATRIX_LIMITS)
+                if sched == "random":          # random phases of random rulesets, random limits
+                    desc, strategy = random_schedule(rng, shipped_rulesets())
+                    limits = random_limits(rng)
+                try:
+                    out = ea.optimize(d, sizes=sizes, schedule=strategy, extractor=ex, limits=limits,
+                                      check=False)
+                except Exception as e:   # noqa: BLE001 - every crash is a finding
+                    res.count(key + ("optimize",), f"{type(e).__name__}: {e}"
+                              + (f" (schedule {desc})" if sched == "random" else ""))
+                    continue
+                opt = out.program
+                fn = ea.compile(opt)
+                for inp, w in sets:
+                    try:
+                        got = evaluate(opt, **inp)
+                        why = same_value(got, w, RTOL, ATOL)
+                    except EqsatError as e:
+                        why = f"{type(e).__name__}: {e}"
+                    res.count(key + ("interpreter",), why and f"the optimised program gives {why}"
+                              f" (sizes {_sizes(inp, d)})\n    optimised: {show_program(opt)}")
+                    why = check_backend(opt, inp, fn, want=w, rtol=RTOL, atol=ATOL)
+                    res.count(key + ("backend",), why and f"{why} (sizes {_sizes(inp, d)})\n"
+                              f"    optimised: {show_program(opt)}")
+                if sched == "random" and len(res.problems) > before:
+                    res.problems[-1] += f"\n    schedule: {desc}; limits: {limits}"
+    except Exception as e:   # noqa: BLE001 - every crash is a finding
+        res.problems.append(f"crash: {type(e).__name__}: {e}")
+    finally:
+        res.seconds = time.perf_counter() - t0
+    return res
+
+
+@dataclass
+class MatrixReport:
+    programs: int = 0
+    skipped: int = 0
+    crashed: int = 0
+    checks: dict = field(default_factory=dict)
+    mismatches: dict = field(default_factory=dict)
+    by_generator: dict = field(default_factory=dict)
+    by_kind: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)     # MatrixResult with problems
+    seconds: float = 0.0
+
+    def add(self, r: MatrixResult) -> None:
+        self.programs += 1
+        self.skipped += bool(r.skipped)
+        self.crashed += any(p.startswith("crash") for p in r.problems)
+        for src, dst in ((r.checks, self.checks), (r.mismatches, self.mismatches)):
+            for k, v in src.items():
+                dst[k] = dst.get(k, 0) + v
+        self.by_generator[r.generator] = self.by_generator.get(r.generator, 0) + 1
+        if r.kind:
+            self.by_kind[r.kind] = self.by_kind.get(r.kind, 0) + 1
+        if r.problems:
+            self.failures.append(r)
+
+    def summary(self) -> str:
+        total = sum(self.checks.values())
+        bad = sum(self.mismatches.values())
+        lines = [f"pipeline matrix: {self.programs} programs ({self.skipped} skipped: derivative not "
+                 f"finite or nothing to differentiate; {self.crashed} crashed), {total} checks, "
+                 f"{bad} mismatches, {len(self.failures)} programs with a problem, in "
+                 f"{self.seconds / 60:.1f} min",
+                 f"  generators: {self.by_generator}; derivatives: {self.by_kind}",
+                 "  checks (mismatches) by schedule / extractor / executor:"]
+        for k in sorted(self.checks):
+            lines.append(f"    {'/'.join(k):45s} {self.checks[k]:7d} ({self.mismatches.get(k, 0)})")
+        for r in self.failures:
+            lines.append(f"case seed={r.seed} ({r.generator}, {r.kind} wrt {r.wrt or '-'}):")
+            lines += ["  " + p for p in r.problems[:3]]
+            lines.append(f"  program: {r.program}\n  replay: eqsat_ad.fuzz.matrix_case({r.seed})")
+        return "\n".join(lines)
