@@ -121,7 +121,8 @@ def _prologue(prog: Program, py: dict[str, str], size_py: dict[str, str]) -> tup
         if isinstance(t, RealT):
             lines.append(f"if type({name}) is not float: {cin}")
         elif isinstance(t, (IndexT, SizeT)):
-            lines.append(f"if type({name}) is not int: {cin}")
+            lo = 0 if isinstance(t, SizeT) else -2 ** 63      # _cin refuses what is out of range
+            lines.append(f"if type({name}) is not int or not {lo} <= {name} <= {2 ** 63 - 1}: {cin}")
         elif isinstance(t, BoolT):
             lines.append(f"if type({name}) is not bool: {cin}")
         elif isinstance(t, ArrayT):
