@@ -3,6 +3,7 @@ one-line located errors, and the --json contract."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -349,3 +350,248 @@ def test_gradient_wrt_several_parameters(capsys):
     assert ea.show_expr(ea.parse(out).body) == "(pair w x)"
     rc, out, err = run(capsys, "run", DOT, "--grad", "x,w", "-i", "x=[1,2]", "-i", "w=[3,4]")
     assert rc == 0 and out.strip() == "([3., 4.], [1., 2.])"
+
+
+# -- the numeric check on the command line ------------------------------------------------------
+
+BAD = ROOT / "tests" / "data" / "bad"
+
+
+def test_unsound_rule_fails_even_when_small_sizes_do_not_run(capsys):
+    rc, out, err = run(capsys, "optimize", BAD / "needs_n5.ad", "--rules", BAD / "unsound_sin.egg")
+    assert rc == 1 and out == ""
+    assert "disagrees with the input program" in one_error_line(err)
+
+
+def test_skipped_check_is_a_warning_and_never_verified(capsys, tmp_path):
+    out_json = tmp_path / "r.json"
+    rc, out, err = run(capsys, "optimize", BAD / "needs_n101.ad", "--rules", BAD / "unsound_sin.egg",
+                       "--json", out_json)
+    assert rc == 0
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("eqsat-ad: warning: the optimised program was NOT "
+                                                   "checked"), err
+    assert ";; check: skipped: the input program fails" in out and "verified" not in out
+    assert json.loads(out_json.read_text())["report"]["check"].startswith("skipped: ")
+    rc, out, err = run(capsys, "optimize", SUMSQ, "--grad", "x", "--no-check")
+    assert rc == 0 and ";; check: disabled (--no-check)" in out and err == ""
+    rc, out, err = run(capsys, "optimize", SUMSQ, "--grad", "x", "--json", "-")
+    assert rc == 0 and json.loads(out)["report"]["check"] == "verified" and err == ""
+    rc, out, err = run(capsys, "explain", BAD / "needs_n101.ad", "--no-phase-costs")
+    assert rc == 0 and "check: skipped: " in out and "warning" in err
+
+
+# -- bad input on the command line: one line, the right exit status, never "internal error" -----
+
+def _catalogue(tmp_path):
+    D = tmp_path
+    (D / "ok.ad").write_text("(fun ((x (vec n))) (sum n (lambda (i) (get x i))))\n")
+    (D / "adir").mkdir()
+    (D / "lets.ad").write_text("(fun ((x real)) " + "".join(f"(let ((a{k} (+ x 1.0))) " for k in range(50))
+                               + "x" + ")" * 50 + ")")
+    ok, lets, adir = str(D / "ok.ad"), str(D / "lets.ad"), str(D / "adir")
+    big = "9" * 5000
+    return [
+        # (argv, exit status, text the message must contain)
+        (["optimize", BAD / "binary_program.ad"], 1, "binary_program.ad:1:"),
+        (["optimize", BAD / "huge_int_literal.ad"], 1, "must fit in 64 bits"),
+        (["optimize", adir], 2, "is a directory"),
+        (["optimize", ok, "--size", "n=1e400"], 2, "not a valid integer"),
+        (["optimize", ok, "--size", f"n={big}"], 2, "(5002 characters)"),
+        (["optimize", ok, "--size", "n=" + "9" * 400], 2, "too large"),
+        (["optimize", ok, "--size", "n=-1"], 2, "negative"),
+        (["optimize", ok, "--size", "n=0"], 2, "positive"),
+        (["optimize", ok, "--size", "N=10"], 2, "unknown size name 'N'; the program's size names are: n"),
+        (["optimize", ok, "--limit", "nodes=1e400"], 2, "--limit"),
+        (["optimize", ok, "--limit", "iterations=" + "9" * 400], 2, "too large"),
+        (["optimize", ok, "--limit", "seconds=nan"], 2, "finite"),
+        (["optimize", ok, "--limit", "seconds=inf"], 2, "finite"),
+        (["optimize", ok, "--rules", BAD / "fail_include.egg"], 1, "fail_include.egg:3:1:"),
+        (["optimize", ok, "--rules", BAD / "binary_program.ad"], 1, "binary_program.ad"),
+        (["optimize", ok, "--rules", adir], 2, "is a directory"),
+        (["optimize", ok, "--schedule", adir], 2, "is a directory"),
+        (["optimize", ok, "--json", adir], 2, "is a directory"),
+        (["optimize", ok, "--json", ok], 2, "is the program file: refusing to overwrite"),
+        (["optimize", ok, "--json", BAD / "unsound_sin.egg", "--rules", BAD / "unsound_sin.egg"], 2,
+         "is the rule file"),
+        (["optimize", ok, "--max-program-bytes", "10"], 1, "larger than the reader's limit of 10 bytes"),
+        (["optimize", lets, "--max-depth", "20"], 1, "nesting deeper than 20 levels"),
+        (["optimize", ok, "--max-depth", "0"], 2, "positive"),
+        (["run", ok, "--input", "x=[1,2]", "--output", adir], 2, "is a directory"),
+        (["run", ok, "--input", "x=[1,2]", "--output", ok], 2, "is the program file"),
+        (["run", ok, "--input", "x=[1,2]", "--output", "-"], 2, "printed on stdout already"),
+        (["run", ok, "--input", "x=[1+2j, 3]"], 1, "input 'x'"),
+        (["run", ok, "--input", "x=[True, False]"], 1, "bool"),
+        (["run", ok, "--input", "x=3.0"], 1, "got a scalar"),
+        (["run", ok, "--input", "x=[10**400]"], 2, "bad --input"),
+        (["run", ok, "--input", f"x=[{big}]"], 2, "bad --input"),
+        (["run", ok, "--input", "x=" + "[" * 5000 + "]" * 5000], 2, "bad --input"),
+        (["run", ok, "--input", f"x={adir}/x.npy"], 2, "no such file"),
+        (["run", ok, "--input", f"x={BAD / 'binary_program.ad'}"], 2, "bad --input"),
+        (["explain", ok, "--plot", "-"], 2, "--plot needs a file name"),
+        (["explain", ok, "--dot", "-", "--json", "-"], 2, "only one of"),
+        (["explain", ok, "--dot", ok], 2, "is the program file"),
+        (["explain", ok, "--dot-max-nodes", "-5"], 2, "positive"),
+        (["rules", "list", adir], 2, "is a directory"),
+        (["schedule", "show", adir], 2, "is a directory"),
+        (["optimize", ok, "--grad", ","], 2, "needs a parameter name"),
+    ]
+
+
+def test_bad_input_catalogue_one_line_each(capsys, tmp_path):
+    for argv, code, text in _catalogue(tmp_path):
+        rc, out, err = run(capsys, *argv)
+        assert rc == code, (argv, rc, err)
+        assert "Traceback" not in err and "internal error" not in err, (argv, err)
+        lines = [ln for ln in err.splitlines()            # (argparse's usage lines aside)
+                 if ln.strip() and not ln.startswith(("usage:", " "))]
+        assert len(lines) == 1 and text in lines[0], (argv, err)
+    # no output file was created or changed by any of them
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "lets.ad", "ok.ad"]
+    assert not list((tmp_path / "adir").iterdir())
+
+
+def test_unreadable_program_file(capsys, tmp_path):
+    mem = Path("/proc/self/mem")           # reading it fails with EIO, even for root
+    if not mem.exists():
+        pytest.skip("no /proc/self/mem")
+    rc, out, err = run(capsys, "optimize", mem)
+    assert rc == 2 and "cannot read program file /proc/self/mem" in one_error_line(err)
+
+
+def test_program_larger_than_the_cap_is_not_read_whole(capsys, monkeypatch):
+    import io
+    from eqsat_ad.lang import syntax
+
+    class Endless(io.RawIOBase):          # like /dev/zero: reading it all would never end
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            b[:] = b"(" * len(b)
+            return len(b)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Endless())))
+    rc, out, err = run(capsys, "optimize", "-")
+    assert rc == 1
+    assert f"<stdin>: the program file is larger than the reader's limit of {syntax.MAX_CHARS} bytes" \
+        in one_error_line(err)
+
+
+# -- outputs: atomic, never over an input ---------------------------------------------------------
+
+def test_outputs_are_written_atomically_and_failed_runs_leave_old_files(capsys, tmp_path):
+    out_json = tmp_path / "out.json"
+    out_json.write_text("old\n")
+    rc, out, err = run(capsys, "optimize", SUMSQ, "--grad", "x", "--json", out_json)
+    assert rc == 0 and json.loads(out_json.read_text())["program"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]     # no temporary left
+    out_json.write_text("old\n")
+    rc, out, err = run(capsys, "optimize", BAD / "bad_program.ad", "--json", out_json)
+    assert rc == 1 and out_json.read_text() == "old\n"                   # failed run: untouched
+    res = tmp_path / "result"                                              # no suffix added
+    rc, out, err = run(capsys, "run", SUMSQ, "--grad", "x", "--input", "x=[1,2]", "--output", res)
+    assert rc == 0 and np.load(res).tolist() == [2.0, 4.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "result"]
+
+
+def test_output_may_not_overwrite_an_input_array(capsys, tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.array([1.0, 2.0]))
+    before = x.read_bytes()
+    rc, out, err = run(capsys, "run", SUMSQ, "--grad", "x", "--input", f"x={x}", "--output", x)
+    assert rc == 2 and "is the --input file" in one_error_line(err)
+    assert x.read_bytes() == before
+    link = tmp_path / "link.npy"                                    # also through a symlink
+    link.symlink_to(x)
+    rc, out, err = run(capsys, "run", SUMSQ, "--grad", "x", "--input", f"x={x}", "--output", link)
+    assert rc == 2 and x.read_bytes() == before
+
+
+def test_explain_dash_means_stdout(capsys):
+    rc, out, err = run(capsys, "explain", SUMSQ, "--grad", "x", "--no-phase-costs", "--dot", "-")
+    assert rc == 0 and out.startswith("digraph egraph {") and "explain:" not in out
+    rc, out, err = run(capsys, "explain", SUMSQ, "--grad", "x", "--no-phase-costs", "--json", "-")
+    assert rc == 0 and json.loads(out)["report"]["check"] == "verified"
+
+
+def test_write_to_special_files_in_place(capsys):
+    rc, out, err = run(capsys, "optimize", SUMSQ, "--grad", "x", "--json", os.devnull, "-q")
+    assert rc == 0 and os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
+
+
+# -- crashes become one line ----------------------------------------------------------------------
+
+def _raising(exc):
+    def cmd(args):
+        raise exc
+    return cmd
+
+
+@pytest.mark.parametrize("exc,code,text", [
+    (KeyboardInterrupt(), 130, "eqsat-ad: error: interrupted"),
+    (type("PanicException", (BaseException,), {})("assertion failed: cost >= 0"), 1,
+     "internal error: egglog panicked: assertion failed: cost >= 0"),
+    (FileNotFoundError(2, "No such file or directory", "gone.egg"), 1,
+     "cannot access gone.egg: No such file or directory"),
+    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), 1, "not UTF-8 text"),
+    (MemoryError(), 1, "out of memory"),
+    (ValueError("a bug"), 1, "internal error: ValueError: a bug"),
+])
+def test_unexpected_exceptions_are_one_line(capsys, monkeypatch, exc, code, text):
+    from eqsat_ad.cli import commands
+    monkeypatch.setitem(commands.COMMANDS, "optimize", _raising(exc))
+    monkeypatch.delenv("EQSAT_AD_TRACEBACK", raising=False)
+    rc, out, err = run(capsys, "optimize", SUMSQ)
+    assert rc == code
+    assert one_error_line(err) == f"eqsat-ad: error: {text}" or text in one_error_line(err)
+
+
+def test_ctrl_c_while_importing_exits_130_without_traceback(tmp_path):
+    # a KeyboardInterrupt raised in the middle of `import eqsat_ad` (the slow part of a cold
+    # start), in a process that is the eqsat-ad command
+    code = ("import sys\n"
+            "class Hook:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'eqsat_ad.optimize':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Hook())\n"
+            "sys.argv[0] = 'eqsat-ad'\n"
+            "from eqsat_ad.cli import main\n"
+            "sys.exit(main())\n")
+    r = subprocess.run([sys.executable, "-c", code, "optimize", SUMSQ], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 130 and r.stderr == "eqsat-ad: error: interrupted\n", r.stderr
+
+
+def test_ctrl_c_while_running_exits_130_without_traceback(tmp_path):
+    import signal
+    import time
+    names = "abcdefghijkl"                             # rules that never stop growing
+    body = names[-1]
+    for c in reversed(names[:-1]):
+        body = f"(+ {c} {body})"
+    prog = tmp_path / "ac.ad"
+    prog.write_text(f"(fun ({' '.join(f'({c} real)' for c in names)}) {body})")
+    sched = tmp_path / "s.egg"
+    sched.write_text("(run-schedule (saturate (run ac)))\n")
+    exe = Path(sys.executable).parent / "eqsat-ad"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "eqsat_ad.cli"]
+    for delay in (0.5, 1.5):
+        p = subprocess.Popen(cmd + ["optimize", str(prog), "--rules", str(BAD / "ac_blowup.egg"),
+                                    "--schedule", str(sched), "--limit", "seconds=100",
+                                    "--limit", "nodes=100000000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=200)
+        assert p.returncode == 130 and err == "eqsat-ad: error: interrupted\n", (delay, err)
+
+
+def test_sizes_and_inputs_for_parameters_named_like_python_keywords(capsys, tmp_path):
+    prog = tmp_path / "self.ad"
+    prog.write_text("(fun ((self (vec n)) (class real)) (* class (sum n (lambda (i) (get self i)))))")
+    rc, out, err = run(capsys, "run", prog, "--input", "self=[1,2]", "--input", "class=2")
+    assert rc == 0 and float(out) == 6.0, err
+    rc, out, err = run(capsys, "run", prog, "--grad", "self", "--optimize", "--input", "self=[1,2]",
+                       "--input", "class=2")
+    assert rc == 0 and out.strip() == "[2., 2.]", err
