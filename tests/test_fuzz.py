@@ -102,3 +102,20 @@ def test_schedule_all_leaves_extractable_program():
     g = ea.grad(p, "w")
     res = ea.optimize(g, sizes={"n": 3}, schedule="all")
     assert np.isclose(ea.evaluate(res.program, y=np.zeros(3), w=0.3), ea.evaluate(g, y=np.zeros(3), w=0.3))
+
+
+# ---------------------------------------------------------------------------------------
+# the long run's matrix: every schedule x extractor x executor on one program
+# ---------------------------------------------------------------------------------------
+def test_matrix_case_checks_every_schedule_extractor_and_executor():
+    from eqsat_ad.fuzz import MatrixReport, matrix_case
+    rep = MatrixReport()
+    for seed in range(3):
+        rep.add(matrix_case(seed, depth=2))
+    assert rep.programs == 3 and not rep.failures, rep.summary()
+    for sched in ("default", "all"):
+        for ex in extractors():
+            for executor in ("interpreter", "backend"):
+                assert rep.checks.get((sched, ex, executor), 0) >= 2, rep.summary()
+    assert rep.checks[("program", "-", "backend")] == 3
+    assert "checks (mismatches) by schedule / extractor / executor" in rep.summary()

@@ -174,7 +174,8 @@ def _operands_homogeneous(e, types):
     for n in iter_nodes(e):
         if isinstance(n, Prim) and (n.op in BINARY_ARITH or n.op in COMPARISONS):
             a, b = (types[id(x)] for x in n.args)
-            assert a == b, (show_expr(n), a, b)
+            # index and size are both integers: mixing them needs no cast, e.g. (- n 1)
+            assert a == b or {a, b} == {INDEX, SIZE}, (show_expr(n), a, b)
         if isinstance(n, Prim) and n.op not in ("real", "and", "or", "not") and len(n.args) == 1:
             assert types[id(n.args[0])] == REAL, show_expr(n)
 
