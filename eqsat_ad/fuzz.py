@@ -13,6 +13,15 @@ derivative; that derivative is compared with central finite differences of the p
 and rule instances (the rule matches egglog reports).  Every case is reproducible from its
 seed: ``run_case(seed)``.
 
+Two more drivers, with programs of :mod:`eqsat_ad.random_programs` (pair accumulators, nested
+folds reading outer accumulators and indices, guarded gets, ...):
+
+* :func:`fuzz_backend` / :func:`backend_case`: the NumPy backend against the interpreter, no
+  optimiser (value and representation, no memory shared with an input, inputs untouched);
+* :func:`matrix_case`: one program's gradient or JVP through *every* schedule and extractor,
+  each result run by both executors; ``benchmarks/fuzz_long.py`` counts the checks by
+  (schedule, extractor, executor).
+
 >>> rep = fuzz(cases=1, seed=3)
 >>> rep.cases, rep.failures
 (1, [])
