@@ -73,7 +73,8 @@ def run(sizes=SIZES, repeat: int = 5, extractors=("tree", "dag", "ilp"), names=N
     from scipy.stats import spearmanr
     import dataclasses
     model = default_cost_model()
-    model0 = dataclasses.replace(model, overhead=0.0)        # the same model without per-call costs
+    # the same model without per-call costs
+    model0 = dataclasses.replace(model, overhead=0.0, scalar_overhead=0.0, call_overhead={})
     unit = float(model.meta.get("unit_seconds", 1e-9))
     rng = np.random.default_rng(0)
     rows = []

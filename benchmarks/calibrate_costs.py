@@ -5,7 +5,12 @@ times the operation per element at a large n, normalised to a float add = 1, plu
 
 * ``overhead``: the fixed cost of issuing one NumPy operation (a ufunc on a tiny array);
 * ``Loop``: one iteration of a sequential Python ``for`` loop (a non-additive ``ifold``);
-* ``scalar_overhead``: one operation on NumPy scalars (what a loop body over scalars does);
+* ``scalar_overhead``: one operation on scalars (Python floats and NumPy scalars: what a loop
+  body over scalars does);
+* the operations of :mod:`eqsat_ad.cost.semantics` (``Prod``, ``Max`` reductions, ``Dot``,
+  ``Gemv``, ``Gemm`` and ``EinsumLoop`` contractions, ``Extreme``) per element, and the fixed
+  costs that differ from one plain call (``call_overhead``: an unplanned ``einsum`` call, the
+  path planning of ``einsum(..., optimize=True)``, ``fold_extreme``);
 
 and writes ``eqsat_ad/cost/opcosts.json`` (small; committed; read by ``default_cost_model``).
 
@@ -31,6 +36,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 OUT = ROOT / "eqsat_ad" / "cost" / "opcosts.json"
 
 
@@ -112,7 +118,30 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
         # a build/get along an axis are views: transposes and slices (per call only)
         "GetAxis": (lambda: M.transpose(1, 0)[:, None], lambda: m.transpose(1, 0)[:, None]),
     }
-    sizes = {"Sum": (side * side * 2, 32), "GetAxis": (side * side, 16)}
+    # reductions of a product / max / min ifold (values near 1: no overflow or denormals)
+    P = rng.uniform(0.99, 1.01, (side, side))
+    p = rng.uniform(0.99, 1.01, (4, 4))
+    ops["Prod"] = (lambda: (np.multiply.reduce(P, 1), np.multiply.reduce(P, 0)),
+                   lambda: (np.multiply.reduce(p, 1), np.multiply.reduce(p, 0)))
+    ops["Max"] = (lambda: (np.fmax.reduce(M, 1), np.fmax.reduce(M, 0)),
+                  lambda: (np.fmax.reduce(m, 1), np.fmax.reduce(m, 0)))
+    from eqsat_ad.backend import _helpers as H
+    ops["Extreme"] = (lambda: H.fold_extreme(A, B, True), lambda: H.fold_extreme(a, b, True))
+    # contractions: np.dot of vectors (per element), matrix-vector (per matrix element),
+    # einsum planned -> BLAS (per multiply-add), einsum's own loop (per multiply-add)
+    v, vs = rng.uniform(0.5, 1.5, side), rng.uniform(0.5, 1.5, 4)
+    g = 64 if quick else 128
+    G1, G2 = rng.uniform(0.5, 1.5, (g, g)), rng.uniform(0.5, 1.5, (g, g))
+    g1, g2 = rng.uniform(0.5, 1.5, (4, 4)), rng.uniform(0.5, 1.5, (4, 4))
+    ops["Dot"] = (lambda: np.dot(A, B), lambda: np.dot(a, b))
+    ops["Gemv"] = (lambda: np.dot(M, v), lambda: np.dot(m, vs))
+    ops["Gemm"] = (lambda: np.einsum("ab,bc->ac", G1, G2, optimize=True),
+                   lambda: np.einsum("ab,bc->ac", g1, g2, optimize=True))
+    ops["EinsumLoop"] = (lambda: np.einsum("ab,ab->b", M, M, optimize=False),
+                         lambda: np.einsum("ab,ab->b", m, m, optimize=False))
+    sizes = {"Sum": (side * side * 2, 32), "GetAxis": (side * side, 16), "Prod": (side * side * 2, 32),
+             "Max": (side * side * 2, 32), "Gemv": (side * side, 16), "Gemm": (g ** 3, 64),
+             "EinsumLoop": (side * side, 16)}
     t_add = None
     raw = {}
     for name, (big, sm) in ops.items():
@@ -133,10 +162,19 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
             acc = _i
         return acc
     t_loop = timeit(loop, repeat) / N
+    # one operation on scalars, as a loop over scalars runs them: Python floats (a vector read
+    # with .tolist()), NumPy scalars, ufuncs on floats
     xs = rng.uniform(0.5, 1.5, 64)
     s1, s2 = xs[3], xs[5]
+    f1, f2 = float(s1), float(s2)
+    xl = xs.tolist()
     t_scalar = statistics.median([timeit(lambda: s1 + s2, repeat), timeit(lambda: s1 * s2, repeat),
-                                  timeit(lambda: xs[7], repeat)])
+                                  timeit(lambda: f1 * f2, repeat), timeit(lambda: np.exp(f1), repeat),
+                                  timeit(lambda: xl[7], repeat)])
+    # fixed costs that differ from one plain call
+    t_einsum = timeit(lambda: np.einsum("ab,bc->ac", g1, g2, optimize=False), repeat)
+    t_plan = max(timeit(lambda: np.einsum("ab,bc->ac", g1, g2, optimize=True), repeat) - t_einsum, 0.0)
+    t_extreme = timeit(lambda: H.fold_extreme(a, b, True), repeat)
     opcost = {k: round(v / t_add, 3) for k, v in raw.items()}
     opcost["GetAxis"] = 0.0                 # a view: no per-element work
     opcost["Build"] = 0.0                   # renames an axis (a view)
@@ -157,7 +195,23 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
         "scalar_overhead": round(t_scalar / t_add, 1),
         "opcost": dict(sorted(opcost.items())),
         "overhead": overhead,
+        "call_overhead": {"EinsumLoop": round(t_einsum / t_add, 1), "EinsumPlan": round(t_plan / t_add, 1),
+                          "Extreme": round(t_extreme / t_add, 1)},
     }
+
+
+def combine(runs: list[dict]) -> dict:
+    """The median of every numeric figure over several calibrations (the first run's text)."""
+    def med(vals):
+        return statistics.median(vals)
+    out = dict(runs[0])
+    for k, v in runs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("n", "threads"):
+            out[k] = med([r[k] for r in runs])
+        elif isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
+            out[k] = {kk: round(med([r[k][kk] for r in runs]), 3) for kk in v}
+    out["runs"] = len(runs)
+    return out
 
 
 def _cpu() -> str:
@@ -175,14 +229,17 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1 << 18)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="calibrate this many times and keep the median of every figure (shared machines)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
-    res = calibrate(args.n, args.repeat, args.quick)
+    runs = [calibrate(args.n, args.repeat, args.quick) for _ in range(max(1, args.runs))]
+    res = combine(runs)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     w = max(len(k) for k in res["opcost"])
     print(f"float add: {res['unit_seconds'] * 1e9:.3f} ns/element (= 1); one NumPy call = {res['overhead']} "
           f"({res['overhead_seconds'] * 1e6:.2f} us); loop iteration = {res['opcost']['Loop']}; "
-          f"scalar op = {res['scalar_overhead']}")
+          f"scalar op = {res['scalar_overhead']}; calls: {res['call_overhead']}")
     for k, v in res["opcost"].items():
         print(f"  {k:<{w}}  {v:8.3f}")
     print(f"wrote {args.out}")

@@ -223,8 +223,9 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
       the path of a schedule ``.egg`` file.
     - ``rules``: extra rule files (loaded exactly like ours); ``default_rules=False`` uses only
       them (plus the substitution rules every rule relies on).
-    - ``extractor``: ``"tree"`` (egglog's, costs computed in egglog), ``"dag"`` (shared
-      sub-terms paid once) or ``"ilp"`` (optimal, needs scipy).
+    - ``extractor``: ``"tree"`` (cheapest tree: egglog's and the cost model's), ``"dag"``
+      (shared sub-terms paid once; never worse than ``"tree"``) or ``"ilp"`` (a 0-1 program,
+      needs scipy; never worse than ``"dag"``), all judged by ``cost_model.dag_cost``.
     - ``limits``: :class:`Limits` or a dict with ``iterations``, ``nodes``, ``seconds``.
     - ``check``: compare the result with the input on random inputs (reference interpreter).
     """
@@ -267,16 +268,14 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
                             if hasattr(model, "calls_overhead") else None)
     session.set_sizes(sz)
     session.compute_costs()
-    if extractor == "tree":
-        try:
-            body, egg_cost = session.extract_root()
-        except EqsatError as e:
-            raise EqsatError(f"no program could be extracted after the run stopped ({report.stop_reason}): "
-                             f"{e}") from None
-        extra = {"egglog_cost": egg_cost}
-    else:
-        from .extract import extract_with
+    # every extractor returns its cheapest candidate under model.dag_cost, each one starting
+    # from the previous one's result (ILP <= DAG <= tree; egglog's tree is a candidate of all)
+    from .extract import extract_with
+    try:
         body, extra = extract_with(extractor, session, model, sz, program=prog)
+    except EqsatError as e:
+        raise EqsatError(f"no program could be extracted after the run stopped ({report.stop_reason}): "
+                         f"{e}") from None
     out = readable_names(Program(prog.params, body))
     check_program(out)
     report.extraction = {"extractor": extractor, "seconds": time.perf_counter() - t0, **extra}

@@ -118,3 +118,100 @@ def test_a_user_model_plugs_in():
     cheap_exp = dataclasses.replace(default_cost_model(), opcost={**default_cost_model().opcost, "Exp": 0.01})
     assert cheap_exp.program_cost(ea.parse("(fun ((y real)) (exp y))")) < \
         default_cost_model().program_cost(ea.parse("(fun ((y real)) (exp y))"))
+
+
+# -- the backend's execution semantics, declared once (eqsat_ad/cost/semantics.py) -------------
+def test_product_and_max_folds_are_priced_as_the_reductions_the_backend_runs():
+    prod = cost("(fun ((x (vec n))) (ifold (lambda (a i) (* a (exp (get x i)))) 2.0 n))")
+    assert prod == pytest.approx(100 * M.op_cost("Exp") + 100 * M.op_cost("Prod") + M.op_cost("Mul"))
+    mx = cost("(fun ((x (vec n))) (ifold (lambda (a i) (if (> (get x i) a) (get x i) a)) 0.0 n))")
+    assert mx == pytest.approx(100 * M.op_cost("Max") + M.op_cost("Extreme"))
+    # with call overheads: one reduction call, not one call per iteration
+    m = CostModel(overhead=500.0)
+    assert cost("(fun ((x (vec n))) (ifold (lambda (a i) (* a (exp (get x i)))) 2.0 n))", model=m) < \
+        prod + 10 * 500
+    seq = cost("(fun ((x (vec n))) (ifold (lambda (a i) (* (+ a 1.0) (exp (get x i)))) 2.0 n))", model=m)
+    assert seq > 100 * M.op_cost("Loop") + 100 * 500
+
+
+def test_a_sum_of_a_product_is_one_blas_or_einsum_call():
+    assert cost("(fun ((x (vec n)) (w (vec n))) (sum n (lambda (i) (* (get x i) (get w i)))))") == \
+        pytest.approx(100 * M.op_cost("Dot"))
+    assert cost("(fun ((A (mat m n)) (x (vec n))) (build m (lambda (i) (sum n (lambda (j) "
+                "(* (get (get A i) j) (get x j)))))))", {"m": 10, "n": 100}) == \
+        pytest.approx(1000 * M.op_cost("Gemv") + 10 * M.op_cost("Build"))
+    # a matrix product: einsum, whose path planning (large operands only) is a fixed cost
+    mm = ("(fun ((A (mat n n)) (B (mat n n))) (build n (lambda (i) (build n (lambda (j) "
+          "(sum n (lambda (l) (* (get (get A i) l) (get (get B l) j)))))))))")
+    m = CostModel(opcost={**M.opcost, "Build": 0.0}, overhead=1.0, call_overhead={"EinsumPlan": 1e5, "EinsumLoop": 7.0})
+    small, large = cost(mm, {"n": 4}, model=m), cost(mm, {"n": 100}, model=m)
+    assert small == pytest.approx(64 * m.op_cost("EinsumLoop") + 7.0)                  # unplanned
+    assert large == pytest.approx(100 ** 3 * m.op_cost("Gemm") + 1.0 + 1e5)            # BLAS + planning
+
+
+def test_a_get_at_an_offset_along_an_axis_is_a_view():
+    shifted = cost("(fun ((x (vec n))) (sum 10 (lambda (i) (exp (get x (+ i 1))))))")
+    assert shifted == pytest.approx(10 * M.op_cost("Exp") + 10 * M.op_cost("Sum"))
+    # the diagonal: the array varies along the index itself, a gather
+    diag = cost("(fun ((A (mat n n))) (sum n (lambda (i) (exp (get (get A i) i)))))")
+    assert diag == pytest.approx(100 * (M.op_cost("Get") + M.op_cost("Exp") + M.op_cost("Sum")))
+
+
+FOLD_BODIES = {
+    "(+ a (exp (get x i)))": "sum", "(+ (exp (get x i)) a)": "sum", "(- a (get x i))": "sub",
+    "(* a (get x i))": "prod", "(* (exp (get x i)) a)": "prod",
+    "(if (< 0.0 (get x i)) (+ a (get x i)) a)": "sum", "(if (< (get x i) 0.0) a (+ a (get x i)))": "sum",
+    "(if (> (get x i) a) (get x i) a)": "max", "(if (< a (get x i)) (get x i) a)": "max",
+    "(if (< (get x i) a) (get x i) a)": "min", "a": "identity",
+    "(+ (* 0.5 a) (get x i))": None, "(* a (+ a (get x i)))": None, "(if (< a 0.0) (get x i) a)": None,
+}
+
+
+@pytest.mark.parametrize("body", sorted(FOLD_BODIES))
+def test_fold_shapes_match_the_backend(body):
+    """semantics.fold_shape is what the backend does: a Python loop exactly when it says None."""
+    from eqsat_ad.cost.semantics import fold_shape
+    from eqsat_ad.lang.binders import free_vars
+    from eqsat_ad.lang.syntax import parse_expr
+    shape = fold_shape(parse_expr(body), "a", lambda e: "a" not in free_vars(e))
+    assert (shape.kind if shape else None) == FOLD_BODIES[body]
+    src = ea.compile(ea.parse(f"(fun ((x (vec n))) (ifold (lambda (a i) {body}) 1.5 n))")).source
+    assert ("for " in src) == (shape is None)
+    if shape is not None and shape.kind == "prod":
+        assert "_mulr(" in src
+    # the e-graph reads the same shape on the members of the body class
+    from eqsat_ad.egraph.session import EGraphSession
+    from eqsat_ad.extract import EGraphView
+    s = EGraphSession([])
+    s.add_program(ea.parse(f"(fun ((x (vec n))) (ifold (lambda (a i) {body}) 1.5 n))"))
+    s.saturate(("analysis",))
+    g = EGraphView.from_session(s)
+    folds = [n for n in g.nodes if n.op == "IFold"]
+    assert len(folds) == 1
+    got = g.fold_shape(folds[0])
+    assert (got[0] if got else None) == FOLD_BODIES[body]
+
+
+CONTRACTIONS = {
+    "(sum n (lambda (i) (* (get x i) (get y i))))": ("dot", "_dot("),
+    "(sum n (lambda (i) (pow (get x i) 2)))": ("dot", "_dot("),
+    "(build n (lambda (k) (sum n (lambda (i) (* (get (get A k) i) (get x i))))))": ("gemv", None),
+    "(build n (lambda (k) (build n (lambda (j) (sum n (lambda (i) (* (get (get A k) i) (get (get A i) j))))))))":
+        ("einsum", "_contract("),
+    "(sum n (lambda (i) (* (get x i) 2.0)))": (None, None),
+}
+
+
+@pytest.mark.parametrize("term", sorted(CONTRACTIONS))
+def test_contractions_match_the_backend(term):
+    kind, call = CONTRACTIONS[term]
+    p = ea.parse(f"(fun ((A (mat n n)) (x (vec n)) (y (vec n))) {term})")
+    src = ea.compile(p).source
+    feats = default_cost_model().features(p, {"n": 50})
+    got = "dot" if "Dot" in feats else "gemv" if "Gemv" in feats else \
+        "einsum" if ("Gemm" in feats or "EinsumLoop" in feats) else None
+    assert got == kind
+    if call:
+        assert call in src
+    if kind is None:
+        assert "_dot(" not in src and "_contract(" not in src and "_matmul(" not in src

@@ -86,6 +86,9 @@ class CostModel:
     * ``overhead``: the fixed cost of issuing one NumPy operation (same unit), paid once per
       node outside loops and once per iteration inside a sequential ``ifold``;
       ``call_overhead`` overrides it per constructor;
+    * ``scalar_overhead``: the fixed cost of one operation on scalars (Python floats / NumPy
+      scalars: a node with no vectorised axis, e.g. the body of a loop over scalars); None:
+      the same as ``overhead``;
     * ``default_size``: the extent assumed for a size whose value is not known;
     * ``meta``: free-form provenance (machine, date, calibration figures).
     """
@@ -94,6 +97,7 @@ class CostModel:
     overhead: float = 0.0
     call_overhead: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    scalar_overhead: float | None = None
 
     # -- the node formula (override in a subclass to change the model) ------------------
     def op_cost(self, ctor: str) -> float:
@@ -116,9 +120,18 @@ class CostModel:
             return EXTRA_CALLS[ctor] * float(self.overhead)
         return 0.0 if ctor in NO_CALL else float(self.overhead)
 
+    def scalar_calls_overhead(self, ctor: str) -> float:
+        """The fixed cost of one call of ``ctor`` on scalars (``scalar_overhead``; views and the
+        special calls as in :meth:`calls_overhead`)."""
+        if self.scalar_overhead is None or ctor in NO_CALL or ctor in EXTRA_CALLS or ctor in self.call_overhead:
+            return self.calls_overhead(ctor)
+        return float(self.scalar_overhead)
+
     def node_cost(self, ctor: str, weight: float, calls: float = 1.0) -> float:
-        """Cost of one node: ``op x weight + overhead x calls``."""
-        return self.op_cost(ctor) * weight + self.calls_overhead(ctor) * calls
+        """Cost of one node: ``op x weight + overhead x calls`` -- ``weight`` elements computed
+        by ``calls`` operations (``weight <= calls``: every operation is on a scalar)."""
+        per_call = self.calls_overhead(ctor) if weight > calls else self.scalar_calls_overhead(ctor)
+        return self.op_cost(ctor) * weight + per_call * calls
 
     def leaf_cost(self, ctor: str) -> float:
         """Literals, inputs and variables cost nothing (they are names in the generated code)."""
@@ -157,14 +170,16 @@ class CostModel:
     def from_json(cls, path: "str | Path", **kw) -> "CostModel":
         data = json.loads(Path(path).read_text())
         table = {**DEFAULT_OPCOST, **EXTRA_OPCOST, **data.get("opcost", {})}
+        so = data.get("scalar_overhead")
         return cls(table, overhead=float(data.get("overhead", 0.0)),
                    call_overhead=dict(data.get("call_overhead", {})),
-                   meta={k: v for k, v in data.items() if k not in ("opcost", "overhead", "call_overhead")},
-                   **kw)
+                   meta={k: v for k, v in data.items()
+                         if k not in ("opcost", "overhead", "call_overhead", "scalar_overhead")},
+                   scalar_overhead=None if so is None else float(so), **kw)
 
     def to_json(self) -> dict:
         return {**self.meta, "opcost": self.opcost, "overhead": self.overhead,
-                "call_overhead": self.call_overhead}
+                "call_overhead": self.call_overhead, "scalar_overhead": self.scalar_overhead}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,12 +383,13 @@ class _Walk:
         if isinstance(e, Get):
             av = self.walk(e.array, scope, depth)
             idx = e.index
-            if isinstance(idx, Var) and idx.name in scope and isinstance(scope[idx.name][1], tuple) \
-                    and scope[idx.name][1][0] == "ix":
-                ia = scope[idx.name][0]
+            iv = self._axis_index(idx, scope, depth)
+            if iv is not None:
+                ia = frozenset([iv])
 
                 def get_axis(aa):
-                    self.pay("GetAxis", aa | ia)
+                    # a view (slice / transpose), unless the array varies along that axis itself
+                    self.pay("Get" if iv in aa else "GetAxis", aa | ia)
                     return aa | ia
                 return self.lift(av, get_axis)
             ia = self.ax(self.walk(idx, scope, depth))
@@ -412,6 +428,28 @@ class _Walk:
         ta, ea_ = self.ax(tv), self.ax(ev)
         self.pay("If", ca | ta | ea_)
         return ca | ta | ea_
+
+    @staticmethod
+    def _is_axis(x: Expr, scope: dict) -> bool:
+        b = scope.get(x.name) if isinstance(x, Var) else None
+        return b is not None and isinstance(b[1], tuple) and b[1][0] == "ix"
+
+    def _axis_index(self, idx: Expr, scope: dict, depth: int):
+        """The axis ``i`` when ``(get a idx)`` is a view along it (semantics: ``idx`` is ``i``,
+        or ``i + k`` / ``i - k`` with ``k`` a scalar integer -- a slice), else None.  The
+        offset ``k`` is paid here."""
+        if self._is_axis(idx, scope):
+            return idx.name
+        if isinstance(idx, Prim) and idx.op in ("+", "-") and len(idx.args) == 2:
+            x, y = idx.args
+            if idx.op == "+" and self._is_axis(y, scope) and not self._is_axis(x, scope):
+                x, y = y, x
+            if self._is_axis(x, scope) and self._intish(y, scope) and all(
+                    v not in scope or isinstance(scope[v][1], tuple) and scope[v][1][0] == "fold"
+                    and len(scope[v][1]) == 2 for v in self.fv(y)):
+                self.ax(self.walk(y, scope, depth))
+                return x.name
+        return None
 
     def _intish(self, e: Expr, scope: dict) -> bool:
         """Is ``e`` an integer (index arithmetic)?  Such a product is no BLAS contraction."""

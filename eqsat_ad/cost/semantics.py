@@ -48,8 +48,13 @@ from typing import Callable
 from ..lang.ast import Expr, If, Int, Num, Prim, Var
 
 # -- calls -----------------------------------------------------------------------------------
-#: Constructors that issue no NumPy call of their own (views, compile-time pairs, names).
-NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build"})
+#: Constructors that issue no NumPy call of their own (views, compile-time pairs, names; a
+#: loop iteration's own cost is the ``Loop`` table entry, its body's operations pay their calls).
+NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Loop"})
+#: A node with no vectorised axis (a scalar: outside every ``build``/``sum``, or in a Python loop
+#: over scalars) is one Python / NumPy-scalar operation, not a NumPy call on an array: it pays
+#: the model's ``scalar_overhead`` per call instead of ``overhead``.  ``node_cost`` sees it as
+#: ``weight <= calls`` (every element is a loop iteration).
 
 #: Cost-table entries for the pseudo-constructors above (per element, float add = 1).  Rough
 #: values; the calibrated table (``opcosts.json``) overrides them.

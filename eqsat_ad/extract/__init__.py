@@ -26,7 +26,7 @@ import time
 from ..errors import EqsatError
 from .algorithms import dag_choice, tree_choice
 from .emit import InstanceDag, check_term, dag_cost, emit, instances, tree_cost
-from .graph import EGraphView
+from .graph import INF, EGraphView
 
 __all__ = ["extract", "extract_with", "EGraphView", "Extraction", "tree_choice", "dag_choice"]
 
@@ -34,91 +34,150 @@ DEFAULT_ILP_SECONDS = 5.0
 
 
 class Extraction:
-    """The outcome of one extractor: ``body`` (an Expr), ``choice`` (class -> node),
-    ``cost`` (scoped DAG cost: what the backend computes), ``tree_cost`` and ``info``."""
+    """The outcome of one extractor: ``body`` (an Expr), ``choice`` (class -> node; None for
+    egglog's own tree extraction), ``cost`` (**the** measure: ``CostModel.dag_cost`` of the
+    program the result becomes -- what ``optimize`` reports), ``graph_cost`` (the scoped DAG
+    cost of the choice over the e-graph's node costs, what the greedy DAG extractor
+    minimises), ``tree_cost`` (the same, every use paid) and ``info``."""
 
-    def __init__(self, name: str, g: EGraphView, choice: dict, dag: InstanceDag, body, lets: int, info=None):
+    def __init__(self, name: str, g: EGraphView, choice: "dict | None", dag: "InstanceDag | None", body,
+                 lets: int, info=None, measure=None):
         self.name = name
         self.choice = choice
         self.dag = dag
         self.body = body
         self.lets = lets
-        self.cost = dag_cost(g, dag)
-        self.tree_cost = tree_cost(g, dag)
+        self.graph_cost = dag_cost(g, dag) if dag is not None else None
+        self.tree_cost = tree_cost(g, dag) if dag is not None else None
+        self.cost = float(measure(body)) if measure is not None else self.graph_cost
         self.info = dict(info or {})
 
     def summary(self) -> dict:
-        return {"cost": self.cost, "tree_cost": self.tree_cost, "lets": self.lets,
-                "instances": len(self.dag), **self.info}
+        return {"cost": self.cost, "graph_cost": self.graph_cost, "tree_cost": self.tree_cost,
+                "lets": self.lets, "instances": len(self.dag) if self.dag is not None else None, **self.info}
 
 
-def _finish(name: str, g: EGraphView, choice: dict, program, let_all: bool, info=None) -> Extraction:
+def _finish(name: str, g: EGraphView, choice: dict, program, let_all: bool, info=None, measure=None) -> Extraction:
     dag = instances(g, choice)
     body, lets = emit(g, dag, let_all=let_all)
     check_term(g, body, program)
-    return Extraction(name, g, choice, dag, body, lets, info)
+    return Extraction(name, g, choice, dag, body, lets, info, measure)
+
+
+def program_measure(model, sizes: "dict | None", program=None):
+    """THE measure of an extracted body: ``model.dag_cost`` of the program ``optimize`` returns
+    (``readable_names`` applied, so that sub-terms equal up to binder names are shared as the
+    backend shares them).  Every extractor returns the cheapest of its candidates under it."""
+    from ..egraph.decode import readable_names
+    from ..lang.ast import Program
+    params = tuple(program.params) if program is not None else ()
+    sz = dict(sizes or {})
+    cost = getattr(model, "dag_cost", None) or model.program_cost
+
+    def measure(body) -> float:
+        return float(cost(readable_names(Program(params, body)), sz))
+    return measure
+
+
+def _better(new: "Extraction | None", old: "Extraction | None") -> "Extraction | None":
+    """``new`` if it is strictly cheaper under the measure (rounding aside), else ``old``."""
+    if old is None:
+        return new
+    if new is None or not new.cost < old.cost - 1e-12 * max(abs(old.cost), 1.0):
+        return old
+    return new
+
+
+def _chosen(best: Extraction, name: str, candidates: dict, info: dict) -> Extraction:
+    """``best`` relabelled as the result of extractor ``name``, with the candidates' costs.
+    When the stage's own candidate is missing, ``info["fallback"]`` says why (the notes)."""
+    winner = best.name
+    best.name = name
+    best.info.update(info)
+    if name not in candidates and info.get("notes"):
+        best.info["fallback"] = "; ".join(info["notes"]) + f"; the {winner} result used"
+    elif name == "ilp" and info.get("ilp_solver_status") not in (None, "optimal"):
+        best.info["fallback"] = (f"ILP stopped early ({info['ilp_solver_status']}); its best solution "
+                                 f"was a candidate")
+    best.info["chosen"] = winner
+    best.info["candidates"] = dict(candidates)
+    return best
 
 
 def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: float = DEFAULT_ILP_SECONDS,
-            let_all: bool = False) -> Extraction:
-    """Run one extractor (``"tree"``, ``"dag"`` or ``"ilp"``) on a costed :class:`EGraphView`."""
+            let_all: bool = False, measure=None, seeds=()) -> Extraction:
+    """Run one extractor (``"tree"``, ``"dag"`` or ``"ilp"``) on a costed :class:`EGraphView`.
+
+    Every extractor returns the cheapest of its candidates under one measure (``measure``:
+    body -> cost; by default ``dag_cost`` of the model the view was costed with, at its
+    sizes), and each one starts from the previous one's result, so ILP <= DAG <= tree holds
+    by construction:
+
+    * ``tree``: the cheapest tree under the e-graph's node costs (:func:`tree_choice`) and the
+      ``seeds`` (e.g. egglog's own tree extraction);
+    * ``dag``: the greedy scope-aware DAG choice, or the ``tree`` result when that is cheaper;
+    * ``ilp``: the 0-1 program's choice, or the ``dag`` result when that is cheaper.
+
+    ``info["candidates"]`` has every candidate's cost, ``info["chosen"]`` the winner."""
+    if extractor not in ("tree", "dag", "ilp"):
+        raise EqsatError(f"unknown extractor {extractor!r}; choose tree, dag or ilp")
+    if measure is None and hasattr(g.costed_with, "dag_cost"):
+        measure = program_measure(g.costed_with, getattr(g, "sizes", None), program)
     t0 = time.perf_counter()
-    if extractor == "tree":
-        choice, _ = tree_choice(g)
-        if g.root not in choice:
-            raise EqsatError("no finite term for the root (every candidate is subsumed, "
-                             "unextractable or out of scope)")
-        return _finish("tree", g, choice, program, let_all, {"seconds_solver": time.perf_counter() - t0})
-    if extractor == "dag":
-        choice, _ = dag_choice(g)
-        info = {"seconds_solver": time.perf_counter() - t0}
-        dag = None
-        if g.root in choice:
-            try:
-                dag = instances(g, choice)
-            except EqsatError as e:   # a greedy choice can close a cycle: use the tree choice
-                info["fallback"] = f"greedy DAG choice unusable ({e}); tree choice used"
-        else:
-            info["fallback"] = "greedy DAG found no term for the root; tree choice used"
-        if dag is None:
-            choice, _ = tree_choice(g)
-            if g.root not in choice:
-                raise EqsatError("no finite term for the root (every candidate is subsumed, "
-                                 "unextractable or out of scope)")
-        return _finish("dag", g, choice, program, let_all, info)
-    if extractor == "ilp":
-        base = extract(g, "dag", program=program, let_all=let_all)
-        from .ilp import ILPUnavailable, ilp_choice
-        info = {"dag_cost": base.cost}
+    candidates: dict = {}
+    notes: list = []
+    best = None
+    for s in seeds:
+        candidates[s.name] = s.cost
+        best = _better(s, best)
+    choice, _ = tree_choice(g)
+    if g.root in choice:
         try:
-            choice, sinfo = ilp_choice(g, upper_bound=base.cost, time_limit=time_limit)
-        except ILPUnavailable as e:
-            base.name = "ilp"
-            base.info.update(info, fallback=f"scipy.optimize.milp unavailable ({e}); greedy DAG result used")
-            return base
-        info.update({"ilp_" + k: v for k, v in sinfo.items() if k != "seconds_solver"})
-        info["seconds_solver"] = sinfo.get("seconds_solver", 0.0)
-        if choice is None or g.root not in choice:
-            base.name = "ilp"
-            base.info.update(info, fallback=f"ILP solver returned no solution ({sinfo.get('status')}); "
-                                            "greedy DAG result used")
-            return base
-        try:
-            res = _finish("ilp", g, choice, program, let_all, info)
+            t = _finish("tree", g, choice, program, let_all, measure=measure)
+            candidates["tree"] = t.cost
+            best = _better(t, best)
         except EqsatError as e:
-            base.name = "ilp"
-            base.info.update(info, fallback=f"ILP solution rejected ({e}); greedy DAG result used")
-            return base
-        if base.cost < res.cost * (1 - 1e-12):
-            # the ILP shares globally; under scoped sharing the greedy term can be cheaper
-            base.name = "ilp"
-            base.info.update(info, fallback="ILP choice costs more under scoped sharing than the greedy "
-                                            "DAG choice; greedy DAG result used")
-            return base
-        if sinfo.get("status") != "optimal":
-            res.info["fallback"] = f"ILP stopped early ({sinfo.get('status')}); best solution found used"
-        return res
-    raise EqsatError(f"unknown extractor {extractor!r}; choose tree, dag or ilp")
+            notes.append(f"tree choice unusable ({e})")
+    if best is None:
+        raise EqsatError("no finite term for the root (every candidate is subsumed, "
+                         "unextractable or out of scope)")
+    info = {"seconds_solver": time.perf_counter() - t0}
+    if extractor == "tree":
+        return _chosen(best, "tree", candidates, {**info, **({"notes": notes} if notes else {})})
+    bound = min((c.graph_cost for c in (best,) if c.graph_cost is not None), default=INF)
+    choice, _ = dag_choice(g)
+    if g.root in choice:
+        try:
+            d = _finish("dag", g, choice, program, let_all, measure=measure)
+            candidates["dag"] = d.cost
+            bound = min(bound, d.graph_cost)
+            best = _better(d, best)
+        except EqsatError as e:   # a greedy choice can close a cycle
+            notes.append(f"greedy DAG choice unusable ({e})")
+    else:
+        notes.append("greedy DAG found no term for the root")
+    info["seconds_solver"] = time.perf_counter() - t0
+    if extractor == "dag":
+        return _chosen(best, "dag", candidates, {**info, **({"notes": notes} if notes else {})})
+    from .ilp import ILPUnavailable, ilp_choice
+    try:
+        choice, sinfo = ilp_choice(g, upper_bound=bound, time_limit=time_limit)
+    except ILPUnavailable as e:
+        notes.append(f"scipy.optimize.milp unavailable ({e})")
+        return _chosen(best, "ilp", candidates, {**info, "notes": notes})
+    info.update({"ilp_" + k: v for k, v in sinfo.items() if k not in ("seconds_solver", "status")})
+    info["ilp_solver_status"] = sinfo.get("status")
+    info["seconds_solver"] = time.perf_counter() - t0
+    if choice is None or g.root not in choice:
+        notes.append(f"ILP solver returned no solution ({sinfo.get('status')})")
+    else:
+        try:
+            i = _finish("ilp", g, choice, program, let_all, measure=measure)
+            candidates["ilp"] = i.cost
+            best = _better(i, best)
+        except EqsatError as e:
+            notes.append(f"ILP solution rejected ({e})")
+    return _chosen(best, "ilp", candidates, {**info, **({"notes": notes} if notes else {})})
 
 
 def extract_with(extractor: str, session, model, sizes: dict | None = None, *, program=None,
@@ -127,17 +186,32 @@ def extract_with(extractor: str, session, model, sizes: dict | None = None, *, p
     the schedule and ``session.compute_costs()`` ran).  Returns ``(body, extra)`` with
     ``extra`` a JSON-able summary for ``report.extraction``.
 
-    ``costs="model"`` recomputes every node's cost with ``model`` (its full formula, including
-    per-call overheads); ``costs="egglog"`` uses the integer costs egglog computed."""
+    egglog's own tree extraction (over the costs computed in egglog) is one more candidate
+    of the ``tree`` stage.  ``costs="model"`` prices every e-node with ``model`` (its full
+    formula: per-call overheads, the backend's shapes, a subclass's ``node_cost``);
+    ``costs="egglog"`` uses the integer costs egglog computed.  Either way every candidate
+    is judged by ``model.dag_cost`` of the program it becomes (:func:`program_measure`)."""
     t0 = time.perf_counter()
+    measure = program_measure(model, sizes, program)
+    seeds = []
+    egg_info: dict = {}
+    try:
+        body, egg_cost = session.extract_root()
+        check_term(None, body, program)
+        seeds.append(Extraction("egglog-tree", None, None, None, body, 0, measure=measure))
+        egg_info["egglog_cost"] = egg_cost
+    except EqsatError as e:
+        egg_info["egglog_tree"] = f"unusable ({e})"
+    t_egg = time.perf_counter() - t0
     text = session.serialize_json()
     g = EGraphView.from_session(session, text=text)
     if costs == "egglog":
         g.assign_egglog_costs(text)
     else:
         g.assign_costs(model, sizes)
-    t_parse = time.perf_counter() - t0
+    t_parse = time.perf_counter() - t0 - t_egg
     res = extract(g, extractor, program=program,
-                  time_limit=DEFAULT_ILP_SECONDS if time_limit is None else time_limit, let_all=let_all)
-    extra = {"seconds_parse": t_parse, **g.stats(), **res.summary()}
+                  time_limit=DEFAULT_ILP_SECONDS if time_limit is None else time_limit, let_all=let_all,
+                  measure=measure, seeds=seeds)
+    extra = {"seconds_egglog": t_egg, "seconds_parse": t_parse, **g.stats(), **egg_info, **res.summary()}
     return res.body, extra

@@ -293,11 +293,11 @@ class EGraphView:
                 return (kinds[m.op], t, m)
         for m in self._members(body, lambda m: m.op == "If"):
             c, t, e = m.kids
-            if a in fv[c]:
-                continue
-            for this, other in ((t, e), (e, t)):
-                if self._is_acc(other, a) and self._has_member(this, lambda x: x.op == "Add" and acc_op(x) is not None):
-                    return ("sum", None, m)
+            if a not in fv[c]:
+                for this, other in ((t, e), (e, t)):
+                    if self._is_acc(other, a) and self._has_member(this, lambda x: x.op == "Add"
+                                                                   and acc_op(x) is not None):
+                        return ("sum", None, m)
             # if (cmp t acc) t acc: Lt/Le(acc, t) is a max, Lt/Le(t, acc) a min ((> x y) is Lt(y, x))
             if self._is_acc(e, a) and a not in fv[t]:
                 for cm in self._members(c, lambda x: x.op in ("Lt", "Le")):
@@ -427,8 +427,18 @@ class EGraphView:
             axes = n.axes
             if op == "Get":
                 arr, idx = n.kids
-                if self._has_member(idx, lambda m: m.op == "Var" and m.names()[0] in axis_vars
-                                    and m.names()[0] not in self.fv[arr]):
+
+                def axis(c: int) -> bool:     # an index axis the array does not vary along
+                    return self._has_member(c, lambda m: m.op == "Var" and m.names()[0] in axis_vars
+                                            and m.names()[0] not in self.fv[arr])
+
+                def offset(m: ENode) -> bool:   # i + k, k + i, i - k with k a scalar integer
+                    if m.op not in ("Add", "Sub"):
+                        return False
+                    x, y = m.kids
+                    ok = lambda i, k: axis(i) and not (self.fv[k] - nonaxis) and self._intish(k, index_vars)  # noqa: E731
+                    return ok(x, y) or (m.op == "Add" and ok(y, x))
+                if axis(idx) or self._has_member(idx, offset):
                     op = "GetAxis"
             elif op in ("Build", "Sum"):
                 s = n.names()[0]
