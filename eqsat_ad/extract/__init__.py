@@ -1,14 +1,19 @@
 """Extraction of the cheapest program from a saturated e-graph, in Python.
 
-``ea.optimize(..., extractor=...)`` offers three extractors over the same e-graph and the
-same size-aware node costs (docs/cost-and-extraction.md):
+``ea.optimize(..., extractor=...)`` offers three extractors over the same e-graph
+(docs/cost-and-extraction.md).  All three answer to one measure: ``CostModel.dag_cost`` of
+the program a candidate becomes (:func:`program_measure`, what ``optimize`` reports), and
+each starts from the previous one's result, so ILP <= DAG <= tree holds by construction:
 
-* ``"tree"`` -- egglog's own extractor (costs computed inside egglog); :func:`extract`
-  with ``"tree"`` is a Python re-implementation for cross-checking;
-* ``"dag"``  -- greedy DAG extraction: a shared sub-term is paid once (scope-aware);
-* ``"ilp"``  -- optimal DAG extraction by a 0-1 ILP (``scipy.optimize.milp``/HiGHS), with a
-  time limit; falls back to the DAG result, saying why, when scipy is missing or the
-  solver finds nothing in time.
+* ``"tree"`` -- the cheapest tree under the cost model's e-node costs (:func:`tree_choice`,
+  Python: a model's own ``node_cost`` counts) or egglog's own tree extraction (costs
+  computed inside egglog), whichever the measure prices lower;
+* ``"dag"``  -- greedy DAG extraction (a shared sub-term paid once, scope-aware), or the
+  ``"tree"`` result when that is cheaper;
+* ``"ilp"``  -- a 0-1 program (``scipy.optimize.milp``/HiGHS) over the same e-node costs with
+  global sharing, with a time limit, or the ``"dag"`` result when that is cheaper.  Its
+  solver status (``ilp_solver_status``) is about the 0-1 program's own objective, not
+  about the measure: "optimal" there does not make the result optimal.
 
 Every result is checked: it decodes (no ``Subst``), it is acyclic, no index variable is
 free outside its binder, and it type-checks against the program (when given).

@@ -8,7 +8,10 @@ are assigned.  Each returns a *choice*: ``{class: node}`` for the classes it cou
   sub-term is paid once -- but only where the backend really computes it once: a sub-term
   with a free index variable is shared only under the same binder instance (the item is
   re-keyed by the binder node when the bottom-up pass crosses the binder).
-* the optimal ILP is in :mod:`eqsat_ad.extract.ilp`.
+* the 0-1 program (exact for the global-sharing objective) is in :mod:`eqsat_ad.extract.ilp`.
+
+These are candidate generators: :mod:`eqsat_ad.extract` judges every candidate by the
+program measure (``CostModel.dag_cost``) and keeps the cheapest.
 """
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Optimal DAG extraction as a 0-1 integer program, solved by HiGHS through
-``scipy.optimize.milp``.
+"""DAG extraction as a 0-1 integer program, solved by HiGHS through ``scipy.optimize.milp``.
 
 Variables: ``x_n`` (binary) per candidate e-node, ``t_c`` (continuous, ``0..K``) per class.
 
@@ -11,12 +10,17 @@ Variables: ``x_n`` (binary) per candidate e-node, ``t_c`` (continuous, ``0..K``)
 * objective: ``sum cost_n x_n`` -- every class used is paid once (global sharing).
 
 Candidates are pruned first: only classes reachable from the root, no node with infinite
-cost or a cost above the upper bound (the greedy DAG cost), iterated until stable.
+cost or a cost above the upper bound (the e-graph cost of the best choice already known: any
+term using such a node costs more under this objective), iterated until stable.
 
-The objective shares a sub-term globally, while the backend shares one with free index
-variables only within one binder instance, so the ILP optimum is a lower bound on the
-scoped cost; :mod:`eqsat_ad.extract` evaluates the ILP choice with the scoped cost and keeps
-the greedy DAG result if that is cheaper (recorded in the report).
+**What "optimal" means here.**  The objective is *not* the measure the result is judged by
+(``CostModel.dag_cost`` of the program, :func:`eqsat_ad.extract.program_measure`): it shares
+every class globally, while the backend shares a sub-term with free index variables only
+among loops of the same depth and extent, and it prices two-node shapes (a contraction, a
+reduction ``ifold``) at the e-nodes, not at the emitted program.  So the solver's
+``optimal`` is about this 0-1 program only; :mod:`eqsat_ad.extract` reports it as
+``ilp_solver_status``, evaluates the choice under the measure and keeps the DAG stage's
+result when that is cheaper (ILP <= DAG <= tree under the measure, by construction).
 """
 from __future__ import annotations
 
