@@ -595,3 +595,11 @@ def test_sizes_and_inputs_for_parameters_named_like_python_keywords(capsys, tmp_
     rc, out, err = run(capsys, "run", prog, "--grad", "self", "--optimize", "--input", "self=[1,2]",
                        "--input", "class=2")
     assert rc == 0 and out.strip() == "[2., 2.]", err
+
+
+def test_ragged_result_cannot_be_saved(capsys, tmp_path):
+    prog = tmp_path / "ragged.ad"
+    prog.write_text("(fun ((x (vec n))) (build n (lambda (i) (build i (lambda (j) (get x j))))))")
+    rc, out, err = run(capsys, "run", prog, "--input", "x=[1,2]", "--output", tmp_path / "r.npy")
+    assert rc == 1 and out.strip() == "[[], [1.]]"
+    assert "ragged array" in one_error_line(err) and not (tmp_path / "r.npy").exists()

@@ -285,10 +285,13 @@ def save_value(path: str, v) -> None:
         with atomic_write(path) as f:
             np.savez(f, np.asarray(v))
     else:
-        arr = np.asarray(v)
-        if arr.dtype == object:
-            raise CLIFailure(f"the result is a ragged array; it cannot be saved as {path} "
-                             f"(save a rectangular result, or print it)")
+        try:
+            arr = np.asarray(v)
+        except ValueError:
+            arr = None
+        if arr is None or arr.dtype == object:
+            raise CLIFailure(f"the result is a ragged array (rows of different lengths); it cannot "
+                             f"be saved as {path} (it is printed above)")
         with atomic_write(path) as f:
             np.save(f, arr)
 
