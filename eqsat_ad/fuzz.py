@@ -562,12 +562,17 @@ def check_backend(prog: Program, inputs: dict, fn=None, want=None, rtol: float =
     why = same_value(got, want, rtol, atol)
     if why:
         return "the backend gives " + why
+    outs = [o for o in _leaves(got) if isinstance(o, np.ndarray)]
     for k, v in inputs.items():
         if isinstance(v, np.ndarray) and not np.array_equal(v, before[k], equal_nan=True):
             return f"the backend changed its input {k!r}"
-        for out in _leaves(got):
-            if isinstance(out, np.ndarray) and isinstance(v, np.ndarray) and np.shares_memory(out, v):
+        for out in outs:
+            if isinstance(v, np.ndarray) and np.shares_memory(out, v):
                 return f"the result shares memory with the input {k!r}"
+    for a in range(len(outs)):
+        for b in range(a):
+            if np.shares_memory(outs[a], outs[b]):
+                return f"components {b} and {a} of the result share memory"
     return ""
 
 

@@ -509,3 +509,16 @@ def test_fresh_results_are_not_copied():
     assert "_unalias(" in f.source
     out = f(x=X)
     assert out.base is None and out.flags.writeable
+
+
+@pytest.mark.parametrize("text", [
+    "(fun ((x (vec n))) (let ((b (build n (lambda (i) (* 2.0 (get x i)))))) (pair b b)))",
+    "(fun ((w real)) (let ((b (build 3 (lambda (i) (* (real i) w))))) (pair b (pair 1.0 b))))",
+    "(fun ((x (vec n))) (let ((b (build n (lambda (j) (build n (lambda (i) (* 2.0 (get x i))))))))"
+    " (pair b (get b 0))))",
+])
+def test_parts_of_a_result_never_share_memory(text):
+    ins = {"x": X.copy()} if "(x " in text else {"w": 0.5}
+    for out in (compile(P(text))(**ins), evaluate(P(text), **ins)):
+        parts = _array_leaves(out)
+        assert len(parts) == 2 and not np.shares_memory(parts[0], parts[1])

@@ -204,7 +204,8 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
     result = call_deep(g.ev, prog.body, env, what="program")
     out_lines: list[str] = []
     inputs = [leaf.code for p in prog.params for leaf in _leaves(env[p.name]) if leaf.rank]
-    out = _output(result, g, inputs, out_lines)
+    arrays = sum(1 for leaf in _leaves(result) if isinstance(leaf, V) and leaf.rank)
+    out = _output(result, g, inputs, out_lines, alone=arrays == 1)
     prologue, consts = _prologue(prog, py, size_py)
     body = _inline(_dce(pre_lines + g.root.lines + out_lines + [f"return {out}"]))
     comment = _show(prog.body, 200).replace("\n", " ")
@@ -370,8 +371,9 @@ def _param_value(name: str, t: Type, code: str, g: _Gen, pre: list[str]):
     return V(code, frozenset(), 0, dt, (), g.root)
 
 
-def _output(v, g: _Gen, inputs: list[str], lines: list[str]) -> str:
-    """The returned expression for ``v``; array results are bound to names in ``lines``."""
+def _output(v, g: _Gen, inputs: list[str], lines: list[str], alone: bool = False) -> str:
+    """The returned expression for ``v``; array results are bound to names in ``lines``
+    (and added to ``inputs``: the arrays later parts of the result must not share)."""
     if isinstance(v, PairV):
         return f"({_output(v.fst, g, inputs, lines)}, {_output(v.snd, g, inputs, lines)})"
     if isinstance(v, IdxV):
@@ -380,16 +382,18 @@ def _output(v, g: _Gen, inputs: list[str], lines: list[str]) -> str:
         raise EvalError("the program result depends on an index variable")  # pragma: no cover
     if v.rank == 0:
         return {"f": f"_float({v.code})", "i": f"int({v.code})", "b": f"bool({v.code})"}[v.dt]
-    if not inputs:
+    if not inputs and alone:
         return f"_out_array({v.code})" if v.ro else v.code
     # Never hand the caller memory of an input (the gradient of dot(x, w) is w itself, a
-    # transpose is a view): a fresh array owns its memory (base is None) and is not an
-    # input, so the common case costs two attribute tests; views are checked and copied.
+    # transpose is a view) or of another part of the result ((pair b b)): a fresh array
+    # owns its memory (base is None) and is none of those, so the common case costs two
+    # attribute tests; views are checked and copied.
     name = g.tmp("_o")
     same = "".join(f" or {name} is {x}" for x in inputs)
     tup = f"({inputs[0]},)" if len(inputs) == 1 else f"({', '.join(inputs)})"
     lines += [f"{name} = {v.code}",
               f"if {name}.base is not None{same}: {name} = _unalias({name}, {tup})"]
+    inputs.append(name)
     return name
 
 
