@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from .cost.model import CostModel, default_cost_model
-from .driver import DEFAULT_LIMITS, Driver, RunReport
+from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport
 from .egraph.session import EGraphSession, default_rule_files, rules_dir
 from .errors import EqsatError, ScheduleError
 from .lang.ast import Program
@@ -28,6 +28,18 @@ from .strategy.defaults import default_schedule, saturate_all
 from .strategy.schedule_file import load_schedule
 
 EXTRACTORS = ("tree", "dag", "ilp")
+
+# Time (docs/strategies.md, "Limits"): everything up to the end of extraction must end by
+# END_SHARE of ``limits.seconds`` (counted from the call of ``optimize``); the run, finishing
+# substitutions and computing costs each stop early enough to keep driver.post_seconds(e-nodes)
+# (times the share below) for the steps after them; the numeric check gets what is left.
+END_SHARE = 0.95
+FINISH_RESERVE = 0.9     # of post_seconds, kept while finishing substitutions
+COSTS_RESERVE = 0.7      # ... while computing costs
+#: finishing pending substitutions may grow the e-graph to this many times the node limit
+FINISH_NODE_FACTOR = 2.0
+#: extraction is not started with less time left than this many seconds per e-node
+EXTRACT_SECONDS_PER_ENODE = 30e-6
 
 
 @dataclass
@@ -209,6 +221,63 @@ def _close(a, b, rtol, atol) -> bool:
     return x.shape == y.shape and bool(np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True))
 
 
+def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extractor: str,
+                    budget: Budget, report: RunReport) -> tuple[Program | None, dict, str | None]:
+    """Everything between the run and the result, each step within ``budget``: finish pending
+    substitutions, compute costs, extract, rename, type-check.  Returns ``(program, extra,
+    why)``: the extracted program (None when a limit left none) and, when a limit cut a step
+    short, why (``"time limit while finishing substitutions"``, ...)."""
+    from .egraph.decode import readable_names
+    from .lang.typecheck import check_program
+    extra: dict = {}
+    cut: str | None = None
+    t = time.perf_counter()
+    # A limit or a bounded schedule may stop in the middle of a substitution; let-inline
+    # subsumes the Let, so finish pending substitutions (they only push downwards, so this
+    # terminates; on a saturated e-graph it is one cheap iteration).  Bounded: it may stop
+    # early, and then the root may have no term yet (the input is returned).
+    session.saturate(("analysis", "subst"), max_iterations=1000,
+                     stop=budget.guard(session, END_SHARE, node_factor=FINISH_NODE_FACTOR,
+                                       reserve=FINISH_RESERVE))
+    if session.stopped:
+        cut = f"{session.stopped} while finishing substitutions"
+    extra["seconds_finish"] = time.perf_counter() - t
+    extra["enodes_finished"] = session.enode_count()
+    t = time.perf_counter()
+    from .egraph.constructors import CONSTRUCTORS
+    session.load_cost_rules(model.egglog_opcost() if hasattr(model, "egglog_opcost") else model.opcost,
+                            overhead={c: model.calls_overhead(c) for c in CONSTRUCTORS}
+                            if hasattr(model, "calls_overhead") else None)
+    session.set_sizes(sz)
+    session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf"), reserve=COSTS_RESERVE))
+    extra["seconds_costs"] = time.perf_counter() - t
+    if session.stopped:
+        return None, extra, f"{session.stopped} while computing costs"
+    need = EXTRACT_SECONDS_PER_ENODE * extra["enodes_finished"]
+    if budget.remaining(END_SHARE) < need:
+        return None, extra, f"time limit: no time left to extract (about {need:.2g} s needed)"
+    if budget.memory_short(BYTES_PER_ENODE * extra["enodes_finished"]):
+        return None, extra, "memory limit: not enough memory left to extract"
+    # every extractor returns its cheapest candidate under model.dag_cost, each one starting
+    # from the previous one's result (ILP <= DAG <= tree; egglog's tree is a candidate of all)
+    from .extract import extract_with
+    try:
+        body, ex = extract_with(extractor, session, model, sz, program=prog,
+                                deadline=budget.deadline(END_SHARE))
+    except EqsatError as e:
+        if cut or report.stop_reason in LIMIT_REASONS:
+            return None, extra, (f"no program could be extracted after the run stopped "
+                                 f"({cut or report.stop_reason}): {e}")
+        raise EqsatError(f"no program could be extracted after the run stopped ({report.stop_reason}): "
+                         f"{e}") from None
+    extra.update(ex)
+    if ex.get("stopped"):
+        cut = cut or f"{ex['stopped']} while extracting"
+    out = readable_names(Program(prog.params, body))
+    check_program(out)
+    return out, extra, cut
+
+
 def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=None,
              rules: Sequence[str | Path] | str | Path | None = None, default_rules: bool = True,
              extractor: str = "tree", cost_model: CostModel | None = None,
@@ -226,12 +295,17 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     - ``extractor``: ``"tree"`` (cheapest tree: egglog's and the cost model's), ``"dag"``
       (shared sub-terms paid once; never worse than ``"tree"``) or ``"ilp"`` (a 0-1 program,
       needs scipy; never worse than ``"dag"``), all judged by ``cost_model.dag_cost``.
-    - ``limits``: :class:`Limits` or a dict with ``iterations``, ``nodes``, ``seconds``.
+    - ``limits``: :class:`Limits` or a dict with ``iterations``, ``nodes``, ``seconds``,
+      ``memory`` (MiB).  They bound the whole call, not only the run: when one is reached,
+      the best program found so far is returned (at worst the input) with the stop reason.
     - ``check``: compare the result with the input on random inputs (reference interpreter).
+
+    The input program is always a candidate: when the extracted program costs more than the
+    input under ``cost_model.dag_cost`` (or none could be extracted within the limits), the
+    input is returned, ``report.extraction["chosen"] == "input"`` and a note says why.
     """
+    t_start = time.perf_counter()
     from .ad.api import prepare
-    from .egraph.decode import readable_names
-    from .lang.typecheck import check_program
 
     if extractor not in EXTRACTORS:
         raise EqsatError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
@@ -252,44 +326,56 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     for r in rulesets_used(strategy):
         session.combined((r,))          # unknown ruleset -> ScheduleError naming it
     session.add_program(prog)
-    driver = Driver(session, limits, progress=progress)
+    # costs of what the backend runs: sub-terms it computes once are paid once.  The input's
+    # cost first: it is the bar to beat, and its time counts against the run's.
+    measure = getattr(model, "dag_cost", model.program_cost)
+    cost_before = measure(prog, sz)
+    # one budget for the whole call: the run keeps time for the steps after it, which check
+    # the same budget between their iterations
+    budget = Budget(limits, start=t_start)
+    driver = Driver(session, limits, progress=progress, budget=budget, time_share=END_SHARE, reserve=True)
     report = driver.run(strategy)
     report.rule_files = [str(f) for f in session.rule_files]
     report.sizes = sz
 
     t0 = time.perf_counter()
-    # A limit or a bounded schedule may stop in the middle of a substitution; let-inline
-    # subsumes the Let, so finish pending substitutions (they only push downwards, so this
-    # terminates; on a saturated e-graph it is one cheap iteration).
-    session.saturate(("analysis", "subst"), max_iterations=1000)
-    from .egraph.constructors import CONSTRUCTORS
-    session.load_cost_rules(model.egglog_opcost() if hasattr(model, "egglog_opcost") else model.opcost,
-                            overhead={c: model.calls_overhead(c) for c in CONSTRUCTORS}
-                            if hasattr(model, "calls_overhead") else None)
-    session.set_sizes(sz)
-    session.compute_costs()
-    # every extractor returns its cheapest candidate under model.dag_cost, each one starting
-    # from the previous one's result (ILP <= DAG <= tree; egglog's tree is a candidate of all)
-    from .extract import extract_with
-    try:
-        body, extra = extract_with(extractor, session, model, sz, program=prog)
-    except EqsatError as e:
-        raise EqsatError(f"no program could be extracted after the run stopped ({report.stop_reason}): "
-                         f"{e}") from None
-    out = readable_names(Program(prog.params, body))
-    check_program(out)
+    out, extra, cut = _extract_within(session, prog, model, sz, extractor, budget, report)
     report.extraction = {"extractor": extractor, "seconds": time.perf_counter() - t0, **extra}
-    # costs of what the backend runs: sub-terms it computes once are paid once
-    measure = getattr(model, "dag_cost", model.program_cost)
-    cost_before = measure(prog, sz)
-    cost_after = measure(out, sz)
-    report.extraction["tree_cost"] = model.program_cost(out, sz)
+    # never worse: the input is a candidate too (let-inline subsumes, so the e-graph may no
+    # longer hold it, and a limit may leave nothing better)
+    cands = report.extraction.setdefault("candidates", {})
+    cands["input"] = cost_before
+    cost_after = None
+    if out is not None:      # the extractors' cost is this measure of this program (reuse it)
+        cost_after = extra["cost"] if isinstance(extra.get("cost"), float) else measure(out, sz)
+    if out is None or cost_after > cost_before:
+        why = cut if out is None else (f"the extracted program costs more than the input "
+                                       f"({cost_after:.6g} > {cost_before:.6g})")
+        if cost_after is not None:
+            report.extraction["extracted_cost"] = cost_after
+        out, cost_after = prog, cost_before
+        report.extraction["chosen"] = "input"
+        report.extraction["cost"] = cost_before
+        report.notes.append(f"the input program is returned: {why}")
+    if cut:
+        report.extraction["limit"] = cut
+        if report.stop_reason not in LIMIT_REASONS:
+            report.stop_reason = next(r for r in LIMIT_REASONS + (cut,) if cut.startswith(r))
+    # the tree cost is for the report only: left out (None) when the time is up
+    report.extraction["tree_cost"] = model.program_cost(out, sz) if budget.remaining() > 0 else None
     report.cost_before, report.cost_after = cost_before, cost_after
     # report.check: "verified" only when the numeric check ran (see check_agrees)
     report.check = "disabled"
     if check:
-        note = check_agrees(prog, out, fallback_sizes=sz)
-        report.check = "skipped: " + note[len(SKIPPED):] if note else "verified"
-        if note:
-            report.notes.append(note)
+        if out is prog:
+            report.check = "skipped: the result is the input program"
+        elif budget.remaining() <= 0:
+            report.check = "skipped: time limit reached before the numeric check"
+            report.notes.append("numeric check skipped: time limit reached before it")
+        else:
+            note = check_agrees(prog, out, fallback_sizes=sz)
+            report.check = "skipped: " + note[len(SKIPPED):] if note else "verified"
+            if note:
+                report.notes.append(note)
+    report.extraction["seconds_total"] = time.perf_counter() - t_start
     return OptimizeResult(out, cost_after, cost_before, report, session if keep_egraph else None)

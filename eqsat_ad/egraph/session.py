@@ -82,6 +82,7 @@ class EGraphSession:
         self._combined: dict[tuple[str, ...], str] = {}
         self._encoded: Encoded | None = None
         self._cost_loaded = False
+        self.stopped: str | None = None      # why the last saturate() ended early (a limit), if it did
         self.vocabulary = Vocabulary()     # what rule files and :until facts may call
         self._until_checked: set[str] = set()
         for f in SCHEMA_FILES:
@@ -181,11 +182,23 @@ class EGraphSession:
         rule_seconds = {k: report_seconds(v) for k, v in rep.search_and_apply_time_per_rule.items()}
         return StepResult(bool(rep.updated), dict(rep.num_matches_per_rule), dt, rule_seconds)
 
-    def saturate(self, names: tuple[str, ...], max_iterations: int = 10_000) -> int:
-        """Run ``names`` until nothing changes; returns the number of iterations that changed."""
+    def saturate(self, names: tuple[str, ...], max_iterations: int = 10_000, stop=None) -> int:
+        """Run ``names`` until nothing changes; returns the number of iterations that changed.
+
+        ``stop``: a callable asked before each iteration (e.g. :meth:`Budget.guard
+        <eqsat_ad.driver.Budget.guard>`); when it returns a reason (a limit), the loop ends
+        there.  ``self.stopped`` is that reason, ``"iteration limit"`` when
+        ``max_iterations`` ran out first, or None when the rulesets saturated."""
+        self.stopped = None
         for k in range(max_iterations):
+            if stop is not None:
+                why = stop()
+                if why:
+                    self.stopped = why
+                    return k
             if not self.step(names).updated:
                 return k
+        self.stopped = "iteration limit"
         return max_iterations
 
     # -- sizes -----------------------------------------------------------------------
@@ -223,10 +236,13 @@ class EGraphSession:
             self._cost_loaded = True
             self.rulesets["cost"] = RulesetInfo("cost", "<generated>", 1, "size-aware node costs")
 
-    def compute_costs(self, max_iterations: int = 10_000) -> tuple[int, int]:
-        """Saturate ``analysis`` (fv must be final) and then ``cost``; returns the iterations."""
-        a = self.saturate(("analysis",), max_iterations)
-        c = self.saturate(("cost",), max_iterations)
+    def compute_costs(self, max_iterations: int = 10_000, stop=None) -> tuple[int, int]:
+        """Saturate ``analysis`` (fv must be final) and then ``cost``; returns the iterations.
+        ``stop`` as for :meth:`saturate`; ``self.stopped`` says whether a limit cut it short."""
+        a = self.saturate(("analysis",), max_iterations, stop)
+        if self.stopped:
+            return a, 0
+        c = self.saturate(("cost",), max_iterations, stop)
         return a, c
 
     def extract_root(self) -> tuple[Expr, int]:

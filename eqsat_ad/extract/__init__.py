@@ -36,6 +36,72 @@ from .graph import INF, EGraphView
 __all__ = ["extract", "extract_with", "EGraphView", "Extraction", "tree_choice", "dag_choice"]
 
 DEFAULT_ILP_SECONDS = 5.0
+#: egglog's own tree extraction is skipped when the tree it would return has more nodes than
+#: this and than ``LET_ALL_RATIO`` x its distinct classes (egglog writes the whole tree out,
+#: and a shared chain of lets, inlined, is exponentially large)
+EGGLOG_TREE_MAX = 20_000
+#: an emitted body whose tree (shared sub-terms counted at every use) has more nodes than
+#: this, and than ``LET_ALL_RATIO`` x its instances, is emitted again with a let for every
+#: shared instance, so that walking it (type checking, renaming, the interpreter) stays linear
+EMIT_TREE_MAX = 5_000
+LET_ALL_RATIO = 2
+
+
+def tree_size(e, cap: int = 10**15) -> int:
+    """Nodes of ``e`` as a tree (a Python object reached twice counts twice), computed over the
+    distinct objects (linear), capped at ``cap``."""
+    memo: dict[int, int] = {}
+    stack = [e]
+    while stack:
+        x = stack[-1]
+        if id(x) in memo:
+            stack.pop()
+            continue
+        kids = x.children()
+        todo = [c for c in kids if id(c) not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        memo[id(x)] = min(cap, 1 + sum(memo[id(c)] for c in kids))
+    return memo[id(e)]
+
+
+def _distinct(e) -> int:
+    """Distinct Python objects in ``e``."""
+    seen: set = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if id(x) not in seen:
+            seen.add(id(x))
+            stack.extend(x.children())
+    return len(seen)
+
+
+def _choice_tree_size(g: EGraphView, choice: dict, cap: int) -> tuple[int, int]:
+    """Nodes of the tree ``choice`` gives the root (shared classes counted at every use), and
+    its distinct classes; (0, 0) when the root has no term."""
+    size: dict[int, int] = {}
+    stack = [g.root]
+    on: set = set()
+    while stack:
+        c = stack[-1]
+        if c in size:
+            stack.pop()
+            continue
+        nid = choice.get(c)
+        if nid is None:
+            return 0, 0                # nothing to extract
+        kids = g.nodes[nid].kids
+        todo = [k for k in kids if k not in size]
+        if todo and c not in on:
+            on.add(c)
+            stack.extend(todo)
+            continue
+        stack.pop()
+        size[c] = min(cap, 1 + sum(size.get(k, cap) for k in kids))
+    return size[g.root], len(size)
 
 
 class Extraction:
@@ -65,6 +131,8 @@ class Extraction:
 def _finish(name: str, g: EGraphView, choice: dict, program, let_all: bool, info=None, measure=None) -> Extraction:
     dag = instances(g, choice)
     body, lets = emit(g, dag, let_all=let_all)
+    if not let_all and tree_size(body, EMIT_TREE_MAX + 1) > max(EMIT_TREE_MAX, LET_ALL_RATIO * len(dag)):
+        body, lets = emit(g, dag, let_all=True)     # a let per shared instance: linear size
     check_term(g, body, program)
     return Extraction(name, g, choice, dag, body, lets, info, measure)
 
@@ -110,7 +178,7 @@ def _chosen(best: Extraction, name: str, candidates: dict, info: dict) -> Extrac
 
 
 def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: float = DEFAULT_ILP_SECONDS,
-            let_all: bool = False, measure=None, seeds=()) -> Extraction:
+            let_all: bool = False, measure=None, seeds=(), deadline: float | None = None) -> Extraction:
     """Run one extractor (``"tree"``, ``"dag"`` or ``"ilp"``) on a costed :class:`EGraphView`.
 
     Every extractor returns the cheapest of its candidates under one measure (``measure``:
@@ -149,8 +217,14 @@ def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: 
     info = {"seconds_solver": time.perf_counter() - t0}
     if extractor == "tree":
         return _chosen(best, "tree", candidates, {**info, **({"notes": notes} if notes else {})})
+    if deadline is not None and time.perf_counter() >= deadline:
+        notes.append("time limit: no time left for the DAG stage")
+        return _chosen(best, extractor, candidates, {**info, "notes": notes, "stopped": "time limit"})
     bound = min((c.graph_cost for c in (best,) if c.graph_cost is not None), default=INF)
-    choice, _ = dag_choice(g)
+    choice, _ = dag_choice(g, deadline=deadline)
+    if deadline is not None and time.perf_counter() >= deadline:
+        info["stopped"] = "time limit"
+        notes.append("time limit: the greedy DAG pass was cut short")
     if g.root in choice:
         try:
             d = _finish("dag", g, choice, program, let_all, measure=measure)
@@ -164,6 +238,12 @@ def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: 
     info["seconds_solver"] = time.perf_counter() - t0
     if extractor == "dag":
         return _chosen(best, "dag", candidates, {**info, **({"notes": notes} if notes else {})})
+    if deadline is not None:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            notes.append("time limit: no time left for the ILP stage")
+            return _chosen(best, "ilp", candidates, {**info, "notes": notes, "stopped": "time limit"})
+        time_limit = min(time_limit, left)
     from .ilp import ILPUnavailable, ilp_choice
     try:
         choice, sinfo = ilp_choice(g, upper_bound=bound, time_limit=time_limit)
@@ -186,7 +266,8 @@ def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: 
 
 
 def extract_with(extractor: str, session, model, sizes: dict | None = None, *, program=None,
-                 time_limit: float | None = None, costs: str = "model", let_all: bool = False):
+                 time_limit: float | None = None, costs: str = "model", let_all: bool = False,
+                 deadline: float | None = None, egglog: bool = True):
     """Entry point used by :func:`eqsat_ad.optimize`: extract ``$root`` of ``session`` (after
     the schedule and ``session.compute_costs()`` ran).  Returns ``(body, extra)`` with
     ``extra`` a JSON-able summary for ``report.extraction``.
@@ -195,28 +276,51 @@ def extract_with(extractor: str, session, model, sizes: dict | None = None, *, p
     of the ``tree`` stage.  ``costs="model"`` prices every e-node with ``model`` (its full
     formula: per-call overheads, the backend's shapes, a subclass's ``node_cost``);
     ``costs="egglog"`` uses the integer costs egglog computed.  Either way every candidate
-    is judged by ``model.dag_cost`` of the program it becomes (:func:`program_measure`)."""
+    is judged by ``model.dag_cost`` of the program it becomes (:func:`program_measure`).
+
+    ``deadline`` (a ``time.perf_counter()`` value): the DAG and ILP stages stop there with the
+    best candidate so far (``info["stopped"]``).  egglog's tree (``egglog=False`` leaves it
+    out) is skipped when the tree it would write out is larger than ``EGGLOG_TREE_MAX``
+    nodes (predicted from the same costs in Python): egglog cannot be interrupted, and such a
+    tree can be exponentially larger than the e-graph."""
     t0 = time.perf_counter()
     measure = program_measure(model, sizes, program)
     seeds = []
     egg_info: dict = {}
-    try:
-        body, egg_cost = session.extract_root()
-        check_term(None, body, program)
-        seeds.append(Extraction("egglog-tree", None, None, None, body, 0, measure=measure))
-        egg_info["egglog_cost"] = egg_cost
-    except EqsatError as e:
-        egg_info["egglog_tree"] = f"unusable ({e})"
-    t_egg = time.perf_counter() - t0
     text = session.serialize_json()
     g = EGraphView.from_session(session, text=text)
+    t_parse = time.perf_counter() - t0
+    if egglog:
+        g.assign_egglog_costs(text)
+        choice, _ = tree_choice(g)
+        size, distinct = _choice_tree_size(g, choice, 10**15)
+        if not size:
+            egglog = False
+            egg_info["egglog_tree"] = "skipped (no term for the root)"
+        elif size > max(EGGLOG_TREE_MAX, LET_ALL_RATIO * distinct):
+            egglog = False
+            egg_info["egglog_tree"] = f"skipped (its tree would have {size:.3g} nodes)"
+    t1 = time.perf_counter()
+    if egglog:
+        try:
+            body, egg_cost = session.extract_root()
+            big = max(EGGLOG_TREE_MAX, LET_ALL_RATIO * _distinct(body))
+            if tree_size(body, big + 1) > big:
+                raise EqsatError(f"its tree has more than {big} nodes")
+            check_term(None, body, program)
+            seeds.append(Extraction("egglog-tree", None, None, None, body, 0, measure=measure))
+            egg_info["egglog_cost"] = egg_cost
+        except EqsatError as e:
+            egg_info["egglog_tree"] = f"unusable ({e})"
+    t_egg = time.perf_counter() - t1
+    t2 = time.perf_counter()
     if costs == "egglog":
         g.assign_egglog_costs(text)
     else:
         g.assign_costs(model, sizes)
-    t_parse = time.perf_counter() - t0 - t_egg
+    t_parse += time.perf_counter() - t2
     res = extract(g, extractor, program=program,
                   time_limit=DEFAULT_ILP_SECONDS if time_limit is None else time_limit, let_all=let_all,
-                  measure=measure, seeds=seeds)
+                  measure=measure, seeds=seeds, deadline=deadline)
     extra = {"seconds_egglog": t_egg, "seconds_parse": t_parse, **g.stats(), **egg_info, **res.summary()}
     return res.body, extra

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 
 from .graph import INF, EGraphView
 
@@ -73,8 +74,11 @@ def tree_choice(g: EGraphView) -> tuple[dict[int, int], list[float]]:
     return choice, [b[0] for b in best]
 
 
-def dag_choice(g: EGraphView, max_rounds: int = 10_000) -> tuple[dict[int, int], list[float]]:
-    """Greedy scope-aware DAG extraction.  Returns (choice, DAG cost of each class's term)."""
+def dag_choice(g: EGraphView, max_rounds: int = 10_000,
+               deadline: float | None = None) -> tuple[dict[int, int], list[float]]:
+    """Greedy scope-aware DAG extraction.  Returns (choice, DAG cost of each class's term).
+    At ``deadline`` (a ``time.perf_counter()`` value) it stops with the choice so far: every
+    class in it has a term (the greedy pass only ever improves one)."""
     C = len(g.class_ids)
     fv = g.fv
     sets: list = [None] * C           # class -> {item key: cost}; key = (class, binder nodes...)
@@ -88,6 +92,8 @@ def dag_choice(g: EGraphView, max_rounds: int = 10_000) -> tuple[dict[int, int],
     bound_cache: dict[int, frozenset] = {}
     while work and rounds < max_rounds * max(1, len(nodes)):
         rounds += 1
+        if deadline is not None and not rounds & 1023 and time.perf_counter() >= deadline:
+            break
         nid = work.pop()
         queued.discard(nid)
         n = nodes[nid]

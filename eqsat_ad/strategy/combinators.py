@@ -67,23 +67,29 @@ class LeftChoice(Strategy):
     second: Strategy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Limits:
     """Resource limits; ``None`` means no limit.  Checked between iterations (egglog cannot
-    interrupt one), so a run may overshoot by at most one iteration."""
+    interrupt one), so a run may overshoot by at most one iteration.  ``memory`` is in MiB of
+    resident memory (``optimize`` uses a share of the machine's memory when it is None)."""
     iterations: int | None = None
     nodes: int | None = None
     seconds: float | None = None
+    memory: float | None = None
 
     def tighter(self, other: "Limits") -> "Limits":
         def m(a, b):
             return b if a is None else a if b is None else min(a, b)
         return Limits(m(self.iterations, other.iterations), m(self.nodes, other.nodes),
-                      m(self.seconds, other.seconds))
+                      m(self.seconds, other.seconds), m(self.memory, other.memory))
 
     def items(self):
         return [(k, v) for k, v in (("iterations", self.iterations), ("nodes", self.nodes),
-                                    ("seconds", self.seconds)) if v is not None]
+                                    ("seconds", self.seconds), ("memory", self.memory)) if v is not None]
+
+    def __repr__(self) -> str:
+        mem = "" if self.memory is None else f", memory={self.memory!r}"
+        return f"Limits(iterations={self.iterations!r}, nodes={self.nodes!r}, seconds={self.seconds!r}{mem})"
 
 
 @dataclass(frozen=True)
