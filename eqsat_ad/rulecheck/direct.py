@@ -287,6 +287,15 @@ def check_rule(spec: RuleSpec, examples: int = 100, seed: int = 0, max_depth: in
                 last_why = str(ex)
                 continue
             try:
+                if inst.rhs_type_error:
+                    env = outer_values(inst, nrng)
+                    o = outcome(inst, env, *refine)
+                    lr, rr = (o[0], o[1]) if isinstance(o, tuple) else (run_side(inst.lhs, env), run_side(inst.rhs, env))
+                    res.status, res.instances = "unsound", res.instances + checked + 1
+                    res.counterexample = _counterexample(gen, inst, env, (
+                        lr, rr, f"the right-hand side does not have the left-hand side's type ({inst.rhs_type_error})"))
+                    res.seconds = time.perf_counter() - t0
+                    return res
                 for _ in range(2):
                     env = outer_values(inst, nrng)
                     o = outcome(inst, env, *refine)

@@ -213,8 +213,8 @@ def check_rule_in_egraph(spec, file_specs, load, examples: int = 10, seed: int =
         res.reason = (f"its query matches {', '.join(sorted(wanted))}, which no rule of its file "
                       f"computes: it cannot be instantiated from a pattern")
         return res
-    keep = {s.line for s in producers + [spec]}
-    text = "\n".join(f.text for f in read_forms(spec.file)
+    keep = {s.line: s.text for s in producers + [spec]}      # (their text: a mutant's, too)
+    text = "\n".join(keep.get(f.line, f.text) for f in read_forms(spec.file)
                      if f.head not in ("rewrite", "birewrite", "rule") or f.line in keep)
     with_ = ", ".join(s.name for s in producers)
     fired = seeds = 0

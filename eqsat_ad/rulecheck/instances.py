@@ -116,29 +116,39 @@ def sym():
     return TVar("sym")
 
 
-def _literal_extent(p, s) -> None:
-    """An ``Int`` literal directly in an extent slot (``(IFold a i b z (Int 0))``) is that
-    extent.  Only there: a literal inside extent arithmetic (``(Sub n (Int 1))``) says nothing
-    about ``n``."""
-    if isinstance(p, App) and p.head == "Int" and isinstance(p.args[0], int):
-        unify(s, p.args[0])
 
 
 class Inference:
     """Types of the pattern variables of one equation (Term variables: their type; String
     variables: the type of the variable they name)."""
 
-    def __init__(self, eq: Equation):
+    def __init__(self, eq: Equation, rhs: bool = True):
         self.eq = eq
         self.tv: dict[str, object] = {}        # Term var -> type
         self.vt: dict[str, object] = {}        # String var -> type of the named variable
         self.bound: set[str] = set()           # String vars bound by a binder of the LHS
         self.lit_strings: dict[str, object] = {}
+        self.dim_vars: dict[str, object] = {}  # String var of a (Dim d) -> its size symbol
+        self.lit_extents: dict[str, list] = {}  # i64 var k of an extent (Int k) -> size symbols
         self.infer(eq.lhs, lhs=True)
-        t_r = self.infer(eq.rhs)
-        unify(self.type_of_top, t_r)
         for c in eq.conditions:
             self.condition(c)
+        if rhs:
+            self.check_rhs()
+
+    def check_rhs(self) -> None:
+        """Type the right-hand side against the left (TypeClash: it has another type, or
+        uses a variable at another type, than the left-hand side and conditions give)."""
+        unify(self.type_of_top, self.infer(self.eq.rhs, top=False))
+
+    def _literal_extent(self, p, s) -> None:
+        """An ``Int`` literal directly in an extent slot (``(IFold a i b z (Int 0))``) is that
+        extent (for ``(Int k)``, whatever ``k`` is drawn).  Only there: a literal inside extent
+        arithmetic (``(Sub n (Int 1))``) says nothing about ``n``."""
+        if isinstance(p, App) and p.head == "Int" and isinstance(p.args[0], int):
+            unify(s, p.args[0])
+        elif isinstance(p, App) and p.head == "Int" and isinstance(p.args[0], PVar):
+            self.lit_extents.setdefault(p.args[0].name, []).append(s)
 
     @property
     def type_of_top(self):
@@ -180,6 +190,8 @@ class Inference:
         if h == "Input":
             return self.name_type(a[0])
         if h == "Dim":
+            if isinstance(a[0], PVar):          # (Dim d): d names a size of the context
+                return ("size", self.dim_vars.setdefault(a[0].name, sym()))
             return ("size", a[0] if isinstance(a[0], str) else sym())
         if h == "Var":
             return self.name_type(a[0])
@@ -235,7 +247,7 @@ class Inference:
         if h in ("Build", "Sum"):
             s = sym()
             unify(inf(a[1]), ("size", s))
-            _literal_extent(a[1], s)
+            self._literal_extent(a[1], s)
             self.bind(a[0], lhs)
             unify(self.name_type(a[0]), ("idx", s))
             b = inf(a[2])
@@ -250,7 +262,7 @@ class Inference:
         if h == "IFold":
             s = sym()
             unify(inf(a[4]), ("size", s))
-            _literal_extent(a[4], s)
+            self._literal_extent(a[4], s)
             self.bind(a[0], lhs)
             self.bind(a[1], lhs)
             unify(self.name_type(a[1]), ("idx", s))
@@ -483,6 +495,10 @@ class TermGen:
                 opts += [lambda n=n: App("Dim", (n,))] * 2
             if e.type[0] == "arr" and e.type[2] == s and e.kind == "input":
                 opts.append(lambda n=n: App("Len", (App("Input", (n,)),)))
+            if self.edges and e.kind in ("var", "index") and e.type == ("size", s):
+                opts += [lambda n=n: App("Var", (n,))] * (6 if n in self.prefer else 1)
+            if self.edges and e.type[0] == "arr" and e.type[2] == s and e.kind in ("var", "acc"):
+                opts += [lambda n=n, e=e: App("Len", (e.ref(n),))] * (6 if n in self.prefer else 1)
         if not opts:
             opts.append(lambda: App("Int", (self.conc(s),)))
         t = self.choose(opts)
@@ -491,6 +507,29 @@ class TermGen:
         if pref and self.rng.random() < 0.5:       # the same size, mentioning a wanted index name
             t = App("Add", (t, App("Mul", (App("Int", (0,)), App("Var", (self.rng.choice(pref),))))))
         return t
+
+    def extent(self, s, env) -> App:
+        """A rule variable's loop extent: mostly the size ``s``; else shorter -- ``n-1``,
+        ``n-2`` (negative for small ``n``: an empty loop) or ``n-i`` for an index in scope.  A
+        shorter loop keeps its index in range for everything typed with ``s``."""
+        if not self.edges or self.rng.random() >= SHORT_EXTENT:
+            return self.size(s, env)
+        opts = [lambda: App("Sub", (self.size(s, env), App("Int", (self.rng.choice([1, 2]),))))]
+        idx = [n for n, e in sorted(env.items()) if e.kind in ("index", "var") and e.type[0] == "idx" and e.ranged]
+        pref = [n for n in idx if n in self.prefer]
+        opts += [lambda n=n: App("Sub", (self.size(s, env), App("Var", (n,)))) for n in (pref or idx)]
+        return self.choose(opts)
+
+    def any_size(self, s, env) -> App:
+        """An integer of a size's type that need not be that size (a rule variable that is
+        never an extent: ``n``, ``n+1``, ``n-1``, a small literal, an index)."""
+        opts = [lambda: self.size(s, env)] * 3
+        opts += [lambda: App("Add", (self.size(s, env), App("Int", (1,)))),
+                 lambda: App("Sub", (self.size(s, env), App("Int", (1,)))),
+                 lambda: App("Int", (self.rng.choice([0, 1, 2, 3, 5]),))]
+        opts += [lambda n=n: App("Var", (n,)) for n, e in sorted(env.items())
+                 if e.kind in ("index", "var") and e.type[0] in ("idx", "size")]
+        return self.choose(opts)
 
     def index(self, s, env) -> App:
         """An index below ``s`` (always in range: used by ``get``)."""
@@ -741,6 +780,7 @@ class Instance:
     types: dict = field(default_factory=dict)
     envs: dict = field(default_factory=dict)       # var -> generation env (for shrinking)
     depth: int = 0
+    rhs_type_error: str = ""     # the right-hand side has another type than the left (why)
 
     @property
     def size(self) -> int:
@@ -780,9 +820,12 @@ def _prim(h, a):
     if h == "*":
         return a[0] * a[1]
     if h == "/":
+        if isinstance(a[0], float) or isinstance(a[1], float):      # f64: IEEE, as egglog's
+            with np.errstate(all="ignore"):
+                return float(np.float64(a[0]) / np.float64(a[1]))
         if a[1] == 0:
-            raise NoInstance("division by zero in a right-hand side primitive")
-        return a[0] / a[1] if isinstance(a[0], float) or isinstance(a[1], float) else int(a[0] / a[1])
+            raise NoInstance("integer division by zero in a right-hand side primitive")
+        return int(a[0] / a[1])
     if h == "neg":
         return -a[0]
     if h == "to-f64":
@@ -804,6 +847,8 @@ SIZES, SIZE_WEIGHTS = (0, 1, 2, 3, 4), (2, 4, 4, 4, 2)
 USE_INDEX = 0.85
 #: how often a rule variable of index type is drawn possibly out of range (n, -1, i+1, ...)
 EDGE_INDEX = 0.35
+#: how often a rule variable that is a loop extent is shorter than its size (n-1, n-2, n-i)
+SHORT_EXTENT = 0.25
 
 
 def draw_size(rng: random.Random) -> int:
@@ -818,15 +863,19 @@ class Instantiator:
         self.eq, self.rng, self.collide, self.unique = eq, rng, collide, unique_names
         self.name_prefix = ""        # set per instance to keep names unique across instances
         self.fixed_sizes = None      # sizes shared by every instance (the e-graph mode)
-        Inference(eq)           # fail early (TypeClash) if the rule cannot be typed at all
+        Inference(eq, rhs=False)     # fail early (TypeClash) if the left side cannot be typed
         self.term_vars = sorted(v for v in pattern_vars(eq.lhs) if eq.sorts.get(v, "Term") == "Term")
         self.string_vars = sorted(v for v, s in eq.sorts.items() if s == "String"
                                   and v in pattern_vars(eq.lhs))
         self.lit_vars = sorted(v for v in pattern_vars(eq.lhs) if eq.sorts.get(v) in ("f64", "i64"))
+        # variables that are an extent somewhere (their value must be the size their type
+        # names); another size-typed variable is just an integer (any_size)
+        self.extent_vars = _extent_vars(eq)
+        self.ext_vars = {c.args[1].name for c in eq.conditions if c.head == "ext" and isinstance(c.args[1], PVar)}
 
     def draw(self, depth: int) -> Instance:
         rng = self.rng
-        inf = Inference(self.eq)
+        inf = Inference(self.eq, rhs=False)    # the right side is typed after drawing (below)
         sizes = {"n": draw_size(rng), "m": draw_size(rng)}
         if self.fixed_sizes:
             sizes = dict(self.fixed_sizes)
@@ -834,7 +883,16 @@ class Instantiator:
         # names
         names: dict[str, str] = {}
         taken: list[str] = []
+        for v, s in sorted(inf.dim_vars.items()):       # (Dim d): d is "n" or "m"
+            s = find(s)
+            names[v] = s if isinstance(s, str) else rng.choice(["n", "m"])
+            if isinstance(s, TVar):
+                unify(s, names[v])
+            elif not isinstance(s, str):
+                raise NoInstance(f"(Dim {v}) would have the literal size {s}")
         for v in self.string_vars:
+            if v in inf.dim_vars:
+                continue
             pool = taken + ([k for k in OUTER_INDICES if sizes[OUTER_INDICES[k]] > 0]
                             if v in inf.bound else [])
             if not self.unique and pool and rng.random() < self.collide:
@@ -850,12 +908,17 @@ class Instantiator:
         b: dict = dict(names)
         for v in self.lit_vars:
             b[v] = rng.choice(_LITS) if self.eq.sorts[v] == "f64" else rng.choice(_I64)
+            for s in inf.lit_extents.get(v, ()):       # (Build s (Int k) b): the extent is k
+                if isinstance(find(s), TVar):
+                    unify(s, b[v])
+                elif find(s) != b[v]:
+                    raise NoInstance(f"the literal extent {v} = {b[v]} clashes with another size")
         # outer variables: the free String variables of the rule
         base = outer_env(sizes)
         outer: dict[str, Entry] = {}
         ranged = {c.args[0].name for c in self.eq.conditions if c.head == "ext" and isinstance(c.args[0], PVar)}
         for v in self.string_vars:
-            if v not in inf.bound:
+            if v not in inf.bound and v not in inf.dim_vars:
                 t = res.type(inf.name_type(PVar(v)))
                 nm = names[v]
                 if nm in outer and outer[nm].type != t:
@@ -884,6 +947,14 @@ class Instantiator:
             ex = excluded.get(v, set())
             env = {n: e for n, e in env.items() if n not in ex and not (e.kind == "acc" and e.index in ex)}
             types[v], envs[v] = t, env
+        # the right-hand side must have the left's type with these types (a rule that turns an
+        # index into a real, or uses a variable at another type, is wrong even where the
+        # interpreter's values agree: the e-graph would merge classes of different types)
+        try:
+            inf.check_rhs()
+            rhs_err = ""
+        except TypeClash as ex:
+            rhs_err = str(ex)
         # the names the pattern's own binders put in scope of each variable (a loop body of the
         # rule should mostly use its index)
         inner = {v: sorted(n for n, e in envs[v].items() if n in pattern_bound and e.kind in ("index", "var", "acc"))
@@ -891,17 +962,22 @@ class Instantiator:
         why = ""
         for _ in range(12):          # regenerate the terms until the side conditions hold
             for v in order:
-                b[v] = self._term(gen, types[v], envs[v], rng.randint(0, depth) if depth else 0, inner[v])
+                b[v] = self._term(v, gen, types[v], envs[v], rng.randint(0, depth) if depth else 0, inner[v])
             inst = self.build(b, sizes, outer, types, envs, depth)
             why = self.violated(inst)
             if not why:
+                inst.rhs_type_error = rhs_err
                 return inst
         raise NoInstance(why)
 
-    @staticmethod
-    def _term(gen: "TermGen", t, env, d, inner):
+    def _term(self, v, gen: "TermGen", t, env, d, inner):
         if t[0] == "idx":            # the rule's own index variables: any index, in range or not
             return gen.any_index(t[1], env, edge=EDGE_INDEX)
+        if t[0] == "size" and v not in self.extent_vars:      # a size-typed value, not an extent
+            return gen.any_size(t[1], env)
+        if t[0] == "size" and v not in self.ext_vars:         # an extent no (ext r n) relies on
+            got = gen.uses(inner, lambda: gen.extent(t[1], env), tries=4) if inner else None
+            return got if got is not None else gen.extent(t[1], env)
         if inner:
             got = gen.uses(inner, lambda: gen.gen(t, env, d), tries=4)
             if got is not None:
@@ -985,6 +1061,26 @@ class Instantiator:
                 if r not in inst.outer and r not in egg_binders(inst.lhs):
                     return f"ext: {r} is not an index variable"
         return ""
+
+
+def _extent_vars(eq: Equation) -> set:
+    out: set = set()
+
+    def walk(p):
+        if isinstance(p, App):
+            slot = {"Build": 1, "Sum": 1, "IFold": 4}.get(p.head)
+            if slot is not None and isinstance(p.args[slot], PVar):
+                out.add(p.args[slot].name)
+            for a in p.args:
+                walk(a)
+    walk(eq.lhs)
+    walk(eq.rhs)
+    for c in eq.conditions:
+        if c.head == "ext" and isinstance(c.args[1], PVar):
+            out.add(c.args[1].name)
+        for a in c.args:
+            walk(a)
+    return out
 
 
 def _ifolds(p):
