@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     t_end = t_start + a.minutes * 60
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip()
+                                cwd=Path(__file__).parent).stdout.strip() or "? (not a git checkout)"
     except OSError:
         commit = "?"
     schedules = tuple(s for s in a.schedules.split(",") if s)
