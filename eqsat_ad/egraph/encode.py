@@ -1,13 +1,21 @@
-"""Program -> egglog text, with globally unique binder names.
+"""Program -> egglog text, with globally unique binder names and sharing kept.
 
-Every binder (build/sum/ifold index, ifold accumulator, let name) gets a name that is unique in
-the whole program, so no rewrite can capture a variable (DESIGN.md principle 2).  Parameters
+The program is first put in normal form (:func:`eqsat_ad.lang.normalize.normalize_program`:
+administrative redexes reduced, common sub-terms up to bound names merged, shared ones
+let-bound).  A ``let`` does not become a ``Let`` e-node: its value is encoded once (a global
+``(let $sN ...)`` when it is not tiny) and every use of the name refers to it, so the e-graph
+holds the program as a DAG -- the same e-class for every use -- and no rewrite ever has to
+inline a ``let`` by pushing an explicit substitution through its body (docs/architecture.md,
+"Sharing").  A Python object the program uses twice is encoded once in the same scope, too.
+
+Every binder (build/sum/ifold index, ifold accumulator) gets a name that is unique in the
+whole program, so no rewrite can capture a variable (DESIGN.md principle 2).  Parameters
 become ``(Input "x")``, size names ``(Dim "n")``; an accumulator reference becomes
 ``(Acc "a" "i")`` (it depends on the iteration of its fold).  Alpha-equivalent programs encode
 to the same text, because the unique names are assigned in a fixed traversal order.
 
-Shared sub-terms are emitted once: large terms are spilled into ``(let $tN ...)`` globals so
-that no single form is long or deep (egglog parses big forms slowly and recursively).
+Large terms are spilled into ``(let $tN ...)`` globals too, so that no single form is long or
+deep (egglog parses big forms slowly and recursively).
 
 >>> from eqsat_ad.lang.ast import *
 >>> from eqsat_ad.lang.types import vec
@@ -28,6 +36,7 @@ from ..lang.types import ArrayT, Type
 from .constructors import PRIM_TO_CTOR
 
 SPILL_CHARS = 600          # terms longer than this are bound to a global
+LET_SPILL_CHARS = 24       # a let-bound value longer than this is bound to a global
 
 
 def egg_string(s: str) -> str:
@@ -71,6 +80,26 @@ class _Encoder:
         self.lets: list[str] = []
         self.memo: dict[str, str] = {}
         self.counter = 0
+        self.env: dict = {}
+        self.n_shared = 0
+        # Python objects the body uses more than once: encoded once per scope
+        seen: set[int] = set()
+        shared: set[int] = set()
+        stack = [prog.body]
+        while stack:
+            n = stack.pop()
+            for c in n.children():
+                if id(c) in seen:
+                    shared.add(id(c))
+                else:
+                    seen.add(id(c))
+                    stack.append(c)
+        self.shared = shared
+        self.obj_memo: dict = {}
+        self.fv = None
+        if shared:
+            from ..lang.binders import free_vars_table
+            self.fv = free_vars_table(prog.body)
 
     def fresh(self, name: str, kind: str) -> str:
         """A new binder name that depends only on its kind and the traversal order (not on the
@@ -95,12 +124,45 @@ class _Encoder:
             self.lets.append(f"(let {ref} {text})")
         return ref
 
-    def enc(self, e: Expr, env: dict) -> str:
-        # iterative over deep left spines is not needed: depth is bounded by the caller's
-        # recursion limit (raised in encode_program) and spilled terms keep forms short.
-        return self.share(self._enc(e, env))
+    def bind_value(self, text: str) -> str:
+        """A let-bound value: one global, referred to by every use."""
+        if len(text) <= LET_SPILL_CHARS or text.startswith("$"):
+            return text
+        ref = f"$s{self.n_shared}"
+        self.n_shared += 1
+        self.lets.append(f"(let {ref} {text})")
+        return ref
 
-    def _enc(self, e: Expr, env: dict) -> str:
+    def enc(self, e: Expr, env: dict | None = None) -> str:
+        # depth is bounded by the caller's recursion limit (raised in encode_program); let
+        # chains are walked in a loop and spilled terms keep forms short.
+        key = None
+        if id(e) in self.shared:
+            env_ = self.env
+            key = (id(e), tuple(env_.get(v) for v in sorted(self.fv[id(e)])))
+            r = self.obj_memo.get(key)
+            if r is not None:
+                return r
+        r = self.share(self._enc(e))
+        if key is not None:
+            self.obj_memo[key] = r
+        return r
+
+    def _bind(self, names_vals: list, body: Expr) -> str:
+        env = self.env
+        saved = [(n, env.get(n, _MISSING)) for n, _ in names_vals]
+        for n, v in names_vals:
+            env[n] = v
+        try:
+            return self.enc(body)
+        finally:
+            for n, old in reversed(saved):
+                if old is _MISSING:
+                    env.pop(n, None)
+                else:
+                    env[n] = old
+
+    def _enc(self, e: Expr, env: dict | None = None) -> str:
         if isinstance(e, Num):
             return f"(Num {egg_float(e.value)})"
         if isinstance(e, Int):
@@ -108,8 +170,10 @@ class _Encoder:
         if isinstance(e, BoolLit):
             return "(BTrue)" if e.value else "(BFalse)"
         if isinstance(e, Var):
-            b = env.get(e.name)
+            b = self.env.get(e.name)
             if b is not None:
+                if b[0] == "share":
+                    return b[1]
                 if b[0] == "acc":
                     return f"(Acc {egg_string(b[1])} {egg_string(b[2])})"
                 return f"(Var {egg_string(b[1])})"
@@ -119,7 +183,7 @@ class _Encoder:
                 return f"(Dim {egg_string(e.name)})"
             raise EqsatError(f"unknown name {e.name!r} while encoding the program")
         if isinstance(e, Prim):
-            args = [self.enc(a, env) for a in e.args]
+            args = [self.enc(a) for a in e.args]
             if e.op in (">", ">="):
                 return f"({'Lt' if e.op == '>' else 'Le'} {args[1]} {args[0]})"
             ctor = PRIM_TO_CTOR.get(e.op)
@@ -127,34 +191,53 @@ class _Encoder:
                 raise EqsatError(f"operator {e.op!r} has no e-graph form")
             return f"({ctor} {' '.join(args)})"
         if isinstance(e, If):
-            return f"(If {self.enc(e.cond, env)} {self.enc(e.then, env)} {self.enc(e.else_, env)})"
+            return f"(If {self.enc(e.cond)} {self.enc(e.then)} {self.enc(e.else_)})"
         if isinstance(e, Let):
-            x = self.fresh(e.name, "let")
-            v = self.enc(e.value, env)
-            return f"(Let {egg_string(x)} {v} {self.enc(e.body, {**env, e.name: ('let', x)})})"
+            # sharing, not a Let e-node: the value is encoded once and every use refers to it
+            binds = []
+            env = self.env
+            saved = []
+            try:
+                while isinstance(e, Let):
+                    v = self.bind_value(self.enc(e.value))
+                    saved.append((e.name, env.get(e.name, _MISSING)))
+                    env[e.name] = ("share", v)
+                    e = e.body
+                    if id(e) in self.shared:
+                        break
+                return self.enc(e)
+            finally:
+                for n, old in reversed(saved):
+                    if old is _MISSING:
+                        env.pop(n, None)
+                    else:
+                        env[n] = old
         if isinstance(e, (Build, Sum)):
-            n = self.enc(e.size, env)
+            n = self.enc(e.size)
             i = self.fresh(e.var, "index")
-            b = self.enc(e.body, {**env, e.var: ("index", i)})
+            b = self._bind([(e.var, ("index", i))], e.body)
             return f"({type(e).__name__} {egg_string(i)} {n} {b})"
         if isinstance(e, IFold):
-            z = self.enc(e.init, env)
-            n = self.enc(e.size, env)
+            z = self.enc(e.init)
+            n = self.enc(e.size)
             i = self.fresh(e.var, "index")
             a = self.fresh(e.acc, "acc")
-            b = self.enc(e.body, {**env, e.var: ("index", i), e.acc: ("acc", a, i)})
+            b = self._bind([(e.var, ("index", i)), (e.acc, ("acc", a, i))], e.body)
             return f"(IFold {egg_string(a)} {egg_string(i)} {b} {z} {n})"
         if isinstance(e, Get):
-            return f"(Get {self.enc(e.array, env)} {self.enc(e.index, env)})"
+            return f"(Get {self.enc(e.array)} {self.enc(e.index)})"
         if isinstance(e, Length):
-            return f"(Len {self.enc(e.array, env)})"
+            return f"(Len {self.enc(e.array)})"
         if isinstance(e, Pair):
-            return f"(Pair {self.enc(e.fst, env)} {self.enc(e.snd, env)})"
+            return f"(Pair {self.enc(e.fst)} {self.enc(e.snd)})"
         if isinstance(e, Fst):
-            return f"(Fst {self.enc(e.pair, env)})"
+            return f"(Fst {self.enc(e.pair)})"
         if isinstance(e, Snd):
-            return f"(Snd {self.enc(e.pair, env)})"
+            return f"(Snd {self.enc(e.pair)})"
         raise EqsatError(f"cannot encode {type(e).__name__}")
+
+
+_MISSING = object()
 
 
 def _size_names(t: Type) -> list[str]:
@@ -198,14 +281,18 @@ def shape_facts(name: str, t: Type) -> list[str]:
     return facts
 
 
-def encode_program(prog: Program) -> Encoded:
-    """Encode ``prog`` (elaborated: homogeneous operand types) as egglog text."""
+def encode_program(prog: Program, normalize: bool = True) -> Encoded:
+    """Encode ``prog`` (elaborated: homogeneous operand types) as egglog text; with
+    ``normalize`` (the default) its normal form (:func:`~eqsat_ad.lang.normalize.normalize_program`)."""
     import sys
+    if normalize:
+        from ..lang.normalize import normalize_program
+        prog = normalize_program(prog)
     enc = _Encoder(prog)
     old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 20000))
+    sys.setrecursionlimit(max(old, 60000))
     try:
-        root = enc._enc(prog.body, {})
+        root = enc._enc(prog.body)
     except RecursionError:
         raise EqsatError("program too deep to encode into the e-graph") from None
     finally:
