@@ -158,7 +158,8 @@ def run_optimize(prog, name: str, args, progress_enabled=None, **extra):
         with about_file(name):
             res = optimize(prog, progress=prog_cb if prog_cb.enabled else None, **kw)
         prog_cb.done()
-        warn_unchecked(res.report)
+        if res.program != prog:          # (the input itself needs no check)
+            warn_unchecked(res.report)
         return res
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("eqsat_ad"):
