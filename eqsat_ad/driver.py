@@ -31,11 +31,16 @@ DEFAULT_LIMITS = Limits(iterations=2000, nodes=200_000, seconds=60.0)
 
 #: memory per e-node kept for what follows: the e-graph itself takes well under 1 KB per
 #: e-node (measured: 100 MB resident at 146k e-nodes), but extraction serializes it to JSON and
-#: reads it into Python objects (measured: peak 466 MB at 140k e-nodes, about 2.6 KB per e-node)
-BYTES_PER_ENODE = 3072
+#: reads it into Python objects (measured peaks: 466 MB at 140k e-nodes, 1.25 GB at 270k)
+BYTES_PER_ENODE = 5000
 #: the next iteration is predicted to take this many times the slowest of the recent ones
 TIME_SAFETY = 1.5
 RECENT = 3
+#: an iteration predicted to take the e-graph past this many times a node limit is not run
+#: (stop reason ``node limit``): growth is geometric when rules feed each other (one
+#: iteration took 17,852 e-nodes to 269,132), so the prediction multiplies by the last
+#: iteration's growth factor
+NODE_OVERSHOOT = 1.5
 #: time kept for the work after the run (finishing substitutions, costs, extraction,
 #: renaming, type checks, the model's costs, the numeric check): fixed + per e-node.
 #: Measured: 20-250 us per e-node (more when the extracted program is large).
@@ -127,11 +132,11 @@ class Budget:
         return rss is not None and rss + ahead >= self.memory_bytes
 
     def guard(self, session: EGraphSession | None = None, share: float = 1.0, node_factor: float = 1.0,
-              reserve: float = 0.0):
+              reserve=None):
         """A callable for :meth:`EGraphSession.saturate`'s ``stop``: called before each step,
         returns the limit that stops the loop or None.  It times the steps between its calls
-        and does not start one predicted to end past the deadline less ``reserve`` x
-        :func:`post_seconds` of the e-graph (the time the steps after it need)."""
+        and does not start one predicted to end past the deadline less ``reserve(e-nodes)``
+        seconds (the time the steps after it need)."""
         last = [time.perf_counter(), None]
         times: list[float] = []
         counts: list[int] = []
@@ -146,7 +151,7 @@ class Budget:
                 counts.append(n)
             grow = max((b - a for a, b in zip(counts[-RECENT - 1:], counts[-RECENT:])), default=0)
             nxt = TIME_SAFETY * max(times[-RECENT:], default=0.0)
-            keep = reserve * post_seconds(n + grow) if reserve and n is not None else 0.0
+            keep = reserve(n + grow) if reserve is not None and n is not None else 0.0
             return self.exceeded(share, n, node_factor, next_seconds=nxt, next_nodes=grow, reserve=keep)
         return check
 
@@ -240,7 +245,7 @@ class Driver:
         self.report = RunReport()
         self._t0 = 0.0
         self._iters = 0
-        self._recent: list[tuple[float, int]] = []     # (seconds, e-nodes added) of recent iterations
+        self._recent: list[tuple[float, int, int]] = []  # (seconds, e-nodes before, after) of recent iterations
 
     # -- public ------------------------------------------------------------------------
     def run(self, strategy: Strategy) -> RunReport:
@@ -285,39 +290,57 @@ class Driver:
         pr.enodes_after = self.s.enode_count()
         pr.eclasses_after = self.s.eclass_count()
 
-    def _predicted(self) -> tuple[float, int]:
-        """Seconds and e-nodes the next iteration is expected to take: the most of the recent
-        iterations (times ``TIME_SAFETY`` for the time)."""
+    def _predicted(self, n: int) -> tuple[float, int]:
+        """Seconds the next iteration is expected to take and e-nodes it is expected to add:
+        the most of the recent iterations, or the last one's growth factor applied again when
+        that is more (time: also times ``TIME_SAFETY``)."""
         rec = self._recent[-RECENT:]
         if not rec:
             return 0.0, 0
-        return TIME_SAFETY * max(t for t, _ in rec), max(0, max(d for _, d in rec))
+        t_last, a, b = rec[-1]
+        factor = b / a if a > 0 and b > a else 1.0
+        grow = max(max(y - x for _, x, y in rec), int(n * (factor - 1.0)), 0)
+        return max(TIME_SAFETY * max(t for t, _, _ in rec), t_last * factor), grow
 
     def _check(self) -> None:
         pr, lim, t0, it0 = self._phase
         now = time.perf_counter()
         n = pr.enodes_per_iteration[-1] if pr.enodes_per_iteration else self.s.enode_count()
         g = self.limits
-        nxt_t, nxt_n = self._predicted()
+        nxt_t, nxt_n = self._predicted(n)
         if g.iterations is not None and self._iters >= g.iterations:
             raise _Stop(ITER_LIMIT, "run")
-        if g.nodes is not None and n >= g.nodes:
+        if g.nodes is not None and (n >= g.nodes or n + nxt_n > NODE_OVERSHOOT * g.nodes):
+            self._note_predicted(n, nxt_n, g.nodes)
             raise _Stop(NODE_LIMIT, "run")
         # time (predicted: an iteration that would end past the deadline is not started) and
         # memory (resident now plus the predicted growth)
         keep = post_seconds(n + nxt_n) if self.reserve else 0.0
-        # memory: the next iteration's growth (twice the recent most, growth is jumpy), and
-        # with ``reserve`` what extraction will need for the whole e-graph
-        ahead = (n if self.reserve else 0) + 2 * nxt_n
+        # memory: the next iteration's growth, and with ``reserve`` what extraction will need
+        # for the whole e-graph
+        ahead = (n if self.reserve else 0) + nxt_n
         hit = self.budget.exceeded(self.time_share, next_seconds=nxt_t, next_nodes=ahead, reserve=keep)
         if hit is not None:
+            if hit == TIME_LIMIT and self.budget.remaining(self.time_share) > 0:
+                self.report.notes.append(f"the next iteration (about {nxt_t:.2g} s) and the work after the run "
+                                         f"(about {keep:.2g} s for {n + nxt_n} e-nodes) were predicted not to "
+                                         f"fit in the time limit; the run stopped at {n} e-nodes")
+            elif hit == MEMORY_LIMIT:
+                self.report.notes.append(f"the memory limit was reached or predicted (the e-graph and what "
+                                         f"extraction needs for it); the run stopped at {n} e-nodes")
             raise _Stop(hit, "run")
         if lim.iterations is not None and self._iters - it0 >= lim.iterations:
             raise _Stop(ITER_LIMIT, "phase")
-        if lim.nodes is not None and n >= lim.nodes:
+        if lim.nodes is not None and (n >= lim.nodes or n + nxt_n > NODE_OVERSHOOT * lim.nodes):
+            self._note_predicted(n, nxt_n, lim.nodes)
             raise _Stop(NODE_LIMIT, "phase")
         if lim.seconds is not None and now + nxt_t - t0 >= lim.seconds:
             raise _Stop(TIME_LIMIT, "phase")
+
+    def _note_predicted(self, n: int, grow: int, limit: int) -> None:
+        if n < limit:
+            self.report.notes.append(f"the next iteration was predicted to take the e-graph from {n} to about "
+                                     f"{n + grow} e-nodes, past the node limit {limit}; it was not run")
 
     def _exec(self, s: Strategy, pr: PhaseReport) -> bool:
         """Run ``s``; returns whether it changed the e-graph."""
@@ -338,7 +361,7 @@ class Driver:
             pr.enodes_per_iteration.append(self.s.enode_count())
             if n0 is None:
                 n0 = pr.enodes_before
-            self._recent.append((time.perf_counter() - t_it, pr.enodes_per_iteration[-1] - n0))
+            self._recent.append((time.perf_counter() - t_it, n0, pr.enodes_per_iteration[-1]))
             del self._recent[:-RECENT]
             if self.progress:
                 self.progress(pr, self._iters)

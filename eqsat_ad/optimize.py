@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from .cost.model import CostModel, default_cost_model
-from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport
+from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport, post_seconds
 from .egraph.session import EGraphSession, default_rule_files, rules_dir
 from .errors import EqsatError, ScheduleError
 from .lang.ast import Program
@@ -30,16 +30,18 @@ from .strategy.schedule_file import load_schedule
 EXTRACTORS = ("tree", "dag", "ilp")
 
 # Time (docs/strategies.md, "Limits"): everything up to the end of extraction must end by
-# END_SHARE of ``limits.seconds`` (counted from the call of ``optimize``); the run, finishing
-# substitutions and computing costs each stop early enough to keep driver.post_seconds(e-nodes)
-# (times the share below) for the steps after them; the numeric check gets what is left.
+# END_SHARE of ``limits.seconds`` (counted from the call of ``optimize``).  The run stops early
+# enough to keep driver.post_seconds(e-nodes) for the steps after it; finishing substitutions
+# keeps FINISH_RESERVE of that; computing costs keeps what extraction needs at least; the
+# numeric check gets what is left.
 END_SHARE = 0.95
-FINISH_RESERVE = 0.9     # of post_seconds, kept while finishing substitutions
-COSTS_RESERVE = 0.7      # ... while computing costs
+FINISH_RESERVE = 0.8
 #: finishing pending substitutions may grow the e-graph to this many times the node limit
 FINISH_NODE_FACTOR = 2.0
-#: extraction is not started with less time left than this many seconds per e-node
-EXTRACT_SECONDS_PER_ENODE = 30e-6
+#: extraction (serializing the e-graph, reading it into Python: measured 30-40 us per e-node
+#: at 50k-140k e-nodes, 88 us at 270k) is not started with less time left than this many
+#: seconds per e-node (it cannot be interrupted before its first candidate)
+EXTRACT_SECONDS_PER_ENODE = 100e-6
 
 
 @dataclass
@@ -238,7 +240,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     # early, and then the root may have no term yet (the input is returned).
     session.saturate(("analysis", "subst"), max_iterations=1000,
                      stop=budget.guard(session, END_SHARE, node_factor=FINISH_NODE_FACTOR,
-                                       reserve=FINISH_RESERVE))
+                                       reserve=lambda n: FINISH_RESERVE * post_seconds(n)))
     if session.stopped:
         cut = f"{session.stopped} while finishing substitutions"
     extra["seconds_finish"] = time.perf_counter() - t
@@ -249,10 +251,16 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
                             overhead={c: model.calls_overhead(c) for c in CONSTRUCTORS}
                             if hasattr(model, "calls_overhead") else None)
     session.set_sizes(sz)
-    session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf"), reserve=COSTS_RESERVE))
+    session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf"),
+                                            reserve=lambda n: EXTRACT_SECONDS_PER_ENODE * n))
     extra["seconds_costs"] = time.perf_counter() - t
+    egglog_costs = not session.stopped
     if session.stopped:
-        return None, extra, f"{session.stopped} while computing costs"
+        if not session.analysis_done:
+            return None, extra, f"{session.stopped} while computing costs"
+        # the Python extractors price the e-graph themselves; only egglog's own tree (one
+        # candidate) needs egglog's costs, so go on without it
+        cut = cut or f"{session.stopped} while computing costs (egglog's tree left out)"
     need = EXTRACT_SECONDS_PER_ENODE * extra["enodes_finished"]
     if budget.remaining(END_SHARE) < need:
         return None, extra, f"time limit: no time left to extract (about {need:.2g} s needed)"
@@ -263,7 +271,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     from .extract import extract_with
     try:
         body, ex = extract_with(extractor, session, model, sz, program=prog,
-                                deadline=budget.deadline(END_SHARE))
+                                deadline=budget.deadline(END_SHARE), egglog=egglog_costs)
     except EqsatError as e:
         if cut or report.stop_reason in LIMIT_REASONS:
             return None, extra, (f"no program could be extracted after the run stopped "

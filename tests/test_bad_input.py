@@ -87,7 +87,10 @@ def test_ac_blowup_stops_at_node_limit():
     res = ea.optimize(prog, rules=[BAD / "ac_blowup.egg"], schedule=saturate(run("ac")),
                       limits={"nodes": 20_000, "seconds": 120})
     assert res.report.stop_reason == "node limit"
-    assert res.report.enodes >= 20_000          # overshoots by at most one iteration (documented)
+    # at most one iteration past the limit; an iteration predicted to go far past it is not run
+    ph = res.report.phases[0]
+    growth = max(b - a for a, b in zip([ph.enodes_before] + ph.enodes_per_iteration, ph.enodes_per_iteration))
+    assert res.report.enodes <= 20_000 + growth
     vals = {c: float(k) for k, c in enumerate(names)}
     assert ea.evaluate(res.program, **vals) == sum(vals.values())
 

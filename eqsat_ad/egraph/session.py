@@ -83,6 +83,7 @@ class EGraphSession:
         self._encoded: Encoded | None = None
         self._cost_loaded = False
         self.stopped: str | None = None      # why the last saturate() ended early (a limit), if it did
+        self.analysis_done = False           # compute_costs() got the analysis to saturation
         self.vocabulary = Vocabulary()     # what rule files and :until facts may call
         self._until_checked: set[str] = set()
         for f in SCHEMA_FILES:
@@ -238,10 +239,13 @@ class EGraphSession:
 
     def compute_costs(self, max_iterations: int = 10_000, stop=None) -> tuple[int, int]:
         """Saturate ``analysis`` (fv must be final) and then ``cost``; returns the iterations.
-        ``stop`` as for :meth:`saturate`; ``self.stopped`` says whether a limit cut it short."""
+        ``stop`` as for :meth:`saturate`; ``self.stopped`` says whether a limit cut it short,
+        ``self.analysis_done`` whether the analysis (free variables, extents) is final even so."""
+        self.analysis_done = False
         a = self.saturate(("analysis",), max_iterations, stop)
         if self.stopped:
             return a, 0
+        self.analysis_done = True
         c = self.saturate(("cost",), max_iterations, stop)
         return a, c
 
