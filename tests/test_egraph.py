@@ -98,8 +98,10 @@ def test_fold_conditional_needs_the_index_range():
 
 def test_readable_names_make_alpha_variants_equal():
     p = ea.parse("(fun ((x (vec n))) (+ (sum n (lambda (a) (get x a))) (sum n (lambda (b) (get x b)))))")
-    body = readable_names(p).body
+    body = readable_names(p, share=False).body
     assert body.args[0] == body.args[1]
+    # by default the two alpha-equivalent sums are one computation, bound once
+    assert ea.show_expr(readable_names(p).body) == "(let ((t0 (sum n (lambda (i) (get x i))))) (+ t0 t0))"
 
 
 def test_split_forms_reports_places():

@@ -91,12 +91,16 @@ def _build(name: str, a: list) -> Expr:
 _INDEX_NAMES = ("i", "j", "k", "l", "p", "q", "r", "s", "t", "u")
 
 
-def readable_names(prog):
-    """Rename the binders of an extracted program by nesting level (``i, j, k, ...`` for
+def readable_names(prog, share: bool = True):
+    """The extracted program as it is returned: with ``share`` (the default) every sub-term
+    it computes more than once -- shared in the extracted DAG, or equal up to binder names
+    (the e-graph keeps those apart) -- bound once by a ``let``, and loop-invariant loops moved
+    out of loops (:func:`eqsat_ad.lang.normalize.share`: linear in the DAG, so an extracted
+    DAG never becomes a tree); then binders renamed by nesting level (``i, j, k, ...`` for
     indices, ``acc``/``acc1``... for accumulators, ``t<level>`` for lets), avoiding parameter
     and size names.  Names depend only on the level, so sub-terms that are equal up to binder
-    names (the e-graph keeps those apart) become structurally equal, and the NumPy backend,
-    which computes structurally equal sub-terms once, shares them.
+    names become structurally equal, and the NumPy backend, which computes structurally equal
+    sub-terms once, shares them.
     """
     from ..lang.ast import IFold, Let, Program
     from ..lang.binders import _rewrite_names
@@ -105,11 +109,40 @@ def readable_names(prog):
     for p in prog.params:
         avoid.add(p.name)
         avoid.update(size_names(p.type))
-
     def ok(name: str) -> str:
         while name in avoid:
             name += "_"
         return name
+
+    def index_name(d: int) -> str:
+        return ok(_INDEX_NAMES[d] if d < len(_INDEX_NAMES) else f"i{d}")
+
+    if share:
+        from ..lang.ast import Build, Sum
+        from ..lang.normalize import share as share_lets
+        body = share_lets(prog.body, avoid)
+        # names by loop depth (indices, accumulators) and let depth (lets); the shared
+        # program is linear in size, each binder node occurs once
+        names: dict[int, tuple[str, ...]] = {}
+        stack = [(body, 0, 0)]
+        while stack:
+            n, loops, lets = stack.pop()
+            if isinstance(n, Let):
+                names.setdefault(id(n), (ok(f"t{lets}"),))
+                stack.append((n.value, loops, lets))
+                stack.append((n.body, loops, lets + 1))
+            elif isinstance(n, (Build, Sum)):
+                names.setdefault(id(n), (index_name(loops),))
+                stack.append((n.size, loops, lets))
+                stack.append((n.body, loops + 1, lets))
+            elif isinstance(n, IFold):
+                names.setdefault(id(n), (ok("acc" if loops == 0 else f"acc{loops}"), index_name(loops)))
+                stack.append((n.init, loops, lets))
+                stack.append((n.size, loops, lets))
+                stack.append((n.body, loops + 1, lets))
+            else:
+                stack.extend((c, loops, lets) for c in n.children())
+        return Program(prog.params, _rewrite_names(body, {}, lambda n, sigma, level: names[id(n)], None))
 
     def pick(n, sigma, level):
         if isinstance(n, IFold):
@@ -117,6 +150,6 @@ def readable_names(prog):
                     ok(_INDEX_NAMES[level + 1] if level + 1 < len(_INDEX_NAMES) else f"i{level + 1}"))
         if isinstance(n, Let):
             return (ok(f"t{level}"),)
-        return (ok(_INDEX_NAMES[level] if level < len(_INDEX_NAMES) else f"i{level}"),)
+        return (index_name(level),)
 
     return Program(prog.params, _rewrite_names(prog.body, {}, pick, None))

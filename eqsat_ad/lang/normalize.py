@@ -248,27 +248,86 @@ class _Store:
 _MISSING = object()
 
 
+def _kids(e: Expr) -> tuple:
+    """Children in :meth:`Expr.children` order (fast: no dataclass introspection)."""
+    t = type(e)
+    if t is Prim:
+        return e.args
+    if t is Build or t is Sum:
+        return (e.size, e.body)
+    if t is Get:
+        return (e.array, e.index)
+    if t is Let:
+        return (e.value, e.body)
+    if t is If:
+        return (e.cond, e.then, e.else_)
+    if t is IFold:
+        return (e.body, e.init, e.size)
+    if t is Pair:
+        return (e.fst, e.snd)
+    if t is Fst or t is Snd:
+        return (e.pair,)
+    if t is Length:
+        return (e.array,)
+    return ()
+
+
+def _free_vars(order: list[Expr]) -> dict[int, frozenset]:
+    """Free variables of every node, keyed by ``id``; ``order`` lists every node, children
+    before parents."""
+    fv: dict[int, frozenset] = {}
+    for n in order:
+        t = type(n)
+        if t is Var:
+            fv[id(n)] = frozenset((n.name,))
+            continue
+        ks = _kids(n)
+        if not ks:
+            fv[id(n)] = _EMPTY
+            continue
+        acc: frozenset = _EMPTY
+        bound = n.binds()
+        for pos, c in enumerate(ks):
+            fc = fv[id(c)]
+            if bound and fc and ((t is Let and pos == 1) or ((t is Build or t is Sum) and pos == 1)
+                                 or (t is IFold and pos == 0)):
+                fc = fc.difference(bound)
+            if fc and not fc <= acc:
+                acc = acc | fc
+        fv[id(n)] = acc
+    return fv
+
+
 class _Reader:
     def __init__(self, store: _Store, e: Expr):
-        from .binders import _postorder, free_vars_table
         self.s = store
         self.env: dict = {}
-        # objects the input shares (a DAG of Python objects) are converted once per context
-        seen: set[int] = set()
+        # objects the input shares (a DAG of Python objects) are converted once per context;
+        # their free variables key the memo
         shared: set[int] = set()
+        state: dict[int, int] = {}
+        order: list[Expr] = []          # children before parents
         stack = [e]
         while stack:
-            n = stack.pop()
-            for c in n.children():
-                if id(c) in seen:
-                    shared.add(id(c))
+            n = stack[-1]
+            st = state.get(id(n))
+            if st is None:
+                state[id(n)] = 1
+                for c in _kids(n):
+                    if id(c) in state:
+                        shared.add(id(c))
+                    else:
+                        stack.append(c)
+            else:
+                stack.pop()
+                if st == 1:
+                    state[id(n)] = 2
+                    order.append(n)
                 else:
-                    seen.add(id(c))
-                    stack.append(c)
+                    shared.add(id(n))
         self.shared = shared
-        self.fv = free_vars_table(e) if shared else None
+        self.fv = _free_vars(order) if shared else None
         self.memo: dict = {}
-        self._keep = _postorder(e) if shared else None   # ids in memo keys stay valid
 
     def read(self, e: Expr, depth: int) -> int:
         key = None
@@ -727,14 +786,14 @@ def _guarded(s: _Store, inode, ikids, hoisted, hang, top: int, x: int, in_body: 
 # entry points
 # --------------------------------------------------------------------------------------
 def _run(e: Expr, rewrite: bool, avoid) -> Expr:
-    from .binders import free_vars
     store = _Store(rewrite)
 
     def go():
         root = _Reader(store, e).read(e, 0)
         if rewrite:
             root = _fuse(store, root)
-        return _emit_lets(store, root, set(avoid) | set(free_vars(e)))
+        free = {store.data[k] for k in range(len(store.tag)) if store.tag[k] == "fv"}
+        return _emit_lets(store, root, set(avoid) | free)
     return call_deep(go, what="expression")
 
 
