@@ -317,8 +317,8 @@ class Driver:
         # memory (resident now plus the predicted growth)
         keep = post_seconds(n + nxt_n) if self.reserve else 0.0
         # memory: the next iteration's growth, and with ``reserve`` what extraction will need
-        # for the whole e-graph
-        ahead = (n if self.reserve else 0) + nxt_n
+        # for the whole e-graph (with a margin: costs and finishing hold some memory too)
+        ahead = int(1.25 * (n + nxt_n)) if self.reserve else nxt_n
         hit = self.budget.exceeded(self.time_share, next_seconds=nxt_t, next_nodes=ahead, reserve=keep)
         if hit is not None:
             if hit == TIME_LIMIT and self.budget.remaining(self.time_share) > 0:
