@@ -340,6 +340,7 @@ def _apply(fn: Any, args: list[Sym]) -> Sym:
 
 def _close(body: Expr, holes: list[str], bases: tuple[str, ...], outside: tuple[Expr, ...] = ()):
     """Replace placeholder binder names by readable names free in ``body`` (no capture)."""
+    from ..lang.normalize import rename_free
     avoid = set(all_names(body))
     for e in outside:
         avoid |= all_names(e)
@@ -348,7 +349,9 @@ def _close(body: Expr, holes: list[str], bases: tuple[str, ...], outside: tuple[
         name = fresh(base, avoid)
         avoid.add(name)
         names.append(name)
-        body = subst(body, hole, Var(name))
+        # a DAG (a Python value used twice) stays one: rebuilt once per shared node
+        renamed = rename_free(body, hole, name)
+        body = renamed if renamed is not None else subst(body, hole, Var(name))
     return body, names
 
 
@@ -495,6 +498,9 @@ def trace(fn: Callable, **param_types: Any) -> Program:
     args = {p.name: Sym(Var(p.name), p.type) for p in params}
     out = fn(**args)
     body = as_expr(out)
+    from ..lang.normalize import has_sharing, share
+    if has_sharing(body):       # a Python value used twice is one node: let-bound once
+        body = share(body, {p.name for p in params})
     prog = rename_unique(Program(params, body))
     from ..lang.typecheck import elaborate
     try:

@@ -35,8 +35,9 @@ variable, literal or a small read such as ``(get x i)``) is bound by a ``let`` a
 point that dominates every use, inside the binders it depends on; a sub-term that contains a
 loop and does not depend on an enclosing loop's index is bound outside that loop
 (loop-invariant code motion), when evaluating it cannot fail.  A sub-term that can fail (it
-reads an array at a computed index) is never moved out of an ``if`` branch or a loop body
-that guarded it: it is written at each use instead.  Binder and ``let`` names are fresh and
+reads an array at a computed index) is only bound where some use of it is evaluated
+anyway -- never moved out of an ``if`` branch or a loop body that guarded every use: it is
+written at each use instead.  Binder and ``let`` names are fresh and
 unique in the result.
 
 >>> from eqsat_ad.lang.syntax import parse_expr, show_expr
@@ -58,7 +59,8 @@ from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, N
                   Program, Snd, Sum, Var)
 from .binders import call_deep
 
-__all__ = ["normalize", "normalize_program", "share", "share_program", "dag_size", "tree_size"]
+__all__ = ["normalize", "normalize_program", "share", "share_program", "has_sharing",
+           "rename_free", "dag_size", "tree_size"]
 
 # children order of each tag and the number of variables bound for each child
 _BIND = {"build": (0, 1), "sum": (0, 1), "ifold": (2, 0, 0)}
@@ -67,7 +69,7 @@ _LEAVES = frozenset(("num", "int", "bool", "fv", "bv"))
 _SMALL = frozenset(("num", "int", "bool", "fv", "bv", "fst", "snd", "len", "get"))
 _EMPTY: frozenset = frozenset()
 CHEAP_SIZE = 4          # reads this small (leaves, fst/snd/length/get of them) are repeated
-GUARD_SEARCH = 20_000   # steps of the guard search before a let is refused (written at uses)
+GUARD_SEARCH = 100_000  # steps of the guard search before a let is refused (written at uses)
 
 _TAG_OF = {Build: "build", Sum: "sum", IFold: "ifold", Get: "get", Length: "len", Pair: "pair",
            Fst: "fst", Snd: "snd", If: "if", Prim: "prim"}
@@ -650,30 +652,54 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
         if hoisted[v] and scope[v] >= 0:
             hang.setdefault(scope[v], []).append(v)
     # ---- where each let goes: wrapped around an instance, or around a binder's body
-    # A let whose natural place is inside another let's value floats out next to it (flat
-    # let chains, not lets nested in let values) when it depends on no binder inside it.
+    # A let goes to the top of the region its natural place (the immediate dominator) is
+    # in -- the program, a loop body or an if branch: flat let chains, not lets nested deep
+    # in expressions -- and a let whose place is inside another let's value floats out next
+    # to it (when it depends on no binder inside it).
     bound: dict[int, str] = {}
     place: dict[int, tuple[int, bool]] = {}
     at_self: dict[int, list[int]] = {}
     at_body: dict[int, list[int]] = {}
+    region: list = [None] * n_inst
+    region[r] = (r, False)
 
     def slots_ok(v: int, d: int) -> bool:
         return set(imap[v].values()) <= set(imap[d].values())
 
+    def settle(v: int, cand: tuple[int, bool]) -> tuple[int, bool]:
+        h, in_body = cand
+        while not in_body and h in place and slots_ok(v, h):
+            h, in_body = place[h]
+        return h, in_body
+
     for v in reversed(post):
-        if v == r or cheap[v]:
+        if v == r:
             continue
         if hoisted[v]:
-            d = scope[v] if scope[v] >= 0 else r
-            cands = [(d, scope[v] >= 0)]
+            region[v] = (scope[v], True) if scope[v] >= 0 else (r, False)
+        else:
+            regs = set()
+            for p, pos in parents[v]:
+                tg = tag[inode[p]]
+                binds = _BIND.get(tg)
+                if binds and binds[pos]:
+                    regs.add((p, True))
+                elif tg == "if" and pos > 0:
+                    regs.add((v, False))
+                else:
+                    regs.add(region[p])
+            region[v] = regs.pop() if len(regs) == 1 else (v, False)
+        if cheap[v]:
+            continue
+        if hoisted[v]:
+            cands = [(scope[v], True) if scope[v] >= 0 else (r, False)]
         elif refs[v] >= 2:
             d = idom[v]
-            cands = [(d, bool(own[d]) and any(sl[0] == d for sl in imap[v].values()))]
+            natural = (d, bool(own[d]) and any(sl[0] == d for sl in imap[v].values()))
+            cands = [settle(v, region[d]) if not natural[1] else natural, settle(v, natural), natural]
         else:
             continue
-        if cands[0][0] in place and slots_ok(v, cands[0][0]):
-            cands.insert(0, place[cands[0][0]])
-        for d, in_body in cands:
+        for d, in_body in dict.fromkeys(cands):
             if not hoisted[v] and s.risky[inode[v]] and \
                     _guarded(s, inode, ikids, hoisted, hang, d, v, in_body):
                 continue
@@ -746,40 +772,40 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
 
 
 def _guarded(s: _Store, inode, ikids, hoisted, hang, top: int, x: int, in_body: bool) -> bool:
-    """Is ``x`` reached from the let's place (``top``, or its body) through an ``if`` branch
-    or a loop body?  (Then evaluating ``x`` there could fail where the program did not.)
-    Hoisted instances are reached from the body of the binder they were moved to."""
-    def edges(i: int, g: bool, inside: bool | None = None):
+    """Could evaluating ``x`` at the let's place (``top``, or its body) fail where the
+    program did not?  Not when some use of ``x`` is evaluated whenever ``top`` is: a path
+    from there to ``x`` that enters no ``if`` branch and no loop body.  (Hoisted instances
+    hang off the body of the binder they were moved to.)"""
+    def edges(i: int, start: bool):
         tg = s.tag[inode[i]]
         binds = _BIND.get(tg)
         for pos, j in enumerate(ikids[i]):
             body = bool(binds and binds[pos])
-            if inside is not None and inside != body:
+            if start and in_body:
+                if body and not hoisted[j]:
+                    yield j
                 continue
-            if hoisted[j]:
+            if hoisted[j] or body or (tg == "if" and pos > 0):
                 continue
-            yield j, (g or (tg == "if" and pos > 0) or body) if inside is None else g
-        for j in hang.get(i, ()):
-            if inside is None or inside:
-                yield j, (g or bool(binds)) if inside is None else g
+            yield j
+        if start and in_body:
+            yield from hang.get(i, ())
 
-    seen = set()
-    stack = list(edges(top, False, True if in_body else None))
+    seen = {top}
+    stack = list(edges(top, True))
     steps = 0
     while stack:
-        i, g = stack.pop()
+        i = stack.pop()
+        if i == x:
+            return False
         steps += 1
         if steps > GUARD_SEARCH:
             return True
-        if i == x:
-            if g:
-                return True
+        if i in seen:
             continue
-        if (i, g) in seen:
-            continue
-        seen.add((i, g))
-        stack.extend(edges(i, g))
-    return False
+        seen.add(i)
+        stack.extend(edges(i, False))
+    return True
 
 
 # --------------------------------------------------------------------------------------
@@ -827,6 +853,67 @@ def normalize_program(p: Program) -> Program:
 def share_program(p: Program) -> Program:
     """:func:`share` on a program's body."""
     return Program(p.params, share(p.body, _program_avoid(p)))
+
+
+def has_sharing(e: Expr) -> bool:
+    """Does ``e`` use a non-leaf Python object twice (is it a DAG rather than a tree)?
+    Linear; a traced program whose Python values are reused is such a DAG.
+
+    >>> from eqsat_ad.lang.ast import Prim, Var
+    >>> y = Prim("*", (Var("x"), Var("x")))
+    >>> has_sharing(y), has_sharing(Prim("+", (y, y)))
+    (False, True)
+    """
+    seen: set[int] = set()
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        for c in _kids(n):
+            if not _kids(c):
+                continue
+            if id(c) in seen:
+                return True
+            seen.add(id(c))
+            stack.append(c)
+    return False
+
+
+def rename_free(e: Expr, old: str, new: str) -> Expr | None:
+    """``e`` with the free variable ``old`` renamed ``new``, rebuilding only the nodes that
+    contain it, once each (a DAG stays a DAG: sub-terms without ``old`` keep their identity).
+    For fresh names only: returns None when a binder of ``e`` binds ``old`` or ``new``
+    (then use :func:`eqsat_ad.lang.binders.subst`).
+
+    >>> from eqsat_ad.lang.ast import Prim, Var
+    >>> y = Prim("*", (Var("h"), Var("h")))
+    >>> z = rename_free(Prim("+", (y, y)), "h", "i")
+    >>> z.args[0] is z.args[1], z.args[0].args[0].name
+    (True, 'i')
+    """
+    done: dict[int, Expr] = {}
+    stack = [e]
+    while stack:
+        n = stack[-1]
+        if id(n) in done:
+            stack.pop()
+            continue
+        ks = _kids(n)
+        todo = [c for c in ks if id(c) not in done]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        if type(n) is Var:
+            done[id(n)] = Var(new) if n.name == old else n
+            continue
+        b = n.binds()
+        if old in b or new in b:
+            return None
+        new_ks = [done[id(c)] for c in ks]
+        r = n if all(a is c for a, c in zip(new_ks, ks)) else n.with_children(new_ks)
+        hash(r)
+        done[id(n)] = r
+    return done[id(e)]
 
 
 def dag_size(e: Expr) -> int:
