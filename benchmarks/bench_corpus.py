@@ -49,7 +49,10 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# workers import eqsat_ad from the code snapshot the coordinator made (--code-dir), so that
+# every run of one benchmark measures the same code while the working tree changes
+_CODE_DIR = sys.argv[sys.argv.index("--code-dir") + 1] if "--code-dir" in sys.argv[:-1] else None
+sys.path.insert(0, _CODE_DIR or str(ROOT))
 
 from eqsat_ad.bench import corpus as C  # noqa: E402  (NumPy only at import)
 
@@ -100,12 +103,14 @@ def worker_opt(name: str, extractor: str, sizes: dict) -> None:
     g = C.derivative_program(e)
     ad_s = time.perf_counter() - t0
     out = {"ok": False, "program": name, "extractor": extractor, "sizes": sizes, "ad_seconds": ad_s,
+           "code": str(Path(ea.__file__).parent.parent),
            "input_chars": len(ea.show_program(g)), "input_nodes": C.node_count(g)}
     t0 = time.perf_counter()
     try:
         res = ea.optimize(g, sizes=sizes, extractor=extractor)
     except Exception as ex:  # noqa: BLE001 - recorded, not hidden
-        out.update(seconds=time.perf_counter() - t0, error=f"{type(ex).__name__}: {ex}"[:2000])
+        out.update(seconds=time.perf_counter() - t0, error=f"{type(ex).__name__}: {ex}"[:2000],
+                   traceback=traceback.format_exc()[-3000:])
         traceback.print_exc()
         _emit(out)
         return
@@ -149,7 +154,8 @@ def worker_time(name: str, sizes: dict, spec_file: str) -> None:
             m = measure(fn, repeats=repeats, target=target, budget=budget, first=first)
             row.update(ok=True, first=first, median=m["median"], times=m["times"], number=m["number"])
         except Exception as ex:  # noqa: BLE001
-            row.update(ok=False, error_text=f"{type(ex).__name__}: {ex}"[:1000])
+            row.update(ok=False, error_text=f"{type(ex).__name__}: {ex}"[:1000],
+                       traceback=traceback.format_exc()[-3000:])
         _emit(row)
 
     timed("numpy-grad", lambda: e.numpy_derivative(**args))
@@ -185,9 +191,26 @@ def worker_time(name: str, sizes: dict, spec_file: str) -> None:
 # ======================================================================================
 # the coordinator
 # ======================================================================================
+CODE_DIR: str | None = None      # the snapshot the workers import eqsat_ad from (None: the working tree)
+
+
+def snapshot_head() -> tuple[str, str]:
+    """``git archive HEAD eqsat_ad rules`` into a temporary directory; returns (dir, commit)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="eqsat_corpus_code_")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                            capture_output=True, check=True).stdout.strip()
+    arch = subprocess.run(["git", "archive", commit, "eqsat_ad", "rules"], cwd=ROOT,
+                          capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", d], input=arch, check=True)
+    return d, commit
+
+
 def _run(argv: list[str], timeout: float, memory: float) -> tuple[str, list[dict], str, float]:
     """Run this file as a worker; returns (status, JSON lines, stderr tail, seconds)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--memory", str(memory), *argv]
+    if CODE_DIR:
+        cmd += ["--code-dir", CODE_DIR]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True, cwd=str(ROOT))
@@ -356,7 +379,8 @@ def evaluate(res: dict) -> dict:
                 bad = r.get("status", "missing")
         worst = max(secs) if secs else None
         ok = bad is None and worst is not None and worst <= OPT_SECONDS_TARGET
-        rows.append({"program": p["name"], "worst_seconds": worst, "failure": bad, "pass": ok})
+        why = bad if bad else (f"{worst:.2f} s" if worst is not None else "no result")
+        rows.append({"program": p["name"], "worst_seconds": worst, "failure": bad, "pass": ok, "why": why})
     t["optimise_seconds"] = {"target": f"<= {OPT_SECONDS_TARGET} s per program (tree, default limits, worst size)",
                              "rows": rows, "passed": sum(r["pass"] for r in rows), "of": len(rows)}
     # 2. extracted size <= 3x input (every extractor, every size; chars and nodes)
@@ -373,8 +397,10 @@ def evaluate(res: dict) -> dict:
                 worst_c = max(worst_c, r["output_chars"] / r["input_chars"])
                 worst_n = max(worst_n, r["output_nodes"] / r["input_nodes"])
         ok = not missing and worst_c <= SIZE_FACTOR_TARGET and worst_n <= SIZE_FACTOR_TARGET
+        why = (f"no result ({', '.join(sorted(set(missing)))})" if missing else
+               f"{max(worst_c, worst_n):.2f}x ({'nodes' if worst_n >= worst_c else 'chars'})")
         rows.append({"program": p["name"], "worst_chars_factor": worst_c, "worst_nodes_factor": worst_n,
-                     "missing": sorted(set(missing)), "pass": ok})
+                     "missing": sorted(set(missing)), "pass": ok, "why": why})
     t["program_size"] = {"target": f"extracted <= {SIZE_FACTOR_TARGET}x the input (characters and nodes)",
                          "rows": rows, "passed": sum(r["pass"] for r in rows), "of": len(rows)}
     # 3. ILP <= DAG <= tree
@@ -391,7 +417,8 @@ def evaluate(res: dict) -> dict:
             if c["dag"] > c["tree"] * (1 + REL_TOL):
                 viol.append(f"{_szs(s['sizes'])}: dag {c['dag']:.6g} > tree {c['tree']:.6g}")
         rows.append({"program": p["name"], "violations": viol, "incomplete": missing,
-                     "pass": not viol and not missing})
+                     "pass": not viol and not missing,
+                     "why": "; ".join(viol) if viol else ("a result is missing" if missing else "")})
     t["extractor_order"] = {"target": "ILP <= DAG <= tree (cost of each result under the model's DAG measure)",
                             "rows": rows, "passed": sum(r["pass"] for r in rows), "of": len(rows)}
     # 4. no result costlier than its input
@@ -407,7 +434,8 @@ def evaluate(res: dict) -> dict:
                 if r["cost"] > r["cost_before"] * (1 + REL_TOL):
                     viol.append(f"{_szs(s['sizes'])} {ex}: {r['cost']:.6g} > {r['cost_before']:.6g}")
         rows.append({"program": p["name"], "violations": viol, "incomplete": missing,
-                     "pass": not viol and not missing})
+                     "pass": not viol and not missing,
+                     "why": "; ".join(viol) if viol else ("a result is missing" if missing else "")})
     t["not_costlier"] = {"target": "no result costlier than its input",
                          "rows": rows, "passed": sum(r["pass"] for r in rows), "of": len(rows)}
     # 5. Spearman over (model cost, measured time)
@@ -427,6 +455,15 @@ def evaluate(res: dict) -> dict:
     t["spearman_small"] = {"target": f">= {SPEARMAN_SMALL_TARGET} over points of cost <= {SMALL_COST:g}",
                            "value": rho_s, "points": len(small),
                            "pass": rho_s is not None and rho_s >= SPEARMAN_SMALL_TARGET}
+    by = {}
+    for q in pts:
+        by.setdefault("optimised" if q["method"] in EXTRACTORS else q["method"], []).append(q)
+    t["spearman"]["by_method"] = {k: _spearman([q["cost"] for q in v], [q["seconds"] for q in v])
+                                  for k, v in by.items()}
+    t["spearman"]["note"] = "by kind of program: " + ", ".join(
+        f"{k} {_f(v, '.2f')} ({len(by[k])})" for k, v in t["spearman"]["by_method"].items())
+    t["spearman_small"]["note"] = (f"small = predicted under ~{SMALL_COST * 1.66e-9 * 1e6:.0f} µs, where the "
+                                   "fixed cost per call dominates")
     t["points"] = pts
     # 6. ratios (reported)
     rows = []
@@ -445,6 +482,14 @@ def evaluate(res: dict) -> dict:
             rows.append(row)
     t["ratios"] = {"target": "reported: derivative time / function time and / hand-written derivative",
                    "rows": rows}
+    last = {}
+    for r in rows:
+        last[r["program"]] = r
+    over = sorted(r["tree"]["over_hand"] for r in last.values() if "tree" in r)
+    if over:
+        t["ratios"]["summary"] = (f"largest size, tree ÷ hand over {len(over)} programs timed: median "
+                                  f"{over[len(over) // 2]:.2f}, best {over[0]:.2f}, worst {over[-1]:.3g}; "
+                                  f"within 2x: {sum(v <= 2 for v in over)}")
     # wrong results
     wrong = []
     for p in progs:
@@ -475,26 +520,29 @@ def markdown(res: dict) -> str:
     t = res.get("targets") or evaluate(res)
     m = res["meta"]
     exs = res["config"]["extractors"]
+    code = m.get("code") or (f"the working tree at commit `{m.get('commit', '?')}` (`{m.get('commit_end', '?')}` "
+                             f"at the end; {m.get('dirty_paths', '?')} paths modified at the start)")
     L = ["# Realistic corpus benchmark", "",
-         f"Run of {m['date']} at commit `{m.get('commit', '?')}` (`{m.get('commit_end', '?')}` at the end; "
-         f"{m.get('dirty_paths', '?')} paths modified in the working tree at the start), {m.get('cpu', '?')}, {m.get('cpu_count')} CPUs, python {m['python']}, "
+         f"Run of {m['date']} measuring {code}, {m.get('cpu', '?')}, {m.get('cpu_count')} CPUs, python {m['python']}, "
          f"numpy {m['numpy']}, egglog {m.get('egglog', '?')}.  Mode: {'quick' if res['config']['quick'] else 'full'}; "
          f"optimisation timeout {res['config']['timeout']:.0f} s and memory limit {res['config']['memory']:g} GiB "
          f"per run; extractors {', '.join(exs)}; wall time {m.get('wall_seconds', 0):.0f} s.  "
          "Programs: `eqsat_ad/bench/corpus.py`; script: `benchmarks/bench_corpus.py`.", "",
          "## Targets", "",
-         "| target | result | measured |", "|---|---|---|"]
+         "| target | result | measured | failing programs |", "|---|---|---|---|"]
     for key in ("optimise_seconds", "program_size", "extractor_order", "not_costlier"):
         x = t[key]
-        L.append(f"| {x['target']} | **{_pf(x['passed'] == x['of'])}** | {x['passed']}/{x['of']} programs pass |")
+        failing = "; ".join(f"{r['program']}: {r.get('why', '')}" for r in x["rows"] if not r["pass"])
+        L.append(f"| {x['target']} | **{_pf(x['passed'] == x['of'])}** | {x['passed']}/{x['of']} programs pass "
+                 f"| {failing or '-'} |")
     for key in ("spearman", "spearman_small"):
         x = t[key]
         L.append(f"| Spearman(model cost, time) {x['target']} | **{_pf(x['pass'])}** | "
-                 f"{_f(x['value'], '.3f')} over {x['points']} points |")
-    L.append(f"| {t['ratios']['target']} | reported | see the tables below |")
-    if t["wrong_results"]:
-        L.append(f"| derivative values (max rel. error <= 1e-6 vs hand-written) | **FAIL** | "
-                 f"{len(t['wrong_results'])} wrong |")
+                 f"{_f(x['value'], '.3f')} over {x['points']} points | {x.get('note', '')} |")
+    L.append(f"| {t['ratios']['target']} | reported | see the tables below | {t['ratios'].get('summary', '')} |")
+    L.append(f"| derivative values (max rel. error <= 1e-6 vs hand-written) | "
+             f"**{_pf(not t['wrong_results'])}** | {len(t['wrong_results'])} wrong | "
+             f"{'; '.join(t['wrong_results'])[:500] or '-'} |")
     L += ["", "## Per program", "",
           "Optimisation at the largest size run (default schedule and limits).  *opt s*: one "
           "`ea.optimize` call; *nodes*/*chars*: input -> extracted (tree extractor); costs: the "
@@ -551,7 +599,15 @@ def markdown(res: dict) -> str:
             un = tt.get("unopt", {})
             un_cell = _fmt_t(med("unopt")) if un.get("ok") else ("skipped" if un.get("skipped") else
                                                                (un.get("error_text", "-")[:40] if un else "-"))
-            tree_cell = _fmt_t(med("tree")) if "tree" in tt else (s["opt"].get("tree", {}).get("status") or "-")
+            tr = tt.get("tree")
+            if tr is None:
+                tree_cell = "opt " + (s["opt"].get("tree", {}).get("status") or "-")
+            elif tr.get("ok"):
+                tree_cell = _fmt_t(tr["median"])
+            elif tr.get("skipped"):
+                tree_cell = "not run (predicted " + _fmt_t(tr["cost"] * 1.66e-9) + ")"
+            else:
+                tree_cell = (tr.get("error_text") or "error").split(":")[0]
             L.append(f"| {p['name']} | {_szs(s['sizes'])} | {_fmt_t(med('numpy-fn'))} | "
                      f"{_fmt_t(med('numpy-grad'))} | {_fmt_t(med('primal'))} | {tree_cell} | "
                      f"{ratio('tree', 'numpy-fn')} | {ratio('tree', 'numpy-grad')} | {ratio('dag', 'numpy-grad')} | "
@@ -596,6 +652,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="JSON output (default benchmarks/results/corpus.json; "
                     "quick: corpus_quick.json)")
     ap.add_argument("--render", metavar="JSON", help="only write the Markdown of an existing JSON")
+    ap.add_argument("--code", choices=("head", "worktree"), default="head",
+                    help="measure the committed HEAD (a snapshot made at the start: default) or the "
+                    "working tree as it is while the run goes")
+    ap.add_argument("--code-dir", help=argparse.SUPPRESS)
     ap.add_argument("--worker-opt", nargs=3, metavar=("NAME", "EXTRACTOR", "SIZES"), help=argparse.SUPPRESS)
     ap.add_argument("--worker-time", nargs=3, metavar=("NAME", "SIZES", "SPEC"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -621,7 +681,13 @@ def main(argv=None) -> int:
     out = Path(a.out) if a.out else RESULTS / ("corpus_quick.json" if a.quick else "corpus.json")
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    res = {"meta": {**machine(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+    global CODE_DIR
+    measured = "working tree"
+    if a.code == "head":
+        CODE_DIR, commit = snapshot_head()
+        measured = f"commit {commit} (snapshot of HEAD)"
+    res = {"meta": {**machine(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "code": measured},
            "config": {"quick": a.quick, "timeout": a.timeout, "time_timeout": a.time_timeout,
                       "memory": a.memory, "unopt_seconds": a.unopt_seconds, "repeats": a.repeats,
                       "target": a.target, "budget": a.budget, "extractors": list(a.extractors),
@@ -636,11 +702,16 @@ def main(argv=None) -> int:
         res["programs"].append(bench_program(e, a, log))
         res["meta"]["wall_seconds"] = time.time() - t0
         res["meta"]["commit_end"] = machine().get("commit")
+        if CODE_DIR and not Path(CODE_DIR, "eqsat_ad").is_dir():      # pragma: no cover
+            raise SystemExit("the code snapshot disappeared")
         res["targets"] = evaluate(res)
         out.write_text(json.dumps(_jsonable(res), indent=1))
         out.with_suffix(".md").write_text(markdown(res))
     md = markdown(res)
     print(md)
+    if CODE_DIR:
+        import shutil
+        shutil.rmtree(CODE_DIR, ignore_errors=True)
     return 0
 
 
