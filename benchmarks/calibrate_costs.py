@@ -139,6 +139,7 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
                    lambda: np.einsum("ab,bc->ac", g1, g2, optimize=True))
     ops["EinsumLoop"] = (lambda: np.einsum("ab,ab->b", M, M, optimize=False),
                          lambda: np.einsum("ab,ab->b", m, m, optimize=False))
+    ops["Copy"] = (lambda: np.array(A), lambda: np.array(a))         # a result that aliases an input
     sizes = {"Sum": (side * side * 2, 32), "GetAxis": (side * side, 16), "Prod": (side * side * 2, 32),
              "Max": (side * side * 2, 32), "Gemv": (side * side, 16), "Gemm": (g ** 3, 64),
              "EinsumLoop": (side * side, 16)}
@@ -175,6 +176,11 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
     t_einsum = timeit(lambda: np.einsum("ab,bc->ac", g1, g2, optimize=False), repeat)
     t_plan = max(timeit(lambda: np.einsum("ab,bc->ac", g1, g2, optimize=True), repeat) - t_einsum, 0.0)
     t_extreme = timeit(lambda: H.fold_extreme(a, b, True), repeat)
+    t_copy = timeit(lambda: H.unalias(a, (a, b)), repeat)
+    # calling a compiled program: binding and checking the inputs (a program that does nothing else)
+    import eqsat_ad as ea
+    entry = ea.compile(ea.parse("(fun ((x (vec n))) (get x 0))"))
+    t_entry = timeit(lambda: entry(a), repeat)
     opcost = {k: round(v / t_add, 3) for k, v in raw.items()}
     opcost["GetAxis"] = 0.0                 # a view: no per-element work
     opcost["Build"] = 0.0                   # renames an axis (a view)
@@ -196,7 +202,8 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
         "opcost": dict(sorted(opcost.items())),
         "overhead": overhead,
         "call_overhead": {"EinsumLoop": round(t_einsum / t_add, 1), "EinsumPlan": round(t_plan / t_add, 1),
-                          "Extreme": round(t_extreme / t_add, 1)},
+                          "Extreme": round(t_extreme / t_add, 1), "Copy": round(t_copy / t_add, 1),
+                          "Entry": round(t_entry / t_add, 1)},
     }
 
 

@@ -61,8 +61,8 @@ DEFAULT_OPCOST: dict[str, float] = {
 # What the backend does with each shape of term (views, fills, reductions, BLAS / einsum
 # calls, loops) is declared once, in semantics.py: NO_CALL (no NumPy call of its own) and the
 # table entries of the pseudo-constructors (GetAxis, Fill, Loop, Prod, Max, Dot, Gemv, ...).
-from .semantics import (EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION, NO_CALL,  # noqa: E402
-                        POW_MULS as _POW_MULS, contraction, contraction_terms, fold_shape,
+from .semantics import (ENTRY, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION,  # noqa: E402
+                        NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, contraction, contraction_terms, fold_shape,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
@@ -234,7 +234,65 @@ class _Walk:
     def run(self) -> float:
         # the result is demanded in full (the backend returns it)
         self.force_all(self.walk(self.prog.body, {}, 0))
+        # the call itself (binding and checking the inputs), and a copy of every array of the
+        # result that is an input, a view of one or a read-only broadcast (semantics.RESULT_COPY)
+        self.pay_weight(ENTRY, 1.0, 1.0)
+        for leaf in self._result_views(self.prog.body, {}):
+            w = 1.0
+            for x in self.shape(leaf):
+                w *= float(x if x is not None else self.m.default_size)
+            self.pay_weight(RESULT_COPY, w, 1.0)
         return self.total
+
+    def _result_views(self, e: Expr, lets: dict) -> list:
+        """The array leaves of the result that the backend copies before returning them."""
+        if isinstance(e, Let):
+            return self._result_views(e.body, {**lets, e.name: e.value})
+        if isinstance(e, Pair):
+            return self._result_views(e.fst, lets) + self._result_views(e.snd, lets)
+        if isinstance(e, (Fst, Snd)):
+            p = e.pair
+            while isinstance(p, Var) and p.name in lets:
+                p = lets[p.name]
+            if isinstance(p, Pair):
+                return self._result_views(p.fst if isinstance(e, Fst) else p.snd, lets)
+            return []
+        return [e] if self.shape(e) and self._is_view(e, lets, frozenset()) else []
+
+    def _is_view(self, e: Expr, lets: dict, axes: frozenset) -> bool:
+        """Is the backend's value of ``e`` an input, a view of one, or a read-only broadcast?"""
+        if isinstance(e, Var):
+            if e.name in lets:
+                return self._is_view(lets[e.name], lets, axes)
+            return e.name in self.shapes and bool(self.shapes[e.name]) and e.name not in axes
+        if isinstance(e, Let):
+            return self._is_view(e.body, {**lets, e.name: e.value}, axes)
+        if isinstance(e, Get):
+            i = e.index
+            if isinstance(i, Prim) and i.op in ("+", "-") and len(i.args) == 2:
+                i = i.args[0] if isinstance(i.args[0], Var) and i.args[0].name in axes else i.args[1]
+            if isinstance(i, Int) or isinstance(i, Var) and i.name in axes:
+                return self._is_view(e.array, lets, axes)
+            return False
+        if isinstance(e, Build):
+            from ..lang.binders import free_vars
+            if e.var in free_vars(e.body):
+                return self._is_view(e.body, lets, axes | {e.var})
+            # np.full of a scalar is a fresh array; a broadcast of anything else is read-only
+            return bool(self.shape(e.body)) or bool(free_vars(e.body) & axes)
+        if isinstance(e, IFold):
+            shape = _fold_shape(e)
+            return shape is not None and shape.kind == "identity" and self._is_view(e.init, lets, axes)
+        return False
+
+    def pay_weight(self, ctor: str, w: float, calls: float) -> None:
+        c = self.m.node_cost(ctor, w, calls)
+        if not c:
+            return
+        self.total += c
+        self.by_ctor[ctor] = self.by_ctor.get(ctor, 0.0) + c
+        self.weights[ctor] = self.weights.get(ctor, 0.0) + w
+        self.calls[ctor] = self.calls.get(ctor, 0.0) + calls
 
     # -- shapes and extents (follow array shapes through lets) ------------------------------
     def _type_shape(self, t) -> list:

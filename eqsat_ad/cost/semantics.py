@@ -33,6 +33,8 @@ Pseudo-constructors (cost-table names that are not e-graph constructors):
 ``EinsumLoop``  ``einsum``'s own loop (unplanned, or an output axis both factors share),
                 per multiply-add; its call overhead is an unplanned ``einsum`` call
 ``EinsumPlan``  ``einsum(..., optimize=True)`` path planning: a fixed cost per call
+``Entry``       calling a compiled program (binding and checking its inputs): a fixed cost
+``Copy``        copying a result that is an input or a view of one, per element
 ==============  ==========================================================================
 
 The backend reads its own copies of some of these decisions today; the constants and
@@ -50,7 +52,7 @@ from ..lang.ast import Expr, If, Int, Num, Prim, Var
 # -- calls -----------------------------------------------------------------------------------
 #: Constructors that issue no NumPy call of their own (views, compile-time pairs, names; a
 #: loop iteration's own cost is the ``Loop`` table entry, its body's operations pay their calls).
-NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Loop"})
+NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Loop", "Entry"})
 #: A node with no vectorised axis (a scalar: outside every ``build``/``sum``, or in a Python loop
 #: over scalars) is one Python / NumPy-scalar operation, not a NumPy call on an array: it pays
 #: the model's ``scalar_overhead`` per call instead of ``overhead``.  ``node_cost`` sees it as
@@ -61,10 +63,23 @@ NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Lo
 EXTRA_OPCOST: dict[str, float] = {
     "GetAxis": 0.0, "Fill": 1.0, "Loop": 0.0, "Prod": 1.0, "Max": 1.0, "Extreme": 2.0,
     "Dot": 0.5, "Gemv": 0.5, "Gemm": 0.1, "EinsumLoop": 1.0, "EinsumPlan": 0.0,
+    "Entry": 0.0, "Copy": 1.0,
 }
 #: Per-call costs of the pseudo-constructors that differ from one plain NumPy call, as
 #: multiples of the model's ``overhead`` (used when the calibrated table has no figure).
 EXTRA_CALLS: dict[str, float] = {"EinsumLoop": 2.0, "EinsumPlan": 20.0, "Extreme": 2.0}
+
+
+# -- the call of a compiled program ---------------------------------------------------------------
+#: Binding and checking the inputs, once per call of a compiled program: a fixed cost
+#: (``call_overhead["Entry"]``; 0 in an uncalibrated model).
+ENTRY = "Entry"
+#: Results never share memory with an input: an array of the result that is an input, a view
+#: of one (``get`` along an axis or at a constant index, ``build`` renaming axes) or a
+#: read-only broadcast (a ``build`` whose body ignores its index, unless it is ``np.full`` of
+#: a scalar) is copied before it is returned (``backend._helpers.unalias``): ``Copy`` per
+#: element of it, plus its call.
+RESULT_COPY = "Copy"
 
 
 # -- pow ---------------------------------------------------------------------------------------
