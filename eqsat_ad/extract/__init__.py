@@ -203,7 +203,10 @@ def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: 
     for s in seeds:
         candidates[s.name] = s.cost
         best = _better(s, best)
-    choice, _ = tree_choice(g)
+    late = deadline is not None and best is not None and time.perf_counter() >= deadline
+    if late:     # pricing a candidate (the model's dag_cost) cannot be interrupted: one is enough
+        notes.append("time limit: the cost model's tree candidate was left out")
+    choice, _ = tree_choice(g) if not late else ({}, None)
     if g.root in choice:
         try:
             t = _finish("tree", g, choice, program, let_all, measure=measure)
@@ -215,6 +218,8 @@ def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: 
         raise EqsatError("no finite term for the root (every candidate is subsumed, "
                          "unextractable or out of scope)")
     info = {"seconds_solver": time.perf_counter() - t0}
+    if late:
+        info["stopped"] = "time limit"
     if extractor == "tree":
         return _chosen(best, "tree", candidates, {**info, **({"notes": notes} if notes else {})})
     if deadline is not None and time.perf_counter() >= deadline:
