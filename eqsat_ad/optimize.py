@@ -234,10 +234,11 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     extra: dict = {}
     cut: str | None = None
     t = time.perf_counter()
-    # A limit or a bounded schedule may stop in the middle of a substitution; let-inline
-    # subsumes the Let, so finish pending substitutions (they only push downwards, so this
-    # terminates; on a saturated e-graph it is one cheap iteration).  Bounded: it may stop
-    # early, and then the root may have no term yet (the input is returned).
+    # A limit or a bounded schedule may stop in the middle of a substitution (Subst is not
+    # extractable, and let-inline subsumes the Let it replaces), so finish pending
+    # substitutions (they only push downwards, so this terminates; on a saturated e-graph it
+    # is one cheap iteration).  Bounded: it may stop early, and then the root may have no
+    # term yet (the input is returned).
     session.saturate(("analysis", "subst"), max_iterations=1000,
                      stop=budget.guard(session, END_SHARE, node_factor=FINISH_NODE_FACTOR,
                                        reserve=lambda n: FINISH_RESERVE * post_seconds(n)))
@@ -273,6 +274,8 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
         body, ex = extract_with(extractor, session, model, sz, program=prog,
                                 deadline=budget.deadline(END_SHARE), egglog=egglog_costs)
     except EqsatError as e:
+        if budget.remaining(END_SHARE) <= 0:
+            return None, extra, f"time limit while extracting: {e}"
         if cut or report.stop_reason in LIMIT_REASONS:
             return None, extra, (f"no program could be extracted after the run stopped "
                                  f"({cut or report.stop_reason}): {e}")
@@ -367,8 +370,9 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
         report.notes.append(f"the input program is returned: {why}")
     if cut:
         report.extraction["limit"] = cut
-        if report.stop_reason not in LIMIT_REASONS:
-            report.stop_reason = next(r for r in LIMIT_REASONS + (cut,) if cut.startswith(r))
+        reason = next((r for r in LIMIT_REASONS if r in cut), None)
+        if reason and report.stop_reason not in LIMIT_REASONS:
+            report.stop_reason = reason
     # the tree cost is for the report only: left out (None) when the time is up
     report.extraction["tree_cost"] = model.program_cost(out, sz) if budget.remaining() > 0 else None
     report.cost_before, report.cost_after = cost_before, cost_after

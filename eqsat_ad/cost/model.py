@@ -42,12 +42,14 @@ is paid each time), reported for comparison.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
                         Program, Snd, Sum, Var)
 from ..egraph.constructors import PRIM_TO_CTOR
+from ..errors import EqsatError
 
 # Operation cost per element, in units of one float add per element.  Rough defaults; the
 # calibrated table (benchmarks/calibrate_costs.py -> opcosts.json) overrides them.
@@ -147,10 +149,12 @@ class CostModel:
         from ..lang.binders import call_deep
         return call_deep(_Walk(self, prog, sizes, dag=False).run, what="program")
 
-    def dag_cost(self, prog: Program, sizes: dict[str, int] | None = None) -> float:
-        """Cost with sub-terms the backend computes once paid once (see module doc)."""
+    def dag_cost(self, prog: Program, sizes: dict[str, int] | None = None,
+                 deadline: float | None = None) -> float:
+        """Cost with sub-terms the backend computes once paid once (see module doc).
+        ``deadline`` (a ``time.perf_counter()`` value): past it, :class:`PricingTimeout`."""
         from ..lang.binders import call_deep
-        return call_deep(_Walk(self, prog, sizes, dag=True).run, what="program")
+        return call_deep(_Walk(self, prog, sizes, dag=True, deadline=deadline).run, what="program")
 
     def breakdown(self, prog: Program, sizes: dict[str, int] | None = None, dag: bool = True) -> dict[str, float]:
         """Cost per constructor (for reports and for fitting op costs)."""
@@ -183,10 +187,15 @@ class CostModel:
 
 
 # ---------------------------------------------------------------------------------------------
+class PricingTimeout(EqsatError):
+    """Pricing a program ran past its deadline (``dag_cost(..., deadline=)``)."""
+
+
 class _Walk:
     """One pass over a program computing its cost (tree or DAG)."""
 
-    def __init__(self, model: CostModel, prog: Program, sizes, dag: bool):
+    def __init__(self, model: CostModel, prog: Program, sizes, dag: bool, deadline: float | None = None):
+        self.deadline, self._steps = deadline, 0
         self.m = model
         self.prog = prog
         self.sizes = dict(sizes or {})
@@ -374,6 +383,10 @@ class _Walk:
             self.calls[ctor] = self.calls.get(ctor, 0.0) + calls * times
 
     def walk(self, e: Expr, scope: dict, depth: int):
+        if self.deadline is not None:
+            self._steps += 1
+            if not self._steps & 1023 and time.perf_counter() > self.deadline:
+                raise PricingTimeout("time limit: pricing the program was cut short")
         if isinstance(e, (Num, Int, BoolLit)):
             return frozenset()
         if isinstance(e, Var):

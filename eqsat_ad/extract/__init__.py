@@ -137,18 +137,28 @@ def _finish(name: str, g: EGraphView, choice: dict, program, let_all: bool, info
     return Extraction(name, g, choice, dag, body, lets, info, measure)
 
 
-def program_measure(model, sizes: "dict | None", program=None):
+def program_measure(model, sizes: "dict | None", program=None, deadline: float | None = None):
     """THE measure of an extracted body: ``model.dag_cost`` of the program ``optimize`` returns
     (``readable_names`` applied, so that sub-terms equal up to binder names are shared as the
-    backend shares them).  Every extractor returns the cheapest of its candidates under it."""
+    backend shares them).  Every extractor returns the cheapest of its candidates under it.
+    With ``deadline``, pricing past it raises an :class:`EqsatError` (the candidate is left
+    out) when the model's ``dag_cost`` takes one."""
+    import inspect
     from ..egraph.decode import readable_names
     from ..lang.ast import Program
     params = tuple(program.params) if program is not None else ()
     sz = dict(sizes or {})
     cost = getattr(model, "dag_cost", None) or model.program_cost
+    kw = {}
+    if deadline is not None:
+        try:
+            if "deadline" in inspect.signature(cost).parameters:
+                kw = {"deadline": deadline}
+        except (TypeError, ValueError):
+            pass
 
     def measure(body) -> float:
-        return float(cost(readable_names(Program(params, body)), sz))
+        return float(cost(readable_names(Program(params, body)), sz, **kw))
     return measure
 
 
@@ -289,7 +299,7 @@ def extract_with(extractor: str, session, model, sizes: dict | None = None, *, p
     nodes (predicted from the same costs in Python): egglog cannot be interrupted, and such a
     tree can be exponentially larger than the e-graph."""
     t0 = time.perf_counter()
-    measure = program_measure(model, sizes, program)
+    measure = program_measure(model, sizes, program, deadline=deadline)
     seeds = []
     egg_info: dict = {}
     text = session.serialize_json()
