@@ -522,3 +522,42 @@ def test_parts_of_a_result_never_share_memory(text):
     for out in (compile(P(text))(**ins), evaluate(P(text), **ins)):
         parts = _array_leaves(out)
         assert len(parts) == 2 and not np.shares_memory(parts[0], parts[1])
+
+
+# ---------------------------------------------------------------------------------------
+# found by the backend fuzzer at sizes 0 and 1 (issue 13)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    "(fun ((x (vec n))) (build (- n 2) (lambda (i) x)))",
+    "(fun ((x (vec n))) (build (- n 2) (lambda (i) (get x 0))))",
+    "(fun ((x (vec n))) (sum (- n 2) (lambda (i) (sum n (lambda (j) (* (get x j) (real i)))))))",
+    "(fun ((x (vec n))) (sum (- n 2) (lambda (i) 1.5)))",
+    "(fun ((x (vec n))) (ifold (lambda (a i) (* a 2.0)) 1.0 (- n 3)))",
+    "(fun ((x (vec n))) (ifold (lambda (v i) (build n (lambda (j) (* 0.5 (get v j))))) x (- 1 n)))",
+])
+def test_negative_extents_are_empty_loops(text):
+    # (- n 2) at n = 1 is -1: no iteration, as in the interpreter (it used to crash in a
+    # broadcast with a negative shape)
+    p = P(text)
+    for n in (0, 1, 3):
+        got, want = compile(p)(x=np.arange(1.0, n + 1)), evaluate(p, x=np.arange(1.0, n + 1))
+        if isinstance(want, np.ndarray) and want.shape == (0,):
+            assert got.size == 0       # (the interpreter cannot see an empty build's element shape)
+        else:
+            same(got, want)
+
+
+def test_fold_that_keeps_its_accumulator_still_evaluates_its_size():
+    # the size (length (get M 0)) is out of range when M has no rows: the interpreter raises,
+    # the compiled fold returned its init without evaluating the size
+    p = P("(fun ((M (mat m n))) (ifold (lambda (a i) a) 1.0 (length (get M 0))))")
+    with pytest.raises(EvalError, match="index 0 out of range"):
+        evaluate(p, M=np.zeros((0, 3)))
+    with pytest.raises(EvalError, match="index 0 out of range"):
+        compile(p)(M=np.zeros((0, 3)))
+    assert compile(p)(M=np.zeros((2, 3))) == 1.0
+    # lets around the accumulator are evaluated where the loop runs (and raise there)
+    q = P("(fun ((x (vec n))) (ifold (lambda (a i) (let ((t (get x 5))) a)) 1.0 n))")
+    check(q, x=np.zeros(0))
+    with pytest.raises(EvalError, match="index 5 out of range"):
+        compile(q)(x=np.zeros(2))

@@ -285,7 +285,13 @@ class _Gen(FoldMixin):
     def extent(self, n: V, e: Expr) -> V:
         if isinstance(n, PairV) or n.rank or n.dt == "f" or n.dt == "b":
             raise EvalError(f"size is not an integer in {_show(e)}")
-        return n
+        # A computed extent may be negative ((- n 1) at n = 0): the loop is empty, as in the
+        # interpreter, and shapes get 0.  (Per-element extents are clamped by _max_extent.)
+        if n.S or isinstance(n.skey, str) or (n.const is not None and n.const >= 0):
+            return n
+        if n.const is not None:
+            return V("0", frozenset(), 0, "i", (), self.root, skey=0, const=0)
+        return self.emit(f"max({n.code}, 0)", [n], (), 0, "i")
 
     def open_scope(self, ext: V, what: Expr):
         d = self.depth + 1

@@ -138,7 +138,8 @@ class FoldMixin:
         A = Var(acc)
         free = lambda x: acc not in self.fv(x)  # noqa: E731
         zero = Int(0) if isinstance(init, V) and init.dt == "i" else Num(0.0)
-        if b == A:
+        if b == A and b is body:
+            self.extent(self.ev(size, env), node)    # its errors are the interpreter's too
             return init
         if type(b) is Prim and b.op in ("+", "-", "*"):
             x, y = b.args
