@@ -375,8 +375,8 @@ def evaluate(res: dict) -> dict:
             r = s["opt"].get("tree", {})
             if r.get("ok"):
                 secs.append(r["seconds"])
-            else:
-                bad = r.get("status", "missing")
+            elif bad is None or bad.startswith("skipped"):
+                bad = f"{r.get('status', 'missing')} at {_szs(s['sizes'])}"
         worst = max(secs) if secs else None
         ok = bad is None and worst is not None and worst <= OPT_SECONDS_TARGET
         why = bad if bad else (f"{worst:.2f} s" if worst is not None else "no result")
