@@ -306,6 +306,9 @@ def bench_program(e: C.CorpusProgram, cfg: argparse.Namespace, log) -> dict:
                 else:
                     progs[ex] = r["text"]
         row["same_program_as"] = alias
+        for ex, lab in alias.items():          # the text is stored once
+            row["opt"][ex]["text"] = None
+            row["opt"][ex]["text_same_as"] = lab
         spec = {"programs": progs, "repeats": cfg.repeats, "target": cfg.target, "budget": cfg.budget,
                 "unopt_seconds": cfg.unopt_seconds, "max_call_seconds": cfg.max_call_seconds}
         spec_file = RESULTS / f".corpus_spec_{os.getpid()}.json"
