@@ -287,13 +287,18 @@ def check_rule(spec: RuleSpec, examples: int = 100, seed: int = 0, max_depth: in
                 last_why = str(ex)
                 continue
             try:
-                if inst.rhs_type_error:
+                if inst.rhs_type_error or inst.rhs_primitive_fails:
                     env = outer_values(inst, nrng)
-                    o = outcome(inst, env, *refine)
-                    lr, rr = (o[0], o[1]) if isinstance(o, tuple) else (run_side(inst.lhs, env), run_side(inst.rhs, env))
+                    lr = run_side(inst.lhs, env)
+                    if inst.rhs_primitive_fails:
+                        rr = ("error", f"egglog's primitive {inst.rhs_primitive_fails} fails")
+                        note = ("a primitive of the right-hand side fails on this instance: egglog "
+                                "stops the whole run when the rule fires here")
+                    else:
+                        rr = run_side(inst.rhs, env)
+                        note = f"the right-hand side does not have the left-hand side's type ({inst.rhs_type_error})"
                     res.status, res.instances = "unsound", res.instances + checked + 1
-                    res.counterexample = _counterexample(gen, inst, env, (
-                        lr, rr, f"the right-hand side does not have the left-hand side's type ({inst.rhs_type_error})"))
+                    res.counterexample = _counterexample(gen, inst, env, (lr, rr, note))
                     res.seconds = time.perf_counter() - t0
                     return res
                 for _ in range(2):

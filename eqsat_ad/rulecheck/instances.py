@@ -38,6 +38,11 @@ class TypeClash(Exception):
     pass
 
 
+class PrimitiveFails(Exception):
+    """A primitive of the right-hand side fails on the instance's literals (egglog stops the
+    run with a panic when the rule fires there)."""
+
+
 # --------------------------------------------------------------------------------------
 # types: tuples ('real',) ('bool',) ('idx', sym) ('size', sym) ('arr', elem, sym)
 # ('pair', a, b); sym is a str size name ('n', 'm') or an int; TVar while unknown
@@ -781,6 +786,7 @@ class Instance:
     envs: dict = field(default_factory=dict)       # var -> generation env (for shrinking)
     depth: int = 0
     rhs_type_error: str = ""     # the right-hand side has another type than the left (why)
+    rhs_primitive_fails: str = ""   # a primitive of the right-hand side fails (which)
 
     @property
     def size(self) -> int:
@@ -820,12 +826,9 @@ def _prim(h, a):
     if h == "*":
         return a[0] * a[1]
     if h == "/":
-        if isinstance(a[0], float) or isinstance(a[1], float):      # f64: IEEE, as egglog's
-            with np.errstate(all="ignore"):
-                return float(np.float64(a[0]) / np.float64(a[1]))
-        if a[1] == 0:
-            raise NoInstance("integer division by zero in a right-hand side primitive")
-        return int(a[0] / a[1])
+        if a[1] == 0:          # egglog's f64 and i64 division fail there (the run stops)
+            raise PrimitiveFails(f"(/ {egg_text(a[0])} {egg_text(a[1])})")
+        return a[0] / a[1] if isinstance(a[0], float) or isinstance(a[1], float) else int(a[0] / a[1])
     if h == "neg":
         return -a[0]
     if h == "to-f64":
@@ -849,6 +852,8 @@ USE_INDEX = 0.85
 EDGE_INDEX = 0.35
 #: how often a rule variable that is a loop extent is shorter than its size (n-1, n-2, n-i)
 SHORT_EXTENT = 0.25
+#: how often a rule variable of array type is an array one element shorter than its size
+SHORT_ARRAY = 0.15
 
 
 def draw_size(rng: random.Random) -> int:
@@ -858,7 +863,7 @@ def draw_size(rng: random.Random) -> int:
 class Instantiator:
     """Draws instances of one equation (see the module docstring)."""
 
-    def __init__(self, eq: Equation, rng: random.Random, collide: float = 0.2,
+    def __init__(self, eq: Equation, rng: random.Random, collide: float = 0.3,
                  unique_names: bool = False):
         self.eq, self.rng, self.collide, self.unique = eq, rng, collide, unique_names
         self.name_prefix = ""        # set per instance to keep names unique across instances
@@ -896,7 +901,8 @@ class Instantiator:
             pool = taken + ([k for k in OUTER_INDICES if sizes[OUTER_INDICES[k]] > 0]
                             if v in inf.bound else [])
             if not self.unique and pool and rng.random() < self.collide:
-                names[v] = rng.choice(pool)
+                # mostly another name of the rule (capture, shadowing), else an outer index
+                names[v] = rng.choice(taken) if taken and rng.random() < 0.6 else rng.choice(pool)
             else:
                 names[v] = f"{self.name_prefix}{v}_{len(taken)}" if not self.unique else \
                     f"{self.name_prefix}{v}_u{len(taken)}"
@@ -975,6 +981,12 @@ class Instantiator:
             return gen.any_index(t[1], env, edge=EDGE_INDEX)
         if t[0] == "size" and v not in self.extent_vars:      # a size-typed value, not an extent
             return gen.any_size(t[1], env)
+        if t[0] == "arr" and gen.edges and gen.rng.random() < SHORT_ARRAY:
+            # an array shorter than its type says (the language allows arrays of unknown size
+            # -- (build (- n 1) ...) -- so two arrays of one type may differ in length)
+            j = gen.fresh()
+            return App("Build", (j, App("Sub", (gen.size(t[2], env), App("Int", (1,)))),
+                                 gen.body(j, t[1], {**env, j: Entry("index", ("idx", t[2]))}, d - 1)))
         if t[0] == "size" and v not in self.ext_vars:         # an extent no (ext r n) relies on
             got = gen.uses(inner, lambda: gen.extent(t[1], env), tries=4) if inner else None
             return got if got is not None else gen.extent(t[1], env)
@@ -986,11 +998,17 @@ class Instantiator:
 
     def build(self, b, sizes, outer, types, envs, depth) -> Instance:
         b = dict(b)
-        for v, p in self.eq.rhs_lets.items():
-            b[v] = substitute(p, b)
+        failed = ""
+        try:
+            for v, p in self.eq.rhs_lets.items():
+                b[v] = substitute(p, b)
+            rhs = substitute(self.eq.rhs, b)
+        except PrimitiveFails as ex:
+            rhs, failed = App("Num", (float("nan"),)), str(ex)
         lhs = substitute(self.eq.lhs, b)
-        rhs = substitute(self.eq.rhs, b)
-        return Instance(b, sizes, outer, lhs, rhs, types, envs, depth)
+        inst = Instance(b, sizes, outer, lhs, rhs, types, envs, depth)
+        inst.rhs_primitive_fails = failed
+        return inst
 
     def _excluded(self, names) -> dict[str, set]:
         out: dict[str, set] = {}

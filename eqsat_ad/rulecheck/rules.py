@@ -224,6 +224,13 @@ def _cond(sx, sorts: dict, defs: dict, fvdefs: dict) -> App | None:
             defs[a.name] = to_pattern(b, sorts, "Term")
             sorts.setdefault(a.name, "Term")
             return None
+        if isinstance(a, Sym) and isinstance(b, Sym) and not {a.name, b.name} & set(SIGNATURES) \
+                and (b.name not in defs or a.name not in defs):
+            # (= x y) between two variables: one e-class, one variable
+            x, y = (b, a) if b.name not in defs else (a, b)
+            defs[x.name] = PVar(y.name)
+            sorts.setdefault(x.name, "Term")
+            return None
         return App("=", (to_pattern(a, sorts, "Term"), to_pattern(b, sorts, "Term")))
     if head in ("set-contains", "set-not-contains"):
         s = sx[1]
