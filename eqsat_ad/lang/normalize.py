@@ -31,14 +31,14 @@ reductions that never duplicate work:
 program as written, shared.
 
 Both write the DAG back with :func:`_emit_lets`: a sub-term used more than once (and not a
-variable, literal or a small read such as ``(get x i)``) is bound by a ``let`` at the lowest
-point that dominates every use, inside the binders it depends on; a sub-term that contains a
-loop and does not depend on an enclosing loop's index is bound outside that loop
-(loop-invariant code motion), when evaluating it cannot fail.  A sub-term that can fail (it
-reads an array at a computed index) is only bound where some use of it is evaluated
-anyway -- never moved out of an ``if`` branch or a loop body that guarded every use: it is
-written at each use instead.  Binder and ``let`` names are fresh and
-unique in the result.
+variable, literal or a small read such as ``(get x i)``) is bound by a ``let`` at the top of
+the region (program, loop body, ``if`` branch) of the lowest point that dominates every use,
+inside the binders it depends on; a sub-term that contains a loop and does not depend on an
+enclosing loop's index is bound outside that loop (loop-invariant code motion), unless an
+``if`` branch guarded it.  Otherwise a sub-term that can fail (it reads an array at a
+computed index) is only bound where some use of it is evaluated anyway -- never moved out of
+an ``if`` branch or a loop body that guarded every use: it is written at each use instead.
+Binder and ``let`` names are fresh and unique in the result.
 
 >>> from eqsat_ad.lang.syntax import parse_expr, show_expr
 >>> e = parse_expr("(* (* (* x x) (* x x)) (* (* x x) (* x x)))")
@@ -621,7 +621,8 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
         else:
             size[i] = CHEAP_SIZE + 1
         cheap[i] = size[i] <= CHEAP_SIZE
-        hoisted[i] = hoist[i] and not cheap[i] and s.loop[node] and not s.risky[node]
+        hoisted[i] = hoist[i] and not cheap[i] and s.loop[node] and (
+            not s.risky[node] or _unbranched(s, inode, ikids, scope[i], r, i))
     # ---- dominators of the placement graph: a hoisted instance hangs off its scope
     order = {v: k for k, v in enumerate(reversed(post))}
     idom = [-1] * n_inst
@@ -769,6 +770,31 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
             e = wrap(at_self[i], e)
         expr[i] = e
     return expr[r]
+
+
+def _unbranched(s: _Store, inode, ikids, sc: int, r: int, x: int) -> bool:
+    """Is ``x`` reached from the top of its scope's body (``sc``; -1: the program) by a path
+    that enters no ``if`` branch?  Then a loop-invariant ``x`` that can fail may still be
+    computed outside the loops around it: only a loop that runs zero times could have
+    skipped it (as the backend's vectorised loops assume too)."""
+    if sc < 0:
+        stack = [r]
+    else:
+        binds = _BIND[s.tag[inode[sc]]]
+        stack = [j for pos, j in enumerate(ikids[sc]) if binds[pos]]
+    seen: set[int] = set()
+    while stack:
+        i = stack.pop()
+        if i == x:
+            return True
+        if i in seen:
+            continue
+        seen.add(i)
+        if len(seen) > GUARD_SEARCH:
+            return False
+        tg = s.tag[inode[i]]
+        stack.extend(j for pos, j in enumerate(ikids[i]) if not (tg == "if" and pos > 0))
+    return False
 
 
 def _guarded(s: _Store, inode, ikids, hoisted, hang, top: int, x: int, in_body: bool) -> bool:
