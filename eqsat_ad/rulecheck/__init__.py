@@ -10,11 +10,13 @@ How (see ``docs/trust.md``):
 * every ``rewrite``/``birewrite``/``rule`` of the given files is read into an equation
   ``lhs = rhs`` with side conditions (:mod:`.rules`); the sorts and types of its pattern
   variables are inferred by unification from the constructor positions;
-* random instances are drawn (:mod:`.instances`): open types, sizes, binder names (sometimes
-  colliding, to exercise shadowing and capture), and for every Term variable a random program
-  fragment over the names in scope at its occurrences, minus those a ``set-not-contains``
-  condition forbids; ``ext r n`` makes ``r`` an outer index below ``n``; ``:when`` guards,
-  ``!=`` and ``(fv ..)`` conditions are checked on the instance;
+* random instances are drawn (:mod:`.instances`): open types, sizes (0 to 4), binder names
+  (sometimes colliding, to exercise shadowing and capture), and for every Term variable a
+  random program fragment over the names in scope at its occurrences, minus those a
+  ``set-not-contains`` condition forbids -- with index arithmetic, boundary values, indices
+  and extents out of range where nothing promises a range, loop bodies that use their index;
+  ``ext r n`` makes ``r`` an outer index below ``n``; ``:when`` guards, ``!=`` and ``(fv ..)``
+  conditions are checked on the instance, and the right-hand side is typed against the left;
 * both sides are decoded into programs (``Subst`` by capture-avoiding substitution) and run by
   :func:`eqsat_ad.lang.interp.eval_expr` on random inputs; values are compared with
   ``allclose`` (NaN equals NaN); both sides erroring counts as equal; an error turned into a
@@ -23,8 +25,15 @@ How (see ``docs/trust.md``):
   failing one is shrunk variable by variable) and the rule's ``file:line``.
 
 Rules that match a relation computed by other rules (the loop-fission candidate) cannot be
-instantiated from a pattern: they are reported as ``skipped`` with the reason, and
-:func:`check_rules_egraph` (the e-graph mode) covers them.
+instantiated from a pattern: each is checked in an e-graph with the rules of its file that
+compute the relation (:func:`.egraph_mode.check_rule_in_egraph`).  A form egglog refuses is
+``unloadable`` (:mod:`.loading`), in both modes.
+
+Statuses: ``sound``, ``unsound``, ``unloadable``, ``skipped`` (could not be checked: the
+reason says why) and ``no equation`` (the rule adds no equality: nothing to check).  The exit
+status of :func:`main` (:data:`EXIT_STATUS`, :meth:`Report.exit_status`): 2 when a file cannot
+be read or a rule is unloadable, else 1 when a rule is unsound, else 3 when a rule was skipped
+(0 with ``--allow-skips``), else 0.
 """
 from __future__ import annotations
 
@@ -36,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..egraph.allowlist import check_rule_files
-from ..egraph.session import default_rule_files
+from ..egraph.session import default_rule_files, rules_dir  # noqa: F401 (the doctest)
 from .direct import REFINEMENT_RULES, Counterexample, RuleResult, check_rule  # noqa: F401
 from .loading import form_name, load_file
 from .rules import RuleSpec, rules_in_file  # noqa: F401

@@ -1,11 +1,12 @@
 """The e-graph mode: rules checked the way egglog runs them.
 
 For every ruleset of a file, random instances of the patterns its rules match (the query
-roots, with unique binder names as the encoder gives them) are added to one e-graph with the
-schema, the free-variable analysis and the substitution rules; the ruleset runs a few
-iterations together with ``analysis`` and ``subst``; pending substitutions are finished; then
-up to ``variants`` members of each seed's e-class are extracted and every one is compared with
-the seed on random inputs (reference interpreter).  This covers what the direct mode cannot
+roots, with unique binder names as the encoder gives them) are added, :data:`BATCH` to an
+e-graph, to e-graphs with the schema, the free-variable analysis and the substitution rules;
+the ruleset runs a few iterations together with ``analysis`` and ``subst``, the substitutions
+finished after each; then up to ``variants`` members of each seed's e-class are extracted and
+every one is compared with the seed on random inputs (reference interpreter).  A file egglog
+refuses part of is not run (its forms are ``unloadable``).  This covers what the direct mode cannot
 instantiate -- rules over relations computed by other rules, such as the loop-fission
 candidate -- and the analyses the side conditions rely on (``fv``, ``ext``).
 """

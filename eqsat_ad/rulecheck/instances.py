@@ -4,14 +4,20 @@
 types of its pattern variables by unification (``types`` below), and then, for each attempt,
 
 1. draws the types left open (``real`` most often; also indices, vectors, matrices, pairs),
-   concrete sizes (``n``, ``m`` in 0..3) and concrete binder names (sometimes *colliding* with
-   one another or with an outer index name, to exercise shadowing and capture);
+   concrete sizes (``n``, ``m`` in 0..4: empty and one-element loops are common) and concrete
+   binder names (about one in three *colliding* with one another or with an outer index name,
+   to exercise shadowing and capture), and types the right-hand side against the left;
 2. computes, for every pattern variable, the names in scope at each of its occurrences on the
    left-hand side (binders of the pattern, the outer context) and keeps those in scope at all
    of them, minus the names a ``set-not-contains`` condition forbids;
 3. generates a random term of the right type over those names (a small random program of the
-   e-graph language: arithmetic, ``if``, ``let``, ``build``, ``sum``, ``ifold``, ``get``, pairs;
-   indices always in range, no division by zero, no log of a non-positive number);
+   e-graph language: arithmetic, ``if``, ``let``, ``build``, ``sum``, ``ifold``, ``get``, pairs,
+   index arithmetic ``n-1``, ``n-1-i``; a ``get`` index always in range, no division by zero,
+   no log of a non-positive number, loop bodies that mostly use their index -- :data:`USE_INDEX`)
+   -- and where nothing promises a range, values past it: the rule's own index variables
+   (:data:`EDGE_INDEX`), free index names no ``ext`` bounds, extents shorter than their size
+   (:data:`SHORT_EXTENT`), short arrays (:data:`SHORT_ARRAY`), size-typed values that are no
+   extent;
 4. instantiates both sides and checks every side condition on the instance.
 
 The outer context of every instance: inputs ``x, y : (vec n)``, ``z : (vec m)``,
