@@ -615,7 +615,7 @@ class TermGen:
         e = env[j]
         opts = [lambda: App("ToReal", (App("Var", (j,)),))]
         if e.ranged:
-            opts += [lambda n=n: App("Get", (x.ref(n), App("Var", (j,))))
+            opts += [lambda n=n, x=x: App("Get", (x.ref(n), App("Var", (j,))))
                      for n, x in sorted(env.items()) if x.type == ("arr", REAL, e.type[1])] * 2
         if self.edges:
             opts.append(lambda: App("ToReal", (App("Sub", (self.size(e.type[1], env), App("Var", (j,)))),)))
