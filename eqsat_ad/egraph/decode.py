@@ -129,7 +129,7 @@ def readable_names(prog, share: bool = True):
             n, loops, lets = stack.pop()
             if isinstance(n, Let):
                 names.setdefault(id(n), (ok(f"t{lets}"),))
-                stack.append((n.value, loops, lets))
+                stack.append((n.value, loops, lets + 1))      # no name reused inside a value
                 stack.append((n.body, loops, lets + 1))
             elif isinstance(n, (Build, Sum)):
                 names.setdefault(id(n), (index_name(loops),))

@@ -97,6 +97,8 @@ class _Store:
         self.let_hint: dict[int, str] = {}  # node -> the let name it was bound to
         self._inst: dict = {}
         self.fuse_ok: set[int] = set()      # build nodes a get may be fused with (see _fuse)
+        self._cform: dict[int, tuple] = {}
+        self._ckeys: dict = {}
 
     # -- raw hash-consing ----------------------------------------------------------------
     def raw(self, tag: str, data, kids: tuple[int, ...]) -> int:
@@ -214,6 +216,52 @@ class _Store:
                 if a == b:
                     return a
         return self.raw(tag, data, kids)
+
+    def cform(self, t: int) -> tuple[int, tuple[int, ...]]:
+        """``(cid, order)``: ``t`` up to a renumbering or permutation of its loose indices --
+        nodes with one ``cid`` compute the same thing when their loose indices, taken in
+        ``order`` (first occurrence), denote the same variables.  The same computation read
+        at another depth, or with two loop indices nested the other way round, is one
+        ``cid``."""
+        r = self._cform.get(t)
+        if r is not None:
+            return r
+        tag = self.tag[t]
+        if tag == "bv":
+            r = (self._cid(("bv",)), (self.data[t],))
+        elif tag == "rn":
+            cid, order = self.cform(self.kids[t][0])
+            mp = dict(self.data[t])
+            r = (cid, tuple(mp[k] for k in order))
+        elif not self.kids[t]:
+            r = (self._cid((tag, repr(self.data[t]) if tag == "num" else self.data[t])), ())
+        else:
+            binds = _BIND.get(tag)
+            cids, pattern, order, pos = [], [], [], {}
+            for j, c in enumerate(self.kids[t]):
+                b = binds[j] if binds else 0
+                cc, oc = self.cform(c)
+                cids.append(cc)
+                pat = []
+                for k in oc:
+                    if k < b:
+                        pat.append(-1 - k)
+                    else:
+                        o = k - b
+                        if o not in pos:
+                            pos[o] = len(order)
+                            order.append(o)
+                        pat.append(pos[o])
+                pattern.append(tuple(pat))
+            r = (self._cid((tag, self.data[t], tuple(cids), tuple(pattern))), tuple(order))
+        self._cform[t] = r
+        return r
+
+    def _cid(self, key) -> int:
+        c = self._ckeys.get(key)
+        if c is None:
+            c = self._ckeys[key] = len(self._ckeys)
+        return c
 
     def _copy_hints(self, old: int, new: int) -> None:
         if old in self.hint and self.tag[new] == self.tag[old]:
@@ -469,17 +517,21 @@ class _Instances:
         self.parents = parents = []    # (parent instance, child position) per use
         index: dict = {}
 
+        self.members: dict[int, set[int]] = {}   # cid -> the nodes met with it
+
         def new(node: int, m: dict) -> tuple[int, bool]:
             if tag[node] == "rn":                   # the same computation, renumbered
                 mp = s.data[node]
                 node = kids[node][0]
                 m = {o: m[nw] for o, nw in mp}
-            ls = sorted(lset[node])
-            slots = tuple(m[k] for k in ls)
-            key = (node, slots)
+            cid, order = s.cform(node)
+            slots = tuple(m[k] for k in order)
+            self.members.setdefault(cid, set()).add(node)
+            key = (cid, slots)
             i = index.get(key)
             if i is not None:
                 return i, False
+            slots = tuple(m[k] for k in sorted(lset[node]))
             i = len(inode)
             index[key] = i
             inode.append(node)
@@ -591,6 +643,83 @@ def _fuse(s: _Store, root: int, rounds: int = 50) -> int:
     return root
 
 
+def _rebuild(s: _Store, root: int, new: dict[int, int]) -> int:
+    """The DAG from ``root`` with the nodes of ``new`` replaced (the rest rebuilt over them)."""
+    for n in _node_post(s, root):
+        if n in new:
+            continue
+        tg = s.tag[n]
+        ks = s.kids[n]
+        if not ks or not any(c in new for c in ks):
+            continue
+        if tg == "rn":
+            m = s.rn(new[ks[0]], dict(s.data[n]).__getitem__)
+        else:
+            m = s.mk(tg, s.data[n], tuple(new.get(c, c) for c in ks))
+        s._copy_hints(n, m)
+        new[n] = m
+    return new.get(root, root)
+
+
+def _materialise(s: _Store, root: int, rounds: int = 20) -> int:
+    """Common sub-terms up to the name of a loop index: a sub-term that contains a loop and is
+    computed under two (or more) loops of the same extent, at their indices (the residual
+    ``X w - y`` of a regression inside two different sums over the samples), becomes one
+    array built once, ``(let ((a (build N (lambda (j) e)))) ... (get a j1) ... (get a j2))``.
+    Done only when every instance of the sub-term is indexed by a loop of that extent (so the
+    reads stay in range), and not for a sub-term that could fail (it would be computed at
+    indices the program skipped)."""
+    for _ in range(rounds):
+        inst = _Instances(s, root)
+        groups: dict = {}
+        bad: set = set()
+        size_of: dict = {}
+        for i, node in enumerate(inst.inode):
+            if not s.loop[node] or s.risky[node] or s.tag[node] in _LOOPS:
+                continue
+            if s.tag[node] == "get":             # a read of an array (one built here, say)
+                a, k = s.kids[node]
+                if s.tag[k] == "bv" and s.data[k] not in s.lset[a]:
+                    continue
+            cid, order = s.cform(node)
+            if not order:
+                continue
+            slots = [inst.imap[i][k] for k in order]
+            for p in range(len(order)):
+                key = (cid, p)
+                if key in bad:
+                    continue
+                b, k = slots[p]
+                bn = inst.inode[b]
+                size = s.kids[bn][0] if s.tag[bn] in ("build", "sum") else None
+                if size is None or s.lset[size] or size_of.setdefault(key, size) != size:
+                    bad.add(key)
+                    continue
+                others = tuple(slots[:p] + slots[p + 1:])
+                groups.setdefault(key, {}).setdefault(others, set()).add(slots[p])
+        cands = [key for key, d in groups.items()
+                 if key not in bad and any(len(v) > 1 for v in d.values())]
+        if not cands:
+            return root
+        # the largest first (a node is created after its children): outermost first
+        cid, p = max(cands, key=lambda key: (max(inst.members[key[0]]), key[1]))
+        members = sorted(inst.members[cid])
+        rep = members[-1]
+        order = s.cform(rep)[1]
+        rank = {q: (0 if q == p else 1 + q - (q > p)) for q in range(len(order))}
+        body = s.rn(rep, dict((order[q], rank[q]) for q in range(len(order))).__getitem__)
+        arr = s.raw("build", None, (size_of[(cid, p)], body))
+        s.hint.setdefault(arr, ("i",))
+        s.let_hint.setdefault(arr, "a")
+        new = {}
+        for m in members:
+            om = s.cform(m)[1]
+            outer = s.rn(arr, dict((rank[q] - 1, om[q]) for q in range(len(om)) if q != p).__getitem__)
+            new[m] = s.raw("get", None, (outer, s.leaf("bv", om[p])))
+        root = _rebuild(s, root, new)
+    return root
+
+
 def _emit_lets(s: _Store, root: int, avoid) -> Expr:
     tag = s.tag
     names = _Names(avoid)
@@ -621,7 +750,7 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
         else:
             size[i] = CHEAP_SIZE + 1
         cheap[i] = size[i] <= CHEAP_SIZE
-        hoisted[i] = hoist[i] and not cheap[i] and s.loop[node] and (
+        hoisted[i] = hoist[i] and not cheap[i] and (s.loop[node] or refs[i] >= 2) and (
             not s.risky[node] or _unbranched(s, inode, ikids, scope[i], r, i))
     # ---- dominators of the placement graph: a hoisted instance hangs off its scope
     order = {v: k for k, v in enumerate(reversed(post))}
@@ -844,6 +973,8 @@ def _run(e: Expr, rewrite: bool, avoid) -> Expr:
         root = _Reader(store, e).read(e, 0)
         if rewrite:
             root = _fuse(store, root)
+        else:
+            root = _materialise(store, root)
         free = {store.data[k] for k in range(len(store.tag)) if store.tag[k] == "fv"}
         return _emit_lets(store, root, set(avoid) | free)
     return call_deep(go, what="expression")
