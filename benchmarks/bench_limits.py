@@ -164,8 +164,8 @@ def run_child(spec: dict, timeout: float, memory_gb: float) -> dict:
     for line in reversed(p.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
-    return {"error": f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[-300:]}",
-            "wall_outside": time.perf_counter() - t0}
+    last = [ln for ln in (p.stderr or p.stdout).splitlines() if ln.strip()][-1:] or [""]
+    return {"error": f"exit {p.returncode}: {last[0].strip()[:300]}", "wall_outside": time.perf_counter() - t0}
 
 
 # -- the parent ------------------------------------------------------------------------------
@@ -294,6 +294,10 @@ def main(argv=None) -> int:
         try:
             data["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                                             capture_output=True).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                   text=True, capture_output=True).stdout.split()
+            if dirty:
+                data["commit"] += f" + uncommitted changes to {', '.join(dirty[1::2])}"
         except OSError:
             pass
         data["loadavg_start"] = _load()
