@@ -606,3 +606,12 @@ def test_ragged_result_cannot_be_saved(capsys, tmp_path):
     rc, out, err = run(capsys, "run", prog, "--input", "x=[1,2]", "--output", tmp_path / "r.npy")
     assert rc == 1 and out.strip() == "[[], [1.]]"
     assert "ragged array" in one_error_line(err) and not (tmp_path / "r.npy").exists()
+
+
+def test_limit_memory_is_accepted_and_checked(capsys):
+    from eqsat_ad.cli.args import parse_limits
+    assert parse_limits(["memory=512", "seconds=5"]).memory == 512
+    with pytest.raises(UsageError):
+        parse_limits(["memory=abc"])
+    with pytest.raises(UsageError):
+        parse_limits(["memory=-1"])

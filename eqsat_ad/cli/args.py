@@ -85,7 +85,8 @@ def _seconds_value(value: str) -> float:
     return f
 
 
-LIMIT_KINDS = {"iterations": _int_value, "nodes": _int_value, "seconds": _seconds_value}
+LIMIT_KINDS = {"iterations": _int_value, "nodes": _int_value, "seconds": _seconds_value,
+               "memory": _seconds_value}   # memory: MiB of resident memory (a finite number)
 
 
 def parse_limits(items):
@@ -99,15 +100,15 @@ def parse_limits(items):
             name, eq, value = part.partition("=")
             name = name.strip()
             if not eq or name not in LIMIT_KINDS:
-                raise UsageError(f"bad --limit {clip(part)!r}: expected iterations=N, nodes=N or seconds=S")
+                raise UsageError(f"bad --limit {clip(part)!r}: expected iterations=N, nodes=N, seconds=S or memory=MiB")
             try:
                 v = LIMIT_KINDS[name](value.strip())
             except (ValueError, OverflowError):
                 raise UsageError(f"bad --limit {clip(part)!r}: {clip(value.strip())!r} is not a valid "
-                                 f"{'integer' if name != 'seconds' else 'finite number'}") from None
+                                 f"{'integer' if name not in ('seconds', 'memory') else 'finite number'}") from None
             if v <= 0:
                 raise UsageError(f"bad --limit {clip(part)!r}: a limit must be positive")
-            if name != "seconds" and v > MAX_INT_OPTION:
+            if name not in ("seconds", "memory") and v > MAX_INT_OPTION:
                 raise UsageError(f"bad --limit {clip(part)!r}: too large (at most 2**63-1)")
             kw[name] = v
     return Limits(**kw)
@@ -257,7 +258,8 @@ def _add_optimizer(p: argparse.ArgumentParser, with_sizes: bool = True) -> None:
                        help="value of a size name for the cost model, e.g. --size n=1000 "
                             "(repeatable; unknown sizes count as 1000)")
     g.add_argument("--limit", metavar="KIND=V", action="append", default=[],
-                   help="stop the run at iterations=N, nodes=N (e-nodes) or seconds=S (repeatable)")
+                   help="stop the run at iterations=N, nodes=N (e-nodes), seconds=S or memory=MiB "
+                        "(resident memory; repeatable)")
     g.add_argument("--no-check", action="store_true",
                    help="skip comparing the optimised program with the input on random inputs")
     pr = p.add_mutually_exclusive_group()
