@@ -300,3 +300,22 @@ def test_normal_form_of_a_derivative_preserves_meaning(case):
         return
     got = ea.evaluate(normalize_program(ea.ad.api.prepare(g)), **inputs)
     assert _agree(want, got)
+
+
+def test_materialised_array_stays_inside_the_binders_it_depends_on():
+    # (* W[c][a] s) * (sum v) is computed under two loops over c; it depends on a and, through
+    # s, on b, and its indices first occur in the order c, a, b (not the nesting order)
+    p = ea.parse("""(fun ((W (mat o h)) (x (vec d)) (y (vec h)) (z (vec o)) (v (vec m)))
+      (build h (lambda (a) (build d (lambda (b)
+        (let ((s (* (get x b) (get y a))))
+          (+ (sum o (lambda (c) (* (* (get (get W c) a) (* s (sum m (lambda (e) (get v e))))) (get z c))))
+             (sum o (lambda (c) (+ (* (get (get W c) a) (* s (sum m (lambda (e) (get v e))))) 1.0))))))))))""")
+    q = share_program(p)
+    ea.check_program(q)
+    text = ea.show_program(q)
+    assert text.count("(get (get W") == 1, text          # computed once, as an array
+    rng = np.random.default_rng(0)
+    args = {"W": rng.normal(size=(3, 2)), "x": rng.normal(size=4), "y": rng.normal(size=2),
+            "z": rng.normal(size=3), "v": rng.normal(size=5)}
+    np.testing.assert_allclose(ea.evaluate(q, **args), ea.evaluate(p, **args))
+    np.testing.assert_allclose(ea.compile(q)(**args), ea.evaluate(p, **args))

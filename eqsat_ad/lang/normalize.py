@@ -27,8 +27,10 @@ reductions that never duplicate work:
   could repeat work, and the e-graph decides there with the cost model;
 * ``if true a b -> a``, ``if false a b -> b``, ``if c a a -> a``.
 
-:func:`share` (and :func:`share_program`) does only the first step and CSE: it keeps the
-program as written, shared.
+:func:`share` (and :func:`share_program`) does only the first step and CSE, and one more
+kind of sharing: a sub-term that contains a loop and is computed under several loops of one
+extent, at their indices (equal up to the names *and the nesting order* of its indices), is
+built once as an array (:func:`_materialise`).  It keeps the program as written, shared.
 
 Both write the DAG back with :func:`_emit_lets`: a sub-term used more than once (and not a
 variable, literal or a small read such as ``(get x i)``) is bound by a ``let`` at the top of
@@ -516,6 +518,8 @@ class _Instances:
         self.refs = refs = []
         self.parents = parents = []    # (parent instance, child position) per use
         index: dict = {}
+        bdepth: list[int] = []         # binders around an instance where it was found first
+        cur_depth = [0]
 
         self.members: dict[int, set[int]] = {}   # cid -> the nodes met with it
 
@@ -540,7 +544,10 @@ class _Instances:
             refs.append(0)
             parents.append([])
             hoist.append(False)
-            scope.append(slots[0][0] if slots else -1)
+            # the innermost binder it depends on: the one found deepest (an index's number
+            # says nothing about nesting once renumbered through ``rn``)
+            scope.append(max((sl[0] for sl in slots), key=bdepth.__getitem__) if slots else -1)
+            bdepth.append(cur_depth[0])
             tg = tag[node]
             own.append(tuple((i, k) for k in range(2 if tg == "ifold" else 1)) if tg in _LOOPS else ())
             return i, True
@@ -548,16 +555,17 @@ class _Instances:
         r, _ = new(root, {})
         self.root = r
         self.post = post = []
-        stack = [(r, 0, -1)]          # (instance, next child position, enclosing binder instance)
+        # (instance, next child position, enclosing binder instance, binders around it)
+        stack = [(r, 0, -1, 0)]
         while stack:
-            i, pos, encl = stack[-1]
+            i, pos, encl, dep = stack[-1]
             node = inode[i]
             ks = kids[node]
             if pos == len(ks):
                 stack.pop()
                 post.append(i)
                 continue
-            stack[-1] = (i, pos + 1, encl)
+            stack[-1] = (i, pos + 1, encl, dep)
             c = ks[pos]
             binds = _BIND.get(tag[node])
             b = binds[pos] if binds else 0
@@ -565,6 +573,7 @@ class _Instances:
             cm = {}
             for k in lset[c]:
                 cm[k] = own[i][b - 1 - k] if k < b else m[k - b]
+            cur_depth[0] = dep + (1 if b else 0)
             j, fresh = new(c, cm)
             ikids[i].append(j)
             refs[j] += 1
@@ -573,7 +582,7 @@ class _Instances:
             if cencl != scope[j]:
                 hoist[j] = True
             if fresh:
-                stack.append((j, 0, cencl))
+                stack.append((j, 0, cencl, cur_depth[0]))
 
 
 def _fusable(s: _Store, root: int) -> set[int]:
