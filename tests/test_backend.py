@@ -561,3 +561,33 @@ def test_fold_that_keeps_its_accumulator_still_evaluates_its_size():
     check(q, x=np.zeros(0))
     with pytest.raises(EvalError, match="index 5 out of range"):
         compile(q)(x=np.zeros(2))
+
+
+def test_empty_max_fold_keeps_the_axes_of_its_body():
+    # the max over an empty inner loop of a value varying along the outer axis was the scalar
+    # -inf: the outer axis (extent 0) collapsed, and the enclosing sum added one element
+    p = P("(fun ((x (vec n))) (sum n (lambda (r) (if (>= (ifold (lambda (s j) (if (< s (get x r)) "
+          "(get x r) s)) -1.0 n) 0.0) 1.0 0.0))))")
+    for n in (0, 1, 3):
+        check(p, x=np.linspace(-1.0, 1.0, n))
+    q = P("(fun ((x (vec n))) (build n (lambda (r) (ifold (lambda (s j) (if (< s (get x r)) "
+          "(get x r) s)) -1.0 (- n 1)))))")
+    for n in (0, 1, 3):
+        check(q, x=np.linspace(-1.0, 1.0, n))
+
+
+@pytest.mark.parametrize("text", [
+    "(fun ((x (vec n)) (w real)) (+ (if (> w 0.0) (fst (pair 1.0 (get x 10))) 2.0) (fst (pair 1.0 (get x 10)))))",
+    "(fun ((x (vec n)) (w real)) (+ (if (> w 0.0) (let ((t (get x 10))) 1.0) 2.0) (let ((t (get x 10))) 1.0)))",
+    "(fun ((x (vec n)) (w real)) (+ (if (> w 0.0) (real (length (get (build 2 (lambda (i) x)) 5))) 2.0) "
+    "(real (length (get (build 2 (lambda (i) x)) 5)))))",
+])
+def test_a_term_reused_after_a_branch_still_checks_its_indices(text):
+    # the value of (fst (pair 1.0 (get x 10))) is 1.0 whatever the branch; compiled once inside
+    # the branch and reused after it, the bounds check stayed in the branch not taken
+    p = P(text)
+    for w in (1.0, -1.0):
+        with pytest.raises(EvalError, match="out of range"):
+            evaluate(p, x=np.zeros(3), w=w)
+        with pytest.raises(EvalError, match="out of range"):
+            compile(p)(x=np.zeros(3), w=w)

@@ -36,6 +36,7 @@ class _Gen(FoldMixin):
         self.checked: set = set()
         self.lists: dict = {}
         self.axis_memo: dict = {}     # one-index sub-terms modulo the index name (see ev)
+        self.raise_blk = self.root    # innermost block with checks of the term being compiled
         # Names the generator puts into program terms (split accumulators, the axis
         # placeholder) must not be any name of the program, or an inner binder of that
         # name captures them: a program may well call its accumulator "acc3".
@@ -122,7 +123,7 @@ class _Gen(FoldMixin):
             return
         if len(exts) == 1 and exts[0].const is not None and exts[0].const < 10 ** 7:
             return
-        b.lines.append(f"_check_elems({' * '.join(x.code for x in exts)}, "
+        self.raising(b).lines.append(f"_check_elems({' * '.join(x.code for x in exts)}, "
                        f"{self.const(f'an intermediate array over {len(exts)} index axes', '_w')})")
 
     def guards_code(self) -> str:
@@ -136,18 +137,25 @@ class _Gen(FoldMixin):
         except KeyError:
             missing = [n for n in names if n not in env]
             raise EvalError(f"unbound variable '{missing[0]}' in {_show(e)}") from None
+        # Memo entries are (value, the innermost block holding code of the term that may
+        # raise: bounds checks, allocation checks).  Reuse a term only while that block is
+        # open, i.e. its checks run before the use.  The value alone can outlive them:
+        # (length (get M 0)) is the size n and (fst (pair 1.0 (get x 9))) is 1.0, both
+        # valid after the branch that computed them closed -- without the check that raises.
         if self.has_get(e):
             g = tuple(c for c, _ in self.guard)
             for k in range(len(g), -1, -1):
-                v = self.memo.get((e, fk, g[:k]))
-                if v is not None and _alive(v):
-                    return v
+                hit = self.memo.get((e, fk, g[:k]))
+                if hit is not None and _alive(hit[0]) and hit[1].open:
+                    self.raising(hit[1])
+                    return hit[0]
             key = (e, fk, g)
         else:
             key = (e, fk)
-            v = self.memo.get(key)
-            if v is not None and _alive(v):
-                return v
+            hit = self.memo.get(key)
+            if hit is not None and _alive(hit[0]) and hit[1].open:
+                self.raising(hit[1])
+                return hit[0]
         # A scalar sub-term over ONE index axis is the same 1-D array whatever the index is
         # called and at whatever depth it stands (softmax: exp x[i] over i, exp x[j] over j):
         # compute it once and give it the other axis as a reshaped view.
@@ -160,21 +168,35 @@ class _Gen(FoldMixin):
             g = tuple(c for c, _ in self.guard) if self.has_get(e) else ()
             akey = (subst(e, idx[0], Var(self.axis_name)), size, others, g)
             for k in range(len(g), -1, -1):        # computed under fewer guards is fine too
-                w = self.axis_memo.get(akey[:3] + (g[:k],))
-                if w is not None and _alive(w) and _alive(iv):
+                hit = self.axis_memo.get(akey[:3] + (g[:k],))
+                if hit is not None and _alive(hit[0]) and _alive(iv) and hit[1].open:
+                    self.raising(hit[1])
+                    w = hit[0]
                     if w.S == frozenset({iv.d}):
                         v = w
                     else:
                         shape = "-1" + ", 1" * (iv.d - 1)
                         v = self.emit(f"{w.code}.reshape({shape})", [w, iv.ext], {iv.d}, 0, w.dt,
                                       skey=w.skey)
-                    self.memo[key] = v
+                    self.memo[key] = (v, hit[1])
                     return v
+        start, outer = self.cur, self.raise_blk
+        self.raise_blk = self.root
         v = self._ev(e, env)
-        self.memo[key] = v
+        # blocks opened inside the term (its loops, branches) are part of its own code
+        blk = self.raise_blk if self.raise_blk.level <= start.level else start
+        self.raise_blk = outer
+        self.raising(blk)
+        self.memo[key] = (v, blk)
         if akey is not None and isinstance(v, V) and v.rank == 0 and v.S == frozenset({iv.d}):
-            self.axis_memo[akey] = v
+            self.axis_memo[akey] = (v, blk)
         return v
+
+    def raising(self, b: Block) -> Block:
+        """Note that code that may raise is in block ``b`` (for the memo of :meth:`ev`)."""
+        if b.level > self.raise_blk.level:
+            self.raise_blk = b
+        return b
 
     def _ev(self, e: Expr, env: dict):
         t = type(e)
@@ -344,10 +366,11 @@ class _Gen(FoldMixin):
         what = self.const(f"build {_show(e, 60)}", "_w")
         if r == 0 and not body.S:
             if not (isinstance(n.skey, str) or n.const is not None and n.const < 10 ** 7):
-                self.target([body, n]).lines.append(f"_check_elems({n.code}, {what})")
+                self.raising(self.target([body, n])).lines.append(f"_check_elems({n.code}, {what})")
             return self.emit(f"_full({n.code}, {body.code})", [body, n], (), 1, body.dt, dims,
                              comment=_show(e))
-        self.target([body, n]).lines.append(f"_check_elems({n.code} * _size({body.code}), {what})")
+        self.raising(self.target([body, n])).lines.append(
+            f"_check_elems({n.code} * _size({body.code}), {what})")
         code = f"_broadcast_to({body.code}, ({n.code},) + _shape({body.code}))"
         return self.emit(code, [body, n], body.S, r + 1, body.dt, dims, ro=True, comment=_show(e))
 
@@ -437,7 +460,7 @@ class _Gen(FoldMixin):
         gather = self.gather_code("_aa", "_kk", r, pa, d, a.S, frozenset({d}))
         b = self.target([a, n, off], mayfail=True)
         name = self.tmp()
-        b.lines.extend(self._check_lines(cond, kcode, a.code, e, gather, name, code))
+        self.raising(b).lines.extend(self._check_lines(cond, kcode, a.code, e, gather, name, code))
         return V(name, S, r - 1, a.dt, dims, b, ro=a.ro)
 
     @staticmethod
@@ -476,7 +499,7 @@ class _Gen(FoldMixin):
                 else f"_oob({k.code}, {a.code}.shape[0])")
         b = self.target([a, k], mayfail=True)
         name = self.tmp()
-        b.lines.extend(self._check_lines(cond, k.code, a.code, e, gather, name, fast))
+        self.raising(b).lines.extend(self._check_lines(cond, k.code, a.code, e, gather, name, fast))
         return V(name, S, r - 1, a.dt, dims, b, ro=a.ro)
 
     # -- conditionals ----------------------------------------------------------------
@@ -526,7 +549,10 @@ class _Gen(FoldMixin):
             pre = [f"if {a.code}.shape[:{r}] != {b.code}.shape[:{r}]: "
                    f"_ragged({self.const(_show(e, 100), '_w')})"]
         dims = a.dims if a.dims == b.dims else (None,) * r
-        return self.emit(f"_where({c.code}, {ac}, {bc})", [c, a, b], S, r, dt, dims, pre=pre)
+        v = self.emit(f"_where({c.code}, {ac}, {bc})", [c, a, b], S, r, dt, dims, pre=pre)
+        if pre:
+            self.raising(v.block)
+        return v
 
     @staticmethod
     def lift(code: str, r: int, k: int) -> str:

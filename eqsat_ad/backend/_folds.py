@@ -56,7 +56,11 @@ class FoldMixin:
                                  body.dims)
             if kind == "prod":
                 return self.emit(f"_pow({body.code}, {n.code})", [body, n], body.S, r, "f", body.dims)
-            return self.emit(f"({body.code} if {n.code} > 0 else {self._IDENT[kind]})", [body, n],
+            # an empty reduction keeps the axes of its body: a scalar identity would collapse
+            # them (then an enclosing sum over an axis of extent 0 summed one element)
+            ident = self._IDENT[kind] if not (body.S or r) else \
+                f"_full(_shape({body.code}), {self._IDENT[kind]})"
+            return self.emit(f"({body.code} if {n.code} > 0 else {ident})", [body, n],
                              body.S, r, body.dt, body.dims)
         S2 = body.S - {d}
         q = max(S2) if S2 else 0
