@@ -28,9 +28,10 @@ reductions that never duplicate work:
 * ``if true a b -> a``, ``if false a b -> b``, ``if c a a -> a``.
 
 :func:`share` (and :func:`share_program`) does only the first step and CSE, and one more
-kind of sharing: a sub-term that contains a loop and is computed under several loops of one
-extent, at their indices (equal up to the names *and the nesting order* of its indices), is
-built once as an array (:func:`_materialise`).  It keeps the program as written, shared.
+kind of sharing: a sub-term that contains a loop, uses two or more indices and is computed
+under several loops of one extent, at their indices (equal up to the names *and the nesting
+order* of its indices), is built once as an array (:func:`_materialise`).  It keeps the
+program as written, shared.
 
 Both write the DAG back with :func:`_emit_lets`: a sub-term used more than once (and not a
 variable, literal or a small read such as ``(get x i)``) is bound by a ``let`` at the top of
@@ -671,10 +672,11 @@ def _rebuild(s: _Store, root: int, new: dict[int, int]) -> int:
 
 
 def _materialise(s: _Store, root: int, rounds: int = 20) -> int:
-    """Common sub-terms up to the name of a loop index: a sub-term that contains a loop and is
-    computed under two (or more) loops of the same extent, at their indices (the residual
-    ``X w - y`` of a regression inside two different sums over the samples), becomes one
-    array built once, ``(let ((a (build N (lambda (j) e)))) ... (get a j1) ... (get a j2))``.
+    """Common sub-terms up to the name of a loop index: a sub-term that contains a loop, uses
+    two or more indices and is computed under two (or more) loops of the same extent, at
+    their indices (``exp (W x)`` of softmax regression, for one sample, for the class of the
+    output and inside the sum over classes), becomes one array built once,
+    ``(let ((a (build K (lambda (c) e)))) ... (get a c1) ... (get a c2))``.
     Done only when every instance of the sub-term is indexed by a loop of that extent (so the
     reads stay in range), and not for a sub-term that could fail (it would be computed at
     indices the program skipped)."""
@@ -691,7 +693,9 @@ def _materialise(s: _Store, root: int, rounds: int = 20) -> int:
                 if s.tag[k] == "bv" and s.data[k] not in s.lset[a]:
                     continue
             cid, order = s.cform(node)
-            if not order:
+            if len(order) < 2:
+                # over one index the backend computes it once already, whatever the index is
+                # called (its one-axis memo), and the cost model prices it so
                 continue
             slots = [inst.imap[i][k] for k in order]
             for p in range(len(order)):
