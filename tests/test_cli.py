@@ -251,10 +251,10 @@ def test_rules_list_shipped_and_verbose(capsys):
         assert f"\n{rs}  (" in "\n" + out
     assert "foldConditional" not in out or "fold" in out
     assert "add-zero-r" in out
-    rc, out, err = run(capsys, "rules", "list", "-v", ROOT / "rules" / "ring.egg")
+    rc, out, err = run(capsys, "rules", "list", "-v", ROOT / "eqsat_ad" / "rules" / "ring.egg")
     assert rc == 0
     assert "(rewrite (Add a (Num 0.0)) a" in out and re.search(r"ring.egg:\d+\]", out)
-    rc, out, err = run(capsys, "rules", "list", "--json", ROOT / "rules" / "ring.egg")
+    rc, out, err = run(capsys, "rules", "list", "--json", ROOT / "eqsat_ad" / "rules" / "ring.egg")
     data = json.loads(out)
     assert data[0]["ruleset"] == "ring" and data[0]["rules"][0]["name"] == "add-zero-r"
 

@@ -34,9 +34,8 @@ def _rel(path) -> str:
 
 
 def _rule_files() -> list[Path]:
-    d = ROOT / "rules"
-    files = sorted(d.glob("*.egg"))
-    return [d / "subst.egg"] + [f for f in files if f.name != "subst.egg"]
+    from eqsat_ad.egraph.session import default_rule_files
+    return default_rule_files()
 
 
 def _default_phases() -> dict[str, list[str]]:

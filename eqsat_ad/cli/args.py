@@ -189,6 +189,17 @@ def parse_inputs(items, files: list | None = None) -> dict:
     return out
 
 
+def shipped_rule_file(value: str) -> Path | None:
+    """``rules/NAME.egg`` names a shipped rule file from any directory (they live inside the
+    package), unless a file of that name exists where the user is."""
+    parts = Path(value).parts
+    if len(parts) != 2 or parts[0] != "rules" or not parts[1].endswith(".egg"):
+        return None
+    from ..egraph.session import rules_dir
+    cand = rules_dir() / parts[1]
+    return cand if cand.is_file() else None
+
+
 def existing_file(value: str, what: str) -> Path:
     if not value:
         raise UsageError(f"an empty name is not a {what}")
@@ -196,6 +207,9 @@ def existing_file(value: str, what: str) -> Path:
     try:
         st = p.stat()
     except FileNotFoundError:
+        shipped = shipped_rule_file(value) if what == "rule file" else None
+        if shipped is not None:
+            return shipped
         raise UsageError(f"no such {what}: {value}") from None
     except OSError as e:                       # a path through a file, a name too long, ...
         raise UsageError(f"cannot read {what} {value}: {e.strerror or e}") from None

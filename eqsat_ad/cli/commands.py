@@ -21,15 +21,15 @@ from .progress import Progress
 
 def rel(path) -> str:
     """How a path is shown: as given when relative; else relative to the working directory or to
-    the project (so the shipped rule files always show as ``rules/NAME.egg``)."""
+    the package (so the shipped rule files always show as ``rules/NAME.egg``)."""
     p = Path(path)
     if not p.is_absolute():
         return str(path)
     bases = [Path.cwd()]
     try:
         from ..egraph.session import rules_dir
-        bases.append(rules_dir().parent)
-    except EqsatError:  # pragma: no cover
+        bases.insert(0, rules_dir().parent)  # shipped files show as rules/NAME.egg, a name the
+    except EqsatError:  # pragma: no cover  # CLI accepts from any directory (args.shipped_rule_file)
         pass
     for base in bases:
         for a, b in ((p, base), (p.resolve(), base.resolve())):

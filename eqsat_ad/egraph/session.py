@@ -33,12 +33,13 @@ SUPPORT_RULESETS = ("analysis", "subst")   # run with every phase: fv and substi
 
 
 def rules_dir() -> Path:
-    """The directory of the shipped rule files (``rules/`` at the project top level)."""
-    for cand in (PACKAGE_DIR.parent.parent / "rules", PACKAGE_DIR.parent / "rules"):
-        if (cand / "subst.egg").exists():
-            return cand
-    raise EqsatError("cannot find the shipped rules/ directory (install eqsat-ad from a checkout "
-                     "with `pip install -e .`)")
+    """The directory of the shipped rule files, ``eqsat_ad/rules/`` inside the package (so a wheel
+    carries them); users' rule files load from anywhere."""
+    d = PACKAGE_DIR.parent / "rules"
+    if not (d / "subst.egg").exists():
+        raise EqsatError(f"the shipped rule files are missing from {d} (a broken installation: "
+                         "reinstall eqsat-ad)")
+    return d
 
 
 def default_rule_files() -> list[Path]:
