@@ -224,9 +224,16 @@ class RunReport:
         rows.append(f"total: {self.iterations} iterations, {self.enodes} e-nodes, {self.eclasses} e-classes, "
                     f"{self.seconds:.3f} s; stopped: {self.stop_reason}")
         if self.cost_before is not None and self.cost_after is not None:
-            rows.append(f"cost: {self.cost_before:.6g} -> {self.cost_after:.6g}"
-                        + (f" ({self.cost_before / self.cost_after:.3g}x)" if self.cost_after else ""))
+            from .cost.units import UNIT
+            rows.append(f"model cost: {self.cost_before:.6g} -> {self.cost_after:.6g} {UNIT}"
+                        + (f" ({times_cheaper(self.cost_before, self.cost_after)})" if self.cost_after else ""))
         return "\n".join(rows)
+
+
+def times_cheaper(before: float, after: float) -> str:
+    """``75.5x cheaper``, ``5,570x cheaper`` (three significant digits, no exponent)."""
+    r = before / after
+    return (f"{r:,.0f}" if r >= 1000 else f"{r:.3g}") + "x cheaper"
 
 
 class Driver:

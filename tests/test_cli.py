@@ -81,7 +81,7 @@ def test_optimize_dot_grad_json(capsys, tmp_path):
     assert data["report"]["sizes"] == {"n": 1000}
     # stdout: the program, then ';;' report lines -- as a whole still a program file
     assert ea.show_expr(ea.parse(out).body) == "w"
-    assert ";; cost:" in out and "stopped:" in out
+    assert ";; model cost:" in out and "stopped:" in out
 
 
 def test_optimize_json_to_stdout(capsys):
@@ -124,7 +124,7 @@ def test_optimize_progress_only_when_asked_or_tty(capsys):
 def test_optimize_emit_numpy(capsys):
     rc, out, err = run(capsys, "optimize", SUMSQ, "--grad", "x", "--emit", "numpy")
     assert rc == 0, err
-    assert "def " in out and "# cost:" in out
+    assert "def " in out and "# model cost:" in out
 
 
 # -- run ---------------------------------------------------------------------------------------

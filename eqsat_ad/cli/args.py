@@ -334,9 +334,12 @@ examples:
   eqsat-ad explain docs/examples/sumsq.ad --grad x --dot egraph.dot --plot growth.png
 
 Per phase: which rules matched how often, how the e-graph grew, why the phase stopped,
-and the cost of the best program before and after it (found by re-running the prefixes of
-the schedule; --no-phase-costs skips that).  --dot writes the final e-graph as Graphviz (render it
-with 'dot -Tsvg', or give OUT.svg/OUT.png to render directly when Graphviz is installed).
+and the model cost of the best program before and after it (found by re-running the prefixes
+of the schedule; --no-phase-costs skips that).  Then how extraction chose the result and a
+legend of the terms.  Costs are model costs in add-units: the predicted run time of one call,
+1 add-unit = one float64 addition on one array element on the calibration machine.
+--dot writes the final e-graph as Graphviz (render it with 'dot -Tsvg', or give
+OUT.svg/OUT.png to render directly when Graphviz is installed).
 """
 
 SCHEDULE_EPILOG = """\
@@ -445,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "prefixes of the schedule; with this, only the final cost is shown)")
     p.add_argument("--all-rules", action="store_true",
                    help="also list the support rules (analysis, subst) one by one")
+    p.add_argument("--no-legend", dest="legend", action="store_false",
+                   help="leave out the closing paragraph that defines each term and the cost unit")
     p.add_argument("--json", metavar="OUT", help="also write the result and report as JSON "
                    "('-': only the JSON, on stdout)")
     _add_reader(p)

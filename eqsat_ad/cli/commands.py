@@ -231,7 +231,7 @@ def cmd_optimize(args) -> int:
     if json_to_stdout:
         return 0
     if args.emit == "numpy":
-        print(compile_source(res.program).rstrip())
+        print(compile_source(res.program, args.progress).rstrip())
         prefix = "# "
     else:
         print(show_program(res.program))
@@ -434,9 +434,59 @@ def _series(xs: list[int], keep: int = 6) -> str:
     return " ".join(map(str, xs[:keep])) + " ... " + " ".join(map(str, xs[-keep:]))
 
 
+def fmt_model_cost(c, unit: bool = True) -> str:
+    """A model cost with its unit (``2762.3 add-units``)."""
+    from ..cost.units import UNIT
+    return fmt_cost(c) + (f" {UNIT}" if unit and c is not None else "")
+
+
+def fmt_predicted(*costs) -> str:
+    """``147 us -> 1.95 us``: the run times the model costs predict, or '' (not calibrated)."""
+    from ..cost.units import format_seconds, predicted_seconds
+    secs = [predicted_seconds(c) for c in costs]
+    if any(s is None for s in secs):
+        return ""
+    return " -> ".join(format_seconds(s) for s in secs)
+
+
+def extraction_lines(ex: dict, extractor: str) -> list[str]:
+    """What extraction did, each number named: the candidates' model costs, the chosen one, the
+    result's other measures (tree cost, egglog's estimate, the ILP's objective)."""
+    secs = ex.get("seconds_total", ex.get("seconds", 0.0))
+    chosen = ex.get("chosen")
+    out = [f"extraction: {ex.get('extractor', extractor)} extractor, {secs:.3f} s"
+           + (f"; chose the {chosen} candidate" if chosen else "")]
+    cands = ex.get("candidates") or {}
+    if cands:
+        out.append("  model cost of each candidate: "
+                   + ", ".join(f"{k} {fmt_cost(v)}" for k, v in cands.items()) + " add-units")
+    measures = []
+    if isinstance(ex.get("tree_cost"), (int, float)):
+        measures.append(f"tree cost {fmt_model_cost(ex['tree_cost'])}")
+    if isinstance(ex.get("egglog_cost"), (int, float)):
+        measures.append(f"egglog's estimate {fmt_cost(ex['egglog_cost'])} (egglog's integer units)")
+    if measures:
+        out.append("  the chosen program's other measures: " + "; ".join(measures))
+    if "ilp_solver_status" in ex:
+        out.append(f"  ILP: {ex.get('ilp_variables', '?')} variables, {ex.get('ilp_constraints', '?')} "
+                   f"constraints, solver status {ex['ilp_solver_status']}, objective "
+                   f"{fmt_cost(ex.get('ilp_objective'))} add-units (every e-class paid once; not "
+                   "the model cost)")
+    if ex.get("fallback"):
+        out.append(f"  fallback: {ex['fallback']}")
+    ncls, nnodes = ex.get("eclasses"), ex.get("enodes")
+    if isinstance(ncls, int) and isinstance(nnodes, int):
+        k = ex.get("extractable_enodes")
+        out.append(f"  read from the e-graph: {ncls} e-classes, {nnodes} e-nodes"
+                   + (f" ({k} extractable)" if isinstance(k, int) else "")
+                   + (f"; {ex['lets']} let(s) added for shared sub-terms" if ex.get("lets") else ""))
+    return out
+
+
 def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None) -> str:
     from ..lang.syntax import show_program
     from ..driver import SUPPORT_RULESETS
+    from ..glossary import legend
     rep = res.report
     out = []
     sizes = ", ".join(f"{k}={v}" for k, v in sorted(rep.sizes.items())) or "none"
@@ -444,7 +494,9 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
     out.append(f"explain: {label}")
     out.append(f"sizes: {sizes}; schedule: {sched}; extractor: {args.extractor}")
     out.append("rule files: " + describe_rule_files(rep.rule_files))
-    out.append(f"start: {rep.enodes_start} e-nodes; cost {fmt_cost(rep.cost_before)}")
+    pred = fmt_predicted(rep.cost_before)
+    out.append(f"input: {rep.enodes_start} e-nodes; model cost {fmt_model_cost(rep.cost_before)}"
+               + (f" (predicted {pred} per call)" if pred else ""))
     support = set(SUPPORT_RULESETS)
     for k, ph in enumerate(rep.phases, 1):
         out.append("")
@@ -458,7 +510,8 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
             out.append(f"  e-nodes per iteration: {_series(ph.enodes_per_iteration)}")
         if phase_costs is not None and k - 1 < len(phase_costs):
             prev = rep.cost_before if k == 1 else phase_costs[k - 2]
-            out.append(f"  cost of the best program: {fmt_cost(prev)} -> {fmt_cost(phase_costs[k - 1])}")
+            out.append(f"  model cost of the best program: {fmt_cost(prev)} -> "
+                       f"{fmt_model_cost(phase_costs[k - 1])}")
         main_rules = [(owner.get(r, "?"), r, n) for r, n in ph.matches.items()
                       if owner.get(r, "?") not in support]
         sup: dict[str, int] = {}
@@ -484,24 +537,25 @@ def explain_text(res, label: str, args, owner: dict[str, str], phase_costs=None)
                 out.append("  support rules: " + ", ".join(f"{o} {n} matches" for o, n in sorted(sup.items())))
     out.append("")
     out.append(f"total: {rep.iterations} iterations, {rep.enodes} e-nodes, {rep.eclasses} e-classes, "
-               f"{rep.seconds:.3f} s; stopped: {rep.stop_reason}")
-    ex = rep.extraction or {}
-    details = [f"{k} {fmt_cost(v) if isinstance(v, float) else v}" for k, v in ex.items()
-               if k not in ("extractor", "seconds") and not k.startswith("seconds")
-               and isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-    out.append(f"extraction: {ex.get('extractor', args.extractor)}, {ex.get('seconds', 0.0):.3f} s"
-               + (f" ({', '.join(details)})" if details else ""))
+               f"{rep.seconds:.3f} s of rewriting; stopped: {rep.stop_reason}")
+    out.extend(extraction_lines(rep.extraction or {}, args.extractor))
     ratio = ""
     if rep.cost_before and rep.cost_after:
-        ratio = f" ({rep.cost_before / rep.cost_after:.3g}x cheaper)"
-    out.append(f"cost: {fmt_cost(rep.cost_before)} -> {fmt_cost(rep.cost_after)}{ratio}")
-    if rep.check != "verified":
-        out.append(check_line(rep))
+        from ..driver import times_cheaper
+        ratio = f" ({times_cheaper(rep.cost_before, rep.cost_after)})"
+    out.append(f"model cost: {fmt_cost(rep.cost_before)} -> {fmt_model_cost(rep.cost_after)}{ratio}")
+    pred = fmt_predicted(rep.cost_before, rep.cost_after)
+    if pred:
+        out.append(f"predicted time per call: {pred} (on the calibration machine)")
+    out.append(check_line(rep))
     for note in rep.notes:
         out.append(f"note: {note}")
     out.append("")
     out.append("optimised program:")
     out.append(show_program(res.program))
+    if getattr(args, "legend", True):
+        out.append("")
+        out.append(legend())
     return "\n".join(out)
 
 
@@ -573,9 +627,11 @@ def cmd_explain(args) -> int:
     if "-" not in (args.json, args.dot):
         print(explain_text(res, label, args, owner, phase_costs))
     if args.json:
+        from ..cost.units import unit_json
         data = res.to_dict()
         if phase_costs is not None:
             data["phase_costs"] = phase_costs
+        data["cost_unit"] = unit_json()     # (an added key: the others are as optimize --json)
         write_json(args.json, data)
     if dot_text is not None:
         for w in write_dot_files(dot_text, args.dot):
