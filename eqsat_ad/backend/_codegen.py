@@ -5,6 +5,7 @@ Reductions and ``ifold`` are in :mod:`._folds`; the layout is described in
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import EvalError
@@ -13,6 +14,7 @@ from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, 
 from ..lang.binders import all_names, fresh, subst
 from ..lang.types import size_names
 from ._folds import FoldMixin
+from ..cost.semantics import diagonal_select
 from ._values import (Block, IdxV, PairV, V, _alive, _expand_pow, _int_exponent, _leaves, _lit,
                       _rebuild, _show, _Unsupported)
 
@@ -211,7 +213,10 @@ class _Gen(FoldMixin):
             v = env[e.name]
             return self.materialise(v) if isinstance(v, IdxV) else v
         if t is Prim:
-            return self.prim(e, env)
+            v = self.prim(e, env)
+            if type(v) is V and v.S and not v.rank and v.ew is None and e.op not in ("and", "or"):
+                self.note_elementwise(v, [self.ev(a, env) for a in e.args])
+            return v
         if t is Let:
             v = self.ev(e.value, env)
             env2 = dict(env)
@@ -361,7 +366,13 @@ class _Gen(FoldMixin):
             if stale:
                 code = f"{code}[{', '.join([':'] * (r + 1) + ['0'] * stale)}]"
             if code == body.code:
-                return V(body.code, S2, r + 1, body.dt, dims, body.block, ro=body.ro)
+                v = V(body.code, S2, r + 1, body.dt, dims, body.block, ro=body.ro)
+                v.ew = body.ew
+                return v
+            if r and body.ew is not None:
+                # recompute the elementwise result in the new axis order instead of returning
+                # a transposed (Fortran-ordered) view of it: C order, as NumPy code would
+                return self.relayout(body, perm, stale, S2, dims)
             return self.emit(code, [body], S2, r + 1, body.dt, dims, ro=body.ro)
         what = self.const(f"build {_show(e, 60)}", "_w")
         if r == 0 and not body.S:
@@ -375,6 +386,91 @@ class _Gen(FoldMixin):
         return self.emit(code, [body, n], body.S, r + 1, body.dt, dims, ro=True, comment=_show(e))
 
     # -- get ---------------------------------------------------------------------------
+    # -- layouts -----------------------------------------------------------------------
+    _OPERAND = re.compile(r"^([A-Za-z_]\w*)\[((?::|None)(?:, (?::|None))*)\]$")
+
+    def note_elementwise(self, v: V, ops: list, make=None, shape=None) -> None:
+        """Remember how ``v`` (a fresh array: its line ``v.code = code``) is computed
+        elementwise from the rank-0 values ``ops``, so that :meth:`relayout` can compute it
+        in another axis order.  ``make(codes, layout)`` gives the code from the operands'
+        codes (default: ``code`` with each operand's code replaced)."""
+        if any(not isinstance(o, V) or o.rank or o is v for o in ops):
+            return
+        if make is None:
+            prefix = f"{v.code} = "
+            for ln in reversed(v.block.lines):
+                if ln.startswith(prefix):
+                    code = ln[len(prefix):]
+                    break
+            else:
+                return
+            olds = sorted({o.code for o in ops}, key=len, reverse=True)
+            pat = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, olds)) + r")(?![\w.\[(])")
+            spans = [(m.start(), m.end(), m.group(1)) for m in pat.finditer(code)]
+            if len(spans) != len(ops):
+                return
+
+            def make(cs, layout, code=code, spans=spans, olds=[o.code for o in ops]):
+                out, at = [], 0
+                for a, b, old in spans:
+                    out += [code[at:a], cs[olds.index(old)]]
+                    at = b
+                return "".join(out) + code[at:]
+        v.ew = (make, tuple(ops), shape)
+
+    def relayout(self, body: V, perm: list, stale: int, S2, dims) -> V:
+        """``body`` (rank r, an elementwise result, ``body.ew``) with its axes permuted by
+        ``perm`` and the ``stale`` unit axes after the first ``r + 1`` dropped, computed
+        from its operands laid out that way (views; an operand that is itself an
+        elementwise result over several axes is recomputed the same way, else NumPy would
+        follow its order) -- a fresh C-ordered array."""
+        N = len(perm)
+        keep = [k for k in range(N) if not (body.rank + 1 <= k < body.rank + 1 + stale)]
+        code, new = self._relaid_ew(body.ew, N, perm, keep)
+        v = self.emit(code, list(body.ew[1]), S2, body.rank + 1, body.dt, dims)
+        v.ew = new
+        return v
+
+    def _relaid_ew(self, ew, N: int, perm: list, keep: list):
+        make, ops, shape = ew
+        parts = [self._relaid(o, N, perm, keep) for o in ops]
+        new_shape = None if shape is None else [shape[perm[k]] for k in keep]
+        layout = {"pos": {perm[k]: i for i, k in enumerate(keep)}, "shape": new_shape}
+        return make([c for c, _ in parts], layout), (make, tuple(nv for _, nv in parts), new_shape)
+
+    def _relaid(self, o: V, N: int, perm: list, keep: list):
+        """The code of the rank-0 operand ``o`` (broadcast in an ``N``-dim frame) in the new
+        axis order, and a value describing it there."""
+        if not o.S:
+            return o.code, o
+        new_n = len(keep)
+        pad = N - o.p
+        status = {pos: ("real" if (N - pos) in o.S else "unit") for pos in range(pad, N)}
+        flags = [status.get(perm[k]) == "real" for k in keep]
+        S_new = frozenset(new_n - k for k in range(new_n) if flags[k])
+        if o.ew is not None and len(o.S) > 1:
+            code, new = self._relaid_ew(o.ew, N, perm, keep)
+            nv = V(code, S_new, 0, o.dt, (), o.block)
+            nv.ew = new
+            return code, nv
+        m = self._OPERAND.match(o.code)
+        items = m.group(2).split(", ") if m else None
+        if items is not None and len(items) == o.p and all(
+                (it == ":") == (status[pad + k] == "real") for k, it in enumerate(items)):
+            base = m.group(1)
+        elif any(st == "unit" for st in status.values()):
+            base = f"{o.code}[{', '.join('0' if status[p] == 'unit' else ':' for p in range(pad, N))}]"
+        else:
+            base = o.code
+        real_old = [p for p in range(pad, N) if status[p] == "real"]
+        seq = [perm[k] for k in keep if status.get(perm[k]) == "real"]
+        if seq != real_old:
+            base = f"{base}.transpose({', '.join(str(real_old.index(x)) for x in seq)})"
+        first = flags.index(True)
+        if not all(flags[first:]):
+            base = f"{base}[{', '.join(':' if f else 'None' for f in flags[first:])}]"
+        return base, V(base, S_new, 0, o.dt, (), o.block)
+
     def get(self, e: Get, env: dict):
         a = self.ev(e.array, env)
         idx = e.index
@@ -505,6 +601,9 @@ class _Gen(FoldMixin):
     # -- conditionals ----------------------------------------------------------------
     def if_(self, e: If, env: dict):
         c = self.ev(e.cond, env)
+        d = self.diagonal_if(e, env)
+        if d is not None:
+            return d
         if isinstance(c, PairV) or c.rank or c.dt != "b":
             raise EvalError(f"condition is not a bool in {_show(e)}")
         if c.const is not None:
@@ -520,6 +619,44 @@ class _Gen(FoldMixin):
         return self.where(c, a, b, e)
 
     def where(self, c: V, a, b, e: Expr):
+    def diagonal_if(self, e: If, env: dict):
+        """``(if (= i j) a b)`` for index axes ``i``, ``j`` of one extent
+        (:func:`eqsat_ad.cost.semantics.diagonal_select`): ``b`` everywhere, then ``a`` on
+        the diagonal only -- ``a`` with ``j := i`` (equal there) is computed along one axis.
+        The Jacobian of an elementwise map is ``np.diag`` instead of an n^2 mask and where."""
+        axes = diagonal_select(e.cond, lambda name: env.get(name) if isinstance(env.get(name), IdxV)
+                               else None)
+        if axes is None:
+            return None
+        ii, jj = (env[x] for x in axes)
+        if ii.d == jj.d or not (ii.ext is jj.ext or (ii.ext.skey is not None and ii.ext.skey == jj.ext.skey)):
+            return None
+        lo, hi = (axes[0], axes[1]) if ii.d < jj.d else (axes[1], axes[0])
+        a = self.ev(subst(e.then, hi, Var(lo)), env)      # on the diagonal: every one is taken
+        mi, mj = self.materialise(ii), self.materialise(jj)
+        saved = self.guard
+        off = mi if mi.block.level >= mj.block.level else mj
+        self.guard = saved + ((f"({mi.code} != {mj.code})", off.block),)
+        b = self.ev(e.else_, env)
+        self.guard = saved
+        if any(isinstance(x, (PairV, IdxV)) or x.rank or x.dt != "f" for x in (a, b)):
+            return None
+        S = a.S | b.S | {ii.d, jj.d}
+        p = max(S)
+        shape = [self.ext[dd].code if dd in S else "1" for dd in range(p, 0, -1)]
+        pi, pj = p - ii.d, p - jj.d
+
+        def make(cs, layout, pi=pi, pj=pj):
+            if layout is not None:
+                pi_, pj_, sh = layout["pos"][pi], layout["pos"][pj], layout["shape"]
+            else:
+                pi_, pj_, sh = pi, pj, shape
+            return f"_diag_where({cs[0]}, {cs[1]}, {pi_}, {pj_}, ({', '.join(sh)},))"
+        self.check_size(frozenset(S), self.target([a, b, mi, mj]))
+        v = self.emit(make([a.code, b.code], None), [a, b, ii.ext, jj.ext], S, 0, "f")
+        self.note_elementwise(v, [a, b], make, shape)
+        return v
+
         if isinstance(a, PairV) or isinstance(b, PairV):
             if not (isinstance(a, PairV) and isinstance(b, PairV)):
                 raise EvalError(f"if branches of different types in {_show(e)}")

@@ -41,6 +41,27 @@ def contract(subscripts: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum(subscripts, a, b, optimize=a.size * b.size > 1 << 14)
 
 
+def diag_where(on: Any, off: Any, pi: int, pj: int, shape: tuple) -> np.ndarray:
+    """``where(i == j, on, off)`` over the axes at positions ``pi``, ``pj`` (of equal extent)
+    of an array of ``shape``: ``off`` broadcast into a fresh array, then the diagonal set
+    from ``on`` (which may have extent 1 along one of the two axes).
+
+    >>> diag_where(np.array([1., 2.]), 0.0, 0, 1, (2, 2))
+    array([[1., 0.],
+           [0., 2.]])
+    """
+    if np.ndim(off) == 0 and off == 0:
+        out = np.zeros(shape)
+    else:
+        out = np.empty(shape)
+        out[...] = off
+    k = np.arange(shape[pi])
+    idx: list = [slice(None)] * len(shape)
+    idx[pi] = idx[pj] = k
+    out[tuple(idx)] = np.broadcast_to(on, shape)[tuple(idx)]
+    return out
+
+
 def oob(k: Any, n: int) -> bool:
     """Is some index in ``k`` outside ``0 <= k < n``?  (Vectorised: min and max.)"""
     if isinstance(k, np.ndarray):
@@ -153,6 +174,6 @@ def out_real(v: Any) -> Any:
     return float(v)
 
 
-__all__ = ["gather", "oob", "badmask", "needed", "raise_oob", "clip_idx", "arange_at", "expand",
+__all__ = ["gather", "diag_where", "oob", "badmask", "needed", "raise_oob", "clip_idx", "arange_at", "expand",
            "mul_n", "max_extent", "fold_extreme", "check_elems", "ragged", "out_array", "unalias",
            "ResourceLimitError"]

@@ -35,13 +35,19 @@ class V:
     the depths of the index axes it varies along, its array rank, element kind
     ('f' real, 'i' integer, 'b' bool), static sizes of its data dims (size names / ints /
     None), the block defining it, and for integers a static size key."""
-    __slots__ = ("code", "S", "rank", "dt", "dims", "block", "skey", "const", "ro", "ub")
+    __slots__ = ("code", "S", "rank", "dt", "dims", "block", "skey", "const", "ro", "ub", "ew")
 
     def __init__(self, code, S, rank, dt, dims, block, skey=None, const=None, ro=False, ub=None):
         self.code, self.S, self.rank, self.dt = code, S, rank, dt
         self.dims = dims if dims is not None else (None,) * rank
         self.block, self.skey, self.const, self.ro = block, skey, const, ro
         self.ub = ub    # a loop index: known to be in 0 <= v < (size with this key)
+        # How to compute this (fresh) array again in another axis order: (make, operands,
+        # shape) with make(operand codes, layout) -> code; operands are rank-0 values
+        # broadcast against this one; shape: the extents' code per position (or None).
+        # A build that would transpose the result recomputes it in the new order instead,
+        # so results come back C-ordered (see _codegen.relayout).
+        self.ew = None
 
     @property
     def p(self) -> int:
@@ -114,16 +120,8 @@ def _pyname_ok(name: str) -> bool:
             and name not in ("self",) and not hasattr(builtins, name))
 
 
-def _int_exponent(e: Expr) -> int | None:
-    if isinstance(e, Int):
-        k = e.value
-    elif isinstance(e, Num) and float(e.value).is_integer():
-        k = int(e.value)
-    elif isinstance(e, Prim) and e.op == "real" and isinstance(e.args[0], Int):
-        k = e.args[0].value
-    else:
-        return None
-    return k if abs(k) <= 4 else None
+# which pow becomes multiplications is declared once, with its cost (cost/semantics.py)
+from ..cost.semantics import small_int_exponent as _int_exponent  # noqa: E402,F401
 
 
 def _expand_pow(base: Expr, k: int) -> Expr:

@@ -60,7 +60,7 @@ _GLOBALS = {
     "_sqrt": np.sqrt, "_tanh": np.tanh, "_div": np.true_divide, "_pow": np.float_power,
     "_dot": np.dot, "_matmul": np.matmul, "_moveaxis": np.moveaxis, "_addr": np.add.reduce, "_mulr": np.multiply.reduce,
     "_fmaxr": np.fmax.reduce, "_fminr": np.fmin.reduce,
-    "_gather": H.gather, "_oob": H.oob, "_badmask": H.badmask, "_needed": H.needed,
+    "_gather": H.gather, "_diag_where": H.diag_where, "_oob": H.oob, "_badmask": H.badmask, "_needed": H.needed,
     "_raise_oob": H.raise_oob, "_clip_idx": H.clip_idx, "_arange_at": H.arange_at,
     "_expand": H.expand, "_mul_n": H.mul_n, "_max_extent": H.max_extent,
     "_fold_extreme": H.fold_extreme, "_contract": H.contract, "_check_elems": H.check_elems, "_ragged": H.ragged,

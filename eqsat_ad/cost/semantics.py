@@ -227,3 +227,19 @@ def contraction_terms(kind: str, u_axes: frozenset, w_axes: frozenset, d,
     if planned:
         out.append(("EinsumPlan", both - {d}))
     return out
+
+
+# -- diagonals ---------------------------------------------------------------------------------
+def diagonal_select(cond: Expr, axis: Callable[[str], object]) -> tuple[str, str] | None:
+    """``(i, j)`` when ``(if cond a b)`` selects the diagonal of two index axes: ``cond`` is
+    ``(= i j)`` with ``axis(i)`` and ``axis(j)`` both true (vectorised index axes; the caller
+    also checks that their extents are equal).  The backend then computes ``b`` over both
+    axes, writes it into a fresh array (``DiagFill`` per element: ``np.zeros`` for a literal
+    0) and sets the diagonal to ``a`` with ``j := i`` (equal there), computed along one axis
+    only (``DiagSet`` per diagonal element) -- no n^2 mask, no n^2 ``where``, ``a`` paid for n
+    elements instead of n^2."""
+    if type(cond) is Prim and cond.op == "=" and len(cond.args) == 2:
+        x, y = cond.args
+        if type(x) is Var and type(y) is Var and x.name != y.name and axis(x.name) and axis(y.name):
+            return x.name, y.name
+    return None
