@@ -7,7 +7,7 @@ generator only asks its driver for "a number in ``range(k)``" (:class:`ProgramGe
 
 What the programs contain (the shapes executors get wrong, not only the common ones):
 
-* real arithmetic, ``neg sin cos tanh`` anywhere; ``exp log sqrt tan pow /`` only in safe
+* real arithmetic, ``neg sin cos tanh log1p`` anywhere, ``abs sign max min`` unless ``smooth``; ``exp log sqrt tan pow /`` only in safe
   shapes (``(exp (tanh e))``, ``(log (+ 1.0 (* e e)))``, ``(/ e (+ 1.0 (* d d)))``, ...);
 * ``build``/``sum``/``ifold`` over size names, ``(length a)``, ``(- n 1)`` (with ``(get x
   (+ i 1))`` inside), an outer index (``(+ k 1)``, ``k``: triangular loops, empty loops);
@@ -241,6 +241,7 @@ class ProgramGen:
         opts.append(lambda: Prim(self.pick(["*", "+"]), (Int(self.pick([1, 2, 3])), r())))
         opts += [
             lambda: Prim(self.pick(["neg", "sin", "cos", "tanh"]), (r(),)),
+            lambda: Prim("log1p", (self.pos(ctx, d),)),
             lambda: Prim("exp", (Prim("tanh", (r(),)),)),
             lambda: Prim("exp", (Prim("neg", (Prim("*", (self.real(ctx, d - 2),) * 2),)),)),
             lambda: Prim("log", (self.pos(ctx, d),)),
@@ -253,6 +254,9 @@ class ProgramGen:
             lambda: self.pair_fold(ctx, d), lambda: self.pair_fold(ctx, d),
             lambda: self.get_of_pairs(ctx, d),
         ]
+        if not self.smooth:      # the non-smooth primitives (kinks, and ties when operands collide)
+            opts += [lambda: Prim(self.pick(["abs", "sign"]), (r(),)),
+                     lambda: Prim(self.pick(["max", "min"]), (r(), r()))]
         if not self.smooth:
             opts.append(lambda: self.counting_fold(ctx, d))
             vecs = [n for n, t in sorted(ctx.values.items()) if isinstance(t, ArrayT) and t.elem == REAL]

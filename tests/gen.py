@@ -176,12 +176,15 @@ def tiny_eval(e: Expr, env: dict):
 
     un = {"neg": lambda a: -a, "exp": math.exp, "log": math.log, "sin": math.sin,
           "cos": math.cos, "tan": math.tan, "sqrt": math.sqrt, "tanh": math.tanh,
-          "real": float, "not": lambda a: not a}
+          "real": float, "not": lambda a: not a, "log1p": math.log1p, "abs": abs,
+          "sign": lambda a: a if math.isnan(a) else float((a > 0) - (a < 0))}
+    nan2 = lambda f: lambda a, b: math.nan if math.isnan(a) or math.isnan(b) else f(a, b)  # noqa: E731
     bi = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
           "/": lambda a, b: a / b, "pow": lambda a, b: float(a) ** b,
           "=": lambda a, b: a == b, "<": lambda a, b: a < b, ">": lambda a, b: a > b,
           "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
-          "and": lambda a, b: a and b, "or": lambda a, b: a or b}
+          "and": lambda a, b: a and b, "or": lambda a, b: a or b,
+          "max": nan2(max), "min": nan2(min)}
 
     def get(a, i):
         if not (0 <= i < len(a)):

@@ -159,6 +159,9 @@ UNARY_CLOSED_FORMS = {
     "tan": lambda x: 1 / math.cos(x) ** 2,          # not Coconut's cos^2
     "sqrt": lambda x: 0.5 / math.sqrt(x),
     "tanh": lambda x: 1 - math.tanh(x) ** 2,
+    "log1p": lambda x: 1 / (1 + x),
+    "abs": lambda x: math.copysign(1.0, x),       # away from the kink at 0
+    "sign": lambda x: 0.0,
 }
 
 
@@ -177,6 +180,8 @@ def test_unary_rules(op):
     ("*", lambda x, y: y, lambda x, y: x),
     ("/", lambda x, y: 1 / y, lambda x, y: -x / y**2),
     ("pow", lambda x, y: y * x ** (y - 1), lambda x, y: x**y * math.log(x)),
+    ("max", lambda x, y: 1.0, lambda x, y: 0.0),    # x > y here; ties: tests/test_primitives.py
+    ("min", lambda x, y: 0.0, lambda x, y: 1.0),
 ])
 def test_binary_rules(op, dx, dy):
     f = Program((Param("x", REAL), Param("y", REAL)), P(op, Var("x"), Var("y")))

@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Mapping
 from ..errors import ADError
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Snd, Sum, Var, COMPARISONS, LOGIC)
+from ..lang.primitives import PRIMITIVES, REAL_FNS
 from ..lang.binders import all_names, call_deep, free_vars
 from ..lang.types import (BOOL, INDEX, REAL, SIZE, ArrayT, PairT, RealT, Type)
 
@@ -55,28 +56,14 @@ def _neg(a): return _p("neg", a)
 ONE, TWO, ZERO = Num(1.0), Num(2.0), Num(0.0)
 
 # --------------------------------------------------------------------------------------
-# the derivative rules, one line each: op -> tangent of op(p) (or op(p1, p2)) given the
-# primal(s) p and tangent(s) d.  The primal is always op applied to the primal(s).
+# the derivative rules, one line each, declared with the primitives (lang/primitives.py):
+# op -> tangent of op(p) (or op(p1, p2)) given the primal(s) p and tangent(s) d.  The
+# primal is always op applied to the primal(s).
 # --------------------------------------------------------------------------------------
 JVP_UNARY: dict[str, Callable[[Expr, Expr], Expr]] = {
-    "neg":  lambda p, d: _neg(d),
-    "exp":  lambda p, d: _mul(d, _p("exp", p)),
-    "log":  lambda p, d: _div(d, p),
-    "sin":  lambda p, d: _mul(d, _p("cos", p)),
-    "cos":  lambda p, d: _neg(_mul(d, _p("sin", p))),
-    "tan":  lambda p, d: _div(d, _mul(_p("cos", p), _p("cos", p))),     # d / cos^2 p (not Coconut's d*cos^2 p)
-    "sqrt": lambda p, d: _div(d, _mul(TWO, _p("sqrt", p))),
-    "tanh": lambda p, d: _mul(d, _sub(ONE, _mul(_p("tanh", p), _p("tanh", p)))),
-}
-
+    name: p.jvp for name, p in PRIMITIVES.items() if p.arity == 1 and p.jvp is not None}
 JVP_BINARY: dict[str, Callable[[Expr, Expr, Expr, Expr], Expr]] = {
-    "+":   lambda p1, d1, p2, d2: _add(d1, d2),
-    "-":   lambda p1, d1, p2, d2: _sub(d1, d2),
-    "*":   lambda p1, d1, p2, d2: _add(_mul(d1, p2), _mul(p1, d2)),
-    "/":   lambda p1, d1, p2, d2: _div(_sub(_mul(d1, p2), _mul(p1, d2)), _mul(p2, p2)),
-    "pow": lambda p1, d1, p2, d2: _mul(_p("pow", p1, p2),
-                                       _add(_mul(d2, _p("log", p1)), _div(_mul(p2, d1), p1))),
-}
+    name: p.jvp for name, p in PRIMITIVES.items() if p.arity == 2 and p.jvp is not None}
 
 
 def _jvp_pow_const(p: Expr, d: Expr, c: Expr) -> Expr:
@@ -352,7 +339,7 @@ class Dualizer:
             # index / size arithmetic: no tangent
             ts = [t for _, t in duals]
             t = INDEX if INDEX in ts else (ts[0] if ts else INDEX)
-            if op in JVP_UNARY and op != "neg":
+            if op in REAL_FNS and op != "neg":
                 # a real function applied to an integer (unelaborated): lift it
                 duals = [(self.lift(d, t), REAL) for d, t in duals]
             else:

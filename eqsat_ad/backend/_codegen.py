@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from ..errors import EvalError
+from ..lang.primitives import REAL_FNS
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Program, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, fresh, subst
@@ -280,8 +281,8 @@ class _Gen(FoldMixin):
                 return a
             code = f"float({a.code})" if scalar else f"{a.code}.astype(_f64)"
             return self.emit(code, vs, S, 0, "f")
-        if op in ("exp", "log", "sin", "cos", "tan", "sqrt", "tanh"):
-            return self.emit(f"_{op}({a.code})", vs, S, 0, "f")
+        if op in REAL_FNS:     # the real functions of lang/primitives.py, by their NumPy names
+            return self.emit(f"{REAL_FNS[op].numpy_name}({', '.join(v.code for v in vs)})", vs, S, 0, "f")
         b = vs[1]
         if op in ("+", "-", "*"):
             dt = "f" if "f" in (a.dt, b.dt) else "i"

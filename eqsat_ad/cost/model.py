@@ -49,14 +49,14 @@ from pathlib import Path
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
                         Program, Snd, Sum, Var)
 from ..egraph.constructors import PRIM_TO_CTOR
+from ..lang.primitives import PRIMITIVES
 from ..errors import EqsatError
 
 # Operation cost per element, in units of one float add per element.  Rough defaults; the
 # calibrated table (benchmarks/calibrate_costs.py -> opcosts.json) overrides them.
+# The operators' defaults are declared with them (lang/primitives.py).
 DEFAULT_OPCOST: dict[str, float] = {
-    "Add": 1.0, "Sub": 1.0, "Mul": 1.0, "Div": 1.5, "Pow": 15.0, "Neg": 1.0,
-    "Exp": 6.0, "Log": 6.0, "Sin": 8.0, "Cos": 8.0, "Tan": 10.0, "Sqrt": 2.0, "Tanh": 8.0,
-    "ToReal": 1.0, "Eq": 1.0, "Lt": 1.0, "Le": 1.0, "And": 1.0, "Or": 1.0, "Not": 1.0,
+    **{p.ctor: p.cost for p in PRIMITIVES.values() if p.ctor is not None},
     "Len": 0.1, "Fst": 0.1, "Snd": 0.1, "Pair": 0.1, "Get": 2.0, "If": 3.0,
     "Build": 1.0, "Sum": 1.0, "Let": 0.1, "IFold": 500.0,
 }

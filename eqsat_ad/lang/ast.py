@@ -3,8 +3,7 @@
 The forms mirror the program text (see ``docs/language.md``)::
 
     Num(1.5)  Int(3)  BoolLit(True)  Var("x")
-    Prim("+", (a, b))        # + - * / pow neg exp log sin cos tan sqrt tanh real
-                             # = < > <= >= and or not
+    Prim("+", (a, b))        # the operators of primitives.py: + - * / pow exp max ... = < and ...
     If(c, a, b)  Let("x", value, body)
     Build(size, "i", body)   # (build N (lambda (i) body))
     Sum(size, "i", body)     # (sum N (lambda (i) body))
@@ -26,16 +25,6 @@ from dataclasses import dataclass, fields
 from typing import Callable, Iterator
 
 from .types import Type
-
-# Primitive operators and their arities.
-UNARY_REAL = ("neg", "exp", "log", "sin", "cos", "tan", "sqrt", "tanh")
-BINARY_ARITH = ("+", "-", "*", "/", "pow")
-COMPARISONS = ("=", "<", ">", "<=", ">=")
-LOGIC = ("and", "or", "not")
-CASTS = ("real",)          # index/size -> real, inserted by the type checker's elaboration
-PRIM_ARITY = {**{o: 1 for o in UNARY_REAL}, **{o: 2 for o in BINARY_ARITH},
-              **{o: 2 for o in COMPARISONS}, "and": 2, "or": 2, "not": 1, "real": 1}
-
 
 class Expr:
     """Base class of expression nodes.
@@ -292,3 +281,9 @@ def depth(e: Expr) -> int:
         best = max(best, d)
         stack.extend((c, d + 1) for c in n.children())
     return best
+
+
+# Primitive operators: declared once, in primitives.py (imported last: its derivative rules
+# build nodes of this module).
+from .primitives import (BINARY_ARITH, CASTS, COMPARISONS, LOGIC, PRIM_ARITY,  # noqa: E402,F401
+                         UNARY_REAL)

@@ -36,14 +36,14 @@ import numpy as np
 
 from ..errors import EvalError
 from ..runtime import bind_inputs, check_alloc, fp_ignore, pack, to_output
+from .primitives import REAL_FNS
 from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                   Prim, Program, Snd, Sum, Var)
 
 __all__ = ["evaluate", "eval_expr", "show"]
 
 _F = np.float64
-_UNARY = {"exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "tan": np.tan,
-          "sqrt": np.sqrt, "tanh": np.tanh, "neg": np.negative}
+_REAL_FNS = {name: p.interp for name, p in REAL_FNS.items()}
 
 
 def show(e: Expr, limit: int = 100) -> str:
@@ -116,8 +116,8 @@ def _prim(e: Prim, env: dict) -> Any:
     vals = [eval_expr(a, env) for a in args]
     if op == "not":
         return not vals[0]
-    if op in _UNARY:
-        return _UNARY[op](_real(vals[0], e))
+    if op in _REAL_FNS:
+        return _F(_REAL_FNS[op](*(_real(v, e) for v in vals)))
     if op == "real":
         return _real(vals[0], e)
     a, b = vals

@@ -26,7 +26,8 @@ one type.
 from __future__ import annotations
 
 from ..errors import TypeCheckError
-from .ast import (COMPARISONS, PRIM_ARITY, UNARY_REAL, Build, BoolLit, Expr, Fst,
+from .primitives import REAL_RESULT
+from .ast import (COMPARISONS, PRIM_ARITY, Build, BoolLit, Expr, Fst,
                   Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Program, Snd, Sum, Var)
 from .binders import call_deep
 from .types import (BOOL, INDEX, REAL, SIZE, ArrayT, PairT, SizeLike, Type, show_type,
@@ -251,7 +252,7 @@ class _Checker:
                 raise self.fail(e, f"operand {k + 1} of '{op}'", "a number", t)
         if op == "real":
             return REAL, self._rebuild(e, tuple(new)), None
-        if op in UNARY_REAL or op in ("/", "pow"):
+        if op in REAL_RESULT:
             target = REAL
         else:
             target = numeric_join(ts[0], ts[1])

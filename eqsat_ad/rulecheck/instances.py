@@ -33,7 +33,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..egraph.encode import egg_float, egg_string
+from ..lang.primitives import PRIMITIVES
 from .rules import App, Equation, PVar, pattern_vars
+
+_REAL_RESULT_CTORS = frozenset(p.ctor for p in PRIMITIVES.values() if p.typing == "real")
 
 
 class NoInstance(Exception):
@@ -214,12 +217,9 @@ class Inference:
             unify(inf(a[0]), t)
             unify(inf(a[1]), t)
             return t
-        if h in ("Div", "Pow"):
-            unify(inf(a[0]), REAL)
-            unify(inf(a[1]), REAL)
-            return REAL
-        if h in ("Neg", "Exp", "Log", "Sin", "Cos", "Tan", "Sqrt", "Tanh"):
-            unify(inf(a[0]), REAL)
+        if h in _REAL_RESULT_CTORS:          # / pow and the real functions (lang/primitives.py)
+            for x in a:
+                unify(inf(x), REAL)
             return REAL
         if h == "ToReal":
             unify(inf(a[0]), TVar("int"))
@@ -709,6 +709,10 @@ class TermGen:
         opts = [lambda: self.real_leaf(env)] * 3
         opts += [lambda op=op: App(op, (r(), r())) for op in ("Add", "Sub", "Mul")] * 2
         opts += [lambda op=op: App(op, (r(),)) for op in ("Neg", "Sin", "Cos", "Tanh")]
+        # the non-smooth primitives; ties (max x x) are drawn by the collisions of the leaves
+        opts += [lambda op=op: App(op, (r(),)) for op in ("Abs", "Sign")]
+        opts += [lambda op=op: App(op, (r(), r())) for op in ("Maximum", "Minimum")]
+        opts.append(lambda: App("Log1p", (self.pos(env, d),)))
         opts += [
             lambda: App("Exp", (App("Tanh", (r(),)),)),
             lambda: App("Log", (self.pos(env, d),)),
