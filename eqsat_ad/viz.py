@@ -2,10 +2,14 @@
 run (e-graph size per iteration per phase, best cost per phase).
 
 * :func:`egraph_dot` writes the term e-graph from egglog's serialized JSON: one cluster per
-  e-class (the root's drawn bold), one box per e-node, literals and names inlined into the
-  label, an edge from each e-node to the e-class of each child.  Analysis and cost tables
-  are left out; ``Subst`` e-nodes (unextractable) are grey, subsumed e-nodes dashed.
-* :func:`render` runs Graphviz ``dot`` when it is installed (returns False otherwise).
+  e-class (the root's drawn bold), one box per e-node, an edge from each e-node to the
+  e-class of each argument; the extracted program (:func:`extracted_nodes`) filled and
+  linked by thick red edges.  Analysis and cost tables are never drawn; by default the
+  ``Subst`` bookkeeping e-nodes are left out, classes of literals and variables are written
+  into their users' labels and only what the root reaches is drawn, so that a few hundred
+  e-nodes stay readable.  Subsumed e-nodes are dashed.
+* :func:`render` runs Graphviz ``dot`` when it is installed (returns False otherwise);
+  :func:`write_dot` renders or, without Graphviz, writes the DOT text and says how to get it.
 * :func:`plot_report` draws the run with matplotlib (returns False when matplotlib is
   not installed).
 * :func:`best_cost_per_phase` extracts the best program after each phase by re-running the
@@ -15,8 +19,11 @@ run (e-graph size per iteration per phase, best cost per phase).
 >>> import eqsat_ad as ea
 >>> p = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (get x i))))")
 >>> res = ea.optimize(ea.grad(p, "x"), sizes={"n": 10}, keep_egraph=True)
->>> print(egraph_dot(res.session).splitlines()[0])
+>>> dot = egraph_dot(res.session, program=res.program)
+>>> print(dot.splitlines()[0])
 digraph egraph {
+>>> CHOSEN_FILL in dot          # the extracted program is marked
+True
 """
 from __future__ import annotations
 
@@ -28,8 +35,8 @@ from pathlib import Path
 
 from .errors import EqsatError
 
-__all__ = ["egraph_dot", "egraph_summary", "write_dot", "render", "plot_report", "best_cost_per_phase",
-           "root_eclass"]
+__all__ = ["egraph_dot", "egraph_summary", "extracted_nodes", "write_dot", "render", "plot_report",
+           "best_cost_per_phase", "root_eclass", "no_graphviz_note"]
 
 RENDER_FORMATS = ("svg", "png", "pdf")
 
@@ -70,64 +77,341 @@ def egraph_summary(session) -> dict:
     return {"enodes": len(terms), "eclasses": len({n["eclass"] for n in terms.values()}), "ops": ops}
 
 
-def egraph_dot(session, max_nodes: int = 2000, title: str | None = None) -> str:
+#: what a drawing can show (``scope``)
+SCOPES = ("reachable", "all", "extracted")
+#: constructors with no term argument: drawn inside their users' labels when collapsed
+LEAF_OPS = frozenset({"Num", "Int", "BTrue", "BFalse", "Input", "Dim", "Var", "Acc"})
+#: an e-class holding one of these is collapsed as that constant, input or size (``Len(x)`` in
+#: the class of ``n`` is not drawn)
+CONSTANT_OPS = frozenset({"Num", "Int", "BTrue", "BFalse", "Input", "Dim"})
+#: how the extracted program is drawn
+CHOSEN_FILL, CHOSEN_LINE = "#ffe08a", "#c0392b"
+
+
+def _literal(node) -> str:
+    """A primitive argument as shown in a label: strings without their quotes."""
+    op = node["op"] if node else "?"
+    return op[1:-1] if len(op) >= 2 and op[0] == op[-1] == '"' else op
+
+
+def _leaf_text(n: dict, nodes: dict) -> str:
+    args = [_literal(nodes.get(c)) for c in n.get("children", [])]
+    if n["op"] in ("Num", "Int", "Input", "Dim", "Var"):
+        return args[0] if args else n["op"]
+    if n["op"] == "Acc":
+        return args[0] if args else "acc"
+    return {"BTrue": "true", "BFalse": "false"}.get(n["op"], n["op"])
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:max(1, limit - 3)] + "..."
+
+
+def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | None = None,
+                    root: str | None = None, budget: int = 200_000) -> set[str] | None:
+    """The e-nodes (serialized ids) that make up ``program`` (an optimisation's result) in the
+    e-graph of ``session``, found by matching the program against the e-graph from the root
+    (binders matched up to their names; a ``let`` name stands for the e-class of its value).
+    None when the program is not found (or the search exceeds ``budget`` steps)."""
+    from .egraph.constructors import PRIM_TO_CTOR
+    from .lang.ast import (Build, BoolLit, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
+                           Snd, Sum, Var)
+    if terms is None:
+        terms, nodes = _term_nodes(session)
+    root = root or root_eclass(session)
+    if root is None or program is None:
+        return None
+    by_class: dict[str, list[str]] = {}
+    for nid in sorted(terms):
+        if terms[nid]["op"] != "Subst":
+            by_class.setdefault(terms[nid]["eclass"], []).append(nid)
+    params = {p.name for p in program.params}
+    steps = [0]
+    memo: dict = {}
+
+    def lit(c: str):
+        return _literal(nodes.get(c))
+
+    def children(nid):
+        return terms[nid].get("children", [])
+
+    def cls_of(c):
+        return terms[c]["eclass"] if c in terms else None
+
+    def match(cls: str, e, env: tuple):
+        """A set of e-nodes spelling ``e`` in class ``cls`` under ``env``, or None."""
+        key = (cls, id(e), env)
+        if key in memo:
+            return memo[key]
+        steps[0] += 1
+        if steps[0] > budget:
+            raise _GiveUp
+        memo[key] = None                     # (a cycle through this key fails)
+        found = _match(cls, e, dict(env), env)
+        memo[key] = found
+        return found
+
+    def first(cls, want_op, test):
+        for nid in by_class.get(cls, ()):
+            if terms[nid]["op"] != want_op:
+                continue
+            got = test(nid)
+            if got is not None:
+                return {nid} | got
+        return None
+
+    def kids(nid, pairs, env):
+        """Match ``(child position, expr, env)`` pairs; the union of their e-nodes or None."""
+        out: set = set()
+        ch = children(nid)
+        for pos, e, en in pairs:
+            if pos >= len(ch) or cls_of(ch[pos]) is None:
+                return None
+            got = match(cls_of(ch[pos]), e, en)
+            if got is None:
+                return None
+            out |= got
+        return out
+
+    def _match(cls, e, envd, env):
+        if isinstance(e, Var):
+            b = envd.get(e.name)
+            if b is not None and b[0] == "let":
+                _, value, venv = b
+                return match(cls, value, venv)
+            if b is not None:
+                kind, egg_name = b
+                op = "Var" if kind == "idx" else "Acc"
+                return first(cls, op, lambda nid: set() if children(nid) and
+                             lit(children(nid)[0]) == egg_name else None)
+            op = "Input" if e.name in params else "Dim"
+            return first(cls, op, lambda nid: set() if children(nid) and
+                         lit(children(nid)[0]) == e.name else None)
+        if isinstance(e, Num):
+            return first(cls, "Num", lambda nid: set() if _num(lit(children(nid)[0])) == e.value else None)
+        if isinstance(e, BoolLit):
+            return first(cls, "BTrue" if e.value else "BFalse", lambda nid: set())
+        if isinstance(e, Int):
+            return first(cls, "Int", lambda nid: set() if lit(children(nid)[0]) == str(e.value) else None)
+        if isinstance(e, Let):
+            inner = env + ((e.name, ("let", e.value, env)),)
+            return match(cls, e.body, _env(inner))
+        if isinstance(e, (Build, Sum)):
+            op = type(e).__name__
+
+            def test(nid):
+                ch = children(nid)
+                if len(ch) < 3:
+                    return None
+                inner = _env(env + ((e.var, ("idx", lit(ch[0]))),))
+                return kids(nid, [(1, e.size, env), (2, e.body, inner)], env)
+            return first(cls, op, test)
+        if isinstance(e, IFold):
+            def test(nid):
+                ch = children(nid)
+                if len(ch) < 5:
+                    return None
+                inner = _env(env + ((e.acc, ("acc", lit(ch[0]))), (e.var, ("idx", lit(ch[1])))))
+                return kids(nid, [(2, e.body, inner), (3, e.init, env), (4, e.size, env)], env)
+            return first(cls, "IFold", test)
+        simple = {Get: ("Get", lambda e: (e.array, e.index)), Length: ("Len", lambda e: (e.array,)),
+                  If: ("If", lambda e: (e.cond, e.then, e.else_)), Pair: ("Pair", lambda e: (e.fst, e.snd)),
+                  Fst: ("Fst", lambda e: (e.pair,)), Snd: ("Snd", lambda e: (e.pair,))}
+        if type(e) in simple:
+            op, parts = simple[type(e)]
+            args = parts(e)
+        elif isinstance(e, Prim):
+            args = tuple(e.args)
+            if e.op in (">", ">="):
+                op, args = ("Lt" if e.op == ">" else "Le"), args[::-1]
+            else:
+                op = PRIM_TO_CTOR.get(e.op, e.op)
+        else:
+            return None
+        return first(cls, op, lambda nid: kids(nid, [(k, a, env) for k, a in enumerate(args)], env))
+
+    try:
+        return match(root, program.body, ())
+    except (_GiveUp, RecursionError):
+        return None
+
+
+class _GiveUp(Exception):
+    pass
+
+
+def _env(pairs: tuple) -> tuple:
+    """An environment as a hashable tuple, the latest binding of each name winning."""
+    d: dict = {}
+    for k, v in pairs:
+        d.pop(k, None)
+        d[k] = v
+    return tuple(d.items())
+
+
+def _num(text: str) -> float | None:
+    try:
+        return float({"inf": "inf", "-inf": "-inf", "NaN": "nan"}.get(text, text))
+    except ValueError:
+        return None
+
+
+def egraph_dot(session, max_nodes: int = 2000, title: str | None = None, *, program=None,
+               scope: str = "reachable", show_support: bool = False, collapse_leaves: bool = True,
+               max_label: int = 24, rankdir: str = "LR") -> str:
     """The term e-graph of ``session`` (an :class:`~eqsat_ad.egraph.session.EGraphSession`, e.g.
     ``optimize(..., keep_egraph=True).session``) as Graphviz DOT text.
 
-    Raises :class:`EqsatError` when the e-graph has more than ``max_nodes`` e-nodes: a drawing
+    * one cluster per e-class (the root's red, bold), one box per e-node, an edge from each
+      e-node to the e-class of each argument (numbered when there are several);
+    * ``program`` (the optimisation's result, ``res.program``): its e-nodes are filled and its
+      edges drawn thick and red, so the extracted program reads as a path through the graph;
+    * ``scope``: ``"reachable"`` (default) draws the e-classes reachable from the root,
+      ``"all"`` every e-class, ``"extracted"`` only the classes of the extracted program (with
+      every alternative e-node in them; arguments outside are small grey points);
+    * ``show_support``: also draw ``Subst`` e-nodes (pending substitutions: bookkeeping of the
+      rewrites, never extracted); analysis tables (``fv``, costs) are never drawn;
+    * ``collapse_leaves``: an e-class of literals, inputs, sizes and variables only is written
+      into the label of each e-node that uses it (``Get(x, i1)``) instead of being drawn;
+    * ``max_label``: labels are cut to this many characters; ``rankdir``: ``LR`` or ``TB``.
+
+    Raises :class:`EqsatError` when more than ``max_nodes`` e-nodes would be drawn: a drawing
     is for small runs (use small sizes and a short schedule to look at one)."""
     if session is None:
         raise EqsatError("no e-graph to draw: run optimize(..., keep_egraph=True)")
+    if scope not in SCOPES:
+        raise EqsatError(f"unknown drawing scope {scope!r}; choose one of {', '.join(SCOPES)}")
     terms, nodes = _term_nodes(session)
-    if len(terms) > max_nodes:
-        raise EqsatError(f"the e-graph has {len(terms)} e-nodes, more than {max_nodes}; a drawing is "
-                         "meant for small runs (raise the limit with max_nodes / --dot-max-nodes, or "
-                         "use --limit iterations=N)")
     root = root_eclass(session)
+    chosen = extracted_nodes(session, program, terms, nodes, root) if program is not None else None
+    chosen = chosen or set()
+    hidden_support = 0
     classes: dict[str, list[str]] = {}
     for nid, n in terms.items():
+        if n["op"] == "Subst" and not show_support:
+            hidden_support += 1
+            continue
         classes.setdefault(n["eclass"], []).append(nid)
-    ids = {nid: f"n{k}" for k, nid in enumerate(sorted(terms))}
+    for members in classes.values():
+        members.sort(key=lambda nid: (nid not in chosen, _node_key(nid)))
+
+    def term_children(nid):
+        return [c for c in terms[nid].get("children", []) if c in terms]
+
+    def is_leaf_class(cls):
+        """Only leaves, or equal to a constant, an input or a size (then shown as that)."""
+        ops = [terms[m]["op"] for m in classes[cls]]
+        return all(op in LEAF_OPS for op in ops) or any(op in CONSTANT_OPS for op in ops)
+    leaf_classes = {c for c in classes if collapse_leaves and c != root and is_leaf_class(c)}
+    for c in leaf_classes:          # the leaf first: it is what the users' labels show
+        classes[c].sort(key=lambda nid: terms[nid]["op"] not in LEAF_OPS)
+
+    chosen_classes = {terms[nid]["eclass"] for nid in chosen}
+    if scope == "extracted" and chosen_classes:
+        shown = set(chosen_classes)
+    elif scope in ("reachable", "extracted") and root in classes:
+        shown, todo = set(), [root]
+        while todo:
+            c = todo.pop()
+            if c in shown or c not in classes:
+                continue
+            shown.add(c)
+            for m in classes[c]:
+                todo.extend(terms[k]["eclass"] for k in term_children(m))
+    else:
+        shown = set(classes)
+    drawn = {c for c in shown if c not in leaf_classes}
+    n_drawn = sum(len(classes[c]) for c in drawn)
+    if n_drawn > max_nodes:
+        raise EqsatError(f"the drawing would have {n_drawn} e-nodes, more than {max_nodes}; a drawing is "
+                         "meant for small runs (raise the limit with max_nodes / --dot-max-nodes, draw "
+                         "less with scope='extracted' / --dot-scope extracted, or use --limit iterations=N)")
+    ids = {nid: f"n{k}" for k, nid in enumerate(sorted(terms, key=_node_key))}
     out = ["digraph egraph {",
-           "  compound=true;",
-           "  rankdir=TB;",
+           "  compound=true; newrank=true;",
+           f"  rankdir={'TB' if rankdir.upper() == 'TB' else 'LR'}; nodesep=0.15; ranksep=0.35;",
            "  fontname=helvetica; fontsize=10;",
-           '  node [shape=box, style="rounded,filled", fillcolor=white, fontname=helvetica, fontsize=10];',
-           "  edge [arrowsize=0.6];"]
-    if title:
-        out.append(f"  label={_q(title)}; labelloc=t;")
+           '  node [shape=box, style="rounded,filled", fillcolor=white, fontname=helvetica, fontsize=10,'
+           ' margin="0.06,0.02", height=0.25];',
+           "  edge [arrowsize=0.5, color=gray40, fontname=helvetica, fontsize=8, fontcolor=gray35];"]
+    notes = []
+    if program is not None:
+        notes.append("filled boxes and thick red edges: the extracted program" if chosen else
+                     "the extracted program was not found in this e-graph")
+    if leaf_classes & shown:
+        notes.append(f"{len(leaf_classes & shown)} e-classes of literals and variables written into labels")
+    if hidden_support:
+        notes.append(f"{hidden_support} Subst e-nodes (substitution bookkeeping) not drawn")
+    if scope != "all" and len(shown) < len(classes):
+        notes.append(f"{len(classes) - len(shown)} e-classes outside the scope '{scope}' not drawn")
+    head = title or "e-graph"
+    out.append(f"  label={_q(head + ''.join(chr(10) + n for n in notes))}; labelloc=t; labeljust=l;")
     edges = []
-    for ci, (cls, members) in enumerate(sorted(classes.items(), key=lambda kv: _class_key(kv[0]))):
+    stubs: set[str] = set()
+
+    def label_of(nid):
+        n = terms[nid]
+        if n["op"] in LEAF_OPS:
+            return _clip(f"{n['op']} {_leaf_text(n, nodes)}" if n["op"] not in ("BTrue", "BFalse")
+                         else _leaf_text(n, nodes), max_label)
+        args = []
+        for c in n.get("children", []):
+            if c in terms:
+                cc = terms[c]["eclass"]
+                args.append(_leaf_text(terms[classes[cc][0]], nodes) if cc in leaf_classes else "_")
+            else:
+                args.append(_literal(nodes.get(c)))
+        return _clip(f"{n['op']}({', '.join(args)})" if args else n["op"], max_label)
+
+    for cls in sorted(drawn, key=_class_key):
+        members = classes[cls]
         is_root = cls == root
+        on_path = cls in chosen_classes
         out.append(f"  subgraph {_q('cluster_' + cls)} {{")
-        out.append(f"    label={_q(cls + (' (root)' if is_root else ''))};")
+        out.append(f"    label={_q(cls + (' (root)' if is_root else ''))}; fontsize=8; fontcolor=gray35;")
         out.append('    style="rounded,bold"; color=red;' if is_root else
-                   '    style="rounded,dashed"; color=gray50;')
-        for nid in sorted(members):
+                   f'    style="rounded"; color={_q(CHOSEN_LINE)};' if on_path else
+                   '    style="rounded,dashed"; color=gray60;')
+        for nid in members:
             n = terms[nid]
-            label = [n["op"]]
-            term_children = []
-            for c in n.get("children", []):
-                child = nodes.get(c)
-                if c.startswith("primitive-") or child is None or c not in terms:
-                    label.append(child["op"] if child else c)
-                else:
-                    term_children.append(c)
-            attrs = [f"label={_q(' '.join(label))}"]
-            if n["op"] == "Subst":
+            attrs = [f"label={_q(label_of(nid))}"]
+            style = ["rounded", "filled"]
+            if nid in chosen:
+                attrs.append(f"fillcolor={_q(CHOSEN_FILL)}, color={_q(CHOSEN_LINE)}, penwidth=2")
+                style.append("bold")
+            elif n["op"] == "Subst":
                 attrs.append("fillcolor=gray90, fontcolor=gray30")
             if n.get("subsumed"):
-                attrs.append('style="rounded,dashed,filled"')
+                style.append("dashed")
+            attrs.append(f"style={_q(','.join(style))}")
             out.append(f"    {ids[nid]} [{', '.join(attrs)}];")
-            for k, c in enumerate(term_children):
+            kids = term_children(nid)
+            drawn_kids = [c for c in kids if terms[c]["eclass"] not in leaf_classes]
+            for k, c in enumerate(kids):
                 tgt_cls = terms[c]["eclass"]
-                tgt = ids[sorted(classes[tgt_cls])[0]]
-                lab = f", taillabel={_q(str(k))}" if len(term_children) > 1 else ""
-                edges.append(f"  {ids[nid]} -> {tgt} [lhead={_q('cluster_' + tgt_cls)}{lab}];")
+                if tgt_cls in leaf_classes or tgt_cls not in classes:
+                    continue
+                lab = f", taillabel={_q(str(k + 1))}" if len(drawn_kids) > 1 else ""
+                hot = nid in chosen and any(m in chosen for m in classes[tgt_cls])
+                look = f", color={_q(CHOSEN_LINE)}, penwidth=2.2" if hot else ""
+                if tgt_cls in drawn:
+                    tgt = next((m for m in classes[tgt_cls] if m in chosen), classes[tgt_cls][0]) if hot \
+                        else classes[tgt_cls][0]
+                    edges.append(f"  {ids[nid]} -> {ids[tgt]} [lhead={_q('cluster_' + tgt_cls)}{lab}{look}];")
+                else:                          # outside the scope: a small stub per class
+                    stub = "c_" + re.sub(r"\W", "_", tgt_cls)
+                    stubs.add(f"  {stub} [shape=point, width=0.08, color=gray60, label=\"\"];")
+                    edges.append(f"  {ids[nid]} -> {stub} [style=dashed{lab}];")
         out.append("  }")
+    out.extend(sorted(stubs))
     out.extend(edges)
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _node_key(nid: str):
+    m = re.match(r"function-(\d+)-(.*)$", nid)
+    return (m.group(2), int(m.group(1))) if m else (nid, 0)
 
 
 def _class_key(cls: str):
@@ -155,6 +439,14 @@ def render(dot_text: str, out: str | Path, fmt: str | None = None, timeout: floa
     return True
 
 
+def no_graphviz_note(dot_path, out) -> str:
+    """One line: Graphviz is missing, what was written instead, how to get it and render."""
+    fmt = Path(out).suffix.lstrip(".").lower() or "svg"
+    return (f"Graphviz 'dot' is not installed, so only {dot_path} was written; get Graphviz "
+            f"(apt install graphviz, brew install graphviz or conda install graphviz) and run: "
+            f"dot -T{fmt} {dot_path} -o {out}")
+
+
 def write_dot(dot_text: str, out: str | Path) -> list[str]:
     """Write DOT text to ``out``.  For ``out.svg``/``.png``/``.pdf`` also render it when Graphviz
     is installed (the DOT text goes next to it as ``out.dot``).  Returns the files written."""
@@ -167,8 +459,7 @@ def write_dot(dot_text: str, out: str | Path) -> list[str]:
             written.append(str(out))
         else:
             import sys
-            print(f"eqsat-ad: note: Graphviz 'dot' is not installed; wrote {dot_path} only "
-                  f"(render it with: dot -T{out.suffix.lstrip('.')} {dot_path} -o {out})", file=sys.stderr)
+            print("eqsat-ad: note: " + no_graphviz_note(dot_path, out), file=sys.stderr)
         return written
     out.write_text(dot_text)
     return [str(out)]
@@ -205,9 +496,9 @@ def plot_report(report, out: str | Path, phase_costs: list[float] | None = None,
         ax.legend(fontsize=8)
     if phase_costs is not None:
         cx = fig.add_subplot(1, ncols, 2)
-        names = ["start"] + [p.name for p in report.phases]
         before = report.cost_before if report.cost_before is not None else float("nan")
         vals = [before] + list(phase_costs)
+        names = (["start"] + [p.name for p in report.phases] + [""] * len(vals))[:len(vals)]
         pos = [max(v, 1e-12) if v == v else float("nan") for v in vals]
         cx.plot(range(len(vals)), pos, marker="o", drawstyle="steps-post")
         cx.set_xticks(range(len(vals)))

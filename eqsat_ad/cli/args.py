@@ -338,8 +338,9 @@ and the model cost of the best program before and after it (found by re-running 
 of the schedule; --no-phase-costs skips that).  Then how extraction chose the result and a
 legend of the terms.  Costs are model costs in add-units: the predicted run time of one call,
 1 add-unit = one float64 addition on one array element on the calibration machine.
---dot writes the final e-graph as Graphviz (render it with 'dot -Tsvg', or give
-OUT.svg/OUT.png to render directly when Graphviz is installed).
+--dot draws the final e-graph (Graphviz): one box per e-class, the extracted program
+filled and linked by thick red edges; OUT.svg/OUT.png are rendered when Graphviz is
+installed, OUT.dot is the text.
 """
 
 SCHEDULE_EPILOG = """\
@@ -440,7 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dot", metavar="OUT.dot", help="write the final e-graph as Graphviz DOT (.svg/.png/.pdf: "
                    "render it, if Graphviz 'dot' is installed; '-': the DOT text on stdout)")
     p.add_argument("--dot-max-nodes", metavar="N", type=_positive_int, default=2000,
-                   help="refuse to draw e-graphs with more e-nodes than this (default 2000)")
+                   help="refuse to draw more e-nodes than this (default 2000)")
+    p.add_argument("--dot-scope", choices=("reachable", "all", "extracted"), default="reachable",
+                   help="what --dot draws: the e-classes reachable from the root (default), all of "
+                        "them, or only the extracted program's e-classes with their alternatives")
+    p.add_argument("--dot-support", action="store_true",
+                   help="--dot also draws the Subst e-nodes (substitution bookkeeping, never extracted)")
+    p.add_argument("--dot-leaves", action="store_true",
+                   help="--dot draws literals, inputs and variables as e-classes of their own instead "
+                        "of writing them into the labels of the e-nodes that use them")
     p.add_argument("--plot", metavar="OUT.png", help="plot e-graph size per iteration and best cost per "
                    "phase (needs matplotlib)")
     p.add_argument("--no-phase-costs", dest="phase_costs", action="store_false",

@@ -585,9 +585,7 @@ def write_dot_files(dot_text: str, path: str) -> list[str]:
                 if not rendered:
                     raise _NotWritten
         except _NotWritten:
-            print(f"eqsat-ad: note: Graphviz 'dot' is not installed; wrote {files[0]} only "
-                  f"(render it with: dot -T{Path(path).suffix.lstrip('.')} {files[0]} -o {path})",
-                  file=sys.stderr)
+            print("eqsat-ad: note: " + viz.no_graphviz_note(files[0], path), file=sys.stderr)
         if rendered:
             written.append(path)
     return written
@@ -623,7 +621,9 @@ def cmd_explain(args) -> int:
     owner = _rule_owner(res.session)
     dot_text = None
     if args.dot:       # (before printing anything: a graph too big to draw is an error)
-        dot_text = viz.egraph_dot(res.session, max_nodes=args.dot_max_nodes, title=label)
+        dot_text = viz.egraph_dot(res.session, max_nodes=args.dot_max_nodes, title=label,
+                                  program=res.program, scope=args.dot_scope,
+                                  show_support=args.dot_support, collapse_leaves=not args.dot_leaves)
     if "-" not in (args.json, args.dot):
         print(explain_text(res, label, args, owner, phase_costs))
     if args.json:
