@@ -85,3 +85,25 @@ def test_elementwise_jacobians_are_diagonal_fills(body):
     x = np.linspace(-1, 1, 7)
     np.testing.assert_allclose(fn(x=x), evaluate(res.program, x=x), rtol=1e-12, atol=1e-12)
     assert "_diag_where" in fn.source and fn(x=x).flags.c_contiguous
+
+
+@pytest.mark.parametrize("src,shapes", [
+    # a contraction whose result a build would transpose: einsum writes the output order
+    ("(fun ((W (mat m n)) (X (mat k n))) (build k (lambda (r) (build m (lambda (i) "
+     "(sum n (lambda (j) (* (get (get W i) j) (get (get X r) j)))))))))", {"W": (3, 4), "X": (2, 4)}),
+    # a diagonal select inside a third build (relaid twice), and under an elementwise op
+    ("(fun ((a (vec p)) (x (vec n))) (build p (lambda (k) (build n (lambda (i) (build n (lambda (j) "
+     "(* (get a k) (if (= i j) (exp (get x i)) (get x j))))))))))", {"a": (2,), "x": (3,)}),
+    ("(fun ((a (vec p)) (x (vec n))) (build n (lambda (i) (build p (lambda (k) (build n (lambda (j) "
+     "(if (= j i) (* (get a k) (get x i)) 0.0))))))))", {"a": (2,), "x": (3,)}),
+])
+def test_contractions_and_diagonals_in_deeper_builds(src, shapes):
+    _, got = _check(src, shapes)
+    assert got.flags.c_contiguous
+
+
+def test_matvec_inside_a_build_is_one_blas_call_on_the_matrix():
+    src = ("(fun ((W (mat m n)) (x (vec n)) (c (vec k))) (build k (lambda (r) (build m (lambda (i) "
+           "(* (get c r) (sum n (lambda (j) (* (get (get W i) j) (get x j))))))))))")
+    fn, _ = _check(src, {"W": (3, 4), "x": (4,), "c": (2,)})
+    assert "_dot(W, x)" in fn.source and "_moveaxis" not in fn.source

@@ -14,9 +14,9 @@ from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, 
                         Prim, Program, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, fresh, subst
 from ..lang.types import size_names
-from ._folds import FoldMixin
 from ..cost.semantics import diagonal_select
-from ._values import (Block, IdxV, PairV, V, _alive, _expand_pow, _int_exponent, _leaves, _lit,
+from ._folds import FoldMixin
+from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_pow, _int_exponent, _leaves, _lit,
                       _rebuild, _show, _Unsupported)
 
 
@@ -386,10 +386,7 @@ class _Gen(FoldMixin):
         code = f"_broadcast_to({body.code}, ({n.code},) + _shape({body.code}))"
         return self.emit(code, [body, n], body.S, r + 1, body.dt, dims, ro=True, comment=_show(e))
 
-    # -- get ---------------------------------------------------------------------------
     # -- layouts -----------------------------------------------------------------------
-    _OPERAND = re.compile(r"^([A-Za-z_]\w*)\[((?::|None)(?:, (?::|None))*)\]$")
-
     def note_elementwise(self, v: V, ops: list, make=None, shape=None) -> None:
         """Remember how ``v`` (a fresh array: its line ``v.code = code``) is computed
         elementwise from the rank-0 values ``ops``, so that :meth:`relayout` can compute it
@@ -435,9 +432,16 @@ class _Gen(FoldMixin):
     def _relaid_ew(self, ew, N: int, perm: list, keep: list):
         make, ops, shape = ew
         parts = [self._relaid(o, N, perm, keep) for o in ops]
-        new_shape = None if shape is None else [shape[perm[k]] for k in keep]
-        layout = {"pos": {perm[k]: i for i, k in enumerate(keep)}, "shape": new_shape}
-        return make([c for c, _ in parts], layout), (make, tuple(nv for _, nv in parts), new_shape)
+        # shape: the extents' code per position of the value's own frame, None for a unit axis
+        new_shape = None if shape is None else [([None] * (N - len(shape)) + shape)[perm[k]] for k in keep]
+        layout = {"pos": {perm[k]: i for i, k in enumerate(keep)}, "shape": new_shape, "N": N}
+
+        def again(cs, later, make=make, first=layout):
+            """``make`` for the relaid value: positions go through both layouts."""
+            pad = later["N"] - len(first["pos"])
+            pos = {o: later["pos"][m + pad] for o, m in first["pos"].items() if m + pad in later["pos"]}
+            return make(cs, {"pos": pos, "shape": later["shape"], "N": first["N"]})
+        return make([c for c, _ in parts], layout), (again, tuple(nv for _, nv in parts), new_shape)
 
     def _relaid(self, o: V, N: int, perm: list, keep: list):
         """The code of the rank-0 operand ``o`` (broadcast in an ``N``-dim frame) in the new
@@ -449,20 +453,12 @@ class _Gen(FoldMixin):
         status = {pos: ("real" if (N - pos) in o.S else "unit") for pos in range(pad, N)}
         flags = [status.get(perm[k]) == "real" for k in keep]
         S_new = frozenset(new_n - k for k in range(new_n) if flags[k])
-        if o.ew is not None and len(o.S) > 1:
+        if o.ew is not None and o.ew[1] and len(o.S) > 1:   # (a contraction is not redone)
             code, new = self._relaid_ew(o.ew, N, perm, keep)
             nv = V(code, S_new, 0, o.dt, (), o.block)
             nv.ew = new
             return code, nv
-        m = self._OPERAND.match(o.code)
-        items = m.group(2).split(", ") if m else None
-        if items is not None and len(items) == o.p and all(
-                (it == ":") == (status[pad + k] == "real") for k, it in enumerate(items)):
-            base = m.group(1)
-        elif any(st == "unit" for st in status.values()):
-            base = f"{o.code}[{', '.join('0' if status[p] == 'unit' else ':' for p in range(pad, N))}]"
-        else:
-            base = o.code
+        base = _drop_unit_axes(o.code, [status[p] == "real" for p in range(pad, N)])
         real_old = [p for p in range(pad, N) if status[p] == "real"]
         seq = [perm[k] for k in keep if status.get(perm[k]) == "real"]
         if seq != real_old:
@@ -472,6 +468,7 @@ class _Gen(FoldMixin):
             base = f"{base}[{', '.join(':' if f else 'None' for f in flags[first:])}]"
         return base, V(base, S_new, 0, o.dt, (), o.block)
 
+    # -- get ---------------------------------------------------------------------------
     def get(self, e: Get, env: dict):
         a = self.ev(e.array, env)
         idx = e.index
@@ -533,18 +530,21 @@ class _Gen(FoldMixin):
         src = a.code
         if not static_ok:
             src = f"{a.code}[:{n.code}]" if off.const == 0 else f"{a.code}[{off.code}:{off.code} + {n.code}]"
-        # relayout: data dim 0 becomes the axis of depth d
-        if d > pa:
-            perm = list(range(1, r)) + [0] + list(range(r, r + pa))
-            code = src if perm == sorted(perm) else f"{src}.transpose({', '.join(map(str, perm))})"
-            k = d - 1 - pa
-            if k:
-                code = f"{code}[{', '.join([':'] * r + ['None'] * k)}]"
-        else:
+
+        def relayout(src: str) -> str:
+            """data dim 0 of ``src`` (rows ``off .. off + n - 1`` of ``a``) becomes the axis of depth d"""
+            if d > pa:
+                perm = list(range(1, r)) + [0] + list(range(r, r + pa))
+                code = src if perm == sorted(perm) else f"{src}.transpose({', '.join(map(str, perm))})"
+                k = d - 1 - pa
+                if k:
+                    code = f"{code}[{', '.join([':'] * r + ['None'] * k)}]"
+                return code
             slot = r + (pa - d)
             perm = list(range(1, r)) + list(range(r, slot)) + [0] + list(range(slot, r + pa))
             code = src if perm == sorted(perm) else f"{src}.transpose({', '.join(map(str, perm))})"
-            code = f"{code}[{', '.join([':'] * slot + ['0'])}]"
+            return f"{code}[{', '.join([':'] * slot + ['0'])}]"
+        code = relayout(src)
         S = a.S | {d}
         dims = tuple(a.dims[1:])
         if static_ok:
@@ -554,7 +554,6 @@ class _Gen(FoldMixin):
         cond = (f"{n.code} > {a.code}.shape[0]" if off.const == 0 else
                 f"{off.code} < 0 or {off.code} + {n.code} > {a.code}.shape[0]")
         kcode = f"_arange_at({n.code}, {d})" + ("" if off.const == 0 else f" + {off.code}")
-        gather = self.gather_code("_aa", "_kk", r, pa, d, a.S, frozenset({d}))
         b = self.target([a, n, off], mayfail=True)
         name = self.tmp()
         self.raising(b).lines.extend(self._check_lines(cond, kcode, a.code, e, gather, name, code))
@@ -601,7 +600,6 @@ class _Gen(FoldMixin):
 
     # -- conditionals ----------------------------------------------------------------
     def if_(self, e: If, env: dict):
-        c = self.ev(e.cond, env)
         d = self.diagonal_if(e, env)
         if d is not None:
             return d
@@ -619,7 +617,7 @@ class _Gen(FoldMixin):
         self.guard = saved
         return self.where(c, a, b, e)
 
-    def where(self, c: V, a, b, e: Expr):
+        c = self.ev(e.cond, env)
     def diagonal_if(self, e: If, env: dict):
         """``(if (= i j) a b)`` for index axes ``i``, ``j`` of one extent
         (:func:`eqsat_ad.cost.semantics.diagonal_select`): ``b`` everywhere, then ``a`` on
@@ -644,15 +642,17 @@ class _Gen(FoldMixin):
             return None
         S = a.S | b.S | {ii.d, jj.d}
         p = max(S)
-        shape = [self.ext[dd].code if dd in S else "1" for dd in range(p, 0, -1)]
-        pi, pj = p - ii.d, p - jj.d
+        shape = [self.ext[dd].code if dd in S else None for dd in range(p, 0, -1)]
 
-        def make(cs, layout, pi=pi, pj=pj):
-            if layout is not None:
-                pi_, pj_, sh = layout["pos"][pi], layout["pos"][pj], layout["shape"]
+        def make(cs, layout, di=ii.d, dj=jj.d):
+            if layout is None:
+                pi, pj, sh = p - di, p - dj, shape
             else:
-                pi_, pj_, sh = pi, pj, shape
-            return f"_diag_where({cs[0]}, {cs[1]}, {pi_}, {pj_}, ({', '.join(sh)},))"
+                N, sh = layout["N"], layout["shape"]
+                pi, pj = layout["pos"][N - di], layout["pos"][N - dj]
+            lead = next(k for k, x in enumerate(sh) if x is not None)    # no leading unit axes
+            dims = ", ".join("1" if x is None else x for x in sh[lead:])
+            return f"_diag_where({cs[0]}, {cs[1]}, {pi - lead}, {pj - lead}, ({dims},))"
         self.check_size(frozenset(S), self.target([a, b, mi, mj]))
         v = self.emit(make([a.code, b.code], None), [a, b, ii.ext, jj.ext], S, 0, "f")
         self.note_elementwise(v, [a, b], make, shape)
@@ -672,6 +672,7 @@ class _Gen(FoldMixin):
                 return self.emit(f"({c.code} | {b.code})", [c, b], S, 0, "b")
             if b.const is False:
                 return self.emit(f"({c.code} & {a.code})", [c, a], S, 0, "b")
+    def where(self, c: V, a, b, e: Expr):
             if a.const is False:
                 return self.emit(f"(~{c.code} & {b.code})", [c, b], S, 0, "b")
             if b.const is True:

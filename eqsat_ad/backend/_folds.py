@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..lang.folds import peel_lets
 from ..lang.ast import Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Snd, Sum, Var, scoped_children
-from ._values import (Block, IdxV, PairV, V, _flat, _int_exponent, _leaves, _rebuild, _show,
+from ._values import (Block, IdxV, PairV, V, _drop_unit_axes, _flat, _int_exponent, _leaves, _rebuild, _show,
                       _Unsupported)
 
 
@@ -98,10 +98,17 @@ class FoldMixin:
             return self.emit(f"_dot({uf}, {wf})", [u, w], (), 0, "f", comment=_show(node))
         S2 = w.S - {d}
         q = max(S2)
-        if d == 2:
-            wt = w.code[: -len(".transpose(1, 0)")] if w.code.endswith(".transpose(1, 0)") \
-                else f"{w.code}.T"
+        if len(w.S) == 2:
+            # a matrix (axes d, q) times a vector: W @ x on the matrix as a 2-D view (BLAS
+            # gemv), the result laid out along q
+            p = w.p
+            keep = [(p - pos) in w.S for pos in range(p)]
+            m = _drop_unit_axes(w.code, keep)
+            wt = m[: -len(".transpose(1, 0)")] if m.endswith(".transpose(1, 0)") else f"{m}.T"
             code = f"_dot({wt}, {uf})"
+            if q > 1:
+                code = f"{code}[:{', None' * (q - 1)}]"
+            return self.emit(code, [u, w], S2, 0, "f", comment=_show(node))
         else:
             # contract axis 0 of w: move it last (a view) and multiply by the vector; reshaping a
             # transposed view would copy the whole matrix first (mlp: 3.7x hand-written NumPy)
@@ -113,18 +120,32 @@ class FoldMixin:
     def einsum(self, u: V, w: V, d: int, node: Expr) -> V:
         """``sum_i u*w`` with both factors varying along other axes too (e.g. matmul)."""
         def operand(v: V) -> tuple[str, str]:
-            idx = [":" if dd in v.S else "0" for dd in range(v.p, 0, -1)]
-            code = v.code if "0" not in idx else f"{v.code}[{', '.join(idx)}]"
+            code = _drop_unit_axes(v.code, [dd in v.S for dd in range(v.p, 0, -1)])
             return code, "".join(chr(96 + dd) for dd in range(v.p, 0, -1) if dd in v.S)
         (uc, us), (wc, ws) = operand(u), operand(w)
         S2 = (u.S | w.S) - {d}
-        outs = "".join(chr(96 + dd) for dd in sorted(S2, reverse=True))
-        code = f"_contract('{us},{ws}->{outs}', {uc}, {wc})"
-        q = max(S2) if S2 else 0
-        idx = [":" if dd in S2 else "None" for dd in range(q, 0, -1)]
-        if "None" in idx:
-            code = f"{code}[{', '.join(idx)}]"
-        return self.emit(code, [u, w], S2, 0, "f", comment=_show(node))
+
+        def make(cs, layout):
+            """The call with its output axes in the layout's order (einsum writes them so:
+            a build over the result then needs no transpose, the result is C-ordered)."""
+            if layout is None:
+                q = max(S2) if S2 else 0
+                depths = list(range(q, 0, -1))
+            else:
+                N = layout["N"]
+                depths = [0] * len(layout["pos"])
+                for old, new in layout["pos"].items():
+                    depths[new] = N - old
+            depths = [dd if dd in S2 else None for dd in depths]
+            while depths and depths[0] is None:
+                depths.pop(0)
+            code = f"_contract('{us},{ws}->{''.join(chr(96 + dd) for dd in depths if dd is not None)}', {uc}, {wc})"
+            if None in depths:
+                code = f"{code}[{', '.join(':' if dd is not None else 'None' for dd in depths)}]"
+            return code
+        v = self.emit(make((), None), [u, w], S2, 0, "f", comment=_show(node))
+        self.note_elementwise(v, [], make)
+        return v
 
     # -- ifold ---------------------------------------------------------------------------
     def ifold(self, e: IFold, env: dict):

@@ -50,11 +50,15 @@ def diag_where(on: Any, off: Any, pi: int, pj: int, shape: tuple) -> np.ndarray:
     array([[1., 0.],
            [0., 2.]])
     """
-    if np.ndim(off) == 0 and off == 0:
+    if type(off) is float and off == 0.0:
         out = np.zeros(shape)
     else:
         out = np.empty(shape)
         out[...] = off
+    if len(shape) == 2 and type(on) is np.ndarray and on.size == shape[0]:
+        # the common case (a Jacobian): the diagonal of a matrix is a strided view of it
+        out.reshape(-1)[::shape[0] + 1] = on.reshape(-1)
+        return out
     k = np.arange(shape[pi])
     idx: list = [slice(None)] * len(shape)
     idx[pi] = idx[pj] = k
@@ -77,9 +81,35 @@ def badmask(k: Any, n: int) -> Any:
 
 def needed(bad: Any, *guards: Any) -> bool:
     """Is a bad index needed, i.e. not masked out by every guard (conditions of enclosing
-    vectorised ``if`` branches, ``n > 0`` of enclosing loops)?"""
-    m = bad
+    vectorised ``if`` branches, ``n > 0`` of enclosing loops)?
+
+    A scalar guard is tested once, not per element; the array guards are tested only at
+    the positions (along each axis the bad mask varies on) that hold a bad index, so a
+    guard varying along other axes is not broadcast against the whole index range."""
+    arrays = []
     for g in guards:
+        if isinstance(g, np.ndarray) and g.ndim:
+            arrays.append(g)
+        elif not g:
+            return False
+    if not np.any(bad):
+        return False
+    if not arrays:
+        return True
+    if isinstance(bad, np.ndarray) and bad.ndim:
+        axes = range(-bad.ndim, 0)          # layouts align at the end (axis of depth d at -d)
+        for ax in axes:
+            if bad.shape[ax] == 1:
+                continue
+            others = tuple(x for x in axes if x != ax)
+            keep = np.flatnonzero(np.any(bad, axis=others) if others else bad)
+            if keep.size == bad.shape[ax]:
+                continue
+            bad = np.take(bad, keep, axis=ax)
+            arrays = [np.take(g, keep, axis=ax) if g.ndim >= -ax and g.shape[ax] > 1 else g
+                      for g in arrays]
+    m = bad
+    for g in arrays:
         m = np.logical_and(m, g)
     return bool(np.any(m))
 

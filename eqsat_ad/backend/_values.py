@@ -102,6 +102,28 @@ def _flat(code: str, d: int) -> str:
     return m.group(1) if m and code.count("None") == d - 1 else f"{code}.ravel()"
 
 
+_INDEXED = re.compile(r"^(.*)\[((?::|None|0)(?:, (?::|None|0))*)\]$")
+
+
+def _drop_unit_axes(code: str, keep: list) -> str:
+    """``code`` (an array of ``len(keep)`` dims) with the dims where ``keep`` is false --
+    of extent 1 -- dropped; undoes a trailing ``[:, None]`` instead of indexing it.
+
+    >>> _drop_unit_axes("W.transpose(1, 0)[:, :, None]", [True, True, False])
+    'W.transpose(1, 0)'
+    >>> _drop_unit_axes("_t3", [False, True])
+    '_t3[0, :]'
+    """
+    if all(keep):
+        return code
+    m = _INDEXED.match(code)
+    if m and "0" not in m.group(2).split(", "):
+        items = m.group(2).split(", ")
+        if len(items) == len(keep) and all((it == ":") == k for it, k in zip(items, keep)):
+            return m.group(1)
+    return f"{code}[{', '.join(':' if k else '0' for k in keep)}]"
+
+
 def _lit(v: float) -> str:
     if math.isnan(v):
         return "_nan"

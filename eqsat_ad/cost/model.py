@@ -64,7 +64,8 @@ DEFAULT_OPCOST: dict[str, float] = {
 # calls, loops) is declared once, in semantics.py: NO_CALL (no NumPy call of its own) and the
 # table entries of the pseudo-constructors (GetAxis, Fill, Loop, Prod, Max, Dot, Gemv, ...).
 from .semantics import (ENTRY, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION,  # noqa: E402
-                        NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, contraction, contraction_terms, fold_shape,
+                        NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, contraction, contraction_terms,
+                        diagonal_select, fold_shape,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
@@ -474,6 +475,18 @@ class _Walk:
                 return aa | ia
             return self.lift(av, gather)
         if isinstance(e, If):
+            from ..lang.binders import subst as _subst
+            diag = diagonal_select(e.cond, lambda v: self._is_axis(Var(v), scope))
+            if diag is not None and scope[diag[0]][1][2] == scope[diag[1]][1][2]:
+                # semantics.diagonal_select: the off-diagonal branch fills a fresh array, the
+                # diagonal is set from the other branch with j := i (along one axis)
+                lo, hi = sorted(diag, key=lambda v: scope[v][1][1])
+                ta = self.ax(self.walk(_subst(e.then, hi, Var(lo)), scope, depth))
+                ea_ = self.ax(self.walk(e.else_, scope, depth))
+                full = ta | ea_ | frozenset(diag)
+                self.pay("DiagFill", full)
+                self.pay("DiagSet", full - {hi})
+                return full
             ca = self.ax(self.walk(e.cond, scope, depth))
             tv = self.walk(e.then, scope, depth)
             ev = self.walk(e.else_, scope, depth)

@@ -35,6 +35,9 @@ Pseudo-constructors (cost-table names that are not e-graph constructors):
 ``EinsumPlan``  ``einsum(..., optimize=True)`` path planning: a fixed cost per call
 ``Entry``       calling a compiled program (binding and checking its inputs): a fixed cost
 ``Copy``        copying a result that is an input or a view of one, per element
+``DiagFill``    a diagonal select's fresh array filled with the off-diagonal branch, per element
+``DiagSet``     setting its diagonal (a gather and a scatter), per diagonal element; its call
+                overhead is the helper's few NumPy calls
 ==============  ==========================================================================
 
 The backend reads its own copies of some of these decisions today; the constants and
@@ -63,11 +66,11 @@ NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Lo
 EXTRA_OPCOST: dict[str, float] = {
     "GetAxis": 0.0, "Fill": 1.0, "Loop": 0.0, "Prod": 1.0, "Max": 1.0, "Extreme": 2.0,
     "Dot": 0.5, "Gemv": 0.5, "Gemm": 0.1, "EinsumLoop": 1.0, "EinsumPlan": 0.0,
-    "Entry": 0.0, "Copy": 1.0,
+    "Entry": 0.0, "Copy": 1.0, "DiagFill": 1.0, "DiagSet": 8.0,
 }
 #: Per-call costs of the pseudo-constructors that differ from one plain NumPy call, as
 #: multiples of the model's ``overhead`` (used when the calibrated table has no figure).
-EXTRA_CALLS: dict[str, float] = {"EinsumLoop": 2.0, "EinsumPlan": 20.0, "Extreme": 2.0}
+EXTRA_CALLS: dict[str, float] = {"EinsumLoop": 2.0, "EinsumPlan": 20.0, "Extreme": 2.0, "DiagSet": 8.0}
 
 
 # -- the call of a compiled program ---------------------------------------------------------------

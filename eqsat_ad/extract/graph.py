@@ -259,6 +259,17 @@ class EGraphView:
     def _has_member(self, c: int, pred) -> bool:
         return any(pred(self.nodes[m]) for m in self.class_nodes[c])
 
+    def _axis_names(self, m: "ENode", axis_vars: set) -> list:
+        """The names of the index axes that ``m``'s operands are (empty unless all are)."""
+        out = []
+        for k in m.kids:
+            names = [x.names()[0] for x in self._members(k, lambda x: x.op == "Var")
+                     if x.names()[0] in axis_vars]
+            if not names:
+                return []
+            out.append(names[0])
+        return out
+
     def _members(self, c: int, pred) -> list:
         return [self.nodes[m] for m in self.class_nodes[c] if pred(self.nodes[m]) and not self.nodes[m].subsumed]
 
@@ -347,7 +358,8 @@ class EGraphView:
         pattern's inner member (never below 0), so that the sum over the chosen nodes is the
         pattern's cost when that member is the one chosen."""
         from ..cost.semantics import (FOLD_COMBINE, FOLD_REDUCTION, POW_MULS, contraction,
-                                       contraction_terms)
+                                       contraction_terms, diagonal_select)
+        from ..lang.ast import Prim, Var
         default = int(getattr(model, "default_size", 1000))
         seq: set[str] = set()
         axis_vars: set[str] = set()
@@ -454,6 +466,15 @@ class EGraphView:
                     continue
             elif op in ("And", "Or"):
                 op = "If"
+            elif op == "If" and self._has_member(n.kids[0], lambda m: m.op == "Eq" and diagonal_select(
+                    Prim("=", tuple(Var(v) for v in self._axis_names(m, axis_vars))), lambda v: True)
+                    is not None and len({ext(v) for v in self._axis_names(m, axis_vars)}) == 1):
+                # a diagonal fill (semantics.diagonal_select): the off-diagonal branch written
+                # into a fresh array, the diagonal set (one axis fewer)
+                i = next(v for m in self._members(n.kids[0], lambda m: m.op == "Eq")
+                         for v in self._axis_names(m, axis_vars))
+                n.cost = cost("DiagFill", axes) + cost("DiagSet", axes - {i})
+                continue
             elif op == "Pow":
                 k = self._small_int_exponent(n.kids[1])
                 if k is not None:
