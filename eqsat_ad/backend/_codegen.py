@@ -603,6 +603,7 @@ class _Gen(FoldMixin):
         d = self.diagonal_if(e, env)
         if d is not None:
             return d
+        c = self.ev(e.cond, env)
         if isinstance(c, PairV) or c.rank or c.dt != "b":
             raise EvalError(f"condition is not a bool in {_show(e)}")
         if c.const is not None:
@@ -617,7 +618,6 @@ class _Gen(FoldMixin):
         self.guard = saved
         return self.where(c, a, b, e)
 
-        c = self.ev(e.cond, env)
     def diagonal_if(self, e: If, env: dict):
         """``(if (= i j) a b)`` for index axes ``i``, ``j`` of one extent
         (:func:`eqsat_ad.cost.semantics.diagonal_select`): ``b`` everywhere, then ``a`` on
@@ -658,6 +658,7 @@ class _Gen(FoldMixin):
         self.note_elementwise(v, [a, b], make, shape)
         return v
 
+    def where(self, c: V, a, b, e: Expr):
         if isinstance(a, PairV) or isinstance(b, PairV):
             if not (isinstance(a, PairV) and isinstance(b, PairV)):
                 raise EvalError(f"if branches of different types in {_show(e)}")
@@ -672,7 +673,6 @@ class _Gen(FoldMixin):
                 return self.emit(f"({c.code} | {b.code})", [c, b], S, 0, "b")
             if b.const is False:
                 return self.emit(f"({c.code} & {a.code})", [c, a], S, 0, "b")
-    def where(self, c: V, a, b, e: Expr):
             if a.const is False:
                 return self.emit(f"(~{c.code} & {b.code})", [c, b], S, 0, "b")
             if b.const is True:
