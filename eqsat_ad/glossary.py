@@ -23,6 +23,8 @@ TERMS: dict[str, str] = {
     "saturated": "the stop reason of a phase whose last iteration added nothing new, so every "
                  "program its rules can reach is in the e-graph (the other stop reasons are its "
                  "limits: iteration, node, time, memory; or 'schedule completed')",
+    "seconds": "wall-clock time of this run on this machine (per phase, for rewriting, for "
+               "extraction)",
     "model cost": "the cost model's prediction of the run time of one call of a program under the "
                   "NumPy backend, in add-units",
     "tree cost": "the model cost with every repeated sub-term paid each time it occurs (the "
@@ -52,5 +54,5 @@ def legend(model=None, width: int = 100) -> str:
     from .cost.units import unit_meaning
     parts = [f"{t} = {TERMS[t]}." for t in EXPLAIN_TERMS]
     parts.append(f"Unit: {unit_meaning(model)}; a predicted time is model cost x that time.")
-    parts.append("Seconds (s) are wall-clock time of this run.")
+    parts.append(f"Seconds (s) = {TERMS['seconds']}.")
     return textwrap.fill("legend: " + " ".join(parts), width=width, break_on_hyphens=False)
