@@ -556,7 +556,21 @@ class _Gen(FoldMixin):
         kcode = f"_arange_at({n.code}, {d})" + ("" if off.const == 0 else f" + {off.code}")
         b = self.target([a, n, off], mayfail=True)
         name = self.tmp()
-        self.raising(b).lines.extend(self._check_lines(cond, kcode, a.code, e, gather, name, code))
+        if not self.guard:
+            lines = self._check_lines(cond, kcode, a.code, e, "", name, code)
+        else:
+            # under a vectorised if (e.g. (if (= i 0) .. (get y (- i 1)))) the rows that stick
+            # out are masked out: the guards are tested at those positions of the axis only
+            # (not broadcast over the whole range and every other axis), and the read is the
+            # same slice with its out-of-range rows clamped to the edge row -- no gather
+            msg = self.const(_show(e, 100), "_w")
+            lines = [f"if {cond}:",
+                     f"    if _span_needed({off.code}, {n.code}, {a.code}.shape[0], {d}"
+                     f"{self.guards_code()}): _raise_oob({kcode}, {a.code}.shape[0], {msg})",
+                     f"    {name} = {relayout(f'_edge_rows({a.code}, {off.code}, {n.code})')}",
+                     "else:",
+                     f"    {name} = {code}"]
+        self.raising(b).lines.extend(lines)
         return V(name, S, r - 1, a.dt, dims, b, ro=a.ro)
 
     @staticmethod

@@ -114,6 +114,50 @@ def needed(bad: Any, *guards: Any) -> bool:
     return bool(np.any(m))
 
 
+def span_needed(off: int, n: int, length: int, d: int, *guards: Any) -> bool:
+    """Is an out-of-range row of ``get a (i + off)``, ``i = 0 .. n-1`` along the axis of
+    depth ``d`` and ``a`` of ``length`` rows, needed, i.e. read where every guard holds?
+
+    Only the positions of the axis whose row is out of range (a few at the ends) are
+    tested: a guard is cut to them before the guards are combined.
+
+    >>> span_needed(-1, 4, 4, 1, np.array([False, True, True, True]))  # i = 0 is masked
+    False
+    >>> span_needed(-1, 4, 4, 1, np.array([True, True, True, False]))
+    True
+    """
+    lo = min(n, max(0, -off))                # rows i < lo read before row 0
+    hi = max(lo, min(n, length - off))       # rows i >= hi read past the last row
+    for start, stop in ((0, lo), (hi, n)):
+        if stop <= start:
+            continue
+        m: Any = True
+        for g in guards:
+            if isinstance(g, np.ndarray) and g.ndim:
+                if g.ndim >= d and g.shape[-d] > 1:
+                    g = g[(Ellipsis, slice(start, stop)) + (slice(None),) * (d - 1)]
+                m = np.logical_and(m, g)
+            elif not g:
+                m = False
+                break
+        if np.any(m):
+            return True
+    return False
+
+
+def edge_rows(a: np.ndarray, off: int, n: int) -> np.ndarray:
+    """Rows ``off .. off + n - 1`` of ``a``, a row out of range replaced by the nearest
+    edge row (a guarded read whose out-of-range rows are masked out: their values are
+    thrown away).  A copy of whole rows, not an element-wise gather.
+
+    >>> edge_rows(np.array([1., 2., 3.]), -1, 3)
+    array([1., 1., 2.])
+    """
+    if a.shape[0] == 0:
+        a = np.zeros((1,) + a.shape[1:], dtype=a.dtype)
+    return np.take(a, np.arange(off, off + n), axis=0, mode="clip")
+
+
 def raise_oob(k: Any, n: int, where: str) -> None:
     """Raise the interpreter's out-of-range message for the first bad index in ``k``."""
     if isinstance(k, np.ndarray):
@@ -204,6 +248,6 @@ def out_real(v: Any) -> Any:
     return float(v)
 
 
-__all__ = ["gather", "diag_where", "oob", "badmask", "needed", "raise_oob", "clip_idx", "arange_at", "expand",
+__all__ = ["gather", "diag_where", "oob", "badmask", "needed", "span_needed", "edge_rows", "raise_oob", "clip_idx", "arange_at", "expand",
            "mul_n", "max_extent", "fold_extreme", "check_elems", "ragged", "out_array", "unalias",
            "ResourceLimitError"]

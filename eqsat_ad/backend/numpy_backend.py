@@ -61,6 +61,7 @@ _GLOBALS = {
     "_dot": np.dot, "_matmul": np.matmul, "_moveaxis": np.moveaxis, "_addr": np.add.reduce, "_mulr": np.multiply.reduce,
     "_fmaxr": np.fmax.reduce, "_fminr": np.fmin.reduce,
     "_gather": H.gather, "_diag_where": H.diag_where, "_oob": H.oob, "_badmask": H.badmask, "_needed": H.needed,
+    "_span_needed": H.span_needed, "_edge_rows": H.edge_rows,
     "_raise_oob": H.raise_oob, "_clip_idx": H.clip_idx, "_arange_at": H.arange_at,
     "_expand": H.expand, "_mul_n": H.mul_n, "_max_extent": H.max_extent,
     "_fold_extreme": H.fold_extreme, "_contract": H.contract, "_check_elems": H.check_elems, "_ragged": H.ragged,
