@@ -231,8 +231,11 @@ class RunReport:
 
 
 def times_cheaper(before: float, after: float) -> str:
-    """``75.5x cheaper``, ``5,570x cheaper`` (three significant digits, no exponent)."""
+    """``75.5x cheaper``, ``5,570x cheaper`` (three significant digits, no exponent), or
+    ``no cheaper`` when the two differ by less than 0.5 %."""
     r = before / after
+    if abs(r - 1.0) < 0.005:
+        return "no cheaper"
     return (f"{r:,.0f}" if r >= 1000 else f"{r:.3g}") + "x cheaper"
 
 

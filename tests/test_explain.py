@@ -92,3 +92,10 @@ def test_optimize_report_says_model_cost_and_unit(capsys):
     assert main(["optimize", SUMSQ, "--grad", "x"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^;; model cost: \S+ -> \S+ add-units \([\d,.]+x cheaper\)$", out, re.M)
+
+
+def test_times_cheaper_wording():
+    from eqsat_ad.driver import times_cheaper
+    assert times_cheaper(208520, 2762.3) == "75.5x cheaper"
+    assert times_cheaper(2.006e7, 3599.3) == "5,573x cheaper"
+    assert times_cheaper(3409.3, 3409.3) == "no cheaper"
