@@ -23,7 +23,7 @@ import timeit
 from pathlib import Path
 
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")      # one BLAS thread, as in reference/peer-baselines.md
+    os.environ.setdefault(_v, "1")      # one BLAS thread, as in the benchmark workers
 
 import numpy as np  # noqa: E402
 

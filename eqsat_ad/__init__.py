@@ -7,10 +7,17 @@
 >>> fn = ea.compile(res.program)
 >>> fn(x=[1.0, 2.0, 3.0])
 array([2., 4., 6.])
+
+The public names are imported on first use (PEP 562), so ``import eqsat_ad`` is quick and
+egglog, scipy and matplotlib are loaded only by what needs them: ``ea.parse`` does not load
+egglog, ``ea.optimize`` does.
 """
 from __future__ import annotations
 
 import sys as _sys
+import types as _types
+
+__version__ = "0.1.0"
 
 
 def _interrupted_while_importing() -> None:
@@ -30,36 +37,76 @@ def _interrupted_while_importing() -> None:
         os._exit(130)
 
 
-try:
-    from .errors import (ADError, EqsatError, EvalError, ParseError, ResourceLimitError,  # noqa: F401
-                         RuleFileError, ScheduleError, ShapeError, TypeCheckError)
-    from .lang.ast import Program  # noqa: F401
-    from .lang.types import BOOL, INDEX, REAL, SIZE, mat, show_type, vec  # noqa: F401
-    from .lang.syntax import parse, parse_expr, show_expr, show_program  # noqa: F401
-    from .lang.typecheck import check_program  # noqa: F401
-    from .ad.api import derivative, grad, jacobian, jvp  # noqa: F401
-    from .strategy.combinators import Limits  # noqa: F401
-    from .optimize import OptimizeResult, optimize  # noqa: F401
-    from .cost.model import CostModel, default_cost_model  # noqa: F401
+#: public name -> the module (relative to this package) that defines it.  To add a public
+#: name, add one line here: ``__all__``, ``dir(eqsat_ad)`` and the lazy lookup follow.
+_LAZY: dict[str, str] = {
+    # errors
+    "EqsatError": ".errors", "ADError": ".errors", "EvalError": ".errors", "ParseError": ".errors",
+    "ResourceLimitError": ".errors", "RuleFileError": ".errors", "ScheduleError": ".errors",
+    "ShapeError": ".errors", "TypeCheckError": ".errors",
+    # the language
+    "Program": ".lang.ast",
+    "BOOL": ".lang.types", "INDEX": ".lang.types", "REAL": ".lang.types", "SIZE": ".lang.types",
+    "mat": ".lang.types", "vec": ".lang.types", "show_type": ".lang.types",
+    "parse": ".lang.syntax", "parse_expr": ".lang.syntax", "show_expr": ".lang.syntax",
+    "show_program": ".lang.syntax",
+    "check_program": ".lang.typecheck",
+    "evaluate": ".lang.interp",
+    # AD
+    "derivative": ".ad.api", "grad": ".ad.api", "jacobian": ".ad.api", "jvp": ".ad.api",
+    # optimisation (these load egglog)
+    "Limits": ".strategy.combinators",
+    "optimize": ".optimize", "OptimizeResult": ".optimize",
+    "CostModel": ".cost.model", "default_cost_model": ".cost.model",
+    # NumPy backend
+    "compile": ".backend", "CompiledProgram": ".backend",
+    # Python front end
+    "Mat": ".frontend.trace", "Real": ".frontend.trace", "Vec": ".frontend.trace",
+    "program": ".frontend.trace", "trace": ".frontend.trace",
+}
 
-    try:  # modules still being written during bring-up are optional here
-        from .lang.interp import evaluate  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from .backend import compile  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from .frontend.trace import Mat, Real, Vec, program, trace  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
-except KeyboardInterrupt:
-    _interrupted_while_importing()
-    raise
+#: sub-packages and modules reachable as attributes (``ea.ad``, ``ea.backend``, ...)
+_SUBMODULES = ("ad", "backend", "bench", "cli", "cost", "demo", "driver", "egraph", "errors",
+               "extract", "frontend", "fuzz", "lang", "random_programs", "rulecheck", "runtime",
+               "strategy", "testing", "viz")
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is not None:
+        import importlib
+        try:
+            value = getattr(importlib.import_module(mod, __name__), name)
+        except KeyboardInterrupt:
+            _interrupted_while_importing()
+            raise
+        globals()[name] = value          # the next lookup is a plain attribute
+        return value
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+class _Package(_types.ModuleType):
+    """This package's module type: importing the sub-module ``eqsat_ad.optimize`` must not
+    replace the function ``eqsat_ad.optimize`` (the import system sets a loaded sub-module as
+    an attribute of its package; with lazy names the function may not be bound yet)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, _types.ModuleType) and _LAZY.get(name, "") == "." + name:
+            return                        # keep the public name; sys.modules has the module
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 # Deep programs: our passes are recursive over expression depth.
 if _sys.getrecursionlimit() < 10000:
     _sys.setrecursionlimit(10000)
-
-__version__ = "0.1.0"

@@ -195,6 +195,19 @@ class RunReport:
     #: the numeric check of optimize: "verified", "skipped: <why>" or "disabled"
     check: str = "disabled"
 
+    # -- display (IPython / Jupyter): the summary, not a dataclass dump ----------------------
+    def __repr__(self) -> str:
+        return (f"<RunReport {len(self.phases)} phases, {self.iterations} iterations, "
+                f"{self.enodes} e-nodes, {self.seconds:.3g} s, stopped: {self.stop_reason}, "
+                f"check: {self.check}>")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.summary())
+
+    def _repr_html_(self) -> str:
+        import html
+        return f"<pre class='eqsat-ad-report'>{html.escape(self.summary())}</pre>"
+
     @property
     def iterations(self) -> int:
         return sum(p.iterations for p in self.phases)

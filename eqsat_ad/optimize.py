@@ -3,8 +3,8 @@
 >>> import eqsat_ad as ea
 >>> p = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (get x i))))")
 >>> res = ea.optimize(ea.grad(p, "x"), sizes={"n": 1000})
->>> print(ea.show_expr(res.program.body))
-(build n (lambda (r) 1.0))
+>>> print(ea.show_expr(res.program.body))         # doctest: +ELLIPSIS
+(build n (lambda (...) 1.0))
 >>> res.report.stop_reason
 'saturated'
 """
@@ -58,6 +58,27 @@ class OptimizeResult:
         from .lang.syntax import show_program
         return {"program": show_program(self.program), "cost_before": self.cost_before,
                 "cost_after": self.cost, "report": self.report.to_dict()}
+
+    # -- display (IPython / Jupyter): costs, report and program text, not a dataclass dump ---
+    def __repr__(self) -> str:
+        return (f"<OptimizeResult cost {self.cost_before:.6g} -> {self.cost:.6g}, "
+                f"stopped: {self.report.stop_reason}, check: {self.report.check}: {self.program!r}>")
+
+    def _text(self) -> str:
+        return f"{self.report.summary()}\ncheck: {self.report.check}\n\n{self.program}"
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self._text())
+
+    def _repr_html_(self) -> str:
+        import html
+        return f"<pre class='eqsat-ad-result'>{html.escape(self._text())}</pre>"
+
+    def __getstate__(self) -> dict:
+        # the e-graph session (keep_egraph=True) lives in egglog and does not pickle
+        state = dict(self.__dict__)
+        state["session"] = None
+        return state
 
 
 def _sizes_for(prog: Program, sizes: dict | None, inputs: dict | None, default: int) -> dict[str, int]:
@@ -224,7 +245,7 @@ def _close(a, b, rtol, atol) -> bool:
 
 
 def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extractor: str,
-                    budget: Budget, report: RunReport) -> tuple[Program | None, dict, str | None]:
+                    budget: Budget, report: RunReport, progress=None) -> tuple[Program | None, dict, str | None]:
     """Everything between the run and the result, each step within ``budget``: finish pending
     substitutions, compute costs, extract, rename, type-check.  Returns ``(program, extra,
     why)``: the extracted program (None when a limit left none) and, when a limit cut a step
@@ -234,6 +255,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     extra: dict = {}
     cut: str | None = None
     t = time.perf_counter()
+    _stage(progress, "finishing substitutions")
     # A limit or a bounded schedule may stop in the middle of a substitution (Subst is not
     # extractable, and let-inline subsumes the Let it replaces), so finish pending
     # substitutions (they only push downwards, so this terminates; on a saturated e-graph it
@@ -247,6 +269,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     extra["seconds_finish"] = time.perf_counter() - t
     extra["enodes_finished"] = session.enode_count()
     t = time.perf_counter()
+    _stage(progress, f"computing costs ({session.enode_count()} e-nodes)")
     from .egraph.constructors import CONSTRUCTORS
     session.load_cost_rules(model.egglog_opcost() if hasattr(model, "egglog_opcost") else model.opcost,
                             overhead={c: model.calls_overhead(c) for c in CONSTRUCTORS}
@@ -270,6 +293,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     # every extractor returns its cheapest candidate under model.dag_cost, each one starting
     # from the previous one's result (ILP <= DAG <= tree; egglog's tree is a candidate of all)
     from .extract import extract_with
+    _stage(progress, f"extracting ({extractor} extractor, {extra['enodes_finished']} e-nodes)")
     try:
         body, ex = extract_with(extractor, session, model, sz, program=prog,
                                 deadline=budget.deadline(END_SHARE), egglog=egglog_costs)
@@ -284,6 +308,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     extra.update(ex)
     if ex.get("stopped"):
         cut = cut or f"{ex['stopped']} while extracting"
+    _stage(progress, "type-checking the extracted program")
     out = readable_names(Program(prog.params, body))
     check_program(out)
     return out, extra, cut
@@ -310,11 +335,34 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
       ``memory`` (MiB).  They bound the whole call, not only the run: when one is reached,
       the best program found so far is returned (at worst the input) with the stop reason.
     - ``check``: compare the result with the input on random inputs (reference interpreter).
+    - ``progress``: ``True`` shows a progress line on stderr when it is a terminal (each
+      phase and iteration, then finishing, costs, extraction, the numeric check); or a
+      callable ``progress(phase_report, iteration)`` (see :mod:`eqsat_ad.progress`).
 
     The input program is always a candidate: when the extracted program costs more than the
     input under ``cost_model.dag_cost`` (or none could be extracted within the limits), the
     input is returned, ``report.extraction["chosen"] == "input"`` and a note says why.
     """
+    from .progress import resolve
+    cb = resolve(progress)
+    if cb is None or cb is progress:
+        return _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits,
+                         inputs, check, cb, keep_egraph)
+    try:                                   # progress=True: our line, cleared when done
+        return _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits,
+                         inputs, check, cb, keep_egraph)
+    finally:
+        cb.done()
+
+
+def _stage(progress, text: str) -> None:
+    if progress is not None:
+        from .progress import stage
+        stage(progress, text)
+
+
+def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits, inputs,
+              check, progress, keep_egraph) -> OptimizeResult:
     t_start = time.perf_counter()
     from .ad.api import prepare
 
@@ -328,6 +376,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     sz = _sizes_for(prog, sizes, inputs, model.default_size)
 
     files = _rule_files(rules, default_rules)
+    _stage(progress, "loading rules")
     session = EGraphSession(files)
     ours = {str(f) for f in default_rule_files()}
     user_rulesets = [info.name for info in session.rulesets.values()
@@ -350,7 +399,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     report.sizes = sz
 
     t0 = time.perf_counter()
-    out, extra, cut = _extract_within(session, prog, model, sz, extractor, budget, report)
+    out, extra, cut = _extract_within(session, prog, model, sz, extractor, budget, report, progress)
     report.extraction = {"extractor": extractor, "seconds": time.perf_counter() - t0, **extra}
     # never worse: the input is a candidate too (let-inline subsumes, so the e-graph may no
     # longer hold it, and a limit may leave nothing better)
@@ -385,6 +434,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
             report.check = "skipped: time limit reached before the numeric check"
             report.notes.append("numeric check skipped: time limit reached before it")
         else:
+            _stage(progress, "numeric check (random inputs, interpreter and NumPy backend)")
             note = check_agrees(prog, out, fallback_sizes=sz)
             report.check = "skipped: " + note[len(SKIPPED):] if note else "verified"
             if note:

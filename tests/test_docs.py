@@ -1,7 +1,7 @@
 """Every code example in the docs runs.
 
 For each ``docs/*.md`` and ``README.md`` (in a scratch directory that links ``docs/``,
-``rules/``, ``benchmarks/`` and ``README.md``, so examples may write files):
+``benchmarks/``, ``eqsat_ad/`` and ``README.md``, so examples may write files):
 
 * ```` ```python ```` blocks run in order in one namespace per file; a block made of ``>>>``
   prompts is run as a doctest (ELLIPSIS, NORMALIZE_WHITESPACE).
@@ -14,7 +14,7 @@ For each ``docs/*.md`` and ``README.md`` (in a scratch directory that links ``do
   real tutorial files).
 * A block preceded by ``<!-- no-test -->`` (or ``<!-- no-test: why -->``) is not run.
 
-``docs/rules.md`` is generated; the last test checks it is in sync with ``rules/*.egg``.
+``docs/rules.md`` is generated; the last test checks it is in sync with ``eqsat_ad/rules/*.egg``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The optimiser end to end, written as "start => goal" (egg style).
 
-Golden reductions from DESIGN.md / paper-notes §3.6 are checked both as an equality in the
+Golden reductions of dF~ (Shaikhha et al., ICFP 2019) are checked both as an equality in the
 e-graph and on the extracted program; every optimised program is also compared with the
 reference interpreter by ``optimize(check=True)`` (the default).
 """

@@ -106,6 +106,11 @@ class CompiledProgram:
         names = ", ".join(p.name for p in self.program.params)
         return f"<CompiledProgram ({names})" + (" interpreted>" if self.fallback else ">")
 
+    # pickle and copy (worker processes, joblib, multiprocessing): the generated function is
+    # not picklable, so a copy is compiled again from the program (same code, same results)
+    def __reduce__(self):
+        return (compile, (getattr(self, "_input_program", self.program),))
+
 
 def _prologue(prog: Program, py: dict[str, str], size_py: dict[str, str]) -> tuple[list[str], dict]:
     """Input conversion/validation lines; they assume the parameters are bound to ``py``."""
@@ -431,6 +436,7 @@ def compile(prog: Program) -> CompiledProgram:   # noqa: A001 - the documented p
         cls = type("CompiledProgram", (CompiledProgram,), {"__call__": _run})
         obj = cls.__new__(cls)
         obj.source, obj.program, obj.fallback = src, prog2, fallback
+        obj._input_program = prog
         return obj
     ns: dict[str, Any] = {}
     code = builtins.compile(src, "<eqsat_ad generated>", "exec")
@@ -439,5 +445,6 @@ def compile(prog: Program) -> CompiledProgram:   # noqa: A001 - the documented p
     cls = type("CompiledProgram", (CompiledProgram,), {"__call__": fn, "_positional": fn})
     obj = cls.__new__(cls)
     obj.source, obj.program, obj.fallback = src, elaborate(prog), None
+    obj._input_program = prog
     return obj
 

@@ -1,10 +1,11 @@
 """``eqsat-ad bench``: argument parsing for :func:`eqsat_ad.bench.main`.
 
 Full run: every size and repeat, results to ``benchmarks/results/`` (JSON, markdown, PNG)
-and ``docs/benchmarks.md`` regenerated.  ``--quick``: 2 sizes per program, 3 short repeats,
-optimised once per program, extraction comparison at n = 1000 -- prints the tables and
-writes files only with ``--out``.  ``--render FILE.json`` regenerates the tables, plots and
-docs page from a result file without running anything.
+and ``docs/benchmarks.md`` regenerated (from a source checkout; an installed package writes
+to ``./eqsat-ad-bench/``).  ``--quick``: 2 sizes per program, 3 short repeats, optimised
+once per program, extraction comparison at n = 1000 -- prints the tables and writes files
+only with ``--out``.  ``--render FILE.json`` regenerates the tables, plots and docs page
+from a result file without running anything.
 """
 from __future__ import annotations
 
@@ -15,17 +16,39 @@ import time
 from pathlib import Path
 
 from . import report, runner, specs
+from .workers import in_checkout
 
-RESULTS = runner.REPO / "benchmarks" / "results"
-DOCS = runner.REPO / "docs" / "benchmarks.md"
+if in_checkout():
+    RESULTS = runner.REPO / "benchmarks" / "results"
+    DOCS: Path | None = runner.REPO / "docs" / "benchmarks.md"
+else:                               # an installed package: never write into site-packages
+    RESULTS = Path("eqsat-ad-bench")
+    DOCS = None
 NOTES = RESULTS / "notes.md"
+_RESULTS_SHOWN = "benchmarks/results" if in_checkout() else "./eqsat-ad-bench"
+
+DESCRIPTION = """\
+Time the optimised gradients against hand-written NumPy gradients, the naive dual-number
+gradient and (when installed) JAX and PyTorch, on the benchmark programs at several sizes;
+compare the extractors and schedules.  Each framework runs in its own worker process with
+one thread.  A full run takes tens of minutes; --quick about two."""
+
+EPILOG = f"""\
+examples:
+  eqsat-ad bench --quick                         # tables on stdout, nothing written
+  eqsat-ad bench --quick --programs dot,logsumexp --no-peers
+  eqsat-ad bench --quick --out bench-results     # also JSON, markdown and plots there
+  eqsat-ad bench                                 # full run, results to {_RESULTS_SHOWN}
+
+Progress lines go to stderr (-q: none)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="eqsat-ad bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="eqsat-ad bench", description=DESCRIPTION, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="reduced run (< 2 minutes)")
     ap.add_argument("--out", type=Path, help="directory for the JSON/markdown/PNG results "
-                    "(default: benchmarks/results for a full run, none for --quick)")
+                    f"(default: {_RESULTS_SHOWN} for a full run, none for --quick)")
     ap.add_argument("--groups", default=None,
                     help="comma-separated subset of micro,suite,extraction (default: all)")
     ap.add_argument("--programs", default=None, help="comma-separated program names (default: all)")

@@ -1,7 +1,7 @@
 """The benchmark programs: source text, inputs, hand-written NumPy gradients, peer definitions.
 
 This module depends on NumPy only and uses no relative imports, so that the peer workers
-(``benchmarks/peers/*.py``, run in their own processes) can load it by file path without
+(``eqsat_ad/bench/peers/*.py``, run in their own processes) can load it by file path without
 importing ``eqsat_ad`` (and egglog) next to JAX or PyTorch.
 
 Every program is a :class:`Spec`.  ``n`` is the benchmark size: the number of
@@ -49,7 +49,7 @@ class Spec:
     shapes: Callable[[int], dict]   # n -> {param: shape}
     sizes: Callable[[int], dict]    # n -> size names for ea.optimize
     numpy_grad: Callable[..., np.ndarray]
-    peer: str                       # key of the peer function (see benchmarks/peers)
+    peer: str                       # key of the peer function (see eqsat_ad/bench/peers)
     bench_sizes: tuple[int, ...] = SUITE_SIZES
     quick_sizes: tuple[int, ...] = QUICK_SIZES
     naive_exponent: int = 2         # work of the unoptimised dual-number program ~ n**e

@@ -32,11 +32,12 @@ def _schedule_arg(schedule: str):
 
 
 def user_schedule_path() -> Path:
-    """``benchmarks/schedules/user_example.egg`` in the source checkout."""
+    """``eqsat_ad/bench/schedules/user_example.egg`` (shipped with the package), or the file
+    named by ``EQSAT_AD_USER_SCHEDULE``."""
     env = os.environ.get("EQSAT_AD_USER_SCHEDULE")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "benchmarks" / "schedules" / "user_example.egg"
+    return Path(__file__).resolve().parent / "schedules" / "user_example.egg"
 
 
 def derivative(spec: specs.Spec):

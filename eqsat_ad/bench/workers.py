@@ -20,8 +20,17 @@ from pathlib import Path
 
 from .specs import THREAD_ENV
 
+#: the directory holding the ``eqsat_ad`` package: the source checkout, or site-packages when
+#: installed (the workers run with it first on ``PYTHONPATH``)
 REPO = Path(__file__).resolve().parents[2]
-PEER_DIR = REPO / "benchmarks" / "peers"
+#: the peer workers (JAX, PyTorch) ship inside the package
+PEER_DIR = Path(__file__).resolve().parent / "peers"
+
+
+def in_checkout() -> bool:
+    """Whether this package runs from a source checkout (``benchmarks/`` and ``docs/`` beside
+    it), not from an installed wheel."""
+    return (REPO / "pyproject.toml").is_file() and (REPO / "benchmarks").is_dir()
 
 
 def worker_env(cpus: str | None = None) -> dict:
@@ -171,7 +180,7 @@ def peer_worker(name: str, cpus=None) -> tuple[Worker | None, str]:
         return None, "not installed"
     path = PEER_DIR / script
     if not path.exists():
-        return None, f"worker script {path} not found (run from a source checkout)"
+        return None, f"worker script {path} not found (a broken install?)"
     w = Worker(name, [sys.executable, str(path)], cwd=PEER_DIR, cpus=cpus)
     rep = w.start()
     if not rep.get("ok"):

@@ -83,11 +83,10 @@ def _delegate(module: str, what: str, words: tuple[str, ...], rest: list[str], o
             return EXIT_OK
         error(f"'{what}' is not available: {module} has no main(argv) yet")
         return EXIT_FAILURE
-    if wants_help:
+    if wants_help and not own_help:
         _help_of(words)
-        if not own_help:
-            return EXIT_OK
-        print(f"\noptions of {module}:", flush=True)
+        return EXIT_OK
+    # a delegate with its own parser prints its own help (description, options, examples)
     try:
         rc = entry(list(rest))
     except SystemExit as e:       # the delegate's own argparse

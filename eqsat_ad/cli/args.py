@@ -287,7 +287,8 @@ OPTIMIZE_EPILOG = """\
 examples:
   eqsat-ad optimize docs/examples/dot.ad --grad x --size n=1000
   eqsat-ad optimize docs/examples/sumsq.ad --grad x --json out.json
-  eqsat-ad optimize prog.ad --grad x --rules my.egg --schedule my_schedule.egg
+  eqsat-ad optimize docs/examples/poly.ad --grad x --rules docs/tutorial/like_terms.egg \
+      --schedule docs/tutorial/schedule.egg
   eqsat-ad optimize docs/examples/sumsq.ad --grad x --emit numpy
 
 The optimised program goes to stdout; the report lines start with ';;' so the whole output
@@ -297,8 +298,8 @@ is still a program file. --json writes cost_before, cost_after, program and repo
 RUN_EPILOG = """\
 examples:
   eqsat-ad run docs/examples/dot.ad --input x=[1,2,3] --input w=[4,5,6]
-  eqsat-ad run docs/examples/sumsq.ad --grad x --optimize --input x=x.npy
-  eqsat-ad run prog.ad --input A=A.npy --input s=2.5 --output result.npy
+  eqsat-ad run docs/examples/sumsq.ad --grad x --optimize --input x=[1,2,3]
+  eqsat-ad run docs/examples/matvec.ad --input A=[[1,2],[3,4]] --input x=[1,1] --output result.npy
 
 Inputs are .npy/.npz/.txt/.csv files or Python literals (numbers, nested lists).
 """
@@ -307,19 +308,19 @@ RULES_EPILOG = """\
 examples:
   eqsat-ad rules list
   eqsat-ad rules list --verbose rules/ring.egg
-  eqsat-ad rules check my_rules.egg
+  eqsat-ad rules check docs/tutorial/square.egg
 """
 
 RULES_LIST_EPILOG = """\
 examples:
   eqsat-ad rules list                      # the shipped rules/*.egg
-  eqsat-ad rules list -v my_rules.egg      # with each rule's text and file:line
+  eqsat-ad rules list -v docs/tutorial/square.egg   # each rule's text and file:line
 """
 
 RULES_CHECK_EPILOG = """\
 examples:
   eqsat-ad rules check                     # every shipped rule
-  eqsat-ad rules check my_rules.egg
+  eqsat-ad rules check docs/tutorial/square.egg
 """
 
 BENCH_EPILOG = """\

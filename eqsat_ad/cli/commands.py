@@ -202,13 +202,15 @@ def fmt_cost(c) -> str:
     return "?" if c is None else f"{c:.6g}"
 
 
-def compile_source(prog) -> str:
+def compile_source(prog, progress=None) -> str:
     try:
         from ..backend import compile as np_compile
     except ImportError as e:
         raise CLIFailure(f"--emit numpy needs the NumPy backend (eqsat_ad.backend), which is not "
                          f"available in this build: {e}") from None
-    fn = np_compile(prog)
+    with Progress(enabled=progress) as line:
+        line.stage("compiling to NumPy")
+        fn = np_compile(prog)
     src = getattr(fn, "source", None)
     if src is None:
         raise CLIFailure("the NumPy backend did not expose the generated source")
@@ -321,7 +323,11 @@ def cmd_run(args) -> int:
                 from ..lang.interp import evaluate
                 value = evaluate(prog, **inputs)
             else:
-                value = np_compile(prog)(**inputs)
+                with Progress(enabled=args.progress) as line:
+                    line.stage("compiling to NumPy")
+                    fn = np_compile(prog)
+                    line.stage("running")
+                    value = fn(**inputs)
     print(format_value(value))
     if args.output:
         save_value(args.output, value)

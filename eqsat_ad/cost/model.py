@@ -1,4 +1,4 @@
-"""The shape-specialised cost model (DESIGN.md principle 3; docs/cost-and-extraction.md).
+"""The shape-specialised cost model (docs/cost-and-extraction.md).
 
 The NumPy backend evaluates every sub-expression as an array whose axes are its free index
 variables (a ``build``/``sum`` index is an axis; the index of a sequential ``ifold`` is a

@@ -1,8 +1,8 @@
 """Size-aware node costs computed inside egglog (``set-cost``), for egglog's own extractor.
 
 A node costs (its operation's cost) x (product of the extents of the index variables free in
-the node) -- DESIGN.md principle 3 -- so the cheapest tree is the fastest NumPy program.
-Written as rules (reference/egglog-binders.md §5):
+the node), so that the cheapest tree is the fastest NumPy program.
+Written as egglog rules:
 
 * ``extv(i)``: the numeric extent of index name ``i`` (from ``ext`` and ``dimv``); accumulator
   and let names weigh 1 (an accumulator's fv already contains its fold index);

@@ -1,4 +1,4 @@
-"""Workarounds for egglog 13.2 bugs, in one place (reference/egglog-notes.md §4.1, §6.3, §10).
+"""Workarounds for egglog 13.2 bugs, in one place (each described below).
 
 * Report time bug: egglog-python passes Rust *milliseconds* into the *microseconds* slot of
   the ``timedelta`` values in run reports, so every duration is 1000x too small (and

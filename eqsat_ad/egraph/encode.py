@@ -9,7 +9,7 @@ inline a ``let`` by pushing an explicit substitution through its body (docs/arch
 "Sharing").  A Python object the program uses twice is encoded once in the same scope, too.
 
 Every binder (build/sum/ifold index, ifold accumulator) gets a name that is unique in the
-whole program, so no rewrite can capture a variable (DESIGN.md principle 2).  Parameters
+whole program, so no rewrite can capture a variable.  Parameters
 become ``(Input "x")``, size names ``(Dim "n")``; an accumulator reference becomes
 ``(Acc "a" "i")`` (it depends on the iteration of its fold).  Alpha-equivalent programs encode
 to the same text, because the unique names are assigned in a fixed traversal order.

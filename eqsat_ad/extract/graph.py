@@ -14,7 +14,7 @@ Nodes that may not be extracted get ``cost = inf`` (and never enter a solution):
   decoder does not know (a user's rule file may declare its own);
 * a node whose own free variables differ from its class's (the *scope guard*, the same rule
   as the in-egglog scope penalty: such a node may mention a variable that is out of scope
-  where the class is used, reference/egglog-binders.md §6.4);
+  where the class is used);
 * a node with its own class as a child (a self-loop can never be part of a finite term).
 
 >>> from eqsat_ad.egraph.session import EGraphSession

@@ -93,6 +93,22 @@ class Expr:
         args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))  # type: ignore[arg-type]
         return f"{type(self).__name__}({args})"
 
+    # -- pickle and copy: nodes are immutable values ----------------------------------------
+    def __reduce__(self):
+        # rebuilt from the fields (the cached hash is per process: string hashes differ)
+        return (type(self), self._key())
+
+    def __copy__(self) -> "Expr":
+        return self
+
+    def __deepcopy__(self, memo) -> "Expr":
+        return self
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython shows an expression as program text."""
+        from .syntax import show_expr
+        printer.text(show_expr(self))
+
 
 def node(cls):
     """Class decorator: a frozen dataclass node with the cached structural hash of :class:`Expr`."""
@@ -232,7 +248,16 @@ class Param:
     type: Type
 
 
-@dataclass(frozen=True)
+#: ``repr(program)`` shows at most this many characters of the body
+_REPR_LIMIT = 300
+
+
+def _show_type(t) -> str:
+    from .types import show_type
+    return show_type(t)
+
+
+@dataclass(frozen=True, repr=False)
 class Program:
     """A whole program: ``(fun ((x (vec n)) ...) body)``.
 
@@ -241,6 +266,28 @@ class Program:
     """
     params: tuple[Param, ...]
     body: Expr
+
+    # -- display: program text, not a dataclass dump ----------------------------------------
+    def __repr__(self) -> str:
+        from .syntax import show_flat
+        text = show_flat(self.body, limit=_REPR_LIMIT)
+        params = " ".join(f"({p.name} {_show_type(p.type)})" for p in self.params)
+        return f"<Program (fun ({params}) {text})>"
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython and Jupyter show the program text, indented."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        import html
+        return f"<pre class='eqsat-ad-program'>{html.escape(str(self))}</pre>"
+
+    # pickle and copy: immutable, so a copy is the program itself (pickle rebuilds the fields)
+    def __copy__(self) -> "Program":
+        return self
+
+    def __deepcopy__(self, memo) -> "Program":
+        return self
 
     def param(self, name: str) -> Param:
         for p in self.params:

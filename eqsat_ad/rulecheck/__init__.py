@@ -190,7 +190,63 @@ exit status:
   2  a file cannot be read, is refused by the allowlist, or egglog refuses one of its forms
      (an unloadable rule: the file could not be used by optimize either)
   3  a rule could not be checked (skipped, with the reason); --allow-skips makes this 0
-  The first that applies wins, in the order 2, 1, 3."""
+  The first that applies wins, in the order 2, 1, 3.
+
+examples:
+  eqsat-ad rules check                                  # every shipped rule (about a minute)
+  eqsat-ad rules check rules/comm.egg --rule mul-comm   # one shipped rule
+  eqsat-ad rules check docs/tutorial/square.egg --mode both
+  eqsat-ad rules check --json - > report.json           # the report as JSON on stdout
+
+A progress bar (one step per rule) is shown on stderr when it is a terminal."""
+
+
+def _shipped_or_given(name: str) -> str:
+    """``rules/NAME.egg`` names a shipped rule file from any directory (as for the other
+    commands), unless a file of that name exists here."""
+    if Path(name).exists():
+        return name
+    from ..cli.args import shipped_rule_file
+    shipped = shipped_rule_file(name)
+    return str(shipped) if shipped is not None else name
+
+
+class _bar:
+    """A progress bar on stderr (a terminal only) over the rules (or rulesets) to check; the
+    ``with`` value is the ``progress(result)`` callback of :func:`check_rules`."""
+
+    def __init__(self, files, only, desc: str, unit: str, rulesets: bool = False):
+        from ..progress import _is_tty, counter
+        self.bar = None
+        if not _is_tty(sys.stderr):
+            return
+        try:
+            total: set | int = set() if rulesets else 0
+            for f in _files(files):
+                for spec in rules_in_file(f):
+                    if only is None or spec.name in only:
+                        if rulesets:
+                            total.add((str(f), spec.ruleset))  # type: ignore[union-attr]
+                        else:
+                            total += 1  # type: ignore[operator]
+            n = len(total) if rulesets else total
+        except Exception:  # noqa: BLE001 - the check itself reports unreadable files
+            n = None
+        self.bar = counter(n, desc, unit)
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        bar = self.bar
+
+        def tick(result) -> None:
+            bar.set_postfix_str(str(getattr(result, "name", "")), refresh=False)
+            bar.update()
+        return tick
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,25 +264,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("direct", "egraph", "both"), default="direct",
                     help="direct: instantiate both sides; egraph: run each ruleset on random terms "
                          "in an e-graph and compare every extracted variant")
-    ap.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    ap.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT ('-': stdout, "
+                    "and the summary goes to stderr)")
     ap.add_argument("--allow-skips", action="store_true",
                     help="rules that could not be checked (skipped) do not fail the run")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every rule")
     a = ap.parse_args(argv)
-    files = a.files or None
+    files = [_shipped_or_given(f) for f in a.files] or None
     reports = []
     try:
         if a.mode in ("direct", "both"):
-            reports.append(check_rules(files, examples=a.examples, seed=a.seed, rules=a.rule))
+            with _bar(files, a.rule, "rules check", "rule") as tick:
+                reports.append(check_rules(files, examples=a.examples, seed=a.seed, rules=a.rule,
+                                           progress=tick))
         if a.mode in ("egraph", "both"):
-            reports.append(check_rules_egraph(files, examples=max(4, a.examples // 10), seed=a.seed,
-                                              rules=a.rule))
+            with _bar(files, a.rule, "rules check (e-graph)", "ruleset", rulesets=True) as tick:
+                reports.append(check_rules_egraph(files, examples=max(4, a.examples // 10), seed=a.seed,
+                                                  rules=a.rule, progress=tick))
     except EqsatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    summary_out = sys.stderr if a.json == "-" else sys.stdout
     for rep in reports:
-        print(rep.summary(verbose=a.verbose))
+        print(rep.summary(verbose=a.verbose), file=summary_out)
     if a.json:
-        Path(a.json).write_text(json.dumps([r.to_dict() for r in reports], indent=1, default=str))
+        text = json.dumps([r.to_dict() for r in reports], indent=1, default=str)
+        if a.json == "-":
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        else:
+            Path(a.json).write_text(text)
     codes = [r.exit_status(a.allow_skips) for r in reports]
     return next((c for c in (2, 1, 3) if c in codes), 0)

@@ -77,9 +77,11 @@ def _wrap(inst, term: str) -> str:
 
 
 def check_rules_egraph(files=None, examples: int = 10, seed: int = 0, rules: list[str] | None = None,
-                       iterations: int = 4, variants: int = 8, node_limit: int = 10_000) -> Report:
+                       iterations: int = 4, variants: int = 8, node_limit: int = 10_000,
+                       progress=None) -> Report:
     """Check each ruleset of ``files`` in an e-graph (see the module docstring); one
-    :class:`RuleResult` per ruleset, named ``ruleset <name>``."""
+    :class:`RuleResult` per ruleset, named ``ruleset <name>``; ``progress(result)`` is called
+    after each."""
     t0 = time.perf_counter()
     check_rule_files(_files(files))     # untrusted text: allowlisted before anything reads it
     rep = Report(files=[str(f) for f in _files(files)], mode="egraph")
@@ -96,9 +98,11 @@ def check_rules_egraph(files=None, examples: int = 10, seed: int = 0, rules: lis
                 rep.results.append(RuleResult(f"ruleset {rs}", rs, str(f), group[0].line, "skipped", mode="egraph",
                                               reason="not checked: egglog refuses part of the file "
                                                      "(see the unloadable forms)"))
-                continue
-            rep.results.append(_check_ruleset(Path(f), rs, group, examples, seed, iterations, variants,
-                                              node_limit, load.context))
+            else:
+                rep.results.append(_check_ruleset(Path(f), rs, group, examples, seed, iterations, variants,
+                                                  node_limit, load.context))
+            if progress:
+                progress(rep.results[-1])
     rep.seconds = time.perf_counter() - t0
     return rep
 

@@ -2,7 +2,7 @@
 ``sympy.strategies``, that prints as an egglog ``run-schedule`` and is read back from one.
 
 An e-graph has no failure and no term positions: one iteration of a ruleset applies every
-match everywhere and only reports whether the e-graph changed (egglog-notes §3.3).  So:
+match everywhere and only reports whether the e-graph changed.  So:
 
 * ``run(rs...)`` is one iteration (it never fails: ELEVATE's ``try`` is free);
 * ``seq``, ``repeat(n, s)`` (stops early when a pass changes nothing, as egglog does),
@@ -145,7 +145,7 @@ def try_(s: Strategy) -> Strategy:
 
 def left_choice(first: Strategy, second: Strategy) -> LeftChoice:
     """``first <+ second``: run ``second`` only when ``first`` changed nothing.  Executed step
-    by step by the driver (egglog-notes §3.3, encoding 1); not printable as a run-schedule."""
+    by step by the driver; not printable as a run-schedule."""
     return LeftChoice(first, second)
 
 

@@ -7,8 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-_BENCH = Path(os.environ.get("EQSAT_AD_BENCH_DIR",
-                             Path(__file__).resolve().parents[2] / "eqsat_ad" / "bench"))
+_BENCH = Path(os.environ.get("EQSAT_AD_BENCH_DIR", Path(__file__).resolve().parents[1]))
 
 
 def _load(name: str):
