@@ -1,0 +1,56 @@
+"""Affine and ranged indices (rules/index.egg): gradients of programs that read x[i+1],
+x[i-1], x[n-1-i], or sum over a sub-range collapse to O(n), agree with the reference
+interpreter, with central finite differences, and their model cost grows like the function's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eqsat_ad as ea
+from eqsat_ad.lang.interp import evaluate
+
+PROGRAMS = {
+    # first differences: x[i+1] - x[i] over n-1 terms
+    "first-difference": "(fun ((x (vec n))) (sum (- n 1) (lambda (i) (pow (- (get x (+ i 1)) (get x i)) 2.0))))",
+    # second differences: x[i+2] - 2 x[i+1] + x[i] over n-2 terms
+    "second-difference": "(fun ((x (vec n))) (sum (- n 2) (lambda (i) (pow (+ (- (get x (+ i 2)) "
+                         "(* 2.0 (get x (+ i 1)))) (get x i)) 2.0))))",
+    # a backward difference x[i] - x[i-1] over i = 1..n-1, written with the shift on the seed side
+    "backward-difference": "(fun ((x (vec n))) (sum (- n 1) (lambda (i) (* (get x i) (get x (- (+ i 1) 1))))))",
+    # a reversed read x[n-1-i]
+    "reverse": "(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x (- (- n 1) i))))))",
+    # a sub-range sum: the first n-1 terms only
+    "prefix": "(fun ((x (vec n))) (sum (- n 1) (lambda (i) (exp (get x i)))))",
+}
+
+
+def _fd(f, x, h=1e-6):
+    out = np.zeros_like(x)
+    for k in range(x.size):
+        e = np.zeros_like(x)
+        e[k] = h
+        out[k] = (evaluate(f, x=x + e) - evaluate(f, x=x - e)) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_gradient_collapses_and_is_right(name):
+    f = ea.parse(PROGRAMS[name])
+    g = ea.grad(f, "x")
+    small = ea.optimize(g, sizes={"n": 100})
+    # O(n) like the function: from n = 10^4 to 10^5 (where the fixed cost of each NumPy call no
+    # longer dominates) the model cost of gradient / function grows by at most 1.5x (O(n^2): 10x)
+    ratios = []
+    for n in (10_000, 100_000):
+        big = ea.optimize(g, sizes={"n": n}, check=False)
+        ratios.append(big.cost / ea.optimize(f, sizes={"n": n}, check=False).cost)
+    assert ratios[1] / ratios[0] <= 1.5, ratios
+    rng = np.random.default_rng(3)
+    fast = ea.compile(small.program)
+    for n in (0, 1, 2, 3, 7):
+        x = rng.uniform(-1, 1, size=n)
+        want = evaluate(g, x=x)
+        assert np.allclose(fast(x=x), want)
+        assert np.allclose(evaluate(small.program, x=x), want)
+        if n:
+            assert np.allclose(want, _fd(f, x), atol=1e-5)
