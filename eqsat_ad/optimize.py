@@ -271,9 +271,11 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     t = time.perf_counter()
     _stage(progress, f"computing costs ({session.enode_count()} e-nodes)")
     from .egraph.constructors import CONSTRUCTORS
+    from .egraph.costrules import fold_shape_costs
     session.load_cost_rules(model.egglog_opcost() if hasattr(model, "egglog_opcost") else model.opcost,
                             overhead={c: model.calls_overhead(c) for c in CONSTRUCTORS}
-                            if hasattr(model, "calls_overhead") else None)
+                            if hasattr(model, "calls_overhead") else None,
+                            fold_costs=fold_shape_costs(model) if hasattr(model, "calls_overhead") else None)
     session.set_sizes(sz)
     session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf"),
                                             reserve=lambda n: EXTRACT_SECONDS_PER_ENODE * n))

@@ -3,6 +3,7 @@ sequential loops of the NumPy backend's code generator (a mixin of ``_codegen._G
 """
 from __future__ import annotations
 
+from ..cost.semantics import contraction, fold_shape, is_literal_zero
 from ..lang.folds import peel_lets
 from ..lang.ast import Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Snd, Sum, Var, scoped_children
 from ._values import (Block, IdxV, PairV, V, _drop_unit_axes, _flat, _int_exponent, _leaves, _rebuild, _show,
@@ -13,8 +14,9 @@ class FoldMixin:
     """Methods of :class:`eqsat_ad.backend._codegen._Gen` for loops and reductions."""
 
     # -- reductions ----------------------------------------------------------------------
-    _IDENT = {"sum": "0", "prod": "1", "max": "(-_inf)", "min": "_inf"}
-    _RED = {"sum": "_addr", "prod": "_mulr", "max": "_fmaxr", "min": "_fminr"}
+    _IDENT = {"sum": "0", "prod": "1", "max": "(-_inf)", "min": "_inf", "maximum": "(-_inf)", "minimum": "_inf"}
+    _RED = {"sum": "_addr", "prod": "_mulr", "max": "_fmaxr", "min": "_fminr", "maximum": "_maxr",
+            "minimum": "_minr"}
 
     def reduce(self, kind: str, size_e: Expr, var: str, body_e: Expr, env: dict, node: Expr):
         n = self.extent(self.ev(size_e, env), node)
@@ -66,7 +68,7 @@ class FoldMixin:
         q = max(S2) if S2 else 0
         axes = list(range(r, r + d - q))
         ax = str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
-        extra = f", initial={self._IDENT[kind]}" if kind in ("max", "min") else ""
+        extra = f", initial={self._IDENT[kind]}" if kind in ("max", "min", "maximum", "minimum") else ""
         return self.emit(f"{self._RED[kind]}({body.code}, {ax}{extra})", [body], S2, r, body.dt,
                          body.dims, comment=_show(node))
 
@@ -87,14 +89,16 @@ class FoldMixin:
             return None
         d = iv.d
         one = frozenset({d})
-        if u.S != one and w.S == one:
-            u, w = w, u
-        if d not in u.S or d not in w.S:
+        # dot / matrix-vector / einsum: declared with their costs (semantics.contraction)
+        kind = contraction(u.S, w.S, d)
+        if kind is None:
             return None
-        if u.S != one:
+        if kind == "einsum":
             return self.einsum(u, w, d, node)
+        if u.S != one:
+            u, w = w, u
         uf, wf = _flat(u.code, d), _flat(w.code, d)
-        if w.S == one:
+        if kind == "dot":
             return self.emit(f"_dot({uf}, {wf})", [u, w], (), 0, "f", comment=_show(node))
         S2 = w.S - {d}
         q = max(S2)
@@ -160,50 +164,33 @@ class FoldMixin:
     def fold_pattern(self, acc, var, body, init_e, size, init: V, env, node):
         b, wrap = peel_lets(body, acc, self.fv)
 
-        A = Var(acc)
         free = lambda x: acc not in self.fv(x)  # noqa: E731
         zero = Int(0) if isinstance(init, V) and init.dt == "i" else Num(0.0)
-        if b == A and b is body:
+        # which bodies are one vectorised reduction, and which: declared with their cost
+        shape = fold_shape(b, acc, free, scalar_init=isinstance(init, V) and init.rank == 0, zero=zero)
+        if shape is None:
+            return None
+        if shape.kind == "identity":
+            if b is not body:       # the lets' values may raise, as in the interpreter's loop
+                return None
             self.extent(self.ev(size, env), node)    # its errors are the interpreter's too
             return init
-        if type(b) is Prim and b.op in ("+", "-", "*"):
-            x, y = b.args
-            if b.op != "-" and y == A and free(x):
-                x, y = y, x
-            if x == A and free(y):
-                if b.op == "*":
-                    red = self.reduce("prod", size, var, wrap(y), env, node)
-                    return self.emit(f"({init.code} * {red.code})", [init, red], init.S | red.S,
-                                     init.rank, "f", init.dims)
-                if b.op == "+" and init.const == 0:
-                    return self.ev(Sum(size, var, wrap(y)), env)
-                return self.ev(Prim(b.op, (init_e, Sum(size, var, wrap(y)))), env)
-        if type(b) is If and free(b.cond):
-            t, f = b.then, b.else_
-            for this, other, flip in ((t, f, False), (f, t, True)):
-                if other == A and type(this) is Prim and this.op == "+":
-                    x, y = this.args
-                    if y == A:
-                        x, y = y, x
-                    if x == A and free(y):
-                        term = If(b.cond, zero, y) if flip else If(b.cond, y, zero)
-                        if init.const == 0:
-                            return self.ev(Sum(size, var, wrap(term)), env)
-                        return self.ev(Prim("+", (init_e, Sum(size, var, wrap(term)))), env)
-        if type(b) is If and type(b.cond) is Prim and b.cond.op in ("<", ">", "<=", ">=") \
-                and b.else_ == A and free(b.then) and init.rank == 0:
-            x, y = b.cond.args
-            t = b.then
-            is_max = None
-            if x == t and y == A:
-                is_max = b.cond.op in (">", ">=")
-            elif x == A and y == t:
-                is_max = b.cond.op in ("<", "<=")
-            if is_max is not None:
-                red = self.reduce("max" if is_max else "min", size, var, wrap(t), env, node)
-                return self.emit(f"_fold_extreme({init.code}, {red.code}, {is_max})", [init, red],
-                                 init.S | red.S, 0, "f")
-        return None
+        term = wrap(shape.term)
+        if shape.kind == "prod":
+            red = self.reduce("prod", size, var, term, env, node)
+            return self.emit(f"({init.code} * {red.code})", [init, red], init.S | red.S,
+                             init.rank, "f", init.dims)
+        if shape.kind in ("sum", "sub"):
+            if shape.kind == "sum" and is_literal_zero(init_e):
+                return self.ev(Sum(size, var, term), env)
+            return self.ev(Prim("+" if shape.kind == "sum" else "-", (init_e, Sum(size, var, term))), env)
+        red = self.reduce(shape.kind, size, var, term, env, node)
+        if shape.kind in ("maximum", "minimum"):     # the max/min primitives: nan propagates
+            fn = "_max" if shape.kind == "maximum" else "_min"
+            return self.emit(f"{fn}({init.code}, {red.code})", [init, red], init.S | red.S, 0, "f")
+        is_max = shape.kind == "max"
+        return self.emit(f"_fold_extreme({init.code}, {red.code}, {is_max})", [init, red],
+                         init.S | red.S, 0, "f")
 
     def ifold_pair(self, e: IFold, init: PairV, env: dict):
         """Split a pair accumulator into components; independent ones are folded (and

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import runtime as _runtime
+from ..cost.semantics import einsum_planned   # when planning pays off: declared with its cost
 from ..errors import EvalError, ResourceLimitError
 
 
@@ -38,7 +39,7 @@ def gather(a: np.ndarray, k: Any, r: int, pa: int, pk: int) -> np.ndarray:
 def contract(subscripts: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.einsum`` of two operands; large ones go through BLAS (``optimize``), small ones
     skip the planning overhead."""
-    return np.einsum(subscripts, a, b, optimize=a.size * b.size > 1 << 14)
+    return np.einsum(subscripts, a, b, optimize=einsum_planned(a.size, b.size))
 
 
 def diag_where(on: Any, off: Any, pi: int, pj: int, shape: tuple) -> np.ndarray:

@@ -126,10 +126,26 @@ class FoldShape:
     term: Expr | None = None
 
 
+#: Fold bodies of each vectorised shape, written with the accumulator ``acc``, the element
+#: ``t`` and a condition ``c`` (neither reads ``acc``).  :func:`fold_shape` is the definition;
+#: these forms are what code that cannot call it matches -- the in-egglog costs
+#: (``egraph/costrules.py``) -- and ``tests/test_cost.py`` checks them against it.
+FOLD_BODY_FORMS: tuple[tuple[str, str], ...] = (
+    ("(+ acc t)", "sum"), ("(+ t acc)", "sum"), ("(- acc t)", "sub"),
+    ("(* acc t)", "prod"), ("(* t acc)", "prod"),
+    ("(if c (+ acc t) acc)", "sum"), ("(if c (+ t acc) acc)", "sum"),
+    ("(if c acc (+ acc t))", "sum"), ("(if c acc (+ t acc))", "sum"),
+    ("(if (< acc t) t acc)", "max"), ("(if (<= acc t) t acc)", "max"),
+    ("(if (< t acc) t acc)", "min"), ("(if (<= t acc) t acc)", "min"),
+    ("(max acc t)", "maximum"), ("(max t acc)", "maximum"),
+    ("(min acc t)", "minimum"), ("(min t acc)", "minimum"),
+)
 #: The reduction each shape runs over the fold's index (a pseudo-constructor / table name).
-FOLD_REDUCTION = {"sum": "Sum", "sub": "Sum", "prod": "Prod", "max": "Max", "min": "Max"}
+FOLD_REDUCTION = {"sum": "Sum", "sub": "Sum", "prod": "Prod", "max": "Max", "min": "Max",
+                  "maximum": "Max", "minimum": "Max"}
 #: The operation that combines the initial value with the reduction.
-FOLD_COMBINE = {"sum": "Add", "sub": "Sub", "prod": "Mul", "max": "Extreme", "min": "Extreme"}
+FOLD_COMBINE = {"sum": "Add", "sub": "Sub", "prod": "Mul", "max": "Extreme", "min": "Extreme",
+                "maximum": "Maximum", "minimum": "Minimum"}
 
 
 def fold_shape(core: Expr, acc: str, free: Callable[[Expr], bool], scalar_init: bool = True,
@@ -176,6 +192,13 @@ def fold_shape(core: Expr, acc: str, free: Callable[[Expr], bool], scalar_init: 
             return FoldShape("max" if b.cond.op in (">", ">=") else "min", t)
         if x == A and y == t:
             return FoldShape("max" if b.cond.op in ("<", "<=") else "min", t)
+    if type(b) is Prim and b.op in ("max", "min") and scalar_init:
+        # the max/min primitives (NumPy's maximum/minimum: a nan propagates, unlike fmax)
+        x, y = b.args
+        if y == A and free(x):
+            x, y = y, x
+        if x == A and free(y):
+            return FoldShape("maximum" if b.op == "max" else "minimum", y)
     return None
 
 

@@ -231,10 +231,13 @@ class EGraphSession:
             self.run_text(f"(set (dimv (Dim {egg_string(name)})) {int(v)})")
 
     def load_cost_rules(self, opcost: dict[str, float], scope_penalty: bool = True,
-                        overhead: dict[str, float] | None = None) -> None:
-        """Declare the in-egglog size-aware costs (per-element op costs, per-node overheads)."""
+                        overhead: dict[str, float] | None = None,
+                        fold_costs: dict[str, tuple[float, float]] | None = None) -> None:
+        """Declare the in-egglog size-aware costs (per-element op costs, per-node overheads,
+        the vectorised ``ifold`` shapes' costs: ``costrules.fold_shape_costs``)."""
         if not self._cost_loaded:
-            self.run_text(cost_rules_text(opcost, scope_penalty=scope_penalty, overhead=overhead))
+            self.run_text(cost_rules_text(opcost, scope_penalty=scope_penalty, overhead=overhead,
+                                          fold_costs=fold_costs))
             self._cost_loaded = True
             self.rulesets["cost"] = RulesetInfo("cost", "<generated>", 1, "size-aware node costs")
 
