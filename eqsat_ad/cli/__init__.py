@@ -37,6 +37,7 @@ DELEGATES = {
     ("bench",): ("eqsat_ad.bench", "bench", True),
     ("rules", "check"): ("eqsat_ad.rulecheck", "rules check", True),
     ("demo",): ("eqsat_ad.demo", "demo", False),
+    ("gradbench",): ("eqsat_ad.gradbench", "gradbench", True),
 }
 
 

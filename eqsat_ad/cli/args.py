@@ -431,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, help="options for the benchmark runner, e.g. --quick")
     p.set_defaults(func="bench")
 
+    p = sub.add_parser("gradbench", help="run as a GradBench tool (JSON protocol on stdin/stdout)",
+                       description="Speak GradBench's JSON protocol on standard input/output "
+                                   "(delegates to eqsat_ad.gradbench; docs/gradbench.md).",
+                       epilog="examples:\n  echo '{\"id\": 0, \"kind\": \"start\"}' | eqsat-ad gradbench\n",
+                       formatter_class=_Formatter)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options of the tool, e.g. --no-optimize")
+    p.set_defaults(func="gradbench")
+
     p = sub.add_parser("explain", help="what the optimiser did, phase by phase",
                        description="Optimise PROGRAM (or its derivative) and explain the run: per "
                                    "phase, which rules matched how often, e-graph growth, the stop "
