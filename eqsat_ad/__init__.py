@@ -65,10 +65,24 @@ _LAZY: dict[str, str] = {
     "program": ".frontend.trace", "trace": ".frontend.trace",
 }
 
+#: the one-call functions of ``eqsat_ad/functions.py`` (``ea.grad_fn(f, wrt=...)``, ...):
+#: public as soon as that module is part of the build
+_FUNCTIONS = ("grad_fn", "value_and_grad_fn", "jvp_fn")
+
+
+def _has_module(name: str) -> bool:
+    import os
+    return os.path.exists(os.path.join(os.path.dirname(__file__), name + ".py"))
+
+
 #: sub-packages and modules reachable as attributes (``ea.ad``, ``ea.backend``, ...)
 _SUBMODULES = ("ad", "backend", "bench", "cli", "cost", "demo", "driver", "egraph", "errors",
-               "extract", "frontend", "fuzz", "lang", "random_programs", "rulecheck", "runtime",
-               "strategy", "testing", "viz")
+               "extract", "frontend", "fuzz", "glossary", "lang", "progress",
+               "random_programs", "rulecheck", "runtime", "strategy", "testing", "viz")
+
+if _has_module("functions"):
+    _LAZY.update({name: ".functions" for name in _FUNCTIONS})
+    _SUBMODULES += ("functions",)
 
 __all__ = sorted(_LAZY) + ["__version__"]
 

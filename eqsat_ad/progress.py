@@ -91,6 +91,18 @@ class Progress:
             self._bar.set_description_str(f"{self.prefix}: {text}", refresh=False)
             self._bar.refresh()
 
+    def log(self, text: str) -> None:
+        """A line that stays (printed above the status line on a terminal, plain otherwise:
+        a log); the status line then shows it as what is running now."""
+        if not self.enabled:
+            print(text, file=self.stream, flush=True)
+            return
+        with self._lock:
+            if self._bar is None:
+                self._open()
+            self._bar.write(text, file=self.stream)
+        self.stage(text)
+
     def _open(self) -> None:
         from tqdm import tqdm
         self._bar = tqdm(total=None, file=self.stream, leave=False, dynamic_ncols=True,

@@ -169,3 +169,15 @@ def test_progress_counter_is_silent_off_a_terminal():
     bar.update(); bar.close()
     assert list(track([1, 2], "y", stream=s)) == [1, 2]
     assert s.getvalue() == ""
+
+
+def test_progress_log_lines_stay_and_are_plain_off_a_terminal():
+    from eqsat_ad.progress import Progress
+    plain = io.StringIO()
+    Progress(plain).log("[   1.0s] one")
+    assert plain.getvalue() == "[   1.0s] one\n"
+    tty = _Tty()
+    p = Progress(tty)
+    p.log("[   1.0s] one")
+    p.done()
+    assert "[   1.0s] one\n" in tty.getvalue() and tty.getvalue().endswith("\r")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import report, runner, specs
+from ..progress import Progress
 from .workers import in_checkout
 
 if in_checkout():
@@ -100,15 +101,19 @@ def main(argv=None) -> int:
         kw["timeout"] = args.timeout
     if args.cpus:
         kw["cpus"] = [int(c) for c in args.cpus.split(",")]
+    line = Progress(prefix="eqsat-ad bench")     # a ticking status line on a terminal only
     if not args.quiet:
         t0 = time.perf_counter()
-        kw["log"] = lambda msg: print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+        kw["log"] = lambda msg: line.log(f"[{time.perf_counter() - t0:7.1f}s] {msg}")
     cfg = runner.Config.quick_config(**kw) if args.quick else runner.Config(**kw)
     try:
         res = runner.run(cfg)
     except RuntimeError as exc:
+        line.done()
         print(f"eqsat-ad bench: {exc}", file=sys.stderr)
         return 1
+    finally:
+        line.done()
     out = args.out if args.out else (None if args.quick else RESULTS)
     if out is not None:
         name = "quick.json" if args.quick else "latest.json"
