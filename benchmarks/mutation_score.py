@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("--deep-seeds", type=int, default=6)
     ap.add_argument("--deep-examples", type=int, default=600)
     ap.add_argument("--ops", help="only these operators (comma-separated)")
-    ap.add_argument("--json", metavar="OUT")
+    ap.add_argument("--json", metavar="OUT", help="write the score as JSON to OUT ('-': stdout)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     ms = all_mutants()
@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     if inv:
         print(f"\ninvalid ({len(inv)}): " + "; ".join(f"{o.mutant.id} [{o.status}]" for o in inv[:12])
               + (" ..." if len(inv) > 12 else ""))
-    if a.json:
-        Path(a.json).write_text(json.dumps({
+    if a.json:                          # '-': stdout
+        (sys.stdout.write if a.json == "-" else Path(a.json).write_text)(json.dumps({
             "mutants": len(outcomes), "invalid": len(inv), "unsound": len(sc.unsound), "killed": len(sc.killed),
             "score": sc.score, "missed": [o.mutant.id for o, _, _ in missed],
             "unexplained": [o.mutant.id for o in unexplained], "wrong_equivalence": [o.mutant.id for o, _, _ in wrong],
