@@ -53,3 +53,12 @@ def test_a_vectorised_fold_is_no_loop_for_egglog_either(body, init):
     assert "for " not in fn.source
     x = np.linspace(-1, 1, 9)
     assert np.isclose(fn(x=x), ea.evaluate(res.program, x=x))
+
+
+def test_a_static_length_is_no_masked_reduction():
+    """(length v) of a built row has the row's static size: the backend reads it at compile
+    time, so the sum over it is a plain reduction -- no where over a mask is paid."""
+    prog = ea.parse("(fun ((X (mat N d)) (w (vec d))) (sum N (lambda (n) (let ((v (build (length (get X n)) "
+                    "(lambda (i) (* (get (get X n) i) (get w i)))))) (sum (length v) (lambda (i) (get v i)))))))")
+    assert "If" not in default_cost_model().breakdown(prog, {"N": 100, "d": 10})
+    assert "_where" not in ea.compile(prog).source

@@ -491,6 +491,12 @@ class _Walk:
             tv = self.walk(e.then, scope, depth)
             ev = self.walk(e.else_, scope, depth)
             return self._where(ca, tv, ev)
+        if isinstance(e, Length):
+            sh = self.shape(e.array)
+            if sh and sh[0] is not None:
+                # a static length (a size name / constant in the array's type): the backend
+                # reads it at compile time -- no axes (no masked reductions over it), no call
+                return frozenset()
         if isinstance(e, Prim) and e.op == "pow":
             k = _int_exponent(e.args[1])
             if k is not None:
