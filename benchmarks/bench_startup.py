@@ -3,6 +3,8 @@ fresh process, median of 5 (after one untimed warm-up run, so the files are in t
 
     python benchmarks/bench_startup.py                 # writes benchmarks/results/startup.{json,md}
     python benchmarks/bench_startup.py --src OLD_TREE  # time another checkout's package instead
+    python benchmarks/bench_startup.py --before OLD    # both, side by side (OLD: a folder holding
+                                                       # an older eqsat_ad, e.g. from git archive)
 
 The target (issue 14): ``import eqsat_ad`` <= 0.5 s, ``eqsat-ad --version`` well under a second.
 The import loads neither egglog nor scipy nor matplotlib; ``ea.optimize`` loads egglog.
@@ -36,10 +38,15 @@ CASES = {
 }
 
 
-def _once(code: str, env: dict) -> float:
+#: the console script itself (a separate process start, as a user types it)
+SCRIPT = Path(sys.executable).with_name("eqsat-ad")
+
+
+def _once(code, env: dict) -> float:
+    argv = code if isinstance(code, list) else [sys.executable, "-c", code]
     t = time.perf_counter()
     # run outside the checkout, so that only the installed (or --src) package is found
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tempfile.gettempdir(),
+    subprocess.run(argv, check=True, env=env, cwd=tempfile.gettempdir(),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t
 
@@ -49,7 +56,10 @@ def measure(repeats: int = 5, src: str | None = None) -> dict:
     if src:
         env["PYTHONPATH"] = os.pathsep.join([str(Path(src).resolve())] + [p for p in [env.get("PYTHONPATH")] if p])
     rows = {}
-    for name, code in CASES.items():
+    cases = dict(CASES)
+    if SCRIPT.exists() and not src:
+        cases["eqsat-ad --version (the console script)"] = [str(SCRIPT), "--version"]
+    for name, code in cases.items():
         _once(code, env)                                  # warm the page cache
         times = [_once(code, env) for _ in range(repeats)]
         rows[name] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
@@ -59,14 +69,21 @@ def measure(repeats: int = 5, src: str | None = None) -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
-def markdown(res: dict) -> str:
+def markdown(res: dict, before: dict | None = None) -> str:
     out = [f"# Start-up time ({res['src']})", "",
            f"Each line: a fresh `python -c` process (Python {res['python']}, {res['machine']}), "
            f"median of {res['repeats']} after one warm-up run; measured {res['date']} with "
-           "`python benchmarks/bench_startup.py`.", "",
-           "| what | median s | min s | max s |", "|---|---:|---:|---:|"]
+           "`python benchmarks/bench_startup.py`" + (f" --before {before['src']}" if before else "") + ". "
+           "The machine may be busy: compare lines of one table, not tables of different runs.", ""]
+    if before:
+        out += ["| what | before: median s | now: median s | now: min s | now: max s |",
+                "|---|---:|---:|---:|---:|"]
+    else:
+        out += ["| what | median s | min s | max s |", "|---|---:|---:|---:|"]
     for name, r in res["cases"].items():
-        out.append(f"| {name} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} |")
+        old = (before or {}).get("cases", {}).get(name)
+        first = (f"{old['median_s']:.3f} | " if old else "– | ") if before else ""
+        out.append(f"| {name} | {first}{r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} |")
     return "\n".join(out) + "\n"
 
 
@@ -74,11 +91,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--src", help="a directory holding another eqsat_ad package to time instead")
+    ap.add_argument("--before", help="a directory holding an older eqsat_ad package: timed too, "
+                    "shown side by side")
     ap.add_argument("--out", default=None, help="JSON output (default benchmarks/results/startup.json; "
                     "'-': print only)")
     a = ap.parse_args(argv)
+    before = measure(a.repeats, a.before) if a.before else None
     res = measure(a.repeats, a.src)
-    md = markdown(res)
+    if before:
+        res["before"] = before
+    md = markdown(res, before)
     print(md)
     if a.out != "-":
         out = Path(a.out) if a.out else RESULTS / "startup.json"
