@@ -181,3 +181,12 @@ def test_progress_log_lines_stay_and_are_plain_off_a_terminal():
     p.log("[   1.0s] one")
     p.done()
     assert "[   1.0s] one\n" in tty.getvalue() and tty.getvalue().endswith("\r")
+
+
+def test_rulecheck_report_shows_its_summary():
+    from eqsat_ad.egraph.session import rules_dir
+    from eqsat_ad.rulecheck import check_rules
+    rep = check_rules([rules_dir() / "tuple.egg"], examples=3)
+    assert repr(rep).startswith("<rulecheck.Report ") and "results=" not in repr(rep)
+    pretty = pytest.importorskip("IPython.lib.pretty").pretty
+    assert pretty(rep) == rep.summary()

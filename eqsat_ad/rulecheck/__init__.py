@@ -62,6 +62,15 @@ class Report:
     seconds: float = 0.0
     mode: str = "direct"
 
+    # -- display (IPython / Jupyter): the summary, not a dataclass dump ----------------------
+    def __repr__(self) -> str:
+        return (f"<rulecheck.Report {len(self.results)} rules in {len(self.files)} files ({self.mode}): "
+                f"{len(self.unsound)} unsound, {len(self.skipped)} skipped, "
+                f"{len(self.unloadable)} unloadable>")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.summary())
+
     @property
     def unsound(self) -> list[RuleResult]:
         return [r for r in self.results if r.status == "unsound"]
