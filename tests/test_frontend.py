@@ -170,7 +170,9 @@ def test_constant_program_and_printing_round_trip():
 
 def test_type_errors_are_clear():
     with pytest.raises(TypeCheckError, match="ill-typed"):
-        trace(lambda x, y: x + y, x=Vec("n"), y=Real)
+        trace(lambda x, y: if_(x > 0.0, x, y), x=Real, y=Vec("n"))
+    with pytest.raises(TypeCheckError, match="sizes n and m of the leading axis differ"):
+        trace(lambda x, y: x + y, x=Vec("n"), y=Vec("m"))
     with pytest.raises(TypeCheckError):
         trace(lambda x: x[0][0], x=Vec("n"))
     with pytest.raises(TypeCheckError, match="condition must be a bool"):

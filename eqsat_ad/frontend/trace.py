@@ -18,9 +18,12 @@ unique readable binder names).  Loops are written with the combinators ``build``
 >>> show_expr(dot.body)
 '(sum n (lambda (i) (* (get x i) (get w i))))'
 
-Symbolic values support ``+ - * / **``, unary ``-``, ``< > <= >=`` (``eq(a, b)`` for
+Symbolic values support ``+ - * / ** @``, unary ``-``, ``< > <= >=`` (``eq(a, b)`` for
 equality: ``==`` stays Python equality), ``&  |  ~`` on booleans, and indexing ``x[i]``
-(``M[i, j]`` for ``M[i][j]``); Python numbers mix in freely.
+(``M[i, j]`` for ``M[i][j]``, ``x[-1]``, slices ``x[1:]``, ``M[:, j]``); Python numbers mix
+in freely.  On arrays the operators and the functions ``exp``, ``log``, ... work element
+by element with NumPy's broadcasting (``u - v``, ``2.0 * x``, ``M + b`` for a row ``b``);
+:mod:`eqsat_ad.frontend.numpy_like` adds NumPy's reductions and products.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ from ..lang.types import BOOL, INDEX, REAL, SIZE, ArrayT, PairT, Type
 __all__ = ["Sym", "trace", "program", "Vec", "Mat", "Real", "Index", "Size", "Array",
            "build", "sum", "ifold", "get", "length", "if_", "where", "let", "pair", "fst",
            "snd", "eq", "and_", "or_", "not_", "real", "exp", "log", "sin", "cos", "tan",
-           "sqrt", "tanh", "as_expr", "as_sym", "lift_fn"]
+           "sqrt", "tanh", "power", "matmul", "reduce", "example_types", "as_expr", "as_sym",
+           "lift_fn"]
 
 # parameter types -----------------------------------------------------------------------
 Vec = _t.vec            # Vec("n")      -> (vec n)
@@ -78,8 +82,10 @@ class Sym:
     def __rmul__(self, o): return _arith("*", o, self)
     def __truediv__(self, o): return _arith("/", self, o)
     def __rtruediv__(self, o): return _arith("/", o, self)
-    def __pow__(self, o): return _arith("pow", self, o)
-    def __rpow__(self, o): return _arith("pow", o, self)
+    def __pow__(self, o): return power(self, o)
+    def __rpow__(self, o): return power(o, self)
+    def __matmul__(self, o): return matmul(self, o)
+    def __rmatmul__(self, o): return matmul(o, self)
     def __neg__(self): return _unary("neg", self)
     def __pos__(self): return self
 
@@ -98,12 +104,7 @@ class Sym:
 
     # arrays -------------------------------------------------------------------------
     def __getitem__(self, idx):
-        if isinstance(idx, tuple):
-            out = self
-            for k in idx:
-                out = get(out, k)
-            return out
-        return get(self, idx)
+        return _subscript(self, idx if isinstance(idx, tuple) else (idx,))
 
     def __iter__(self):
         raise TypeError("a symbolic array cannot be iterated in Python; use build/sum/ifold")
@@ -123,9 +124,47 @@ class Sym:
 
     @property
     def T(self) -> "Sym":
-        """Transpose (a matrix)."""
-        from .library import transpose
+        """Transpose (a matrix), as NumPy's ``a.T``."""
+        if _rank(self.type) == 2:
+            from .numpy_like import transpose
+        else:                       # untyped (a library function used as a text macro)
+            from .library import transpose
         return transpose(self)
+
+    # NumPy's array methods -----------------------------------------------------------
+    def sum(self, axis: int | None = None) -> "Sym":
+        return sum(self, axis=axis)
+
+    def mean(self, axis: int | None = None) -> "Sym":
+        from .numpy_like import mean
+        return mean(self, axis)
+
+    def max(self, axis: int | None = None) -> "Sym":
+        from .numpy_like import max
+        return max(self, axis)
+
+    def min(self, axis: int | None = None) -> "Sym":
+        from .numpy_like import min
+        return min(self, axis)
+
+    def dot(self, other: Any) -> "Sym":
+        from .numpy_like import dot
+        return dot(self, other)
+
+    @property
+    def ndim(self) -> int:
+        """Number of array axes (0 for a scalar), as in NumPy."""
+        return _rank(self.type)
+
+    @property
+    def shape(self) -> tuple:
+        """The extents of the array axes, as symbolic sizes (``x.shape[0]`` is ``n`` for
+        ``x : (vec n)``); usable wherever a size is (``build``, ``sum``, arithmetic)."""
+        out, s, t = [], self, self.type
+        while isinstance(t, ArrayT):
+            out.append(_extent(s))
+            s, t = get(s, 0), t.elem
+        return tuple(out)
 
     def __repr__(self) -> str:
         from ..lang.syntax import show_flat
@@ -184,6 +223,8 @@ def _numeric_join(ts) -> Type | None:
 
 
 def _arith(op: str, a: Any, b: Any) -> Sym:
+    if _is_array(a) or _is_array(b):
+        return _elementwise(lambda x, y: _arith(op, x, y), a, b)
     ta, tb = _type(a), _type(b)
     sa, sb = as_sym(a, tb), as_sym(b, ta)
     if op in ("/", "pow"):
@@ -194,6 +235,8 @@ def _arith(op: str, a: Any, b: Any) -> Sym:
 
 
 def _unary(op: str, a: Any) -> Sym:
+    if _is_array(a):
+        return _elementwise(lambda x: _unary(op, x), a)
     if isinstance(a, (int, float)) and not isinstance(a, bool):
         a = Num(float(a))
     s = as_sym(a)
@@ -204,8 +247,171 @@ def _unary(op: str, a: Any) -> Sym:
 
 
 def _compare(op: str, a: Any, b: Any) -> Sym:
+    if _is_array(a) or _is_array(b):
+        return _elementwise(lambda x, y: _compare(op, x, y), a, b)
     sa, sb = as_sym(a, _type(b)), as_sym(b, _type(a))
     return Sym(Prim(op, (sa.expr, sb.expr)), BOOL)
+
+
+# --------------------------------------------------------------------------------------
+# arrays as in NumPy: element-wise operations with broadcasting
+# --------------------------------------------------------------------------------------
+def _rank(t: Type | None) -> int:
+    r = 0
+    while isinstance(t, ArrayT):
+        r, t = r + 1, t.elem
+    return r
+
+
+def _is_array(v: Any) -> bool:
+    if isinstance(v, Sym):
+        return isinstance(v.type, ArrayT)
+    if hasattr(v, "shape") and hasattr(v, "dtype") and getattr(v, "shape", ()) != ():
+        raise TypeError(f"a NumPy array (shape {v.shape}) cannot be a constant of a traced "
+                        "program: pass it as a parameter")
+    return False
+
+
+def _extent(a: Sym) -> Sym:
+    """The length of the array ``a`` as a size: its size name or literal when the type
+    has one (``n`` rather than ``(length x)``: shorter programs, and sizes the type checker
+    can compare), else ``(length a)``."""
+    size = a.type.size if isinstance(a.type, ArrayT) else None
+    if isinstance(size, str):
+        return Sym(Var(size), SIZE)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return Sym(Int(size), SIZE)
+    if type(a.expr) is Build:         # a slice x[1:]: (- n 1), not (length (build ...))
+        return Sym(a.expr.size, None)
+    return length(a)
+
+
+def _shape_text(t: Type | None) -> str:
+    return "a scalar" if not isinstance(t, ArrayT) else _t.show_type(t)
+
+
+def _elementwise(fn: Callable[..., Sym], *args: Any) -> Sym:
+    """``fn`` (on scalars) applied element by element, with NumPy's broadcasting: the
+    trailing axes line up, an operand with fewer axes (a scalar, a vector against a matrix)
+    is repeated along the leading ones; axes that line up must have the same size.
+
+    ``u - v`` for two ``(vec n)`` is ``(build n (lambda (i) (- (get u i) (get v i))))``: one
+    ``build`` per axis of the result, so the optimiser sees the loops it fuses."""
+    ranks = [_rank(_type(a)) for a in args]
+    r = max(ranks)
+    if r == 0:
+        return fn(*args)
+    lead = [a for a, k in zip(args, ranks) if k == r]
+    sizes = [a.type.size for a in lead]
+    known = [z for z in sizes if z is not None]
+    if any(z != known[0] for z in known):
+        shapes = " and ".join(_shape_text(_type(a)) for a in args)
+        raise TypeCheckError(f"cannot combine {shapes} element by element: the sizes "
+                             f"{' and '.join(map(str, dict.fromkeys(known)))} of the leading axis differ")
+    first = next((a for a, z in zip(lead, sizes) if z is not None), lead[0])
+
+    def element(i: Sym) -> Sym:
+        return _elementwise(fn, *[_element(a, i) if k == r else a for a, k in zip(args, ranks)])
+    return build(_extent(first), element)
+
+
+def power(a: Any, b: Any) -> Sym:
+    """``a ** b`` element-wise.  As NumPy's ``ndarray.__pow__`` does, a literal exponent 2
+    is a product (``a * a``: one node, used twice), 1 is ``a``, 0.5 ``sqrt a`` and -1
+    ``1 / a``; other exponents are ``(pow a b)``."""
+    if isinstance(b, (int, float)) and not isinstance(b, bool) and isinstance(a, Sym):
+        if b == 2:
+            return a * a
+        if b == 1:
+            return a
+        if b == 0.5:
+            return sqrt(a)
+        if b == -1:
+            return 1.0 / a
+    return _arith("pow", a, b)
+
+
+def matmul(a: Any, b: Any) -> Sym:
+    """``a @ b`` as in NumPy: vector·vector is the dot product, matrix·vector and
+    vector·matrix the products, matrix·matrix the matrix product, as loops over the named
+    sizes (``A @ x`` is ``(build m (lambda (i) (sum n (lambda (j) (* A[i][j] x[j])))))``).
+    An operand computed by the traced code is bound by a ``let`` first: each of its
+    elements is read once per row or column of the result."""
+    sa, sb = as_sym(a), as_sym(b)
+    ra, rb = _rank(sa.type), _rank(sb.type)
+    if ra == 0 or rb == 0 or ra > 2 or rb > 2:
+        raise TypeCheckError(f"@ needs vectors or matrices, got {_shape_text(sa.type)} @ "
+                             f"{_shape_text(sb.type)}")
+    inner_a = sa.type.size if ra == 1 else sa.type.elem.size
+    inner_b = sb.type.size
+    if inner_a is not None and inner_b is not None and inner_a != inner_b:
+        raise TypeCheckError(f"{_shape_text(sa.type)} @ {_shape_text(sb.type)}: the inner sizes "
+                             f"{inner_a} and {inner_b} differ")
+
+    def product(A: Sym, B: Sym) -> Sym:
+        k_extent = _extent(B)
+        if ra == 1 and rb == 1:
+            return sum(k_extent, lambda k: A[k] * B[k])
+        if ra == 2 and rb == 1:
+            return build(_extent(A), lambda i: sum(k_extent, lambda k: A[i][k] * B[k]))
+        cols = _extent(get(B, 0))
+        if ra == 1:
+            return build(cols, lambda j: sum(k_extent, lambda k: A[k] * B[k][j]))
+        return build(_extent(A), lambda i: build(cols, lambda j: sum(
+            k_extent, lambda k: A[i][k] * B[k][j])))
+    return _bound_once(sa, "a", lambda A: _bound_once(sb, "b", lambda B: product(A, B)))
+
+
+def _bound_once(v: Sym, base: str, body: Callable[[Sym], Sym]) -> Sym:
+    """``body(v)``, with ``v`` let-bound first unless it is a parameter or a part of one
+    (cheap to read again)."""
+    e = v.expr
+    while type(e) is Get:
+        e = e.array
+    if type(e) is Var:
+        return body(v)
+    return let(v, body, name=base)
+
+
+def _subscript(a: Sym, idx: tuple) -> Sym:
+    """``a[idx]``: integers and symbolic indices select (a negative Python int counts from
+    the end), slices ``lo:hi`` (step 1) are ``build``s of the selected elements."""
+    if not idx:
+        return a
+    k, rest = idx[0], idx[1:]
+    if k is Ellipsis or k is None:
+        raise TypeError("indexing with ... or None (np.newaxis) is not supported in traced code")
+    if isinstance(a.type, ArrayT) or a.type is None:
+        pass
+    else:
+        raise TypeCheckError(f"cannot index a value of type {_t.show_type(a.type)}")
+    if isinstance(k, slice):
+        if k.step not in (None, 1):
+            raise TypeError("slices with a step are not supported in traced code (only lo:hi)")
+        n = _extent(a)
+        lo = _bound(k.start, n, 0)
+        hi = _bound(k.stop, n, None)
+        size = n if hi is None else hi
+        if not (isinstance(lo, int) and lo == 0):
+            size = _arith("-", size, lo)
+        return build(size, lambda j: _subscript(get(a, j if isinstance(lo, int) and lo == 0
+                                                    else _arith("+", j, lo)), rest))
+    if isinstance(k, int) and not isinstance(k, bool) and k < 0:
+        k = _arith("+", _extent(a), k)
+    return _subscript(get(a, k), rest)
+
+
+def _bound(v: Any, n: Sym, default: Any) -> Any:
+    """A slice bound: None -> ``default``, a negative Python int counts from the end."""
+    if v is None:
+        return default
+    if isinstance(v, int) and not isinstance(v, bool):
+        if v < 0:
+            return _arith("+", n, v)
+        if isinstance(n.expr, Int):
+            return min(v, n.expr.value)
+        return v
+    return v
 
 
 # --------------------------------------------------------------------------------------
@@ -235,14 +441,20 @@ def eq(a: Any, b: Any) -> Sym:
 
 
 def and_(a: Any, b: Any) -> Sym:
+    if _is_array(a) or _is_array(b):
+        return _elementwise(and_, a, b)
     return Sym(Prim("and", (as_expr(a), as_expr(b))), BOOL)
 
 
 def or_(a: Any, b: Any) -> Sym:
+    if _is_array(a) or _is_array(b):
+        return _elementwise(or_, a, b)
     return Sym(Prim("or", (as_expr(a), as_expr(b))), BOOL)
 
 
 def not_(a: Any) -> Sym:
+    if _is_array(a):
+        return _elementwise(not_, a)
     return Sym(Prim("not", (as_expr(a),)), BOOL)
 
 
@@ -262,7 +474,17 @@ def if_(cond: Any, then: Any, else_: Any) -> Sym:
     return Sym(If(sc.expr, st.expr, se.expr), t)
 
 
-where = if_
+def where(cond: Any, a: Any, b: Any) -> Sym:
+    """NumPy's ``where``: ``a`` where ``cond`` holds, else ``b``, element by element (with
+    broadcasting) when any of them is an array; ``if_`` on scalars.
+
+    >>> from eqsat_ad.lang.syntax import show_expr
+    >>> show_expr(trace(lambda x: where(x > 0.0, x, 0.0), x=Vec("n")).body)
+    '(build n (lambda (i) (if (> (get x i) 0.0) (get x i) 0.0)))'
+    """
+    if _is_array(cond) or _is_array(a) or _is_array(b):
+        return _elementwise(if_, cond, a, b)
+    return if_(cond, a, b)
 
 
 # --------------------------------------------------------------------------------------
@@ -275,6 +497,19 @@ def get(a: Any, i: Any) -> Sym:
     if sa.type is not None and not isinstance(sa.type, ArrayT):
         raise TypeCheckError(f"cannot index a value of type {_t.show_type(sa.type)}")
     return Sym(Get(sa.expr, si.expr), t)
+
+
+def _element(a: Any, i: Sym) -> Sym:
+    """``a[i]`` for a loop that reads each element of ``a`` once, at its own index ``i``
+    (element-wise operations, reductions): an array built by the traced code itself
+    (``(x > 0)`` inside ``where``) gives its element directly, as the normaliser would fuse
+    it, so the trace is as short as the NumPy code it comes from.  Not for a read inside
+    another loop (a matrix product): that would compute the element once per iteration."""
+    sa, si = as_sym(a), as_sym(i, INDEX)
+    if type(sa.expr) is Build and type(si.expr) is Var:
+        t = sa.type.elem if isinstance(sa.type, ArrayT) else None
+        return Sym(subst(sa.expr.body, sa.expr.var, si.expr), t)
+    return get(sa, si)
 
 
 def length(a: Any) -> Sym:
@@ -396,23 +631,56 @@ def build(n: Any, fn: Callable) -> Sym:
     return Sym(Build(sn.expr, name, expr), t)
 
 
-def sum(n: Any, fn: Callable | None = None) -> Sym:  # noqa: A001 - the language's sum
-    """``(sum n (lambda (i) fn(i)))``, or ``sum(v)`` for the sum of a vector's elements.
+def sum(n: Any, fn: Callable | None = None, *, axis: int | None = None) -> Sym:  # noqa: A001
+    """``(sum n (lambda (i) fn(i)))``, the language's sum; or, without ``fn``, NumPy's
+    ``sum``: ``sum(v)`` adds every element of an array (a vector, a matrix, ...),
+    ``sum(M, axis=0)`` / ``sum(M, axis=1)`` (or ``-1``) adds along one axis.
 
     >>> sum(4, lambda i: real(i)).expr.var
     'i'
+    >>> from eqsat_ad.lang.syntax import show_expr
+    >>> show_expr(trace(lambda M: sum(M, axis=0), M=Mat("m", "n")).body)
+    '(build n (lambda (j) (sum m (lambda (i) (get (get M i) j)))))'
     """
     if fn is None:
-        v = as_sym(n)
-        if v.type is not None and not isinstance(v.type, ArrayT):
-            raise TypeCheckError(f"sum(v) needs a vector, got {_t.show_type(v.type)}")
-        return sum(length(v), lambda i: v[i])
+        return reduce(n, lambda size, body: sum(size, body), axis, "sum")
+    if axis is not None:
+        raise TypeError("sum(n, fn) is the language's loop; axis= goes with sum(array)")
     sn = _size(n)
     (base,) = _param_names(fn, 1, ("i",))
     hole = _placeholder(base)
     body = _apply(fn, [Sym(Var(hole), INDEX)])
     expr, (name,) = _close(body.expr, [hole], (base,), (sn.expr,))
     return Sym(Sum(sn.expr, name, expr), body.type)
+
+
+def reduce(a: Any, fold: Callable[[Sym, Callable[[Sym], Sym]], Sym], axis: int | None,
+           what: str) -> Sym:
+    """A reduction of an array, as NumPy's ``axis=``: ``fold(size, body)`` reduces the
+    values ``body(i)`` for ``i < size``; ``axis=None`` reduces every axis, ``axis=k`` only
+    axis ``k`` (negative counts from the end)."""
+    s = as_sym(a)
+    if s.type is not None and not isinstance(s.type, ArrayT):
+        if axis is not None:
+            raise TypeCheckError(f"{what}(a, axis={axis}): a is a scalar")
+        return s
+    r = _rank(s.type)
+    if axis is None:
+        return fold(_extent(s), lambda i: reduce(_element(s, i), fold, None, what)
+                    if r > 1 else _element(s, i))
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -r <= axis < r:
+        raise TypeCheckError(f"{what}(a, axis={axis!r}): a has {r} axes ({_shape_text(s.type)})")
+    axis %= r
+    if axis == 0:
+        if r == 1:
+            return fold(_extent(s), lambda i: _element(s, i))
+        # the result's axes are a's other axes: build over them, reduce along the first
+        if r == 2:
+            return build(_extent(get(s, 0)), lambda j: fold(
+                _extent(s), lambda i: _element(_element(s, i), j)))
+        return build(_extent(get(s, 0)), lambda j: reduce(
+            build(_extent(s), lambda i: _element(_element(s, i), j)), fold, 0, what))
+    return build(_extent(s), lambda i: reduce(_element(s, i), fold, axis - 1, what))
 
 
 def ifold(fn: Callable, init: Any, n: Any) -> Sym:
@@ -464,14 +732,76 @@ def _as_type(name: str, t: Any) -> Type:
         if parse_type is not None:
             return parse_type(t)
     raise TypeError(f"parameter {name!r}: expected a type such as Vec('n'), Mat('m', 'n') or "
-                    f"Real, got {t!r}")
+                    f"Real, or an example array, got {t!r}")
+
+
+#: size names given to the extents of example arrays, in order of first appearance
+SIZE_NAMES = ("n", "m", "k", "l", "p", "q")
+
+
+def is_example(v: Any) -> bool:
+    """Is ``v`` an example value (a NumPy array, a Python/NumPy number, a list of numbers)
+    rather than a type?"""
+    if isinstance(v, (Type, str)):
+        return False
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, (int, float, list)) or (hasattr(v, "shape") and hasattr(v, "dtype"))
+
+
+def example_shape(name: str, v: Any) -> tuple[int, ...]:
+    """The shape of an example value of parameter ``name`` (a real array or number);
+    a clear error for anything else."""
+    import numpy as np
+    try:
+        arr = v if isinstance(v, np.ndarray) else np.asarray(v)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"parameter {name!r}: {type(v).__name__} is not an array of numbers "
+                        f"({e})") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"parameter {name!r}: an array of {arr.dtype} is not an array of real "
+                        f"numbers (float or int)")
+    return tuple(int(d) for d in arr.shape)
+
+
+def example_types(shapes: dict[str, tuple[int, ...]], avoid=()) -> dict[str, Type]:
+    """Parameter types for arrays of these shapes: ``()`` is ``real``, ``(3,)`` a ``(vec n)``,
+    ``(3, 2)`` a ``(mat n m)``, more axes nested arrays.  Equal extents get one size name
+    (``n``, ``m``, ``k``, ... in order of first appearance; never a parameter's name nor a
+    name in ``avoid``), so arrays whose axes match can be combined element by element.
+
+    >>> {k: _t.show_type(t) for k, t in example_types({"X": (5, 3), "y": (5,), "w": (3,), "c": ()}).items()}
+    {'X': '(mat n m)', 'y': '(vec n)', 'w': '(vec m)', 'c': 'real'}
+    """
+    names: dict[int, str] = {}
+    taken = set(shapes) | set(avoid)
+    pool = [n for n in SIZE_NAMES if n not in taken]
+    extra = itertools.count(1)
+
+    def size_name(extent: int) -> str:
+        if extent not in names:
+            if pool:
+                names[extent] = pool.pop(0)
+            else:
+                names[extent] = next(f"n{k}" for k in extra if f"n{k}" not in taken)
+        return names[extent]
+    out: dict[str, Type] = {}
+    for pname, shape in shapes.items():
+        sizes = [size_name(e) for e in shape]      # outermost first
+        t: Type = REAL
+        for z in reversed(sizes):
+            t = ArrayT(t, z)
+        out[pname] = t
+    return out
 
 
 def trace(fn: Callable, **param_types: Any) -> Program:
     """Trace ``fn`` into a type-checked, elaborated :class:`Program`.
 
     ``param_types`` gives every parameter of ``fn`` a type (``Vec("n")``, ``Mat("m", "n")``,
-    ``Real``); parameters appear in the order of ``fn``'s signature.  The result may be a
+    ``Real``, or text such as ``"(vec n)"``) or an example value (a NumPy array or a number:
+    its type is read from its shape, see :func:`example_types`); parameters appear in the
+    order of ``fn``'s signature.  The result may be a
     symbolic value, a Python number, or a 2-tuple (a pair).  Raises
     :class:`~eqsat_ad.errors.TypeCheckError` if the traced program is ill-typed.
 
@@ -494,7 +824,11 @@ def trace(fn: Callable, **param_types: Any) -> Program:
     if extra:
         raise TypeError(f"trace: {getattr(fn, '__name__', 'the function')} has no parameter(s) "
                         f"{', '.join(extra)}")
-    params = tuple(Param(n, _as_type(n, param_types[n])) for n in order)
+    examples = {n: example_shape(n, v) for n, v in param_types.items() if is_example(v)}
+    given = {n: _as_type(n, v) for n, v in param_types.items() if n not in examples}
+    taken = set(order) | {z for t in given.values() for z in _t.size_names(t)}
+    types = {**given, **(example_types(examples, taken) if examples else {})}
+    params = tuple(Param(n, types[n]) for n in order)
     args = {p.name: Sym(Var(p.name), p.type) for p in params}
     out = fn(**args)
     body = as_expr(out)
