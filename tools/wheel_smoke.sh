@@ -22,7 +22,12 @@ t0=$(date +%s)
 
 say "copy the checkout's files (tracked and new, not ignored) to $TMP/src"
 mkdir -p "$TMP/src" "$TMP/whl" "$TMP/elsewhere"
-(cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -C "$TMP/src" -xf -
+if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -C "$TMP/src" -xf -
+else                                   # not a git checkout (an unpacked source archive)
+    tar -C "$ROOT" --exclude=.venv --exclude=build --exclude='*.egg-info' --exclude=__pycache__ -cf - . \
+        | tar -C "$TMP/src" -xf -
+fi
 
 say "build the wheel"
 "$PY" -m pip wheel --no-deps -q -w "$TMP/whl" "$TMP/src"
