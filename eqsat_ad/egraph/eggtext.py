@@ -167,6 +167,7 @@ class Form:
     line: int
     column: int
     comment: str = ""          # the comment lines directly above the form
+    comment_line: int = 0      # the line of the first non-empty line of ``comment`` (0: none)
 
     @property
     def head(self) -> str:
@@ -196,18 +197,20 @@ def split_forms(text: str, file: str = "<string>", max_depth: int | None = None)
     depth, start = 0, 0
     open_stack: list[int] = []
     comment_lines: list[str] = []
+    comment_starts: list[int] = []     # the line of each entry of comment_lines
     last_end_line = 0
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
         if kind == "ws":
             if depth == 0 and "\n\n" in m.group():
-                comment_lines = []          # a blank line separates a comment from the next form
+                comment_lines, comment_starts = [], []   # a blank line separates a comment from the next form
         elif kind == "comment":
             if depth == 0:
                 line = lines.at(m.start())[0]
                 if comment_lines and line > last_end_line + len(comment_lines) + 1 and not comment_lines[-1]:
-                    comment_lines = []
+                    comment_lines, comment_starts = [], []
                 comment_lines.append(m.group().lstrip(";").strip())
+                comment_starts.append(line)
         elif kind == "open":
             if depth == 0:
                 start = m.start()
@@ -222,9 +225,10 @@ def split_forms(text: str, file: str = "<string>", max_depth: int | None = None)
             depth -= 1
             if depth == 0:
                 # keep only the comment block that ends right above this form
+                first = next((ln for c, ln in zip(comment_lines, comment_starts) if c), 0)
                 forms.append(Form(text[start:m.end()], file, *lines.at(start),
-                                  "\n".join(comment_lines).strip()))
-                comment_lines = []
+                                  "\n".join(comment_lines).strip(), first))
+                comment_lines, comment_starts = [], []
                 last_end_line = lines.at(m.start())[0]
         elif kind == "quote":
             raise _error("unterminated string", file, lines.at(m.start()))
@@ -283,6 +287,46 @@ class RulesetInfo:
     line: int
     comment: str = ""
     rules: list[RuleInfo] = field(default_factory=list)
+    #: the phase of the default schedule its file's ``;; @phase NAME`` pragma puts it in
+    phase: "PhasePragma | None" = None
+
+
+@dataclass(frozen=True)
+class PhasePragma:
+    """A rule file's ``;; @phase NAME`` banner line: the default-schedule phase its rulesets
+    run in (checked against the phases by :func:`eqsat_ad.strategy.defaults.check_phase_pragma`)."""
+    name: str
+    file: str
+    line: int
+    column: int
+
+
+_PHASE_PRAGMA = re.compile(r"@phase\b(.*)$")
+
+
+def phase_pragma(forms: list[Form]) -> PhasePragma | None:
+    """The ``;; @phase NAME`` line of a rule file's banner (the comment above its first form),
+    or None.  A pragma without a name, with more than a name, or given twice is an error at its
+    line."""
+    if not forms or not forms[0].comment:
+        return None
+    first = forms[0]
+    found: PhasePragma | None = None
+    for k, text in enumerate(first.comment.splitlines()):
+        m = _PHASE_PRAGMA.match(text.strip())
+        if not m:
+            continue
+        line = (first.comment_line or first.line) + k
+        words = m.group(1).split()
+        if len(words) != 1 or not re.fullmatch(r"[\w-]+", words[0]):
+            raise RuleFileError("expected ';; @phase NAME' (one phase name of the default schedule) in the "
+                                f"rule file's banner, found '@phase{m.group(1)}'", first.file, line, 1)
+        if found is not None:
+            raise RuleFileError(f"a second @phase pragma (the first, line {found.line}, says "
+                                f"'{found.name}'); a rule file's rulesets run in one phase",
+                                first.file, line, 1)
+        found = PhasePragma(words[0], first.file, line, 1)
+    return found
 
 
 def _options(form: Node) -> dict[str, Atom]:
@@ -304,10 +348,12 @@ def rulesets_in(forms: list[Form]) -> dict[str, RulesetInfo]:
     """
     out: dict[str, RulesetInfo] = {}
     banner = file_banner(forms)
+    pragma = phase_pragma(forms)
     for f in forms:
         t = f.tree
         if t.head == "ruleset" and len(t.items) == 2 and isinstance(t.items[1], Atom):
-            out[t.items[1].text] = RulesetInfo(t.items[1].text, f.file, f.line, f.comment or banner)
+            out[t.items[1].text] = RulesetInfo(t.items[1].text, f.file, f.line, f.comment or banner,
+                                               phase=pragma)
     for f in forms:
         if f.head not in ("rewrite", "birewrite", "rule"):
             continue

@@ -24,7 +24,7 @@ from .costrules import cost_rules_text
 from .decode import decode_termdag
 from .allowlist import Vocabulary, check_rule_forms, check_until_text, declared_in
 from .egglog_compat import RefusedText, is_egglog_panic, parse_guarded, report_seconds
-from .eggtext import Form, RulesetInfo, read_forms, rulesets_in, split_forms
+from .eggtext import Form, RulesetInfo, phase_pragma, read_forms, rulesets_in, split_forms
 from .encode import Encoded, egg_string, encode_program
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -130,8 +130,10 @@ class EGraphSession:
         any of it."""
         forms = read_forms(path)
         check_rule_forms(forms, self.vocabulary)     # the whole file, before any of it runs
+        found = rulesets_in(forms)                   # (reads the ;; @phase pragma)
+        from ..strategy.defaults import check_phase_pragma
+        check_phase_pragma(phase_pragma(forms))
         self._run_forms(forms, user_file=True)
-        found = rulesets_in(forms)
         for name, info in found.items():
             if name in self.rulesets and info.file != self.rulesets[name].file:
                 self.rulesets[name].rules.extend(info.rules)

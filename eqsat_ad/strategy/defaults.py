@@ -13,7 +13,14 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
    push one-hot conditionals outwards, so loop bodies take the foldConditional shape.
 3. ``loops`` -- fold, motion, fission with ring/cond: collapse loops over one-hot indices
    (the O(n^2) -> O(n) step), turn accumulating folds into sums, factor invariants out.
-4. ``cleanup`` -- eta, ring, cond, fuse, tuple, let: build-eta and the last simplifications.
+4. ``algebra`` -- the guided algebra rulesets (files that declare ``;; @phase algebra``) with
+   the loop rulesets.
+5. ``user`` -- rulesets of a user's rule files that declare no phase (only when there are any).
+6. ``cleanup`` -- eta, ring, cond, fuse, tuple, let: build-eta and the last simplifications.
+
+A rule file places its rulesets in a phase with a banner line ``;; @phase NAME`` (NAME one of
+:data:`DEFAULT_PHASES`); :func:`check_phase_pragma` refuses any other name, at the pragma's
+line.  A ruleset of a user's file without the pragma runs in ``user``.
 
 ``saturate_all()`` is the baseline: every loaded ruleset in one ruleset, to saturation.
 
@@ -22,35 +29,84 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
 """
 from __future__ import annotations
 
-from typing import Iterable
+from functools import lru_cache
+from typing import Iterable, Mapping
 
+from ..errors import RuleFileError
 from .combinators import Strategy, phase, run, saturate, seq, to_egglog  # noqa: F401
 
 DEFAULT_PHASE_ITERATIONS = 400
 
+#: the phases of the default schedule, in the order they run; a rule file's ``;; @phase NAME``
+#: names one of them (``user`` runs only when a ruleset is placed there)
+DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup")
+
+#: the rulesets each phase always runs (rulesets placed by a pragma join them)
+PHASE_RULESETS: dict[str, tuple[str, ...]] = {
+    "inline": ("let", "tuple", "fuse", "fission", "ring"),
+    "simplify": ("ring", "cond", "tuple", "fuse"),
+    "loops": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse"),
+    "algebra": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse"),
+    "user": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse", "eta"),
+    "cleanup": ("eta", "ring", "cond", "fuse", "tuple", "let"),
+}
+
+#: the phases that run the guided algebra (bounded: they grow the e-graph)
+ALGEBRA_PHASES = ("algebra",)
 
 SHIPPED_RULESETS = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "eta", "comm")
 
 
-def default_schedule(user_rulesets: Iterable[str] = ()) -> Strategy:
+def check_phase_pragma(pragma) -> None:
+    """Refuse a ``;; @phase NAME`` pragma (:class:`~eqsat_ad.egraph.eggtext.PhasePragma`) whose
+    NAME is not a phase of the default schedule, at the pragma's line, naming the phases."""
+    if pragma is not None and pragma.name not in DEFAULT_PHASES:
+        raise RuleFileError(f"@phase '{pragma.name}' is not a phase of the default schedule; the phases "
+                            f"are {', '.join(DEFAULT_PHASES)}", pragma.file, pragma.line, pragma.column)
+
+
+@lru_cache(maxsize=None)
+def _shipped_placements(files: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    from ..egraph.eggtext import read_forms, rulesets_in
+    out = []
+    for f in files:
+        for name, info in rulesets_in(read_forms(f)).items():
+            if name and info.phase is not None:
+                check_phase_pragma(info.phase)
+                out.append((name, info.phase.name))
+    return tuple(out)
+
+
+def shipped_placements() -> dict[str, str]:
+    """Ruleset -> phase for the shipped rule files that declare a phase (``;; @phase``)."""
+    from ..egraph.session import default_rule_files
+    return dict(_shipped_placements(tuple(str(f) for f in default_rule_files())))
+
+
+def default_schedule(user_rulesets: Iterable[str] = (), placed: Mapping[str, str] | None = None) -> Strategy:
     """The phase-ordered schedule for derivative programs (see the module docstring).
 
-    ``user_rulesets`` (from a user's rule files) get a phase of their own, ``user``, after
-    ``loops``: they run to saturation together with the loop and simplification rulesets, and
-    ``cleanup`` follows."""
+    ``placed`` maps rulesets to the phase their file's ``;; @phase`` pragma names (the shipped
+    files' pragmas are always read); each joins that phase.  ``user_rulesets`` (from a user's
+    rule files) that are not placed get a phase of their own, ``user``, after ``algebra``: they
+    run to saturation together with the loop and simplification rulesets, and ``cleanup``
+    follows."""
+    where = {**shipped_placements(), **dict(placed or {})}
+    for name, ph in where.items():
+        if ph not in DEFAULT_PHASES:
+            raise RuleFileError(f"@phase '{ph}' of ruleset {name!r} is not a phase of the default schedule; "
+                                f"the phases are {', '.join(DEFAULT_PHASES)}")
+    for r in user_rulesets:
+        if r not in SHIPPED_RULESETS and r not in where:
+            where[r] = "user"
     it = DEFAULT_PHASE_ITERATIONS
-    phases = [
-        phase("inline", saturate(run("let", "tuple", "fuse", "fission", "ring")), iterations=it),
-        phase("simplify", saturate(run("ring", "cond", "tuple", "fuse")), iterations=it),
-        phase("loops", saturate(run("fold", "motion", "fission", "ring", "cond", "tuple", "fuse")),
-              iterations=it),
-    ]
-    extra = tuple(r for r in user_rulesets if r not in SHIPPED_RULESETS)
-    if extra:
-        phases.append(phase("user", saturate(run(*extra, "fold", "motion", "fission", "ring", "cond",
-                                                 "tuple", "fuse", "eta")), iterations=it))
-    phases.append(phase("cleanup", saturate(run("eta", "ring", "cond", "fuse", "tuple", "let")),
-                        iterations=it))
+    phases = []
+    for name in DEFAULT_PHASES:
+        extra = tuple(r for r, ph in where.items() if ph == name)
+        if name in ("algebra", "user") and not extra:
+            continue
+        members = tuple(dict.fromkeys(extra + PHASE_RULESETS[name]))
+        phases.append(phase(name, saturate(run(*members)), iterations=it))
     return seq(*phases)
 
 
