@@ -14,6 +14,7 @@ What the programs contain (the shapes executors get wrong, not only the common o
 * ``ifold`` with real, vector and **pair accumulators** (nested pairs too), whose components
   add, multiply, select a max, add under a condition, keep, or depend on each other (dual
   numbers); an argmax fold with an *index* component used as an index; a counting fold;
+  ``(get v (argmax v))`` with the argmax/argmin primitives;
   inner folds read outer accumulators and loop indices;
 * ``get`` with indices that are in range by construction (loop variables, literals,
   ``(- (- n 1) i)``, ``(+ i 1)`` under ``(- n 1)``) and **guarded** ones that are out of
@@ -265,6 +266,12 @@ class ProgramGen:
                     n = self.pick(vecs)
                     return Fst(self.argmax(Var(n), ctx.values[n].size, ctx))
                 opts.append(argmax_value)
+
+                def arg_extreme_get():       # the primitive: (get v (argmax v)), guarded for empty v
+                    v = Var(self.pick(vecs))
+                    k = Prim(self.pick(["argmax", "argmin"]), (v,))
+                    return If(Prim("<", (Int(0), Length(v))), Get(v, k), Num(0.0))
+                opts.append(arg_extreme_get)
         opts += self.wrappers(REAL, ctx, d)
         return self.one_of(opts)
 

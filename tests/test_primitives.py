@@ -121,3 +121,55 @@ def test_max_of_indices_is_a_real_after_elaboration():
     prog = parse("(fun ((x (vec n))) (max 0 (length x)))")
     assert check_program(prog) == REAL
     assert evaluate(prog, x=np.zeros(3)) == 3.0
+
+
+# -- argmax / argmin and the max/min folds (rules/extreme.egg) ---------------------------------
+@pytest.mark.parametrize("op, x, want", [
+    ("argmax", [1.0, 3.0, 3.0, 2.0], 1), ("argmin", [2.0, 0.5, 3.0, 0.5], 1),   # the first one
+    ("argmax", [], 0), ("argmin", [], 0),                                         # empty: 0
+    ("argmax", [1.0, math.nan, 5.0], 1),                                          # NumPy's nan rule
+])
+def test_arg_extremes_interpreted_and_compiled(op, x, want):
+    prog = parse(f"(fun ((x (vec n))) ({op} x))")
+    assert evaluate(prog, x=np.array(x)) == want
+    assert ea.compile(prog)(x=np.array(x)) == want
+
+
+def test_arg_extreme_along_rows_of_a_matrix():
+    prog = parse("(fun ((M (mat m n))) (build m (lambda (i) (argmin (get M i)))))")
+    M = np.random.default_rng(0).uniform(size=(5, 7))
+    assert list(ea.compile(prog)(M=M)) == list(M.argmin(axis=1)) == list(evaluate(prog, M=M))
+
+
+MAX_FOLDS = {
+    # the max-shifted log-sum-exp (its gradient does not depend on the tie rule: m cancels)
+    "lse": "(fun ((x (vec n))) (let ((m (ifold (lambda (a i) ({op} a (get x i))) {init} n))) "
+           "(+ m (log (sum n (lambda (i) (exp (- (get x i) m))))))))",
+    # the extreme itself, scaled by the sum: the tie rule shows
+    "plain": "(fun ((x (vec n))) (* (ifold (lambda (a i) ({op} a (* 2.0 (get x i)))) {init} n) "
+             "(sum n (lambda (i) (get x i)))))",
+}
+
+
+@pytest.mark.parametrize("op, init", [("max", "-inf"), ("min", "inf"), ("max", "0.5"), ("min", "-0.5")])
+@pytest.mark.parametrize("prog", sorted(MAX_FOLDS))
+def test_max_fold_gradient_becomes_an_argmax(prog, op, init):
+    """The dual of a max/min fold is rewritten to argmax/argmin + a gather: O(n), and equal to
+    the reference interpreter's naive gradient -- ties (the first position wins, the init wins
+    over an equal element), an init larger than every element, n = 0, 1."""
+    f = parse(MAX_FOLDS[prog].format(op=op, init=init))
+    g = grad(f, "x")
+    small = ea.optimize(g, sizes={"n": 100})
+    assert f"arg{op}" in syntax.show_program(small.program)
+    ratios = []
+    for n in (10_000, 100_000):
+        ratios.append(ea.optimize(g, sizes={"n": n}, check=False).cost
+                      / ea.optimize(f, sizes={"n": n}, check=False).cost)
+    assert ratios[1] / ratios[0] <= 1.5, ratios
+    fast = ea.compile(small.program)
+    for x in ([], [0.3], [1.0, 2.0, 2.0, -1.0], [-1.0, -2.0, -2.0, 1.0], [0.25, 0.25], [-0.25, -0.25, 0.1],
+              [0.1, -3.0, 0.2]):
+        x = np.array(x)
+        want = evaluate(g, x=x)
+        assert np.allclose(fast(x=x), want, rtol=1e-12, atol=0)
+        assert np.allclose(evaluate(small.program, x=x), want, rtol=1e-12, atol=0)

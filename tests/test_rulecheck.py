@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from eqsat_ad.egraph.session import default_rule_files
+from eqsat_ad.egraph.session import default_rule_files, rules_dir
 from eqsat_ad.errors import RuleFileError
 from eqsat_ad.rulecheck import check_rule, check_rules, main, rules_in_file
 
@@ -18,7 +18,11 @@ from eqsat_ad.rulecheck import check_rule, check_rules, main, rules_in_file
 #: divisor and now declare "@assume finite" (see test_declared_assumption_*)
 KNOWN_UNSOUND: dict[str, str] = {}
 #: rules matching a relation other rules compute: checked in an e-graph with those rules
-EGRAPH_CHECKED = {"ifold-pair-fission"}
+EGRAPH_CHECKED = {"ifold-pair-fission",
+                  # rules/index.egg: their conditions use the iarith relation
+                  "solve-add-l", "solve-add-r", "solve-sub-l", "solve-sub-r", "solve-add-l-flip",
+                  "solve-add-r-flip", "solve-sub-l-flip", "solve-sub-r-flip", "sum-onehot-range-l",
+                  "sum-onehot-range-r", "le-pred", "le-sub-nonneg", "lt-sub-swap"}
 
 
 def shipped_rules():
@@ -307,3 +311,17 @@ def test_instances_cover_empty_loops_and_use_the_loop_index():
             sizes[inst.sizes["n"]] += 1
     assert loops[1] >= 0.6 * loops[0], loops            # most loop bodies use their index
     assert set(sizes) == {0, 1, 2, 3, 4} and sizes[0] >= 0.05 * sum(sizes.values()), sizes
+
+
+def test_index_rules_catch_an_off_by_one_guard_and_a_wrong_solution(tmp_path):
+    """rules/index.egg's instances reach out-of-range seeds and affine index arithmetic: a
+    collapse guarded by k <= m instead of k < m, and j + c = k solved as j = k + c, are found."""
+    text = (rules_dir() / "index.egg").read_text()
+    guard = "((union t (If (And (Le (Int 0) k) (Lt k m)) (Subst e j k) (Num 0.0))))"
+    solve = '((union t (Eq (Var j) (Sub k c)))) :ruleset index :name "solve-add-l")'
+    assert guard in text and solve in text
+    for old, new, rule in ((guard, guard.replace("(Lt k m)", "(Le k m)"), "sum-onehot-range-l"),
+                           (solve, solve.replace("(Sub k c)", "(Add k c)"), "solve-add-l")):
+        f = write(tmp_path, text.replace(old, new), name=f"{rule}.egg")
+        r = check_rules([str(f)], examples=40, rules=[rule]).by_name(rule)
+        assert r.status == "unsound", r.describe()

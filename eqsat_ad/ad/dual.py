@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Mapping
 from ..errors import ADError
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Snd, Sum, Var, COMPARISONS, LOGIC)
-from ..lang.primitives import PRIMITIVES, REAL_FNS
+from ..lang.primitives import ARG_EXTREMES, PRIMITIVES, REAL_FNS
 from ..lang.binders import all_names, call_deep, free_vars
 from ..lang.types import (BOOL, INDEX, REAL, SIZE, ArrayT, PairT, RealT, Type)
 
@@ -329,6 +329,13 @@ class Dualizer:
     def prim(self, e: Prim, env) -> tuple[Expr, Type]:
         op = e.op
         duals = [self.expr(a, env) for a in e.args]
+        if op in ARG_EXTREMES:
+            # an index: no tangent; the position of the extreme of the primal vector
+            (d, t), = duals
+            if has_tangent(t):
+                k = self.names.fresh("k")
+                d = Build(Length(d), k, Fst(Get(d, Var(k))))
+            return Prim(op, (d,)), INDEX
         if op in COMPARISONS or op in LOGIC:
             args = [self.primal_part(d) if isinstance(t, RealT) else d for d, t in duals]
             return Prim(op, tuple(args)), BOOL

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from ..errors import EvalError
-from ..lang.primitives import REAL_FNS
+from ..lang.primitives import ARG_EXTREMES, REAL_FNS
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Program, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, fresh, subst
@@ -263,6 +263,11 @@ class _Gen(FoldMixin):
             if k is not None:
                 return self.ev(_expand_pow(args[0], k), env)
         vs = [self.ev(a, env) for a in args]
+        if op in ARG_EXTREMES:     # along the vector's axis (the first); loop axes stay
+            (a,) = vs
+            if isinstance(a, PairV) or a.rank != 1:
+                raise EvalError(f"{op} of something other than a vector in {_show(e)}")
+            return self.emit(f"{ARG_EXTREMES[op].numpy_name}({a.code})", vs, a.S, 0, "i")
         for v in vs:
             if isinstance(v, PairV) or v.rank:
                 raise EvalError(f"operator {op} applied to a pair or array in {_show(e)}")

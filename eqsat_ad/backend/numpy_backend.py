@@ -41,7 +41,7 @@ import numpy as np
 from .. import runtime as _runtime
 from ..errors import EvalError, ShapeError
 from ..lang.ast import Program
-from ..lang.primitives import REAL_FNS
+from ..lang.primitives import ARG_EXTREMES, REAL_FNS
 from ..lang.types import ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, array_rank, scalar_leaf
 from . import _helpers as H
 from ._codegen import _Gen
@@ -57,9 +57,11 @@ _GLOBALS = {
     "_np": np, "_f64": np.dtype(np.float64), "_i64": np.dtype(np.int64), "_nd": np.ndarray,
     "_inf": math.inf, "_nan": math.nan, "_arange": np.arange, "_full": np.full,
     "_broadcast_to": np.broadcast_to, "_shape": np.shape, "_size": np.size, "_where": np.where,
-    **{p.numpy_name: p.interp for p in REAL_FNS.values()}, "_div": np.true_divide, "_pow": np.float_power,
+    **{p.numpy_name: p.interp for p in REAL_FNS.values()},
+    **{p.numpy_name: p.interp for p in ARG_EXTREMES.values()}, "_div": np.true_divide, "_pow": np.float_power,
     "_dot": np.dot, "_matmul": np.matmul, "_moveaxis": np.moveaxis, "_addr": np.add.reduce, "_mulr": np.multiply.reduce,
-    "_fmaxr": np.fmax.reduce, "_fminr": np.fmin.reduce,
+    "_fmaxr": np.fmax.reduce, "_fminr": np.fmin.reduce, "_maxr": np.maximum.reduce,
+    "_minr": np.minimum.reduce,
     "_gather": H.gather, "_diag_where": H.diag_where, "_oob": H.oob, "_badmask": H.badmask, "_needed": H.needed,
     "_span_needed": H.span_needed, "_edge_rows": H.edge_rows,
     "_raise_oob": H.raise_oob, "_clip_idx": H.clip_idx, "_arange_at": H.arange_at,

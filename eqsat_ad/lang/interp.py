@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import EvalError
 from ..runtime import bind_inputs, check_alloc, fp_ignore, pack, to_output
-from .primitives import REAL_FNS
+from .primitives import ARG_EXTREMES, REAL_FNS
 from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                   Prim, Program, Snd, Sum, Var)
 
@@ -116,6 +116,11 @@ def _prim(e: Prim, env: dict) -> Any:
     vals = [eval_expr(a, env) for a in args]
     if op == "not":
         return not vals[0]
+    if op in ARG_EXTREMES:
+        a = vals[0]
+        if not isinstance(a, (np.ndarray, list)):
+            raise EvalError(f"{op} of a non-array in {show(e)}")
+        return int(ARG_EXTREMES[op].interp(np.asarray(a, dtype=np.float64)))
     if op in _REAL_FNS:
         return _F(_REAL_FNS[op](*(_real(v, e) for v in vals)))
     if op == "real":

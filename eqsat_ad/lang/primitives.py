@@ -26,6 +26,9 @@ Typing (``typing``):
   ``compare``  numeric operands (or two bools for ``=``), a ``bool`` result
   ``logic``    ``bool`` operands and result
   ``cast``     an index/size operand, a ``real`` result (``real``)
+  ``argext``   a vector of reals, an ``index`` result: the position of its first largest
+               (``argmax``) or smallest (``argmin``) element (NumPy's: a NaN counts as the
+               extreme, the first one wins); 0 for an empty vector.  No tangent.
 
 The arithmetic, comparison and logic operators keep hand-written code in the interpreter and
 the backend (integer arithmetic, short-circuits, exact division and small integer powers);
@@ -59,6 +62,18 @@ def _neg(a): return _p("neg", a)
 
 
 ONE, TWO, ZERO = Num(1.0), Num(2.0), Num(0.0)
+
+
+def _arg_extreme(find: Callable) -> Callable:
+    """``argmax``/``argmin`` along the first axis (the vector's; the backend's further axes
+    are loop axes), 0 where the vector is empty."""
+    def fn(a):
+        a = np.asarray(a, dtype=np.float64)
+        if a.shape[0] == 0:
+            return np.zeros(a.shape[1:], dtype=np.int64) if a.ndim > 1 else 0
+        return find(a, axis=0)
+    fn.__name__ = find.__name__
+    return fn
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,10 @@ _ROWS = [
     Primitive("min", 2, "real", "Minimum", 1.0, np.minimum,
               lambda p1, d1, p2, d2: If(_p("<=", p1, p2), d1, d2),
               "the smaller operand (nan if either is nan); ties take the first operand's tangent"),
+    Primitive("argmax", 1, "argext", "Argmax", 1.0, _arg_extreme(np.argmax),
+              doc="the index of the first largest element of a vector (0 if empty)"),
+    Primitive("argmin", 1, "argext", "Argmin", 1.0, _arg_extreme(np.argmin),
+              doc="the index of the first smallest element of a vector (0 if empty)"),
 ]
 
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}
@@ -148,5 +167,6 @@ BINARY_ARITH = tuple(p.name for p in _ROWS if p.arity == 2 and p.typing in ("joi
                      and not p.is_real_fn)
 UNARY_REAL = tuple(p.name for p in _ROWS if p.is_real_fn and p.arity == 1)
 BINARY_REAL = tuple(p.name for p in _ROWS if p.is_real_fn and p.arity == 2)
+ARG_EXTREMES: dict[str, Primitive] = {p.name: p for p in _ROWS if p.typing == "argext"}
 # The operators whose operands are converted to real and whose result is real.
 REAL_RESULT = tuple(p.name for p in _ROWS if p.typing == "real")
