@@ -1114,6 +1114,221 @@ CORPUS: list[CorpusProgram] = [
                   traced=_traced_xent, adjust=_prob_t, tags=("traced",)),
 ]
 
+
+
+# ======================================================================================
+# issue 11: shifted and ranged indices, max/min, non-smooth losses
+# ======================================================================================
+FD_PENALTY_TEXT = """; finite-difference (smoothness) penalty: squared first differences; gradient w.r.t. x
+(fun ((x (vec n)))
+  (sum (- n 1) (lambda (i) (pow (- (get x (+ i 1)) (get x i)) 2.0))))"""
+
+
+def _fd_penalty_fn(x):
+    return float(np.sum(np.diff(x) ** 2))
+
+
+def _fd_penalty_grad(x):
+    d = 2.0 * np.diff(x)
+    g = np.zeros_like(x)
+    g[1:] += d
+    g[:-1] -= d
+    return g
+
+
+SECOND_DIFF_TEXT = """; second-difference (curvature) penalty; gradient w.r.t. x
+(fun ((x (vec n)))
+  (sum (- n 2) (lambda (i)
+    (pow (+ (- (get x (+ i 2)) (* 2.0 (get x (+ i 1)))) (get x i)) 2.0))))"""
+
+
+def _second_diff_fn(x):
+    return float(np.sum((x[2:] - 2.0 * x[1:-1] + x[:-2]) ** 2))
+
+
+def _second_diff_grad(x):
+    d = 2.0 * (x[2:] - 2.0 * x[1:-1] + x[:-2])
+    g = np.zeros_like(x)
+    g[2:] += d
+    g[1:-1] -= 2.0 * d
+    g[:-2] += d
+    return g
+
+
+CONV3_TEXT = """; 3-tap valid convolution of the signal x, squared loss against t; gradient w.r.t. the signal
+(fun ((x (vec n)) (w (vec 3)) (t (vec n)))
+  (sum (- n 2) (lambda (i)
+    (let ((y (+ (+ (* (get w 0) (get x i)) (* (get w 1) (get x (+ i 1)))) (* (get w 2) (get x (+ i 2))))))
+      (* 0.5 (pow (- y (get t i)) 2.0))))))"""
+
+
+def _conv3_fn(x, w, t):
+    y = w[0] * x[:-2] + w[1] * x[1:-1] + w[2] * x[2:]
+    return 0.5 * float(np.sum((y - t[:-2]) ** 2))
+
+
+def _conv3_grad(x, w, t):
+    r = w[0] * x[:-2] + w[1] * x[1:-1] + w[2] * x[2:] - t[:-2]
+    g = np.zeros_like(x)
+    g[:-2] += w[0] * r
+    g[1:-1] += w[1] * r
+    g[2:] += w[2] * r
+    return g
+
+
+CONVK_TEXT = """; K-tap valid convolution of the signal x, squared loss against t; gradient w.r.t. the signal
+(fun ((x (vec n)) (w (vec K)) (t (vec n)))
+  (sum (+ (- n K) 1) (lambda (i)
+    (let ((y (sum K (lambda (k) (* (get w k) (get x (+ i k)))))))
+      (* 0.5 (pow (- y (get t i)) 2.0))))))"""
+
+
+def _convk_fn(x, w, t):
+    m = x.shape[0] - w.shape[0] + 1
+    y = np.lib.stride_tricks.sliding_window_view(x, w.shape[0])[:m] @ w
+    return 0.5 * float(np.sum((y - t[:m]) ** 2))
+
+
+def _convk_grad(x, w, t):
+    m = x.shape[0] - w.shape[0] + 1
+    r = np.lib.stride_tricks.sliding_window_view(x, w.shape[0])[:m] @ w - t[:m]
+    return np.convolve(r, w)                 # g[j] = sum_k w[k] r[j - k]
+
+
+LSE_MAX_TEXT = """; log-sum-exp shifted by the maximum, the maximum written as a fold; gradient w.r.t. x
+(fun ((x (vec n)))
+  (let ((m (ifold (lambda (a i) (max a (get x i))) -inf n)))
+    (+ m (log (sum n (lambda (i) (exp (- (get x i) m))))))))"""
+
+
+def _lse_max_fn(x):
+    m = np.max(x)
+    return float(m + np.log(np.sum(np.exp(x - m))))
+
+
+def _lse_max_grad(x):
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+SOFTMAX_MAX_TEXT = """; softmax with the max shift (a fold), weighted by c; gradient w.r.t. the logits x
+(fun ((x (vec n)) (c (vec n)))
+  (let ((m (ifold (lambda (a i) (max a (get x i))) -inf n))
+        (s (sum n (lambda (i) (exp (- (get x i) m))))))
+    (sum n (lambda (i) (* (get c i) (/ (exp (- (get x i) m)) s))))))"""
+
+
+def _softmax_max_fn(x, c):
+    e = np.exp(x - np.max(x))
+    return float(c @ (e / e.sum()))
+
+
+def _softmax_max_grad(x, c):
+    e = np.exp(x - np.max(x))
+    s = e / e.sum()
+    return s * (c - s @ c)
+
+
+KMEANS_TEXT = """; k-means objective: each point's squared distance to its nearest centroid (a min fold);
+; gradient w.r.t. the K x d centroids
+(fun ((X (mat N d)) (C (mat K d)))
+  (sum N (lambda (p)
+    (ifold (lambda (m c) (min m (sum d (lambda (j) (pow (- (get (get X p) j) (get (get C c) j)) 2.0)))))
+           inf K))))"""
+
+
+def _kmeans_d2(X, C):
+    return ((X[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+
+
+def _kmeans_fn(X, C):
+    return float(_kmeans_d2(X, C).min(axis=1).sum())
+
+
+def _kmeans_grad(X, C):
+    a = _kmeans_d2(X, C).argmin(axis=1)
+    g = np.zeros_like(C)
+    np.add.at(g, a, 2.0 * (C[a] - X))
+    return g
+
+
+HINGE_TEXT = """; hinge loss (linear SVM, labels y in {-1, 1}) with max, plus an L2 term; gradient w.r.t. w
+(fun ((X (mat N d)) (y (vec N)) (w (vec d)) (lam real))
+  (+ (sum N (lambda (p) (max 0.0 (- 1.0 (* (get y p) (dot (get X p) w))))))
+     (* (* 0.5 lam) (dot w w))))"""
+
+
+def _hinge_fn(X, y, w, lam):
+    return float(np.sum(np.maximum(0.0, 1.0 - y * (X @ w))) + 0.5 * lam * (w @ w))
+
+
+def _hinge_grad(X, y, w, lam):
+    active = (1.0 - y * (X @ w)) > 0.0       # ties go to max's first operand, 0: no gradient
+    return -(X.T @ (y * active)) + lam * w
+
+
+def _labels_pm1(a, rng):
+    a["y"] = np.where(rng.uniform(size=np.shape(a["y"])) < 0.5, -1.0, 1.0)
+    a["lam"] = 0.1
+
+
+L1_TEXT = """; least squares with an L1 penalty (abs); gradient w.r.t. w
+(fun ((X (mat N d)) (y (vec N)) (w (vec d)) (lam real))
+  (+ (* 0.5 (sum N (lambda (p) (pow (- (dot (get X p) w) (get y p)) 2.0))))
+     (* lam (sum d (lambda (j) (abs (get w j)))))))"""
+
+
+def _l1_fn(X, y, w, lam):
+    return float(0.5 * np.sum((X @ w - y) ** 2) + lam * np.sum(np.abs(w)))
+
+
+def _l1_grad(X, y, w, lam):
+    return X.T @ (X @ w - y) + lam * np.sign(w)
+
+
+def _positive_lam01(a, rng):
+    a["lam"] = 0.1
+
+
+CORPUS += [
+    CorpusProgram("fd-penalty", "finite-difference penalty sum (x[i+1] - x[i])^2 over n-1 terms; grad w.r.t. x",
+                  "grad", "x", _fd_penalty_fn, _fd_penalty_grad, _sz(n=6),
+                  (_sz(n=100), _sz(n=10_000), _sz(n=100_000)),
+                  text=FD_PENALTY_TEXT, tags=("index-arith",)),
+    CorpusProgram("second-diff", "second-difference penalty (x[i+2] - 2x[i+1] + x[i])^2; grad w.r.t. x",
+                  "grad", "x", _second_diff_fn, _second_diff_grad, _sz(n=7),
+                  (_sz(n=100), _sz(n=10_000), _sz(n=100_000)),
+                  text=SECOND_DIFF_TEXT, tags=("index-arith",)),
+    CorpusProgram("conv3-signal", "3-tap valid convolution, squared loss; grad w.r.t. the signal x",
+                  "grad", "x", _conv3_fn, _conv3_grad, _sz(n=7),
+                  (_sz(n=100), _sz(n=10_000), _sz(n=100_000)),
+                  text=CONV3_TEXT, tags=("index-arith", "nn")),
+    CorpusProgram("convk-signal", "K-tap valid convolution, squared loss; grad w.r.t. the signal x",
+                  "grad", "x", _convk_fn, _convk_grad, _sz(n=9, K=3),
+                  (_sz(n=100, K=5), _sz(n=10_000, K=5), _sz(n=100_000, K=5)),
+                  text=CONVK_TEXT, tags=("index-arith", "nn")),
+    CorpusProgram("lse-max", "log-sum-exp shifted by its maximum (a max fold); grad w.r.t. x",
+                  "grad", "x", _lse_max_fn, _lse_max_grad, _sz(n=6),
+                  (_sz(n=100), _sz(n=10_000), _sz(n=100_000)),
+                  text=LSE_MAX_TEXT, tags=("max",)),
+    CorpusProgram("softmax-max", "softmax with the max shift, weighted sum; grad w.r.t. the logits",
+                  "grad", "x", _softmax_max_fn, _softmax_max_grad, _sz(n=6),
+                  (_sz(n=100), _sz(n=10_000), _sz(n=100_000)),
+                  text=SOFTMAX_MAX_TEXT, tags=("max",)),
+    CorpusProgram("kmeans", "k-means objective, min over centroids (a min fold); grad w.r.t. the centroids",
+                  "grad", "C", _kmeans_fn, _kmeans_grad, _sz(N=6, K=3, d=2),
+                  (_sz(N=100, K=8, d=4), _sz(N=10_000, K=8, d=4), _sz(N=100_000, K=8, d=4)),
+                  text=KMEANS_TEXT, tags=("max",)),
+    CorpusProgram("hinge", "hinge loss (linear SVM) with max, L2 term; grad w.r.t. the weights",
+                  "grad", "w", _hinge_fn, _hinge_grad, _sz(N=6, d=3),
+                  (_sz(N=100, d=8), _sz(N=10_000, d=8), _sz(N=100_000, d=8)),
+                  text=HINGE_TEXT, adjust=_labels_pm1, tags=("max", "regression")),
+    CorpusProgram("l1-regression", "least squares with an L1 penalty (abs); grad w.r.t. the weights",
+                  "grad", "w", _l1_fn, _l1_grad, _sz(N=6, d=3),
+                  (_sz(N=100, d=8), _sz(N=10_000, d=8), _sz(N=100_000, d=8)),
+                  text=L1_TEXT, adjust=_positive_lam01, tags=("abs", "regression")),
+]
+
 NAMES = [e.name for e in CORPUS]
 assert len(set(NAMES)) == len(NAMES), "corpus names must be unique"
 
