@@ -507,9 +507,25 @@ def _element(a: Any, i: Sym) -> Sym:
     another loop (a matrix product): that would compute the element once per iteration."""
     sa, si = as_sym(a), as_sym(i, INDEX)
     if type(sa.expr) is Build and type(si.expr) is Var:
+        # the same array read at the same index gives the same Python object, so a value
+        # used twice (d * d) stays one node that trace() binds once
+        key = (id(sa.expr), si.expr)
+        hit = _FUSED.get(key)
+        if hit is not None and hit[0] is sa.expr:
+            return hit[1]
         t = sa.type.elem if isinstance(sa.type, ArrayT) else None
-        return Sym(subst(sa.expr.body, sa.expr.var, si.expr), t)
+        from ..lang.normalize import rename_free
+        body = rename_free(sa.expr.body, sa.expr.var, si.expr.name)   # keeps a DAG a DAG
+        out = Sym(body if body is not None else subst(sa.expr.body, sa.expr.var, si.expr), t)
+        if len(_FUSED) > 100_000:
+            _FUSED.clear()
+        _FUSED[key] = (sa.expr, out)
+        return out
     return get(sa, si)
+
+
+#: (id of a Build, index) -> (the Build, its element): see _element; emptied by trace()
+_FUSED: dict[tuple[int, Expr], tuple[Expr, Sym]] = {}
 
 
 def length(a: Any) -> Sym:
@@ -830,7 +846,10 @@ def trace(fn: Callable, **param_types: Any) -> Program:
     types = {**given, **(example_types(examples, taken) if examples else {})}
     params = tuple(Param(n, types[n]) for n in order)
     args = {p.name: Sym(Var(p.name), p.type) for p in params}
-    out = fn(**args)
+    try:
+        out = fn(**args)
+    finally:
+        _FUSED.clear()
     body = as_expr(out)
     from ..lang.normalize import has_sharing, share
     if has_sharing(body):       # a Python value used twice is one node: let-bound once
