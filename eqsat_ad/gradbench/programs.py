@@ -18,13 +18,15 @@ LSE = """
 """
 
 # linear least squares: t_i = -1 + 2 i / (n - 1), residual sign(t_i) - sum_j x_j t_i^j,
-# objective half the sum of squared residuals over i < n
+# objective half the sum of squared residuals over i < n.  t^0 is written 1.0: the tangent
+# rule of a constant power, c p^(c-1) dp, is 0 * inf = nan at p = 0 for c = 0 (t_i = 0 when n
+# is odd), although dp is 0 here
 LLSQ = """
 (fun ((x (vec m)) (n size))
   (/ (sum n (lambda (i)
        (let ((t (+ -1.0 (/ (* (real i) 2.0) (- (real n) 1.0))))
              (r (- (if (> t 0.0) 1.0 (if (< t 0.0) -1.0 0.0))
-                   (sum m (lambda (j) (* (get x j) (pow t (real j))))))))
+                   (sum m (lambda (j) (* (get x j) (if (= j 0) 1.0 (pow t (real j)))))))))
          (* r r))))
      2.0))
 """
