@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .errors import EqsatError
 
-__all__ = ["egraph_dot", "egraph_summary", "extracted_nodes", "write_dot", "render", "plot_report",
+__all__ = ["egraph_dot", "egraph_summary", "extracted_nodes", "locate_program", "write_dot", "render", "plot_report",
            "best_cost_per_phase", "root_eclass", "no_graphviz_note"]
 
 RENDER_FORMATS = ("svg", "png", "pdf")
@@ -107,12 +107,28 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:max(1, limit - 3)] + "..."
 
 
+#: constructors whose two arguments may come in either order in the returned program (the
+#: optimiser's post-processing may order them differently from the e-node it came from)
+COMMUTATIVE = frozenset({"Add", "Mul", "Eq", "And", "Or"})
+
+
 def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | None = None,
-                    root: str | None = None, budget: int = 200_000) -> set[str] | None:
+                    root: str | None = None, budget: int = 200_000, seconds: float = 5.0) -> set[str] | None:
     """The e-nodes (serialized ids) that make up ``program`` (an optimisation's result) in the
-    e-graph of ``session``, found by matching the program against the e-graph from the root
-    (binders matched up to their names; a ``let`` name stands for the e-class of its value).
-    None when the program is not found (or the search exceeds ``budget`` steps)."""
+    e-graph of ``session``, found by matching the program against the e-graph from the root:
+    binders are matched up to their names, a ``let`` name stands for the e-class of its value,
+    the arguments of commutative operations in either order.  When the program is not in the
+    e-graph as it is (the optimiser's post-processing, e.g. materialising a shared sub-term,
+    can reshape the extracted term), the e-nodes of the largest parts that are.  None when
+    nothing is found, or the search takes more than ``budget`` steps or ``seconds``."""
+    return locate_program(session, program, terms, nodes, root, budget, seconds)[0]
+
+
+def locate_program(session, program, terms: dict | None = None, nodes: dict | None = None,
+                   root: str | None = None, budget: int = 200_000,
+                   seconds: float = 5.0) -> tuple[set[str] | None, bool]:
+    """:func:`extracted_nodes` and whether the whole program was found as it is."""
+    import time
     from .egraph.constructors import PRIM_TO_CTOR
     from .lang.ast import (Build, BoolLit, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
                            Snd, Sum, Var)
@@ -120,14 +136,26 @@ def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | N
         terms, nodes = _term_nodes(session)
     root = root or root_eclass(session)
     if root is None or program is None:
-        return None
+        return None, False
     by_class: dict[str, list[str]] = {}
     for nid in sorted(terms):
         if terms[nid]["op"] != "Subst":
             by_class.setdefault(terms[nid]["eclass"], []).append(nid)
     params = {p.name for p in program.params}
+    deadline = time.perf_counter() + seconds
     steps = [0]
     memo: dict = {}
+    # environments are interned: env id -> {program name: binding}; a binding is ("idx", name
+    # in the e-graph), ("acc", name in the e-graph) or ("let", value expression, env id)
+    envs: list[dict] = [{}]
+    env_ids: dict = {}
+
+    def extend(env: int, pairs: tuple) -> int:
+        key = (env, tuple((k, b if b[0] != "let" else ("let", id(b[1]), b[2])) for k, b in pairs))
+        if key not in env_ids:
+            env_ids[key] = len(envs)
+            envs.append({**envs[env], **dict(pairs)})
+        return env_ids[key]
 
     def lit(c: str):
         return _literal(nodes.get(c))
@@ -138,16 +166,16 @@ def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | N
     def cls_of(c):
         return terms[c]["eclass"] if c in terms else None
 
-    def match(cls: str, e, env: tuple):
+    def match(cls: str, e, env: int):
         """A set of e-nodes spelling ``e`` in class ``cls`` under ``env``, or None."""
         key = (cls, id(e), env)
         if key in memo:
             return memo[key]
         steps[0] += 1
-        if steps[0] > budget:
+        if steps[0] > budget or (steps[0] % 1000 == 0 and time.perf_counter() > deadline):
             raise _GiveUp
         memo[key] = None                     # (a cycle through this key fails)
-        found = _match(cls, e, dict(env), env)
+        found = _match(cls, e, env)
         memo[key] = found
         return found
 
@@ -160,7 +188,7 @@ def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | N
                 return {nid} | got
         return None
 
-    def kids(nid, pairs, env):
+    def kids(nid, pairs):
         """Match ``(child position, expr, env)`` pairs; the union of their e-nodes or None."""
         out: set = set()
         ch = children(nid)
@@ -173,20 +201,17 @@ def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | N
             out |= got
         return out
 
-    def _match(cls, e, envd, env):
+    def named(name):
+        return lambda nid: set() if children(nid) and lit(children(nid)[0]) == name else None
+
+    def _match(cls, e, env):
         if isinstance(e, Var):
-            b = envd.get(e.name)
+            b = envs[env].get(e.name)
             if b is not None and b[0] == "let":
-                _, value, venv = b
-                return match(cls, value, venv)
+                return match(cls, b[1], b[2])
             if b is not None:
-                kind, egg_name = b
-                op = "Var" if kind == "idx" else "Acc"
-                return first(cls, op, lambda nid: set() if children(nid) and
-                             lit(children(nid)[0]) == egg_name else None)
-            op = "Input" if e.name in params else "Dim"
-            return first(cls, op, lambda nid: set() if children(nid) and
-                         lit(children(nid)[0]) == e.name else None)
+                return first(cls, "Var" if b[0] == "idx" else "Acc", named(b[1]))
+            return first(cls, "Input" if e.name in params else "Dim", named(e.name))
         if isinstance(e, Num):
             return first(cls, "Num", lambda nid: set() if _num(lit(children(nid)[0])) == e.value else None)
         if isinstance(e, BoolLit):
@@ -194,26 +219,23 @@ def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | N
         if isinstance(e, Int):
             return first(cls, "Int", lambda nid: set() if lit(children(nid)[0]) == str(e.value) else None)
         if isinstance(e, Let):
-            inner = env + ((e.name, ("let", e.value, env)),)
-            return match(cls, e.body, _env(inner))
+            return match(cls, e.body, extend(env, ((e.name, ("let", e.value, env)),)))
         if isinstance(e, (Build, Sum)):
-            op = type(e).__name__
-
-            def test(nid):
+            def binder(nid):
                 ch = children(nid)
                 if len(ch) < 3:
                     return None
-                inner = _env(env + ((e.var, ("idx", lit(ch[0]))),))
-                return kids(nid, [(1, e.size, env), (2, e.body, inner)], env)
-            return first(cls, op, test)
+                inner = extend(env, ((e.var, ("idx", lit(ch[0]))),))
+                return kids(nid, [(1, e.size, env), (2, e.body, inner)])
+            return first(cls, type(e).__name__, binder)
         if isinstance(e, IFold):
-            def test(nid):
+            def fold(nid):
                 ch = children(nid)
                 if len(ch) < 5:
                     return None
-                inner = _env(env + ((e.acc, ("acc", lit(ch[0]))), (e.var, ("idx", lit(ch[1])))))
-                return kids(nid, [(2, e.body, inner), (3, e.init, env), (4, e.size, env)], env)
-            return first(cls, "IFold", test)
+                inner = extend(env, ((e.acc, ("acc", lit(ch[0]))), (e.var, ("idx", lit(ch[1])))))
+                return kids(nid, [(2, e.body, inner), (3, e.init, env), (4, e.size, env)])
+            return first(cls, "IFold", fold)
         simple = {Get: ("Get", lambda e: (e.array, e.index)), Length: ("Len", lambda e: (e.array,)),
                   If: ("If", lambda e: (e.cond, e.then, e.else_)), Pair: ("Pair", lambda e: (e.fst, e.snd)),
                   Fst: ("Fst", lambda e: (e.pair,)), Snd: ("Snd", lambda e: (e.pair,))}
@@ -228,25 +250,94 @@ def extracted_nodes(session, program, terms: dict | None = None, nodes: dict | N
                 op = PRIM_TO_CTOR.get(e.op, e.op)
         else:
             return None
-        return first(cls, op, lambda nid: kids(nid, [(k, a, env) for k, a in enumerate(args)], env))
+        orders = [args] + ([args[::-1]] if op in COMMUTATIVE and len(args) == 2 else [])
+
+        def operands(nid):
+            for a in orders:
+                got = kids(nid, [(k, x, env) for k, x in enumerate(a)])
+                if got is not None:
+                    return got
+            return None
+        return first(cls, op, operands)
+
+    # Not found as is (the optimiser's post-processing, e.g. the materialisation of shared
+    # sub-terms, can reshape what was extracted): the e-nodes of the largest parts found.
+    soft_memo: dict = {}
+
+    def soft(cls: str, e, env: int) -> tuple[int, frozenset]:
+        key = (cls, id(e), env)
+        if key in soft_memo:
+            return soft_memo[key]
+        steps[0] += 1
+        if steps[0] > 2 * budget or (steps[0] % 1000 == 0 and time.perf_counter() > deadline):
+            raise _GiveUp
+        soft_memo[key] = (0, frozenset())
+        best = (0, frozenset())
+        if isinstance(e, Var) and (envs[env].get(e.name) or ("",))[0] == "let":
+            _, value, venv = envs[env][e.name]
+            best = soft(cls, value, venv)
+        elif isinstance(e, Let):
+            best = soft(cls, e.body, extend(env, ((e.name, ("let", e.value, env)),)))
+        elif isinstance(e, (Var, Num, Int, BoolLit)):
+            got = match(cls, e, env)
+            best = (1, frozenset(got)) if got is not None else best
+        else:
+            for op, parts in _soft_shapes(e, env, extend, lit, children, PRIM_TO_CTOR):
+                for nid in by_class.get(cls, ()):
+                    if terms[nid]["op"] != op:
+                        continue
+                    for order in parts(nid):
+                        score, found = 1, {nid}
+                        for pos, x, en in order:
+                            ch = children(nid)
+                            if pos < len(ch) and cls_of(ch[pos]) is not None:
+                                sc, fs = soft(cls_of(ch[pos]), x, en)
+                                score, found = score + sc, found | fs
+                        if score > best[0]:
+                            best = (score, frozenset(found))
+        soft_memo[key] = best
+        return best
 
     try:
-        return match(root, program.body, ())
+        exact = match(root, program.body, 0)
+        if exact is not None:
+            return exact, True
+        return set(soft(root, program.body, 0)[1]) or None, False
     except (_GiveUp, RecursionError):
-        return None
+        return None, False
+
+
+def _soft_shapes(e, env, extend, lit, children, prim_to_ctor):
+    """``[(constructor, nid -> [[(child position, expr, env), ...], ...])]``: how the e-nodes
+    of a compound ``e`` line up with its parts (each list one order of the arguments)."""
+    from .lang.ast import Build, Fst, Get, If, IFold, Length, Pair, Prim, Snd, Sum
+    if isinstance(e, (Build, Sum)):
+        return [(type(e).__name__, lambda nid: [[(1, e.size, env), (2, e.body, extend(
+            env, ((e.var, ("idx", lit(children(nid)[0]))),)))]] if len(children(nid)) >= 3 else [])]
+    if isinstance(e, IFold):
+        return [("IFold", lambda nid: [[(2, e.body, extend(env, ((e.acc, ("acc", lit(children(nid)[0]))),
+                                                                 (e.var, ("idx", lit(children(nid)[1])))))),
+                                        (3, e.init, env), (4, e.size, env)]] if len(children(nid)) >= 5 else [])]
+    simple = {Get: ("Get", lambda e: (e.array, e.index)), Length: ("Len", lambda e: (e.array,)),
+              If: ("If", lambda e: (e.cond, e.then, e.else_)), Pair: ("Pair", lambda e: (e.fst, e.snd)),
+              Fst: ("Fst", lambda e: (e.pair,)), Snd: ("Snd", lambda e: (e.pair,))}
+    if type(e) in simple:
+        op, parts = simple[type(e)]
+        args = parts(e)
+    elif isinstance(e, Prim):
+        args = tuple(e.args)
+        if e.op in (">", ">="):
+            op, args = ("Lt" if e.op == ">" else "Le"), args[::-1]
+        else:
+            op = prim_to_ctor.get(e.op, e.op)
+    else:
+        return []
+    orders = [args] + ([args[::-1]] if op in COMMUTATIVE and len(args) == 2 else [])
+    return [(op, lambda nid: [[(k, x, env) for k, x in enumerate(a)] for a in orders])]
 
 
 class _GiveUp(Exception):
     pass
-
-
-def _env(pairs: tuple) -> tuple:
-    """An environment as a hashable tuple, the latest binding of each name winning."""
-    d: dict = {}
-    for k, v in pairs:
-        d.pop(k, None)
-        d[k] = v
-    return tuple(d.items())
 
 
 def _num(text: str) -> float | None:
@@ -283,7 +374,7 @@ def egraph_dot(session, max_nodes: int = 2000, title: str | None = None, *, prog
         raise EqsatError(f"unknown drawing scope {scope!r}; choose one of {', '.join(SCOPES)}")
     terms, nodes = _term_nodes(session)
     root = root_eclass(session)
-    chosen = extracted_nodes(session, program, terms, nodes, root) if program is not None else None
+    chosen, whole = locate_program(session, program, terms, nodes, root) if program is not None else (None, False)
     chosen = chosen or set()
     hidden_support = 0
     classes: dict[str, list[str]] = {}
@@ -336,8 +427,10 @@ def egraph_dot(session, max_nodes: int = 2000, title: str | None = None, *, prog
            "  edge [arrowsize=0.5, color=gray40, fontname=helvetica, fontsize=8, fontcolor=gray35];"]
     notes = []
     if program is not None:
-        notes.append("filled boxes and thick red edges: the extracted program" if chosen else
-                     "the extracted program was not found in this e-graph")
+        notes.append("filled boxes and thick red edges: the extracted program" if chosen and whole else
+                     "filled boxes and thick red edges: the parts of the extracted program found in "
+                     "the e-graph as they are (the optimiser reshaped the rest after extraction)"
+                     if chosen else "the extracted program was not found in this e-graph")
     if leaf_classes & shown:
         notes.append(f"{len(leaf_classes & shown)} e-classes of literals and variables written into labels")
     if hidden_support:
