@@ -63,6 +63,11 @@ _LAZY: dict[str, str] = {
     # Python front end
     "Mat": ".frontend.trace", "Real": ".frontend.trace", "Vec": ".frontend.trace",
     "program": ".frontend.trace", "trace": ".frontend.trace",
+    # NumPy's names for traced code (docs/numpy-frontend.md)
+    **{name: ".frontend.numpy_like" for name in (
+        "sum", "mean", "max", "min", "exp", "log", "log1p", "sin", "cos", "tan", "tanh", "sqrt",
+        "abs", "sign", "maximum", "minimum", "where", "sigmoid", "power", "dot", "matmul",
+        "outer", "transpose")},
 }
 
 #: the one-call functions of ``eqsat_ad/functions.py`` (``ea.grad_fn(f, wrt=...)``, ...):
