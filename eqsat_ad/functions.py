@@ -71,7 +71,8 @@ def grad_fn(f, wrt=None, *, cache: bool | str | Path = True, **optimize_options)
     ``wrt`` names the parameter(s) to differentiate with respect to: ``None`` (the first
     parameter, as JAX's ``argnums=0``), a name, a position, or a tuple/list of them -- then
     the result is a tuple of gradients, one per name, in that order.  Each gradient has the
-    shape of its parameter.  ``optimize_options`` go to :func:`eqsat_ad.optimize`
+    shape of its parameter.  The parameters of a Python function are its parameters without
+    a default value (one with a default, ``xp=ea`` say, keeps it and is not traced).  ``optimize_options`` go to :func:`eqsat_ad.optimize`
     (``schedule``, ``rules``, ``default_rules``, ``extractor``, ``cost_model``, ``limits``,
     ``check``, ``progress``); ``cache``: see the module docstring.
     """
@@ -253,8 +254,15 @@ class DerivativeFunction:
             return self._primal
         from .frontend.trace import example_types, trace
         types = example_types(dict(zip(self.params, shapes[:len(self.params)])))
+        fn = self._fn
+
+        def traced(**args):             # the parameters without a default value
+            return fn(**args)
+        traced.__name__ = self.name
+        traced.__signature__ = inspect.Signature(
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in self.params])
         try:
-            return trace(self._fn, **types)
+            return trace(traced, **types)
         except (TypeCheckError, TypeError) as e:
             shown = ", ".join(f"{n}: {s}" for n, s in zip(self.params, shapes))
             raise type(e)(f"{self.name} traced with shapes ({shown}): {e}") from None
@@ -334,6 +342,8 @@ def _python_params(fn: Callable) -> tuple[str, ...]:
         raise TypeError(f"cannot read the parameters of {fn!r}") from None
     names = []
     for p in sig.parameters.values():
+        if p.default is not p.empty or p.kind == p.KEYWORD_ONLY:
+            continue                # not traced: the function's own default is used
         if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             raise TypeError(f"{getattr(fn, '__name__', 'f')}: parameter {p.name!r} is "
                             f"{p.kind.description}; only plain parameters can be traced")
