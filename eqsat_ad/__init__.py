@@ -68,26 +68,14 @@ _LAZY: dict[str, str] = {
         "sum", "mean", "max", "min", "exp", "log", "log1p", "sin", "cos", "tan", "tanh", "sqrt",
         "abs", "sign", "maximum", "minimum", "where", "sigmoid", "power", "dot", "matmul",
         "outer", "transpose")},
+    # one call: a function -> its optimised, compiled, cached derivative
+    "grad_fn": ".functions", "value_and_grad_fn": ".functions", "jvp_fn": ".functions",
 }
-
-#: the one-call functions of ``eqsat_ad/functions.py`` (``ea.grad_fn(f, wrt=...)``, ...):
-#: public as soon as that module is part of the build
-_FUNCTIONS = ("grad_fn", "value_and_grad_fn", "jvp_fn")
-
-
-def _has_module(name: str) -> bool:
-    import os
-    return os.path.exists(os.path.join(os.path.dirname(__file__), name + ".py"))
-
 
 #: sub-packages and modules reachable as attributes (``ea.ad``, ``ea.backend``, ...)
 _SUBMODULES = ("ad", "backend", "bench", "cli", "cost", "demo", "driver", "egraph", "errors",
-               "extract", "frontend", "fuzz", "glossary", "lang", "progress",
+               "extract", "frontend", "functions", "fuzz", "glossary", "lang", "progress",
                "random_programs", "rulecheck", "runtime", "strategy", "testing", "viz")
-
-if _has_module("functions"):
-    _LAZY.update({name: ".functions" for name in _FUNCTIONS})
-    _SUBMODULES += ("functions",)
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
