@@ -10,10 +10,13 @@ from __future__ import annotations
 # f(x) = x * x; "double" is its gradient
 HELLO = "(fun ((x real)) (* x x))"
 
-# max-shifted log-sum-exp, as the JAX tool writes it
+# max-shifted log-sum-exp (the eval asks for the shift by the maximum).  The maximum is read
+# at the index of a maximum: a fold over values would carry a tangent through a sequential
+# loop (an O(n^2) forward-mode gradient), a fold over indices carries none, and the tangent
+# of x[argmax] is a one-hot the optimiser folds away
 LSE = """
 (fun ((x (vec n)))
-  (let ((m (ifold (lambda (m i) (if (> (get x i) m) (get x i) m)) (get x 0) n)))
+  (let ((m (get x (ifold (lambda (a i) (if (> (get x i) (get x a)) i a)) 0 n))))
     (+ m (log (sum n (lambda (i) (exp (- (get x i) m))))))))
 """
 
@@ -31,13 +34,14 @@ LLSQ = """
      2.0))
 """
 
-# k-means cost: sum over points of the squared distance to the nearest centroid
+# k-means cost: sum over points of the squared distance to the nearest centroid (read at the
+# index of the nearest, as LSE's maximum)
 KMEANS = """
 (fun ((P (mat n d)) (C (mat k d)))
   (sum n (lambda (i)
     (let ((dist (build k (lambda (j)
                   (sum d (lambda (c) (let ((z (- (get (get C j) c) (get (get P i) c)))) (* z z))))))))
-      (ifold (lambda (m j) (if (< (get dist j) m) (get dist j) m)) (get dist 0) k)))))
+      (get dist (ifold (lambda (a j) (if (< (get dist j) (get dist a)) j a)) 0 k))))))
 """
 
 # Runge-Kutta 4 over s steps of y' = f(y), f(y)_0 = x_0, f(y)_i = x_i y_{i-1}, from y = 0 to
@@ -60,7 +64,7 @@ ODE = """
 """
 
 # Gaussian mixture model log-likelihood with a Wishart prior (GradBench's gmm, the JAX
-# tool's gmm_objective).  l holds the strict lower triangle of each L_j column by column:
+# tool's gmm_objective); its log-sum-exps are max-shifted as LSE's.  l holds the strict lower triangle of each L_j column by column:
 # L_j[r][c] (r > c) is l_j[c d - c (c + 1) / 2 + r - c - 1]; c (c + 1) / 2 is written as
 # sum_{t <= c} t (the language has no integer division).  const is the part that depends on
 # the sizes only: -n d log(2 pi) / 2 + k (nn d log(gamma / sqrt 2) - multigammaln(nn / 2, d))
@@ -73,7 +77,7 @@ GMM = """
                   (get (get l j) (+ (- (* c d) (sum (+ c 1) (lambda (t) t))) (- (- r c) 1)))
                   0.0))))))))
         (sum_qs (build k (lambda (j) (sum d (lambda (r) (get (get q j) r))))))
-        (lse_alpha (let ((am (ifold (lambda (a j) (if (> (get alpha j) a) (get alpha j) a)) (get alpha 0) k)))
+        (lse_alpha (let ((am (get alpha (ifold (lambda (a j) (if (> (get alpha j) (get alpha a)) j a)) 0 k))))
                      (+ am (log (sum k (lambda (j) (exp (- (get alpha j) am))))))))
         (slse (sum n (lambda (i)
                 (let ((inner (build k (lambda (j)
@@ -83,7 +87,7 @@ GMM = """
                                       (let ((v (+ (* (exp (get (get q j) r)) (get xc r))
                                                   (sum d (lambda (c) (* (get (get (get Ls j) r) c) (get xc c)))))))
                                         (* v v))))))))))
-                      (im (ifold (lambda (a j) (if (> (get inner j) a) (get inner j) a)) (get inner 0) k)))
+                      (im (get inner (ifold (lambda (a j) (if (> (get inner j) (get inner a)) j a)) 0 k))))
                   (+ im (log (sum k (lambda (j) (exp (- (get inner j) im))))))))))
         (prior (sum k (lambda (j)
                  (- (* (* 0.5 (* gamma gamma))
