@@ -116,7 +116,7 @@ class Specialization:
     derivative: Program
     program: Program
     compiled: Any
-    report: Any
+    run_report: Any = field(repr=False)       # a RunReport, or its to_dict() from the cache
     cost: float | None
     cost_before: float | None
     origin: str
@@ -127,6 +127,14 @@ class Specialization:
     @property
     def source(self) -> str:
         return self.compiled.source
+
+    @property
+    def report(self):
+        """The optimiser's report (made from the cache entry on first use: the report's
+        module loads egglog, which a cache hit does not otherwise need)."""
+        if isinstance(self.run_report, dict):
+            self.run_report = _report_from_dict(self.run_report)
+        return self.run_report
 
 
 #: specialisations made in this process, by cache key (shared by every function object)
@@ -416,17 +424,22 @@ _FINGERPRINT: str | None = None
 
 
 def _package_fingerprint() -> str:
-    """The version and a hash of the package's own files (code, rules, costs): an entry
-    made by other code is never used, also between releases while developing."""
+    """The version and a hash of the names, sizes and modification times of the package's
+    own files (code, rules, costs): an entry made by other code is never used, also between
+    releases while developing.  Only ``stat``: reading every file would cost a new process
+    more than the rest of a cache hit."""
     global _FINGERPRINT
     if _FINGERPRINT is None:
         from . import __version__
         root = Path(__file__).resolve().parent
         h = hashlib.sha256(__version__.encode())
-        for path in sorted(root.rglob("*")):
-            if path.suffix in (".py", ".egg", ".json") and "__pycache__" not in path.parts:
-                h.update(str(path.relative_to(root)).encode())
-                h.update(path.read_bytes())
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".egg", ".json")):
+                    st = os.stat(os.path.join(dirpath, name))
+                    rel = os.path.relpath(os.path.join(dirpath, name), root)
+                    h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         _FINGERPRINT = f"{__version__}+{h.hexdigest()[:16]}"
     return _FINGERPRINT
 
@@ -508,7 +521,8 @@ def _store_entry(path: Path, key: str, spec: Specialization) -> str:
     entry = {"format": CACHE_FORMAT, "key": key,
              "program": text, "program_sha256": hashlib.sha256(text.encode()).hexdigest(),
              "cost": spec.cost, "cost_before": spec.cost_before, "sizes": spec.sizes,
-             "report": _report_dict(spec.report), "written": time.time()}
+             "report": spec.run_report if isinstance(spec.run_report, dict) else _report_dict(spec.run_report),
+             "written": time.time()}
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -550,7 +564,7 @@ def _load_entry(path: Path, key: str, deriv: Program, shapes: tuple,
         compiled = np_compile(prog)
     except (OSError, ValueError, KeyError, TypeError, EqsatError) as e:
         return None, f"ignored the disk cache entry {path.name}: {type(e).__name__}: {e}"
-    report = _report_from_dict(entry["report"]) if isinstance(entry.get("report"), dict) else None
+    report = entry["report"] if isinstance(entry.get("report"), dict) else None
     cost = entry.get("cost")
     cost_before = entry.get("cost_before")
     return Specialization(shapes, sizes, deriv, compiled.program, compiled, report,
