@@ -598,8 +598,8 @@ def plot_report(report, out: str | Path, phase_costs: list[float] | None = None,
         cx.set_xticklabels(names, rotation=30, fontsize=8)
         if all(v > 0 for v in pos if v == v):
             cx.set_yscale("log")
-        cx.set_ylabel("best cost (cost model)")
-        cx.set_title("best cost after each phase")
+        cx.set_ylabel("model cost of the best program (add-units)")
+        cx.set_title("best program after each phase")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -308,7 +308,7 @@ def cmd_run(args) -> int:
         res = run_optimize(prog, name, args, inputs=inputs)
         prog = res.program
         if Progress(enabled=args.progress).enabled:
-            print(f"eqsat-ad: optimised: cost {fmt_cost(res.cost_before)} -> {fmt_cost(res.cost)} "
+            print(f"eqsat-ad: optimised: model cost {fmt_cost(res.cost_before)} -> {fmt_model_cost(res.cost)} "
                   f"(stopped: {res.report.stop_reason})", file=sys.stderr)
     with about_file(name):
         if args.interpret:
