@@ -526,6 +526,23 @@ def _f(v, spec=".3g") -> str:
     return "-" if v is None else format(v, spec)
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def write_docs_section(res: dict, docs: Path = DOCS) -> None:
+    """The targets of this run as the ``corpus-targets`` section of docs/benchmarks.md (only
+    that section is written; the hand-written text around it stays)."""
+    from eqsat_ad.bench.report import write_section
+    lines = markdown(res).splitlines()
+    a, b = lines.index("## Targets"), lines.index("## Per program")
+    m = res["meta"]
+    head = (f"Full run of {m['date']} measuring {m.get('code', '?')} on {m.get('cpu', '?')} "
+            f"({m.get('cpu_count')} CPUs), wall time {m.get('wall_seconds', 0):.0f} s; "
+            "`benchmarks/results/corpus.md` has every number.")
+    write_section(docs, "corpus-targets", "\n".join([head, ""] + lines[a + 2:b]).strip(),
+                  "benchmarks/bench_corpus.py")
+
+
 def markdown(res: dict) -> str:
     t = res.get("targets") or evaluate(res)
     m = res["meta"]
@@ -662,6 +679,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="JSON output (default benchmarks/results/corpus.json; "
                     "quick: corpus_quick.json)")
     ap.add_argument("--render", metavar="JSON", help="only write the Markdown of an existing JSON")
+    ap.add_argument("--docs", action="store_true", help="with --render: also write the targets "
+                    "section of docs/benchmarks.md (a complete full run writes it anyway)")
     ap.add_argument("--code", choices=("head", "worktree"), default="head",
                     help="measure the committed HEAD (a snapshot made at the start: default) or the "
                     "working tree as it is while the run goes")
@@ -681,6 +700,8 @@ def main(argv=None) -> int:
         res["targets"] = evaluate(res)
         Path(a.render).with_suffix(".md").write_text(markdown(res))
         print(Path(a.render).with_suffix(".md").read_text())
+        if a.docs:
+            write_docs_section(res)
         return 0
     a.timeout = a.timeout or (60.0 if a.quick else 120.0)
     a.time_timeout = a.time_timeout or (180.0 if a.quick else 600.0)
@@ -719,6 +740,8 @@ def main(argv=None) -> int:
         out.with_suffix(".md").write_text(markdown(res))
     md = markdown(res)
     print(md)
+    if not a.programs and not a.quick and a.out is None:       # a complete full run: the docs' table
+        write_docs_section(res)
     if CODE_DIR:
         import shutil
         shutil.rmtree(CODE_DIR, ignore_errors=True)
