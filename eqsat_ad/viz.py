@@ -374,8 +374,16 @@ def egraph_dot(session, max_nodes: int = 2000, title: str | None = None, *, prog
         raise EqsatError(f"unknown drawing scope {scope!r}; choose one of {', '.join(SCOPES)}")
     terms, nodes = _term_nodes(session)
     root = root_eclass(session)
-    chosen, whole = locate_program(session, program, terms, nodes, root) if program is not None else (None, False)
-    chosen = chosen or set()
+    chosen: set = set()
+    whole = False
+
+    def locate():
+        nonlocal chosen, whole
+        if program is not None:
+            found, whole = locate_program(session, program, terms, nodes, root)
+            chosen = found or set()
+    if scope == "extracted":
+        locate()
     hidden_support = 0
     classes: dict[str, list[str]] = {}
     for nid, n in terms.items():
@@ -383,8 +391,6 @@ def egraph_dot(session, max_nodes: int = 2000, title: str | None = None, *, prog
             hidden_support += 1
             continue
         classes.setdefault(n["eclass"], []).append(nid)
-    for members in classes.values():
-        members.sort(key=lambda nid: (nid not in chosen, _node_key(nid)))
 
     def term_children(nid):
         return [c for c in terms[nid].get("children", []) if c in terms]
@@ -394,9 +400,6 @@ def egraph_dot(session, max_nodes: int = 2000, title: str | None = None, *, prog
         ops = [terms[m]["op"] for m in classes[cls]]
         return all(op in LEAF_OPS for op in ops) or any(op in CONSTANT_OPS for op in ops)
     leaf_classes = {c for c in classes if collapse_leaves and c != root and is_leaf_class(c)}
-    for c in leaf_classes:          # the leaf first: it is what the users' labels show
-        classes[c].sort(key=lambda nid: terms[nid]["op"] not in LEAF_OPS)
-
     chosen_classes = {terms[nid]["eclass"] for nid in chosen}
     if scope == "extracted" and chosen_classes:
         shown = set(chosen_classes)
@@ -417,6 +420,14 @@ def egraph_dot(session, max_nodes: int = 2000, title: str | None = None, *, prog
         raise EqsatError(f"the drawing would have {n_drawn} e-nodes, more than {max_nodes}; a drawing is "
                          "meant for small runs (raise the limit with max_nodes / --dot-max-nodes, draw "
                          "less with scope='extracted' / --dot-scope extracted, or use --limit iterations=N)")
+    if scope != "extracted":          # (after the size check: a graph too big is refused at once)
+        locate()
+        chosen_classes = {terms[nid]["eclass"] for nid in chosen}
+    for c, members in classes.items():
+        if c in leaf_classes:       # the leaf first: it is what the users' labels show
+            members.sort(key=lambda nid: (terms[nid]["op"] not in LEAF_OPS, _node_key(nid)))
+        else:                       # the chosen e-node first: the edges into the class aim at it
+            members.sort(key=lambda nid: (nid not in chosen, _node_key(nid)))
     ids = {nid: f"n{k}" for k, nid in enumerate(sorted(terms, key=_node_key))}
     out = ["digraph egraph {",
            "  compound=true; newrank=true;",
