@@ -115,6 +115,10 @@ def _table(rows, out) -> None:
 # -- the demo ------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo; 0 when every check passed, 1 when one failed, 2 for options (it has none)."""
+    if argv:
+        print(f"eqsat-ad: error: the demo takes no options (got: {' '.join(argv)})", file=sys.stderr)
+        return 2
     out = sys.stdout
     rng = np.random.default_rng(0)
 
@@ -200,4 +204,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

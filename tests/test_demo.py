@@ -69,3 +69,9 @@ def test_hand_written_gradients_and_finite_differences():
     W, xv, b = rng.standard_normal((2, 3)), rng.standard_normal(3), rng.standard_normal(2)
     g = lambda M: np.tanh(M @ xv + b).sum()                            # noqa: E731
     assert np.allclose(demo.finite_differences(g, W), demo.mlp_grad_numpy(W, xv, b), atol=1e-8)
+
+
+def test_options_are_refused_in_one_line(capsys):
+    assert main(["demo", "--fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "eqsat-ad: error: the demo takes no options (got: --fast)"

@@ -333,6 +333,7 @@ examples:
   eqsat-ad explain docs/examples/sumsq.ad --grad x
   eqsat-ad explain docs/examples/dot.ad --grad x --schedule all
   eqsat-ad explain docs/examples/sumsq.ad --grad x --dot egraph.dot --plot growth.png
+  eqsat-ad explain docs/examples/logsumexp.ad --grad x --size n=10 --dot egraph.svg --dot-scope extracted
 
 Per phase: which rules matched how often, how the e-graph grew, why the phase stopped,
 and the model cost of the best program before and after it (found by re-running the prefixes
@@ -478,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of sum(tanh(W x + b)), optimised, checked against finite "
                                    "differences and timed against hand-written NumPy gradients.",
                        epilog="examples:\n  eqsat-ad demo\n", formatter_class=_Formatter)
-    p.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo (none so far)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="none: the demo takes no options")
     p.set_defaults(func="demo")
 
     sp = sub.add_parser("schedule", help="print a schedule as a schedule file",
