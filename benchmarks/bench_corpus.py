@@ -196,12 +196,15 @@ CODE_DIR: str | None = None      # the snapshot the workers import eqsat_ad from
 
 
 def snapshot_head() -> tuple[str, str]:
-    """``git archive HEAD eqsat_ad rules`` into a temporary directory; returns (dir, commit)."""
+    """``git archive HEAD eqsat_ad`` (and ``rules`` where a commit still has the rule files
+    there) into a temporary directory; returns (dir, commit)."""
     import tempfile
     d = tempfile.mkdtemp(prefix="eqsat_corpus_code_")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                             capture_output=True, check=True).stdout.strip()
-    arch = subprocess.run(["git", "archive", commit, "eqsat_ad", "rules"], cwd=ROOT,
+    paths = [p for p in ("eqsat_ad", "rules") if subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}:{p}"], cwd=ROOT, capture_output=True).returncode == 0]
+    arch = subprocess.run(["git", "archive", commit, *paths], cwd=ROOT,
                           capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", d], input=arch, check=True)
     return d, commit
