@@ -309,3 +309,23 @@ def test_lstm_gradient_optimised_compiles_and_matches_interpreter_and_fd():
         v = rng.standard_normal(kw[wrt].shape)
         fd = central_difference(prog, wrt, kw, v)
         assert float(np.sum(got[k] * v)) == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_disk_cache_keeps_optimised_programs_between_sessions(tmp_path):
+    msg = {"id": 1, "kind": "evaluate", "module": "lse", "function": "gradient", "input": {"x": [1.0, 2.0, 0.5]}}
+    first = Tool(cache_dir=str(tmp_path)).handle(msg)
+    assert first["success"] and [t["name"] for t in first["timings"]][0] == "optimize"
+    (stored,) = tmp_path.glob("*.ad")
+    second = Tool(cache_dir=str(tmp_path)).handle(msg)
+    assert [t["name"] for t in second["timings"]][0] == "load"
+    assert second["output"] == first["output"]
+    # a file that is not a program of the same type is not used: optimised again, rewritten
+    stored.write_text("(fun ((x (vec n))) (sum n (lambda (i) (get x i))))")
+    third = Tool(cache_dir=str(tmp_path)).handle(msg)
+    assert [t["name"] for t in third["timings"]][0] == "optimize" and third["output"] == first["output"]
+    stored.write_text("(fun ((x (vec n)))")
+    assert Tool(cache_dir=str(tmp_path)).handle(msg)["output"] == first["output"]
+    # a directory that cannot be created is no error: nothing is kept
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert Tool(cache_dir=str(blocker / "sub")).handle(msg)["success"]

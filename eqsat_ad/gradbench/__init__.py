@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="extractor of the optimiser (default: tree)")
     ap.add_argument("--optimize-seconds", type=float, default=None, metavar="S",
                     help="time limit of one optimisation (default: the optimiser's)")
+    ap.add_argument("--cache-dir", metavar="DIR", default=None,
+                    help="keep optimised programs in DIR between sessions (program text, read back "
+                         "and type-checked; keyed by eqsat-ad's files, the program, sizes and options)")
     ap.add_argument("--check", action="store_true",
                     help="check each optimised program against its input on random inputs")
     ap.add_argument("--multithreaded", action="store_true",
@@ -34,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from .tool import Tool
     tool = Tool(optimize=not args.no_optimize, extractor=args.extractor,
-                seconds=args.optimize_seconds, check=args.check)
+                seconds=args.optimize_seconds, check=args.check, cache_dir=args.cache_dir)
     try:
         return tool.serve(sys.stdin, sys.stdout)
     except BrokenPipeError:           # the eval went away: nothing left to answer

@@ -11,7 +11,8 @@ The eval sends one JSON message a line; the tool answers each with one line carr
   to ``input.min_seconds`` (one run when the input has neither, as for ``hello``); each run is
   one ``"evaluate"`` timing.  The first evaluation of a function at given sizes optimises its
   program for those sizes and compiles it (timings ``"optimize"`` and ``"compile"``); later
-  ones reuse it from the cache;
+  ones reuse it from the cache.  With ``cache_dir`` the optimised program is also kept on
+  disk as program text and read back (timing ``"load"``) by later sessions;
 * any other kind (``analysis``, ...) -> ``{"id"}``.
 
 A message that is not a JSON object with an integer ``id`` cannot be answered: the tool says
@@ -42,9 +43,24 @@ class Tool:
     (module, function, sizes) for the session."""
 
     def __init__(self, *, optimize: bool = True, extractor: str = "tree", seconds: float | None = None,
-                 check: bool = False):
+                 check: bool = False, cache_dir: str | None = None):
         self.optimize, self.extractor, self.seconds, self.check = optimize, extractor, seconds, check
         self.cache: dict[tuple, Any] = {}
+        self.cache_dir = cache_dir
+
+    def stored_path(self, prog, sizes: dict):
+        """Where the optimised program for these sizes is kept between sessions (``cache_dir``):
+        a file named by a hash of everything the result depends on -- eqsat-ad's version and
+        files (rules, schedule, cost table), the program, the sizes, the extractor, the limit."""
+        if not self.cache_dir:
+            return None
+        import hashlib
+        from pathlib import Path
+        from .. import __version__
+        from ..lang.syntax import show_program
+        key = json.dumps([__version__, _package_fingerprint(), show_program(prog), sorted(sizes.items()),
+                          self.extractor, self.seconds])
+        return Path(self.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.ad"
 
     # -- one message -------------------------------------------------------------------------
     def handle(self, msg: Any) -> dict:
@@ -118,12 +134,20 @@ class Tool:
         from ..backend import compile as compile_program
         prog = fn.program()
         if self.optimize:
-            from ..optimize import optimize
             t0 = time.perf_counter_ns()
-            limits = {"seconds": self.seconds} if self.seconds else None
-            prog = optimize(prog, sizes=sizes, extractor=self.extractor, limits=limits,
-                            check=self.check).program
-            timings.append({"name": "optimize", "nanoseconds": time.perf_counter_ns() - t0})
+            stored = self.stored_path(prog, sizes)
+            cached = _read_stored(stored, prog) if stored is not None else None
+            if cached is not None:
+                prog = cached
+                timings.append({"name": "load", "nanoseconds": time.perf_counter_ns() - t0})
+            else:
+                from ..optimize import optimize
+                limits = {"seconds": self.seconds} if self.seconds else None
+                prog = optimize(prog, sizes=sizes, extractor=self.extractor, limits=limits,
+                                check=self.check).program
+                timings.append({"name": "optimize", "nanoseconds": time.perf_counter_ns() - t0})
+                if stored is not None:
+                    _write_stored(stored, prog)
         t0 = time.perf_counter_ns()
         compiled = compile_program(prog)
         timings.append({"name": "compile", "nanoseconds": time.perf_counter_ns() - t0})
@@ -149,6 +173,54 @@ class Tool:
             outfile.write(json.dumps(response) + "\n")
             outfile.flush()
         return EXIT_OK
+
+
+def _package_fingerprint() -> str:
+    """A hash of the files that decide what the optimiser returns (rule files, e-graph schema,
+    cost table, the Python sources): a cached program is not reused across a change of any."""
+    import hashlib
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.suffix in (".py", ".egg", ".json") and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _read_stored(path, prog):
+    """The stored optimised program, or None when there is none or it is not a well-typed
+    program with ``prog``'s parameters and result type (it is then optimised again)."""
+    from ..lang.syntax import parse
+    from ..lang.typecheck import check_program
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    try:
+        stored = parse(text, file=str(path))
+        if stored.params != prog.params or check_program(stored) != check_program(prog):
+            return None
+    except EqsatError:
+        return None
+    return stored
+
+
+def _write_stored(path, prog) -> None:
+    """Keep ``prog`` at ``path``: written to a temporary file and renamed, so a reader never
+    sees half a file; a directory that cannot be written is no error (nothing is kept)."""
+    import os
+    import tempfile
+    from ..lang.syntax import show_program
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(show_program(prog) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _runs(inp: Any) -> tuple[int, float]:
