@@ -156,7 +156,15 @@ def edge_rows(a: np.ndarray, off: int, n: int) -> np.ndarray:
     """
     if a.shape[0] == 0:
         a = np.zeros((1,) + a.shape[1:], dtype=a.dtype)
-    return np.take(a, np.arange(off, off + n), axis=0, mode="clip")
+    # slices, not np.take(..., mode="clip"): a gather is ~10x slower than a copy of rows
+    length = a.shape[0]
+    lo = min(n, max(0, -off))                # rows before row 0
+    hi = max(lo, min(n, length - off))       # rows from here on are past the last row
+    out = np.empty((n,) + a.shape[1:], dtype=a.dtype)
+    out[lo:hi] = a[off + lo:off + hi]
+    out[:lo] = a[0]
+    out[hi:] = a[length - 1]
+    return out
 
 
 def raise_oob(k: Any, n: int, where: str) -> None:
