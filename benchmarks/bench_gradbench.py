@@ -1,0 +1,288 @@
+"""eqsat-ad through its GradBench tool vs jax.grad+jit, at GradBench's default sizes.
+
+For each implemented eval, the inputs are generated as GradBench's eval generates them (same
+generators and seeds; lstm's text is replaced by random bits, b = 7 as for ASCII text), each
+function is answered by the tool in-process (``eqsat_ad.gradbench.tool.Tool``: optimise for the
+sizes, compile, then runs until ``--seconds``) and by a JAX worker (GradBench's JAX tool code
+for lse, llsq, kmeans, gmm, ode; the same objectives written in JAX for lstm and det), run
+side by side in one run, one thread each.  The outputs of both are compared with GradBench's
+tolerance.  Sizes where eqsat-ad's forward-mode derivative is out of reach (its cost is the
+number of parameters times the function's, issue 12 item 1) are listed as skipped with the
+reason, not run.  Results: ``benchmarks/results/gradbench.json`` and ``.md``.
+
+    python benchmarks/bench_gradbench.py --jax-python /path/to/venv-with-jax/bin/python
+    python benchmarks/bench_gradbench.py --quick          # the smallest size of each eval
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# GradBench's default sizes (evals/*/run.py), and the part of them this benchmark runs
+SKIP_REASON = "forward-mode derivative out of reach at this size (parameters x cost of f; issue 12 item 1)"
+
+
+def cases(quick: bool):
+    """(eval, description, input, run?) in GradBench's order."""
+    out = []
+    np.random.seed(31337)
+    for n in [2500, 5000, 10000, 20000, 40000, 80000, 160000, 320000, 640000, 1280000]:
+        out.append(("lse", f"n={n}", {"x": np.random.rand(n).tolist()}, True))
+    np.random.seed(31337)
+    for n in [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8196, 16392]:
+        out.append(("llsq", f"n={n},m=128", {"x": np.random.rand(128).tolist(), "n": n}, True))
+    np.random.seed(31337)
+    for k, n, d in sorted([(k, n, d) for k in [10, 100, 1000] for n in [1000, 10000] for d in [8, 16]],
+                          key=lambda v: v[0] * v[1] * v[2]):
+        pts = np.random.rand(n, d).tolist()
+        out.append(("kmeans", f"k={k},n={n},d={d}", {"points": pts, "centroids": pts[-k:]}, k * n * d <= 1_600_000))
+    for d, k in sorted([(d, k) for d in [2, 10, 20, 32, 64] for k in [5, 10, 25, 50, 100]], key=lambda v: v[0] * v[1]):
+        rng = np.random.default_rng(31337)
+        inp = {"d": d, "k": k, "n": 1000, "x": [list(rng.normal(size=d)) for _ in range(1000)], "m": 0,
+               "gamma": 1.0, "alpha": list(rng.normal(size=k)), "mu": [list(rng.uniform(size=d)) for _ in range(k)],
+               "q": [list(rng.normal(size=d)) for _ in range(k)],
+               "l": [list(rng.normal(size=d * (d - 1) // 2)) for _ in range(k)]}
+        out.append(("gmm", f"d={d},k={k},n=1000", inp, d * k <= 10))
+    np.random.seed(31337)
+    for n, s in sorted([(n, s) for n in [1000, 10000, 100000] for s in [1, 10, 100]], key=lambda v: v[0] * v[1]):
+        out.append(("ode", f"n={n},s={s}", {"x": np.random.rand(n).tolist(), "s": s}, n * s <= 10_000))
+    rng = np.random.default_rng(31337)
+    for l, c in sorted([(l, c) for l in [2, 4, 6] for c in [1024, 4096, 8192]], key=lambda v: v[0] * v[1]):
+        b = 7
+        inp = {"main_params": rng.random((2 * l, 4 * b)).tolist(), "extra_params": rng.random((3, b)).tolist(),
+               "state": rng.random((2 * l, b)).tolist(),
+               "sequence": rng.integers(0, 2, (c, b)).astype(float).tolist()}
+        out.append(("lstm", f"l={l},c={c},b={b}", inp, l * c <= 2048))
+    np.random.seed(31337)
+    for ell in [5, 6, 7, 8, 9, 10, 11]:
+        out.append(("det", f"ell={ell}", {"A": np.random.rand(ell * ell).tolist(), "ell": ell}, True))
+    if quick:
+        seen, q = set(), []
+        for c in out:
+            if c[0] not in seen and c[3]:
+                seen.add(c[0])
+                q.append(c)
+        return q
+    return out
+
+
+FUNCTIONS = {"lse": ("primal", "gradient"), "llsq": ("primal", "gradient"), "kmeans": ("cost", "dir"),
+             "gmm": ("objective", "jacobian"), "ode": ("primal", "gradient"),
+             "lstm": ("objective", "jacobian"), "det": ("primal", "gradient")}
+
+
+# -- the JAX worker (run with an interpreter that has jax) ------------------------------------------
+
+def jax_worker() -> None:
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.special import logsumexp as jlse, multigammaln
+    jax.config.update("jax_enable_x64", True)
+
+    def lse(x):
+        m = jnp.max(x)
+        return jnp.log(jnp.sum(jnp.exp(x - m))) + m
+
+    def llsq(x, n):
+        m = x.shape[0]
+
+        def f(i):
+            ti = -1.0 + (i * 2.0) / (n - 1.0)
+            muls = jnp.cumprod(jnp.full(m, ti).at[0].set(1))
+            return (jnp.sign(ti) + jnp.sum(-x * muls)) ** 2
+        return jnp.sum(jax.vmap(f)(jnp.arange(n))) / 2.0
+
+    def kmeans(points, centers):
+        a_sqr = jnp.sum(points ** 2, 1)[None, :]
+        b_sqr = jnp.sum(centers ** 2, 1)[:, None]
+        diff = jnp.matmul(points, centers.T).T
+        return jnp.min(a_sqr + b_sqr - 2 * diff, axis=0).sum()
+
+    def kmeans_dir(points, centers):
+        f_diff = jax.grad(lambda cs: kmeans(points, cs))
+        d, hes = jax.jvp(f_diff, [centers], [jnp.ones(shape=centers.shape)])
+        return d / hes
+
+    def gmm(alpha, mu, q, l, x, m, gamma):
+        n, d = x.shape
+        k = alpha.shape[0]
+        Qdiags, sum_qs = jnp.exp(q), jnp.sum(q, axis=1)
+        cols = jnp.repeat(jnp.arange(d - 1), jnp.arange(d - 1, 0, -1), total_repeat_length=d * (d - 1) // 2)
+        rows = jnp.concatenate([jnp.arange(c + 1, d) for c in range(d - 1)])
+        Ls = jnp.zeros((k, d, d), dtype=l.dtype).at[:, rows, cols].set(l)
+        xc = x[:, None, :] - mu[None, ...]
+        Lxc = Qdiags * xc + jnp.einsum("ijk,mik->mij", Ls, xc)
+        inner = alpha + sum_qs - 0.5 * jnp.sum(Lxc ** 2, axis=2)
+        nn = d + m + 1
+        out = jnp.sum(0.5 * gamma * gamma * (jnp.sum(Qdiags ** 2, axis=1) + jnp.sum(l ** 2, axis=1)) - m * sum_qs)
+        prior = -out + k * (nn * d * jnp.log(gamma / math.sqrt(2)) - multigammaln(0.5 * nn, d))
+        return (-n * d * 0.5 * math.log(2 * math.pi) + jnp.sum(jlse(inner, axis=1))
+                - n * jlse(alpha, axis=0) + prior)
+
+    def ode(x, s):
+        def f(y):
+            return jnp.where(jnp.arange(x.shape[0]) == 0, x, x * jnp.roll(y, 1))
+        h = 2.0 / s
+
+        def body(y, _):
+            k1 = f(y)
+            k2 = f(y + h / 2 * k1)
+            k3 = f(y + h / 2 * k2)
+            k4 = f(y + h * k3)
+            y = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            return y, None
+        return jax.lax.scan(body, jnp.zeros_like(x), None, length=s)[0]
+
+    def lstm(main, extra, state, seq):
+        l2, b = state.shape
+        sig = jax.nn.sigmoid
+
+        def step(carry, t):
+            S, total = carry
+            x = seq[t] * extra[0]
+            for j in range(l2 // 2):
+                w, bi, h, cl = main[2 * j], main[2 * j + 1], S[2 * j], S[2 * j + 1]
+                cn = cl * sig(x * w[:b] + bi[:b]) + sig(h * w[b:2 * b] + bi[b:2 * b]) * jnp.tanh(h * w[3 * b:] + bi[3 * b:])
+                hn = sig(x * w[2 * b:3 * b] + bi[2 * b:3 * b]) * jnp.tanh(cn)
+                S = S.at[2 * j].set(hn).at[2 * j + 1].set(cn)
+                x = hn
+            yp = x * extra[1] + extra[2]
+            return (S, total + jnp.sum(seq[t + 1] * (yp - jnp.log(jnp.sum(jnp.exp(yp)) + 2)))), None
+        (S, total), _ = jax.lax.scan(step, (state, 0.0), jnp.arange(seq.shape[0] - 1))
+        return -total / ((seq.shape[0] - 1) * b)
+
+    A = lambda v: jnp.asarray(np.asarray(v, dtype=np.float64))  # noqa: E731
+    fns = {
+        ("lse", "primal"): lambda i: (jax.jit(lse), (A(i["x"]),), float),
+        ("lse", "gradient"): lambda i: (jax.jit(jax.grad(lse)), (A(i["x"]),), lambda r: np.asarray(r).tolist()),
+        ("llsq", "primal"): lambda i: (jax.jit(lambda x: llsq(x, i["n"])), (A(i["x"]),), float),
+        ("llsq", "gradient"): lambda i: (jax.jit(jax.grad(lambda x: llsq(x, i["n"]))), (A(i["x"]),),
+                                         lambda r: np.asarray(r).tolist()),
+        ("kmeans", "cost"): lambda i: (jax.jit(kmeans), (A(i["points"]), A(i["centroids"])), float),
+        ("kmeans", "dir"): lambda i: (jax.jit(kmeans_dir), (A(i["points"]), A(i["centroids"])),
+                                      lambda r: np.asarray(r).tolist()),
+        ("gmm", "objective"): lambda i: (jax.jit(lambda *a: gmm(*a, i["m"], i["gamma"])),
+                                         tuple(A(i[k]) for k in ("alpha", "mu", "q", "l", "x")), float),
+        ("gmm", "jacobian"): lambda i: (jax.jit(jax.grad(lambda *a: gmm(*a, i["m"], i["gamma"]), argnums=(0, 1, 2, 3))),
+                                        tuple(A(i[k]) for k in ("alpha", "mu", "q", "l", "x")),
+                                        lambda r: dict(zip(("alpha", "mu", "q", "l"), (np.asarray(v).tolist() for v in r)))),
+        ("ode", "primal"): lambda i: (jax.jit(lambda x: ode(x, i["s"])), (A(i["x"]),), lambda r: np.asarray(r).tolist()),
+        ("ode", "gradient"): lambda i: (jax.jit(jax.grad(lambda x: ode(x, i["s"])[-1])), (A(i["x"]),),
+                                        lambda r: np.asarray(r).tolist()),
+        ("lstm", "objective"): lambda i: (jax.jit(lstm), tuple(A(i[k]) for k in ("main_params", "extra_params", "state", "sequence")), float),
+        ("lstm", "jacobian"): lambda i: (jax.jit(jax.grad(lstm, argnums=(0, 1))),
+                                         tuple(A(i[k]) for k in ("main_params", "extra_params", "state", "sequence")),
+                                         lambda r: np.concatenate([np.ravel(r[0]), np.ravel(r[1])]).tolist()),
+        ("det", "primal"): lambda i: (jax.jit(jnp.linalg.det), (A(i["A"]).reshape(i["ell"], i["ell"]),), float),
+        ("det", "gradient"): lambda i: (jax.jit(jax.grad(jnp.linalg.det)), (A(i["A"]).reshape(i["ell"], i["ell"]),),
+                                        lambda r: np.ravel(r).tolist()),
+    }
+    for line in sys.stdin:
+        job = json.loads(line)
+        fn, args, post = fns[job["eval"], job["function"]](job["input"])
+        r = jax.block_until_ready(fn(*args))           # compile
+        times, total = [], 0.0
+        while len(times) < 1 or total < job["seconds"]:
+            t0 = time.perf_counter_ns()
+            r = jax.block_until_ready(fn(*args))
+            times.append(time.perf_counter_ns() - t0)
+            total += times[-1] / 1e9
+        print(json.dumps({"seconds": statistics.median(times) / 1e9, "output": post(r)}), flush=True)
+
+
+# -- the run -------------------------------------------------------------------------------
+
+def close(expected, actual, tolerance=1e-4) -> bool:
+    """GradBench's comparison: |x - y| / max(1, |x| + |y|) <= tolerance everywhere."""
+    if isinstance(expected, dict):
+        return set(expected) == set(actual) and all(close(expected[k], actual[k], tolerance) for k in expected)
+    e, a = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+    return e.shape == a.shape and bool(np.all(np.abs(e - a) / np.clip(np.abs(e) + np.abs(a), 1, None) <= tolerance))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the smallest size of each eval only")
+    ap.add_argument("--evals", nargs="+", default=list(FUNCTIONS), choices=list(FUNCTIONS))
+    ap.add_argument("--seconds", type=float, default=0.5, help="minimum seconds of runs per function (GradBench: 1)")
+    ap.add_argument("--optimize-seconds", type=float, default=120.0)
+    ap.add_argument("--jax-python", default=sys.executable, help="an interpreter that can import jax")
+    ap.add_argument("--jax-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gradbench")
+    a = ap.parse_args()
+    if a.jax_worker:
+        jax_worker()
+        return
+    from eqsat_ad.gradbench.tool import Tool
+    tool = Tool(seconds=a.optimize_seconds)
+    jax_ok = subprocess.run([a.jax_python, "-c", "import jax"], capture_output=True).returncode == 0
+    worker = (subprocess.Popen([a.jax_python, __file__, "--jax-worker"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu",
+                                                                           XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"))
+              if jax_ok else None)
+    rows = []
+    for ev, desc, inp, run in cases(a.quick):
+        if ev not in a.evals:
+            continue
+        for fn in FUNCTIONS[ev]:
+            row = {"eval": ev, "function": fn, "sizes": desc}
+            if not run:
+                rows.append({**row, "skipped": SKIP_REASON})
+                continue
+            r = tool.handle({"id": 0, "kind": "evaluate", "module": ev, "function": fn,
+                             "input": {**inp, "min_runs": 1, "min_seconds": a.seconds}})
+            if not r["success"]:
+                rows.append({**row, "error": r["error"]})
+                print(ev, fn, desc, "error:", r["error"][:200], flush=True)
+                continue
+            runs = [t["nanoseconds"] / 1e9 for t in r["timings"] if t["name"] == "evaluate"]
+            row.update(eqsat_seconds=statistics.median(runs), runs=len(runs),
+                       optimize_seconds=sum(t["nanoseconds"] for t in r["timings"] if t["name"] == "optimize") / 1e9)
+            if worker is not None:
+                worker.stdin.write(json.dumps({"eval": ev, "function": fn, "input": inp, "seconds": a.seconds}) + "\n")
+                worker.stdin.flush()
+                j = json.loads(worker.stdout.readline())
+                row.update(jax_seconds=j["seconds"], ratio=row["eqsat_seconds"] / j["seconds"],
+                           agrees_with_jax=close(j["output"], r["output"]))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if worker is not None:
+        worker.stdin.close()
+        worker.wait()
+    doc = {"what": "median seconds of one evaluation through the GradBench tool, jax.grad+jit side by side",
+           "seconds_per_function": a.seconds, "jax": jax_ok, "load_average": os.getloadavg(), "rows": rows}
+    a.out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    lines = ["| eval | function | sizes | eqsat-ad s | jax.grad+jit s | ratio | agrees | optimise s |",
+             "|---|---|---|---:|---:|---:|---|---:|"]
+    for r in rows:
+        if "skipped" in r or "error" in r:
+            lines.append(f"| {r['eval']} | {r['function']} | {r['sizes']} | {'skipped' if 'skipped' in r else 'error: ' + r['error'][:60]} | | | | |")
+            continue
+        j = f"{r['jax_seconds']:.3g}" if "jax_seconds" in r else "-"
+        ratio = f"{r['ratio']:.3g}" if "ratio" in r else "-"
+        ag = ("yes" if r["agrees_with_jax"] else "NO") if "agrees_with_jax" in r else "-"
+        lines.append(f"| {r['eval']} | {r['function']} | {r['sizes']} | {r['eqsat_seconds']:.3g} | {j} | {ratio} | {ag} | "
+                     f"{r['optimize_seconds']:.1f} |")
+    md = ("# eqsat-ad on GradBench's evals (benchmarks/bench_gradbench.py)\n\n" + "\n".join(lines)
+          + f"\n\nskipped: {SKIP_REASON}.  Load average {doc['load_average'][0]:.1f}.\n")
+    a.out.with_suffix(".md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
