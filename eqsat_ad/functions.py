@@ -148,6 +148,10 @@ class DerivativeFunction:
     ``program``, ``report`` and ``source`` describe the specialisation made most recently
     (for the last call that brought new shapes); ``specializations`` maps every shape
     signature seen (a tuple of shapes, one per argument) to its :class:`Specialization`.
+
+    It pickles (and copies) without what it built: a copy in a worker process builds again
+    on its first call, from the disk cache when the entry is there.  ``f`` must pickle too
+    (a function defined at the top level of a module, a Program, or text).
     """
 
     def __init__(self, f, kind: str, wrt, *, cache: bool | str | Path = True, options: dict):
@@ -185,6 +189,12 @@ class DerivativeFunction:
         self._fast: dict[tuple, Callable] = {}
         self.specializations: dict[tuple, Specialization] = {}
         self._last: Specialization | None = None
+
+    # -- pickling: what was built stays behind (the disk cache has it) --------------------
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.update(_fast={}, specializations={}, _last=None, _derivative=None)
+        return state
 
     # -- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):

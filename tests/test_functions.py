@@ -239,3 +239,15 @@ def test_errors_name_the_parameter():
         ea.grad_fn(least_squares).program
     with pytest.raises(ADError, match="returns"):
         ea.grad_fn(lambda x: x * 2.0)(np.ones(3))
+
+
+def test_a_derivative_function_pickles_without_what_it_built(fresh):
+    import pickle
+    g = ea.grad_fn(least_squares, wrt=("w", "y"))
+    want = g(w, X, y)
+    h = pickle.loads(pickle.dumps(g))
+    assert h.specializations == {} and h.wrt == ("w", "y")
+    got = h(w, X, y)
+    np.testing.assert_allclose(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1])
+    assert h.specializations[((3,), (6, 3), (6,))].origin in ("memory", "disk")
