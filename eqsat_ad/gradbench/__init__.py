@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="eqsat-ad gradbench",
         description="Run eqsat-ad as a GradBench tool: read GradBench's JSON messages on standard "
                     "input, answer on standard output.  Evals: hello, lse, llsq, kmeans, ode, gmm, "
-                    "lstm, det.",
+                    "lstm, det, ba.",
         epilog="example (one message):\n"
                "  echo '{\"id\": 0, \"kind\": \"start\"}' | eqsat-ad gradbench\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)

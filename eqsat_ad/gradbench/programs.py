@@ -153,5 +153,46 @@ DET = """
     (ifold (lambda (p i) (* p (get (get U i) i))) 1.0 ell)))
 """
 
+# bundle adjustment (ADBench's ba, cpp/gradbench/evals/ba.hpp): for each observation o of
+# point op[o] by camera oc[o], the weighted reprojection error w_o (proj - feat_o) through
+# the Rodrigues rotation (rot = cam[0:3], centre cam[3:6]), the radial distortion (cam[9:11]),
+# focal length cam[6] and principal point cam[7:9]; and the weight error 1 - w_o^2
+BA = """
+(fun ((cams (mat n C)) (X (mat m D)) (w (vec p)) (feats (mat p E)) (oc (array index p)) (op (array index p)))
+  (pair
+    (build p (lambda (o)
+      (let ((cam (get cams (get oc o)))
+            (pt (get X (get op o)))
+            (x0 (- (get pt 0) (get cam 3)))
+            (x1 (- (get pt 1) (get cam 4)))
+            (x2 (- (get pt 2) (get cam 5)))
+            (r0 (get cam 0))
+            (r1 (get cam 1))
+            (r2 (get cam 2))
+            (sq (+ (* r0 r0) (+ (* r1 r1) (* r2 r2))))
+            (theta (sqrt sq))
+            (ct (cos theta))
+            (st (sin theta))
+            (w0 (/ r0 theta))
+            (w1 (/ r1 theta))
+            (w2 (/ r2 theta))
+            (tmp (* (+ (* w0 x0) (+ (* w1 x1) (* w2 x2))) (- 1.0 ct)))
+            (X0 (if (= sq 0.0) (+ x0 (- (* r1 x2) (* r2 x1)))
+                    (+ (* x0 ct) (+ (* (- (* w1 x2) (* w2 x1)) st) (* w0 tmp)))))
+            (X1 (if (= sq 0.0) (+ x1 (- (* r2 x0) (* r0 x2)))
+                    (+ (* x1 ct) (+ (* (- (* w2 x0) (* w0 x2)) st) (* w1 tmp)))))
+            (X2 (if (= sq 0.0) (+ x2 (- (* r0 x1) (* r1 x0)))
+                    (+ (* x2 ct) (+ (* (- (* w0 x1) (* w1 x0)) st) (* w2 tmp)))))
+            (p0 (/ X0 X2))
+            (p1 (/ X1 X2))
+            (rsq (+ (* p0 p0) (* p1 p1)))
+            (L (+ 1.0 (+ (* (get cam 9) rsq) (* (get cam 10) (* rsq rsq))))))
+        (build E (lambda (k)
+          (* (get w o) (- (if (= k 0) (+ (* (* p0 L) (get cam 6)) (get cam 7))
+                                      (+ (* (* p1 L) (get cam 6)) (get cam 8)))
+                          (get (get feats o) k))))))))
+    (build p (lambda (o) (- 1.0 (* (get w o) (get w o)))))))
+"""
+
 SOURCES = {"hello": HELLO, "lse": LSE, "llsq": LLSQ, "kmeans": KMEANS, "ode": ODE, "gmm": GMM,
-           "lstm": LSTM, "det": DET}
+           "lstm": LSTM, "det": DET, "ba": BA}
