@@ -6,7 +6,8 @@ function is answered by the tool in-process (``eqsat_ad.gradbench.tool.Tool``: o
 sizes, compile, then runs until ``--seconds``) and by a JAX worker (GradBench's JAX tool code
 for lse, llsq, kmeans, gmm, ode; the same objectives written in JAX for lstm and det), run
 side by side in one run, one thread each.  The outputs of both are compared with GradBench's
-tolerance.  Sizes where eqsat-ad's forward-mode derivative is out of reach (its cost is the
+tolerance (ba: GradBench's JAX tool has none; a vmap of jacfwd over the 15 local parameters of
+each observation).  Sizes where eqsat-ad's forward-mode derivative is out of reach (its cost is the
 number of parameters times the function's, issue 12 item 1) are listed as skipped with the
 reason, not run.  Results: ``benchmarks/results/gradbench.json`` and ``.md``.
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 SKIP_REASON = "forward-mode derivative out of reach at this size (parameters x cost of f; issue 12 item 1)"
 
 
-def cases(quick: bool):
+def cases(quick: bool, gradbench: Path | None = None, ba_max: int = 3):
     """(eval, description, input, run?) in GradBench's order."""
     out = []
     np.random.seed(31337)
@@ -68,6 +69,16 @@ def cases(quick: bool):
                "state": rng.random((2 * l, b)).tolist(),
                "sequence": rng.integers(0, 2, (c, b)).astype(float).tolist()}
         out.append(("lstm", f"l={l},c={c},b={b}", inp, l * c <= 2048))
+    for i in range(1, 15):                     # ba1 .. ba14, the eval's default --min 1 --max 14
+        f = next(Path(gradbench, "evals", "ba", "data").glob(f"ba{i}_*.txt"), None) if gradbench else None
+        if f is None:
+            continue
+        lines = f.read_text().splitlines()
+        n, m, p = (int(v) for v in lines[0].split())
+        inp = {"n": n, "m": m, "p": p, "cam": [float(v) for v in lines[1].split()],
+               "x": [float(v) for v in lines[2].split()], "w": float(lines[3]),
+               "feat": [float(v) for v in lines[4].split()]}
+        out.append(("ba", f.stem, inp, i <= ba_max))
     np.random.seed(31337)
     for ell in [5, 6, 7, 8, 9, 10, 11]:
         out.append(("det", f"ell={ell}", {"A": np.random.rand(ell * ell).tolist(), "ell": ell}, True))
@@ -83,7 +94,7 @@ def cases(quick: bool):
 
 FUNCTIONS = {"lse": ("primal", "gradient"), "llsq": ("primal", "gradient"), "kmeans": ("cost", "dir"),
              "gmm": ("objective", "jacobian"), "ode": ("primal", "gradient"),
-             "lstm": ("objective", "jacobian"), "det": ("primal", "gradient")}
+             "lstm": ("objective", "jacobian"), "det": ("primal", "gradient"), "ba": ("objective", "jacobian")}
 
 
 # -- the JAX worker (run with an interpreter that has jax) ------------------------------------------
@@ -166,6 +177,45 @@ def jax_worker() -> None:
         (S, total), _ = jax.lax.scan(step, (state, 0.0), jnp.arange(seq.shape[0] - 1))
         return -total / ((seq.shape[0] - 1) * b)
 
+    def ba_residual(cam, X, w, feat):            # one observation (ADBench's ba)
+        rot, Xo = cam[:3], X - cam[3:6]
+        sq = jnp.sum(rot ** 2)
+        th = jnp.sqrt(jnp.where(sq == 0, 1.0, sq))
+        u = rot / th
+        turned = Xo * jnp.cos(th) + jnp.cross(u, Xo) * jnp.sin(th) + u * jnp.dot(u, Xo) * (1 - jnp.cos(th))
+        Xc = jnp.where(sq == 0, Xo + jnp.cross(rot, Xo), turned)
+        pr = Xc[:2] / Xc[2]
+        rsq = jnp.sum(pr ** 2)
+        return w * (pr * (1 + cam[9] * rsq + cam[10] * rsq * rsq) * cam[6] + cam[7:9] - feat)
+
+    def ba_inputs(i):
+        obs = np.arange(i["p"])
+        return (A(np.tile(i["cam"], (i["n"], 1))), A(np.tile(i["x"], (i["m"], 1))), A(np.full(i["p"], i["w"])),
+                A(np.tile(i["feat"], (i["p"], 1))), jnp.asarray(obs % i["n"]), jnp.asarray(obs % i["m"]))
+
+    def ba_objective(cams, X, w, feats, oc, op):
+        return jax.vmap(ba_residual)(cams[oc], X[op], w, feats), 1 - w ** 2
+
+    def ba_jacobian(cams, X, w, feats, oc, op):
+        V = jnp.concatenate([cams[oc], X[op], w[:, None]], axis=1)
+        J = jax.vmap(jax.jacfwd(lambda v, f: ba_residual(v[:11], v[11:14], v[14], f)))(V, feats)
+        return J, -2 * w                          # (p, 2, 15) blocks, d(1 - w^2)/dw
+
+    def ba_objective_post(r):
+        return {"reproj_error": {"elements": np.asarray(r[0][0]).tolist(), "repeated": int(r[0].shape[0])},
+                "w_err": {"element": float(r[1][0]), "repeated": int(r[1].shape[0])}}
+
+    def ba_jacobian_post(i):
+        def post(r):
+            J, wd = np.asarray(r[0]), np.asarray(r[1])
+            n, m, p = i["n"], i["m"], i["p"]
+            rows = np.concatenate([np.arange(2 * p + 1) * 15, 30 * p + np.arange(1, p + 1)])
+            block = list(range(11)) + [11 * n + c for c in range(3)] + [11 * n + 3 * m]
+            return {"rows": [int(v) for v in rows[:30]] + [int(rows[-1])],
+                    "cols": block + block + [11 * n + 3 * m + p - 1],
+                    "vals": J[0, 0].tolist() + J[0, 1].tolist() + [float(wd[-1])]}
+        return post
+
     A = lambda v: jnp.asarray(np.asarray(v, dtype=np.float64))  # noqa: E731
     fns = {
         ("lse", "primal"): lambda i: (jax.jit(lse), (A(i["x"]),), float),
@@ -188,6 +238,8 @@ def jax_worker() -> None:
         ("lstm", "jacobian"): lambda i: (jax.jit(jax.grad(lstm, argnums=(0, 1))),
                                          tuple(A(i[k]) for k in ("main_params", "extra_params", "state", "sequence")),
                                          lambda r: np.concatenate([np.ravel(r[0]), np.ravel(r[1])]).tolist()),
+        ("ba", "objective"): lambda i: (jax.jit(ba_objective), ba_inputs(i), ba_objective_post),
+        ("ba", "jacobian"): lambda i: (jax.jit(ba_jacobian), ba_inputs(i), ba_jacobian_post(i)),
         ("det", "primal"): lambda i: (jax.jit(jnp.linalg.det), (A(i["A"]).reshape(i["ell"], i["ell"]),), float),
         ("det", "gradient"): lambda i: (jax.jit(jax.grad(jnp.linalg.det)), (A(i["A"]).reshape(i["ell"], i["ell"]),),
                                         lambda r: np.ravel(r).tolist()),
@@ -222,6 +274,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0.5, help="minimum seconds of runs per function (GradBench: 1)")
     ap.add_argument("--optimize-seconds", type=float, default=120.0)
     ap.add_argument("--jax-python", default=sys.executable, help="an interpreter that can import jax")
+    ap.add_argument("--gradbench", type=Path, default=None,
+                    help="a GradBench checkout: ba's data files (evals/ba/data); without it ba is not run")
+    ap.add_argument("--ba-max", type=int, default=3, help="run ba1 .. baN (the eval's default goes to 14)")
     ap.add_argument("--jax-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gradbench")
     a = ap.parse_args()
@@ -236,13 +291,13 @@ def main() -> None:
                                                                            XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"))
               if jax_ok else None)
     rows = []
-    for ev, desc, inp, run in cases(a.quick):
+    for ev, desc, inp, run in cases(a.quick, a.gradbench, a.ba_max):
         if ev not in a.evals:
             continue
         for fn in FUNCTIONS[ev]:
             row = {"eval": ev, "function": fn, "sizes": desc}
             if not run:
-                rows.append({**row, "skipped": SKIP_REASON})
+                rows.append({**row, "skipped": SKIP_REASON if ev != "ba" else "not run (time): --ba-max"})
                 continue
             r = tool.handle({"id": 0, "kind": "evaluate", "module": ev, "function": fn,
                              "input": {**inp, "min_runs": 1, "min_seconds": a.seconds}})
