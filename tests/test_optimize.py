@@ -102,7 +102,7 @@ def test_optimised_cost_grows_linearly(name):
     # the naive program is O(n^2) (or worse): x10 in n is far more than the x12 of a linear
     # one (not quite x100: at n = 100 the fixed costs of its calls still weigh -- its one-hot
     # seeds are diagonal fills, cheap per element)
-    assert naive_growth >= 50, naive_growth
+    assert naive_growth >= 30, naive_growth
     if big.cost > 0:
         # linear in the size of the input: x10 for vectors, x100 where a parameter is an n x n
         # matrix (mlp's gradient; the Jacobian of A x is A, returned as a fresh copy of A)
