@@ -359,6 +359,11 @@ class Driver:
             raise _Stop(NODE_LIMIT, "phase")
         if lim.seconds is not None and now + nxt_t - t0 >= lim.seconds:
             raise _Stop(TIME_LIMIT, "phase")
+        if lim.growth is not None:
+            cap = int(lim.growth * max(1, pr.enodes_before))
+            if n >= cap or n + nxt_n > NODE_OVERSHOOT * cap:
+                self._note_predicted(n, nxt_n, cap)
+                raise _Stop(NODE_LIMIT, "phase")
 
     def _note_predicted(self, n: int, grow: int, limit: int) -> None:
         if n < limit:

@@ -76,20 +76,27 @@ class Limits:
     nodes: int | None = None
     seconds: float | None = None
     memory: float | None = None
+    #: a phase's cap on e-graph growth: it ends (stop reason ``node limit``) before the e-graph
+    #: passes ``growth`` times its size when the phase started (a phase limit only)
+    growth: float | None = None
 
     def tighter(self, other: "Limits") -> "Limits":
         def m(a, b):
             return b if a is None else a if b is None else min(a, b)
         return Limits(m(self.iterations, other.iterations), m(self.nodes, other.nodes),
-                      m(self.seconds, other.seconds), m(self.memory, other.memory))
+                      m(self.seconds, other.seconds), m(self.memory, other.memory),
+                      m(self.growth, other.growth))
 
     def items(self):
         return [(k, v) for k, v in (("iterations", self.iterations), ("nodes", self.nodes),
-                                    ("seconds", self.seconds), ("memory", self.memory)) if v is not None]
+                                    ("seconds", self.seconds), ("memory", self.memory),
+                                    ("growth", self.growth)) if v is not None]
 
     def __repr__(self) -> str:
         mem = "" if self.memory is None else f", memory={self.memory!r}"
-        return f"Limits(iterations={self.iterations!r}, nodes={self.nodes!r}, seconds={self.seconds!r}{mem})"
+        gro = "" if self.growth is None else f", growth={self.growth!r}"
+        return (f"Limits(iterations={self.iterations!r}, nodes={self.nodes!r}, seconds={self.seconds!r}"
+                f"{mem}{gro})")
 
 
 @dataclass(frozen=True)
@@ -150,9 +157,10 @@ def left_choice(first: Strategy, second: Strategy) -> LeftChoice:
 
 
 def phase(name: str, body: Strategy, iterations: int | None = None, nodes: int | None = None,
-          seconds: float | None = None) -> Phase:
-    """Name a part of a schedule and give it its own limits."""
-    return Phase(name, body, Limits(iterations, nodes, seconds))
+          seconds: float | None = None, growth: float | None = None) -> Phase:
+    """Name a part of a schedule and give it its own limits (``growth``: at most that many times
+    the e-nodes the phase started with)."""
+    return Phase(name, body, Limits(iterations, nodes, seconds, growth=growth))
 
 
 def _refuse(name: str, why: str):

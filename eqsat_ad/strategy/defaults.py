@@ -13,12 +13,17 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
    push one-hot conditionals outwards, so loop bodies take the foldConditional shape.
 3. ``loops`` -- fold, motion, fission with ring/cond: collapse loops over one-hot indices
    (the O(n^2) -> O(n) step), turn accumulating folds into sums, factor invariants out.
-4. ``algebra`` -- the guided algebra rulesets (files that declare ``;; @phase algebra``) with
-   the loop rulesets.
-5. ``user`` -- rulesets of a user's rule files that declare no phase (only when there are any).
-6. ``cleanup`` -- eta, ring, cond, fuse, tuple, let: build-eta and the last simplifications.
+4. ``algebra`` -- the guided algebra (files that declare ``;; @phase algebra``: one-hot
+   distributivity, invariant factors out of sums) with the loop rulesets; bounded by growth.
+5. ``user`` -- rulesets of a user's rule files that declare no phase (and files that declare
+   ``user``), with the loop rulesets; bounded by growth.
+6. ``cleanup`` -- eta, ring, cond, fuse, tuple, let: build-eta and the last simplifications;
+   bounded by growth.
+7. ``commute`` -- ``comm``, constant folding across reassociation and factoring (files that
+   declare ``;; @phase commute``) with the cleanup rulesets; last, bounded by growth: they
+   explode when saturated, and after the loops have collapsed the e-graph is small.
 
-A rule file places its rulesets in a phase with a banner line ``;; @phase NAME`` (NAME one of
+The growth caps are :data:`PHASE_GROWTH`.  A rule file places its rulesets in a phase with a banner line ``;; @phase NAME`` (NAME one of
 :data:`DEFAULT_PHASES`); :func:`check_phase_pragma` refuses any other name, at the pragma's
 line.  A ruleset of a user's file without the pragma runs in ``user``.
 
@@ -39,7 +44,7 @@ DEFAULT_PHASE_ITERATIONS = 400
 
 #: the phases of the default schedule, in the order they run; a rule file's ``;; @phase NAME``
 #: names one of them (``user`` runs only when a ruleset is placed there)
-DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup")
+DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup", "commute")
 
 #: the rulesets each phase always runs (rulesets placed by a pragma join them)
 PHASE_RULESETS: dict[str, tuple[str, ...]] = {
@@ -49,10 +54,22 @@ PHASE_RULESETS: dict[str, tuple[str, ...]] = {
     "algebra": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse"),
     "user": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse", "eta"),
     "cleanup": ("eta", "ring", "cond", "fuse", "tuple", "let"),
+    "commute": ("eta", "ring", "cond", "fuse", "tuple", "let", "fold", "motion", "fission"),
 }
+#: phases that also run the rulesets placed in other phases: commute is a last, bounded pass of
+#: everything algebra runs, with commutativity, factoring and constant folding across products
+#: (which explode with the algebra earlier on, when the e-graph is still large)
+ALSO_RUNS = {"commute": ("algebra",)}
 
-#: the phases that run the guided algebra (bounded: they grow the e-graph)
-ALGEBRA_PHASES = ("algebra",)
+#: the phases that run explosive rulesets, with their caps on e-graph growth (a multiple of the
+#: e-graph's size when the phase starts; the driver stops the phase, stop reason ``node limit``,
+#: before an iteration predicted to pass it).  Saturated, the guided algebra, commutativity and
+#: the factoring/constant rules grow without end on realistic gradients (their banners say how),
+#: and ring's factoring with the one-hot rules keeps growing what they leave; bounded, they
+#: reach the cost saturation reaches with a fraction of the e-graph (benchmarks/bench_strategies.py).
+PHASE_GROWTH = {"algebra": 3.0, "user": 3.0, "cleanup": 2.0, "commute": 3.0}
+#: the phases that exist only for rulesets placed by a pragma (the default runs them only then)
+PLACED_ONLY_PHASES = ("algebra", "user", "commute")
 
 SHIPPED_RULESETS = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "eta", "comm")
 
@@ -103,10 +120,12 @@ def default_schedule(user_rulesets: Iterable[str] = (), placed: Mapping[str, str
     phases = []
     for name in DEFAULT_PHASES:
         extra = tuple(r for r, ph in where.items() if ph == name)
-        if name in ("algebra", "user") and not extra:
+        also = tuple(r for r, ph in where.items() if ph in ALSO_RUNS.get(name, ()))
+        if name in PLACED_ONLY_PHASES and not extra:
             continue
-        members = tuple(dict.fromkeys(extra + PHASE_RULESETS[name]))
-        phases.append(phase(name, saturate(run(*members)), iterations=it))
+        members = tuple(dict.fromkeys(extra + also + PHASE_RULESETS[name]))
+        phases.append(phase(name, saturate(run(*members)), iterations=it,
+                            growth=PHASE_GROWTH.get(name)))
     return seq(*phases)
 
 

@@ -7,7 +7,7 @@ A schedule file holds, in any order:
   ``(repeat N S ...)``, ``(saturate S ...)``, ``(run RS [:until FACT])`` or a bare ruleset
   name (= ``(run RS)``);
 * an optional comment right above a ``run-schedule``: ``;; @phase NAME iterations=N nodes=N
-  seconds=S`` names the phase and sets its limits (egglog ignores comments, so the file stays
+  seconds=S growth=G`` names the phase and sets its limits (egglog ignores comments, so the file stays
   valid egglog).
 
 The file is read as data (:mod:`eqsat_ad.egraph.eggtext`): only ruleset names and ``:until``
@@ -104,13 +104,15 @@ def _limits(text: str, form: Form) -> Limits:
         try:
             if k == "iterations" or k == "nodes":
                 kw[k] = int(float(v))
-            elif k == "seconds":
+            elif k == "seconds" or k == "growth":
                 kw[k] = float(v)
+                if k == "growth" and not kw[k] >= 1.0:
+                    raise ValueError
             else:
                 raise ValueError
         except ValueError:
-            raise RuleFileError(f"bad @phase limit {item!r} (expected iterations=N, nodes=N or "
-                                "seconds=S)", form.file, max(1, form.line - 1)) from None
+            raise RuleFileError(f"bad @phase limit {item!r} (expected iterations=N, nodes=N, seconds=S "
+                                "or growth=G, G >= 1)", form.file, max(1, form.line - 1)) from None
     return Limits(**kw)
 
 
