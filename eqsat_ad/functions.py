@@ -305,6 +305,8 @@ class DerivativeFunction:
         t0 = time.perf_counter()
         primal = self._primal_for(shapes)
         deriv = self._derivative_of(primal)
+        if self.kind.startswith("jvp"):     # the tangents' names as ea.jvp chose them
+            self.arg_names = tuple(p.name for p in deriv.params)
         from .runtime import bind_inputs
         from .lang.types import size_names
         env = bind_inputs(deriv, args)          # a wrong rank or size names the parameter
