@@ -24,6 +24,9 @@ from .strategy.combinators import (LeftChoice, Limits, Phase, Repeat, Run, Satur
                                    phases_of, schedule_expr)
 
 SATURATED, COMPLETED = "saturated", "schedule completed"
+#: a phase bounded by ``growth`` may always add this many e-nodes (a small e-graph saturates
+#: cheaply; the bound is for large ones)
+GROWTH_FLOOR = 1000
 ITER_LIMIT, NODE_LIMIT, TIME_LIMIT = "iteration limit", "node limit", "time limit"
 MEMORY_LIMIT = "memory limit"
 LIMIT_REASONS = (ITER_LIMIT, NODE_LIMIT, TIME_LIMIT, MEMORY_LIMIT)
@@ -360,7 +363,7 @@ class Driver:
         if lim.seconds is not None and now + nxt_t - t0 >= lim.seconds:
             raise _Stop(TIME_LIMIT, "phase")
         if lim.growth is not None:
-            cap = int(lim.growth * max(1, pr.enodes_before))
+            cap = max(int(lim.growth * pr.enodes_before), pr.enodes_before + GROWTH_FLOOR)
             if n >= cap or n + nxt_n > NODE_OVERSHOOT * cap:
                 self._note_predicted(n, nxt_n, cap)
                 raise _Stop(NODE_LIMIT, "phase")

@@ -103,10 +103,12 @@ def test_a_growth_limit_ends_a_phase_before_it_passes_its_multiple(tmp_path):
             phase("after", saturate(run("ring"))))
     assert parse_schedule(str(s)) == s                   # growth=2.0 prints and reads back
     from eqsat_ad.bench import corpus as C
-    res = ea.optimize(C.derivative_program(C.get("mlp2")), sizes={"h": 4, "d": 3, "o": 2}, schedule=s)
+    res = ea.optimize(C.derivative_program(C.get("mlp3")), sizes={"h": 3, "d": 3, "o": 2}, schedule=s)
     grow = res.report.phases[1]
     assert grow.stop_reason == "node limit"
-    assert grow.enodes_after <= 1.5 * 2.0 * grow.enodes_before
+    # a phase may always add GROWTH_FLOOR e-nodes; one iteration may overshoot by half
+    from eqsat_ad.driver import GROWTH_FLOOR
+    assert grow.enodes_after <= 1.5 * max(2.0 * grow.enodes_before, grow.enodes_before + GROWTH_FLOOR)
     assert [ph.name for ph in res.report.phases] == ["inline", "grow", "after"]
 
 

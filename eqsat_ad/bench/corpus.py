@@ -294,6 +294,16 @@ def _mlp3_grad(W1, b1, W2, b2, W3, b3, x, y):
     return np.outer(d1, x)
 
 
+def _mlp3_grad_W2(W1, b1, W2, b2, W3, b3, x, y):
+    a1, a2, r = _mlp3_fwd(W1, b1, W2, b2, W3, b3, x, y)
+    return np.outer((W3.T @ r) * (1.0 - a2 * a2), a1)
+
+
+def _mlp3_grad_W3(W1, b1, W2, b2, W3, b3, x, y):
+    a1, a2, r = _mlp3_fwd(W1, b1, W2, b2, W3, b3, x, y)
+    return np.outer(r, a2)
+
+
 MLP2_OUT_TEXT = """; 2-layer perceptron output (a vector); directional derivative w.r.t. the input x
 (fun ((W1 (mat h d)) (b1 (vec h)) (W2 (mat o h)) (x (vec d)))
   (let ((a1 (build h (lambda (i) (tanh (+ (dot (get W1 i) x) (get b1 i)))))))
@@ -1000,6 +1010,14 @@ CORPUS: list[CorpusProgram] = [
                   text=MLP2_TEXT, tags=("nn",)),
     CorpusProgram("mlp3", "3-layer perceptron (tanh), squared loss; grad w.r.t. the innermost weights W1",
                   "grad", "W1", _mlp3_fn, _mlp3_grad, _sz(h=3, d=3, o=2),
+                  (_sz(h=8, d=8, o=4), _sz(h=32, d=32, o=8), _sz(h=128, d=128, o=16)),
+                  text=MLP3_TEXT, tags=("nn",)),
+    CorpusProgram("mlp3-W2", "3-layer perceptron (tanh), squared loss; grad w.r.t. the weights W2",
+                  "grad", "W2", _mlp3_fn, _mlp3_grad_W2, _sz(h=3, d=3, o=2),
+                  (_sz(h=8, d=8, o=4), _sz(h=32, d=32, o=8), _sz(h=128, d=128, o=16)),
+                  text=MLP3_TEXT, tags=("nn",)),
+    CorpusProgram("mlp3-W3", "3-layer perceptron (tanh), squared loss; grad w.r.t. the weights W3",
+                  "grad", "W3", _mlp3_fn, _mlp3_grad_W3, _sz(h=3, d=3, o=2),
                   (_sz(h=8, d=8, o=4), _sz(h=32, d=32, o=8), _sz(h=128, d=128, o=16)),
                   text=MLP3_TEXT, tags=("nn",)),
     CorpusProgram("mlp2-out", "2-layer perceptron output vector; jvp w.r.t. the input x",
