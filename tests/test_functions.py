@@ -251,3 +251,27 @@ def test_a_derivative_function_pickles_without_what_it_built(fresh):
     np.testing.assert_allclose(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1])
     assert h.specializations[((3,), (6, 3), (6,))].origin in ("memory", "disk")
+
+
+def test_the_cache_key_follows_rule_files_schedules_and_sizes(tmp_path):
+    deriv = ea.grad(ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (exp (get x i)))))"), "x")
+    rule = tmp_path / "mine.egg"
+    rule.write_text("(ruleset mine)\n")
+    key = functions._cache_key
+    base = key(deriv, {"n": 10}, {})
+    assert key(deriv, {"n": 10}, {}) == base
+    assert key(deriv, {"n": 11}, {}) != base
+    with_rule = key(deriv, {"n": 10}, {"rules": [rule]})
+    assert with_rule != base
+    rule.write_text("(ruleset mine)\n;; changed\n")
+    assert key(deriv, {"n": 10}, {"rules": [rule]}) != with_rule
+    assert key(deriv, {"n": 10}, {"schedule": "all"}) != base
+    from eqsat_ad.strategy.defaults import default_schedule
+    assert key(deriv, {"n": 10}, {"schedule": default_schedule()}) != base
+    assert key(deriv, {"n": 10}, {"check": False}) != base
+    assert key(deriv, {"n": 10}, {"default_rules": False}) != base
+    model = ea.default_cost_model()
+    model.default_size = 7
+    assert key(deriv, {"n": 10}, {"cost_model": model}) != base
+    assert key(ea.grad(ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (sin (get x i)))))"), "x"),
+               {"n": 10}, {}) != base
