@@ -32,7 +32,10 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# --code-dir DIR: import eqsat_ad from a snapshot (git archive), so that a run measures one
+# version of the code while the working tree changes under it
+_CODE = sys.argv[sys.argv.index("--code-dir") + 1] if "--code-dir" in sys.argv[:-1] else str(ROOT)
+sys.path.insert(0, _CODE)
 
 # GradBench's default sizes (evals/*/run.py), and the part of them this benchmark runs
 SKIP_REASON = "forward-mode derivative out of reach at this size (parameters x cost of f; issue 12 item 1)"
@@ -278,6 +281,7 @@ def main() -> None:
                     help="a GradBench checkout: ba's data files (evals/ba/data); without it ba is not run")
     ap.add_argument("--ba-max", type=int, default=3, help="run ba1 .. baN (the eval's default goes to 14)")
     ap.add_argument("--jax-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--code-dir", default=None, help="import eqsat_ad from this snapshot of the code")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gradbench")
     a = ap.parse_args()
     if a.jax_worker:
@@ -320,6 +324,7 @@ def main() -> None:
         worker.stdin.close()
         worker.wait()
     doc = {"what": "median seconds of one evaluation through the GradBench tool, jax.grad+jit side by side",
+           "code": _CODE,
            "seconds_per_function": a.seconds, "jax": jax_ok, "load_average": os.getloadavg(), "rows": rows}
     a.out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = ["| eval | function | sizes | eqsat-ad s | jax.grad+jit s | ratio | agrees | optimise s |",
