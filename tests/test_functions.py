@@ -275,3 +275,12 @@ def test_the_cache_key_follows_rule_files_schedules_and_sizes(tmp_path):
     assert key(deriv, {"n": 10}, {"cost_model": model}) != base
     assert key(ea.grad(ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (sin (get x i)))))"), "x"),
                {"n": 10}, {}) != base
+
+
+def test_the_gradient_of_max_and_min_is_linear_and_right():
+    """ea.max is a (max acc e) fold: the extreme rules make its gradient an argmax."""
+    g = ea.grad_fn(lambda x: ea.max(x) - 2.0 * ea.min(x))
+    x = RNG.normal(size=50)
+    want = (x == x.max()).astype(float) - 2.0 * (x == x.min())
+    np.testing.assert_allclose(g(x), want)
+    assert "argmax" in ea.show_program(g.program) and "ifold" not in ea.show_program(g.program)

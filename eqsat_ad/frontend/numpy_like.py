@@ -20,7 +20,7 @@ rest.
 >>> import numpy as np
 >>> p = trace(lambda x: max(x), x=np.zeros(3))
 >>> show_expr(p.body)
-'(ifold (lambda (acc i) (if (> (get x i) acc) (get x i) acc)) (get x 0) n)'
+'(ifold (lambda (acc i) (max acc (get x i))) (get x 0) n)'
 """
 from __future__ import annotations
 
@@ -63,19 +63,18 @@ def mean(a: Any, axis: int | None = None) -> Sym:
 
 def _extreme(greater: bool):
     def fold(size: Sym, body) -> Sym:
-        # the first element, then a running selection: the form the NumPy backend turns
-        # into np.max/np.min (docs/backend.md) and whose dual number picks the tangent of
-        # the element selected
-        def step(acc, i):
-            v = body(i)
-            return if_(v > acc if greater else v < acc, v, acc)
-        return ifold(step, body(0), size)
+        # the first element, then (max acc e): the fold the NumPy backend reduces with
+        # np.maximum.reduce and whose dual the rules of extreme.egg turn into an argmax and
+        # a gather (linear, not one sequential pass per input direction); ties go to acc,
+        # the earlier element
+        pick = max_ if greater else min_
+        return ifold(lambda acc, i: pick(acc, body(i)), body(0), size)
     return fold
 
 
 def max(a: Any, axis: int | None = None) -> Sym:  # noqa: A001 - NumPy's name
     """The largest element (along ``axis``), as ``np.max``; an empty array fails when run.
-    Its derivative is the tangent of the element selected (the first of equal ones)."""
+    Its derivative is the tangent of the first largest element."""
     return reduce(a, _extreme(True), axis, "max")
 
 
