@@ -48,6 +48,11 @@ CASES = [
     ("square-matrix", lambda m, S: m.sum(S * S.T) + (S @ S).max(), (S,)),
     ("comparison-logic", lambda m, w: m.where((w > 0.0) & ~(w > 1.0), w, -w), (w,)),
     ("mean-of-matrix", lambda m, X: X.mean() + X.sum(axis=1).max() + X.sum(axis=-1).min(), (X,)),
+    ("logsumexp-max-shifted", lambda m, X: m.log(m.sum(m.exp(X - X.max(axis=1, keepdims=True)),
+                                                       axis=1)) + X.max(axis=1), (X,)),
+    ("newaxis-outer", lambda m, y, w: y[:, None] * w[None, :], (y, w)),
+    ("centred-keepdims", lambda m, X: (X - X.mean(axis=0, keepdims=True)) / X.sum(keepdims=True), (X,)),
+    ("row-sums-keepdims", lambda m, X: m.sum(X, axis=1, keepdims=True) * X + X.min(axis=0, keepdims=True), (X,)),
     ("sigmoid-tanh-sqrt", lambda m, w: m.sqrt(1.0 + w * w) + m.tanh(w) + m.exp(m.log(w * w + 1.0)), (w,)),
 ]
 
@@ -84,7 +89,8 @@ SMOOTH = ["mse", "logistic", "tanh-layer-sum-axis0", "normal-equations", "dot-pl
           "vec-mat", "mat-mat", "softplus", "unary-minus-and-division", "mean-of-matrix",
           "sigmoid-tanh-sqrt", "where", "differences", "column", "outer",
           # non-smooth, but the random inputs are away from the kinks and ties
-          "max-axis1", "min-axis0", "abs-min-mean", "relu-broadcast-row", "square-matrix"]
+          "max-axis1", "min-axis0", "abs-min-mean", "relu-broadcast-row", "square-matrix",
+          "logsumexp-max-shifted", "newaxis-outer", "centred-keepdims", "row-sums-keepdims"]
 
 
 @pytest.mark.parametrize("name", SMOOTH)
@@ -135,6 +141,8 @@ def test_errors_name_what_is_wrong():
     with pytest.raises(TypeError, match="pass it as a parameter"):
         data = np.ones(3)
         trace(lambda x: x * data, x=Vec("n"))
+    with pytest.raises(TypeCheckError, match="sizes n and m of the leading axis differ"):
+        trace(lambda X: X - X.sum(axis=0, keepdims=True).T, X=Mat("n", "m"))
     with pytest.raises(TypeError, match="step"):
         trace(lambda x: x[::2], x=Vec("n"))
     with pytest.raises(TypeError, match="parameter 'x'.*not an array of real numbers"):

@@ -30,13 +30,13 @@ from ..errors import TypeCheckError
 from ..lang.types import REAL, ArrayT
 from .prims import abs_, log1p as _log1p, max_, min_, sign as _sign
 from .trace import (Sym, _elementwise, _extent, _is_array, _rank, _shape_text, as_sym, build,
-                    cos, exp, get, if_, ifold, log, matmul, power, real, reduce, sin, sqrt, sum,
-                    tan, tanh, where)
+                    cos, exp, expand_dims, get, if_, ifold, log, matmul, power, real, reduce, sin,
+                    sqrt, sum, tan, tanh, where)
 
 #: the names of this module, as in NumPy (also on ``eqsat_ad``: ``ea.sum``, ``ea.exp``, ...)
 __all__ = ["sum", "mean", "max", "min", "exp", "log", "log1p", "sin", "cos", "tan", "tanh",
            "sqrt", "abs", "sign", "maximum", "minimum", "where", "sigmoid", "power", "dot",
-           "matmul", "outer", "transpose"]
+           "matmul", "outer", "transpose", "expand_dims"]
 
 
 def _count(a: Sym, axis: int | None) -> Sym:
@@ -53,12 +53,12 @@ def _count(a: Sym, axis: int | None) -> Sym:
     return real(n)
 
 
-def mean(a: Any, axis: int | None = None) -> Sym:
+def mean(a: Any, axis: int | None = None, keepdims: bool = False) -> Sym:
     """The mean of the elements (along ``axis``), as ``np.mean``."""
     s = as_sym(a)
     if not isinstance(s.type, ArrayT):
         return s
-    return sum(s, axis=axis) / _count(s, axis)
+    return sum(s, axis=axis, keepdims=keepdims) / _count(s, axis)
 
 
 def _extreme(greater: bool):
@@ -72,15 +72,15 @@ def _extreme(greater: bool):
     return fold
 
 
-def max(a: Any, axis: int | None = None) -> Sym:  # noqa: A001 - NumPy's name
+def max(a: Any, axis: int | None = None, keepdims: bool = False) -> Sym:  # noqa: A001
     """The largest element (along ``axis``), as ``np.max``; an empty array fails when run.
     Its derivative is the tangent of the first largest element."""
-    return reduce(a, _extreme(True), axis, "max")
+    return reduce(a, _extreme(True), axis, "max", keepdims)
 
 
-def min(a: Any, axis: int | None = None) -> Sym:  # noqa: A001 - NumPy's name
+def min(a: Any, axis: int | None = None, keepdims: bool = False) -> Sym:  # noqa: A001
     """The smallest element (along ``axis``), as ``np.min``."""
-    return reduce(a, _extreme(False), axis, "min")
+    return reduce(a, _extreme(False), axis, "min", keepdims)
 
 
 def _elementwise_prim(fn, name: str, doc: str):

@@ -41,7 +41,8 @@ from ..lang.types import BOOL, INDEX, REAL, SIZE, ArrayT, PairT, Type
 __all__ = ["Sym", "trace", "program", "Vec", "Mat", "Real", "Index", "Size", "Array",
            "build", "sum", "ifold", "get", "length", "if_", "where", "let", "pair", "fst",
            "snd", "eq", "and_", "or_", "not_", "real", "exp", "log", "sin", "cos", "tan",
-           "sqrt", "tanh", "power", "matmul", "reduce", "example_types", "as_expr", "as_sym",
+           "sqrt", "tanh", "power", "matmul", "reduce", "expand_dims", "example_types", "as_expr",
+           "as_sym",
            "lift_fn"]
 
 # parameter types -----------------------------------------------------------------------
@@ -132,20 +133,20 @@ class Sym:
         return transpose(self)
 
     # NumPy's array methods -----------------------------------------------------------
-    def sum(self, axis: int | None = None) -> "Sym":
-        return sum(self, axis=axis)
+    def sum(self, axis: int | None = None, keepdims: bool = False) -> "Sym":
+        return sum(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: int | None = None) -> "Sym":
+    def mean(self, axis: int | None = None, keepdims: bool = False) -> "Sym":
         from .numpy_like import mean
-        return mean(self, axis)
+        return mean(self, axis, keepdims)
 
-    def max(self, axis: int | None = None) -> "Sym":
+    def max(self, axis: int | None = None, keepdims: bool = False) -> "Sym":
         from .numpy_like import max
-        return max(self, axis)
+        return max(self, axis, keepdims)
 
-    def min(self, axis: int | None = None) -> "Sym":
+    def min(self, axis: int | None = None, keepdims: bool = False) -> "Sym":
         from .numpy_like import min
-        return min(self, axis)
+        return min(self, axis, keepdims)
 
     def dot(self, other: Any) -> "Sym":
         from .numpy_like import dot
@@ -293,7 +294,8 @@ def _shape_text(t: Type | None) -> str:
 def _elementwise(fn: Callable[..., Sym], *args: Any) -> Sym:
     """``fn`` (on scalars) applied element by element, with NumPy's broadcasting: the
     trailing axes line up, an operand with fewer axes (a scalar, a vector against a matrix)
-    is repeated along the leading ones; axes that line up must have the same size.
+    is repeated along the leading ones, and an axis of the literal size 1 (``keepdims=True``,
+    ``x[:, None]``) is stretched; other axes that line up must have the same size.
 
     ``u - v`` for two ``(vec n)`` is ``(build n (lambda (i) (- (get u i) (get v i))))``: one
     ``build`` per axis of the result, so the optimiser sees the loops it fuses."""
@@ -303,16 +305,34 @@ def _elementwise(fn: Callable[..., Sym], *args: Any) -> Sym:
         return fn(*args)
     lead = [a for a, k in zip(args, ranks) if k == r]
     sizes = [a.type.size for a in lead]
-    known = [z for z in sizes if z is not None]
+    # an axis of size 1 stretches to the others' size (read at index 0), as in NumPy
+    stretched = [z == 1 and not isinstance(z, bool) and any(y != 1 for y in sizes) for z in sizes]
+    known = [z for z, st in zip(sizes, stretched) if z is not None and not st]
     if any(z != known[0] for z in known):
         shapes = " and ".join(_shape_text(_type(a)) for a in args)
         raise TypeCheckError(f"cannot combine {shapes} element by element: the sizes "
                              f"{' and '.join(map(str, dict.fromkeys(known)))} of the leading axis differ")
-    first = next((a for a, z in zip(lead, sizes) if z is not None), lead[0])
+    first = next((a for a, z, st in zip(lead, sizes, stretched) if z is not None and not st),
+                 next(a for a, st in zip(lead, stretched) if not st))
+    stretch = {id(a) for a, st in zip(lead, stretched) if st}
 
     def element(i: Sym) -> Sym:
-        return _elementwise(fn, *[_element(a, i) if k == r else a for a, k in zip(args, ranks)])
+        return _elementwise(fn, *[a if k < r else _element(a, 0 if id(a) in stretch else i)
+                                  for a, k in zip(args, ranks)])
     return build(_extent(first), element)
+
+
+def expand_dims(a: Any, axis: int) -> Sym:
+    """``a`` with an axis of size 1 inserted at position ``axis`` (``np.expand_dims``;
+    ``x[:, None]`` and ``keepdims=True`` use it)."""
+    s = as_sym(a)
+    r = _rank(s.type)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -r - 1 <= axis <= r:
+        raise TypeCheckError(f"expand_dims(a, {axis!r}): a has {r} axes")
+    axis %= r + 1
+    if axis == 0:
+        return build(1, lambda _: s)
+    return build(_extent(s), lambda i: expand_dims(_element(s, i), axis - 1))
 
 
 def power(a: Any, b: Any) -> Sym:
@@ -379,8 +399,10 @@ def _subscript(a: Sym, idx: tuple) -> Sym:
     if not idx:
         return a
     k, rest = idx[0], idx[1:]
-    if k is Ellipsis or k is None:
-        raise TypeError("indexing with ... or None (np.newaxis) is not supported in traced code")
+    if k is Ellipsis:
+        raise TypeError("indexing with ... is not supported in traced code")
+    if k is None:                     # np.newaxis: an axis of size 1 here
+        return build(1, lambda _: _subscript(a, rest))
     if isinstance(a.type, ArrayT) or a.type is None:
         pass
     else:
@@ -647,7 +669,8 @@ def build(n: Any, fn: Callable) -> Sym:
     return Sym(Build(sn.expr, name, expr), t)
 
 
-def sum(n: Any, fn: Callable | None = None, *, axis: int | None = None) -> Sym:  # noqa: A001
+def sum(n: Any, fn: Callable | None = None, *, axis: int | None = None,  # noqa: A001
+        keepdims: bool = False) -> Sym:
     """``(sum n (lambda (i) fn(i)))``, the language's sum; or, without ``fn``, NumPy's
     ``sum``: ``sum(v)`` adds every element of an array (a vector, a matrix, ...),
     ``sum(M, axis=0)`` / ``sum(M, axis=1)`` (or ``-1``) adds along one axis.
@@ -659,7 +682,7 @@ def sum(n: Any, fn: Callable | None = None, *, axis: int | None = None) -> Sym: 
     '(build n (lambda (j) (sum m (lambda (i) (get (get M i) j)))))'
     """
     if fn is None:
-        return reduce(n, lambda size, body: sum(size, body), axis, "sum")
+        return reduce(n, lambda size, body: sum(size, body), axis, "sum", keepdims)
     if axis is not None:
         raise TypeError("sum(n, fn) is the language's loop; axis= goes with sum(array)")
     sn = _size(n)
@@ -671,11 +694,17 @@ def sum(n: Any, fn: Callable | None = None, *, axis: int | None = None) -> Sym: 
 
 
 def reduce(a: Any, fold: Callable[[Sym, Callable[[Sym], Sym]], Sym], axis: int | None,
-           what: str) -> Sym:
+           what: str, keepdims: bool = False) -> Sym:
     """A reduction of an array, as NumPy's ``axis=``: ``fold(size, body)`` reduces the
     values ``body(i)`` for ``i < size``; ``axis=None`` reduces every axis, ``axis=k`` only
-    axis ``k`` (negative counts from the end)."""
+    axis ``k`` (negative counts from the end); ``keepdims`` keeps the reduced axes with size 1."""
     s = as_sym(a)
+    if keepdims and isinstance(s.type, ArrayT):
+        r = _rank(s.type)
+        out = reduce(s, fold, axis, what)
+        for ax in (range(r) if axis is None else [axis % r if isinstance(axis, int) else axis]):
+            out = expand_dims(out, ax)
+        return out
     if s.type is not None and not isinstance(s.type, ArrayT):
         if axis is not None:
             raise TypeCheckError(f"{what}(a, axis={axis}): a is a scalar")
