@@ -179,6 +179,21 @@ def tiny_eval(e: Expr, env: dict):
           "real": float, "not": lambda a: not a, "log1p": math.log1p, "abs": abs,
           "sign": lambda a: a if math.isnan(a) else float((a > 0) - (a < 0))}
     nan2 = lambda f: lambda a, b: math.nan if math.isnan(a) or math.isnan(b) else f(a, b)  # noqa: E731
+
+    def arg_extreme(better):
+        def fn(a):     # the first extreme; a nan counts as the extreme (NumPy's rule); 0 if empty
+            a = [float(v) for v in a]
+            nans = [k for k, v in enumerate(a) if math.isnan(v)]
+            if nans:
+                return nans[0]
+            best = 0
+            for k, v in enumerate(a):
+                if better(v, a[best]):
+                    best = k
+            return best
+        return fn
+    un["argmax"] = arg_extreme(lambda v, w: v > w)
+    un["argmin"] = arg_extreme(lambda v, w: v < w)
     bi = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
           "/": lambda a, b: a / b, "pow": lambda a, b: float(a) ** b,
           "=": lambda a, b: a == b, "<": lambda a, b: a < b, ">": lambda a, b: a > b,

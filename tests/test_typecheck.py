@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from eqsat_ad.errors import TypeCheckError
+from eqsat_ad.lang.primitives import ARG_EXTREMES
 from eqsat_ad.lang.ast import (BINARY_ARITH, COMPARISONS, Int, Num, Param, Prim, Program, Var,
                                iter_nodes)
 from eqsat_ad.lang.syntax import parse, parse_expr, show_expr
@@ -176,7 +177,7 @@ def _operands_homogeneous(e, types):
             a, b = (types[id(x)] for x in n.args)
             # index and size are both integers: mixing them needs no cast, e.g. (- n 1)
             assert a == b or {a, b} == {INDEX, SIZE}, (show_expr(n), a, b)
-        if isinstance(n, Prim) and n.op not in ("real", "and", "or", "not") and len(n.args) == 1:
+        if isinstance(n, Prim) and n.op not in ("real", "and", "or", "not", *ARG_EXTREMES) and len(n.args) == 1:
             assert types[id(n.args[0])] == REAL, show_expr(n)
 
 
