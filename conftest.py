@@ -10,3 +10,22 @@ collect_ignore_glob = [
     "eqsat_ad/*/__main__.py",
     "eqsat_ad/bench/peers/*",
 ]
+
+
+_TEST_CACHE = []
+
+
+def pytest_configure(config):
+    """The tests never write to the user's cache: ``ea.grad_fn``'s disk cache goes to a
+    directory of this session, removed at the end (``EQSAT_AD_CACHE_DIR=off`` is kept)."""
+    import os
+    import tempfile
+    if os.environ.get("EQSAT_AD_CACHE_DIR") != "off":
+        _TEST_CACHE.append(tempfile.mkdtemp(prefix="eqsat-ad-test-cache-"))
+        os.environ["EQSAT_AD_CACHE_DIR"] = _TEST_CACHE[-1]
+
+
+def pytest_unconfigure(config):
+    import shutil
+    for d in _TEST_CACHE:
+        shutil.rmtree(d, ignore_errors=True)
