@@ -15,6 +15,7 @@ egglog, ``ea.optimize`` does.
 from __future__ import annotations
 
 import sys as _sys
+import builtins as _builtins
 import types as _types
 
 __version__ = "0.1.0"
@@ -77,7 +78,9 @@ _SUBMODULES = ("ad", "backend", "bench", "cli", "cost", "demo", "driver", "egrap
                "extract", "frontend", "functions", "fuzz", "glossary", "lang", "progress",
                "random_programs", "rulecheck", "runtime", "strategy", "testing", "viz")
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# ``from eqsat_ad import *`` leaves Python's builtins alone (as NumPy's star import does): the
+# names that would shadow one (sum, max, min, abs, compile) are reached as ``ea.NAME``.
+__all__ = sorted(n for n in _LAZY if not hasattr(_builtins, n)) + ["__version__"]
 
 
 def __getattr__(name: str):
