@@ -209,7 +209,9 @@ def test_report_serialises_to_json():
     res = ea.optimize(derivative_of("dot"), sizes={"n": 100})
     d = json.loads(res.report.to_json())
     assert d["stop_reason"] == "saturated"
-    assert {p["name"] for p in d["phases"]} == {"inline", "simplify", "loops", "algebra", "cleanup"}
+    from eqsat_ad.strategy.defaults import DEFAULT_PHASES
+    names = [p["name"] for p in d["phases"]]
+    assert {"inline", "simplify", "loops", "cleanup"} <= set(names) <= set(DEFAULT_PHASES)
     assert d["phases"][0]["matches"]
     assert json.loads(json.dumps(res.to_dict()))["cost_after"] == res.cost
 
@@ -221,7 +223,8 @@ def test_user_rulesets_run_under_the_default_schedule(tmp_path):
     p = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* (exp (get x i)) (exp (get x i))))))")
     res = ea.optimize(p, sizes={"n": 10}, rules=[str(f)])
     names = [ph.name for ph in res.report.phases]
-    assert names[:3] == ["inline", "simplify", "loops"] and names[-2:] == ["user", "cleanup"]
+    assert names[:3] == ["inline", "simplify", "loops"]
+    assert names.index("loops") < names.index("user") < names.index("cleanup")
     assert res.report.phases[names.index("user")].matches.get("square", 0) >= 1
 
 
