@@ -177,6 +177,11 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
     t_plan = max(timeit(lambda: np.einsum("ab,bc->ac", g1, g2, optimize=True), repeat) - t_einsum, 0.0)
     t_extreme = timeit(lambda: H.fold_extreme(a, b, True), repeat)
     t_copy = timeit(lambda: H.unalias(a, (a, b)), repeat)
+    # a call over several broadcast axes: small 2-D and 3-D ufuncs minus a 1-D one, per extra axis
+    v8, M8, T8 = a[:8], rng.uniform(0.5, 1.5, (8, 8)), rng.uniform(0.5, 1.5, (8, 8, 8))
+    t_1d = statistics.median([timeit(lambda: v8 * v8, repeat), timeit(lambda: v8 + v8, repeat)])
+    t_nd = statistics.median([timeit(lambda: M8 * v8, repeat) - t_1d, timeit(lambda: v8[:, None] * v8, repeat) - t_1d,
+                              (timeit(lambda: T8 * v8, repeat) - t_1d) / 2])
     # calling a compiled program: binding and checking the inputs (a program that does nothing else)
     import eqsat_ad as ea
     entry = ea.compile(ea.parse("(fun ((x (vec n))) (get x 0))"))
@@ -203,7 +208,7 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
         "overhead": overhead,
         "call_overhead": {"EinsumLoop": round(t_einsum / t_add, 1), "EinsumPlan": round(t_plan / t_add, 1),
                           "Extreme": round(t_extreme / t_add, 1), "Copy": round(t_copy / t_add, 1),
-                          "Entry": round(t_entry / t_add, 1)},
+                          "Entry": round(t_entry / t_add, 1), "NdCall": round(max(t_nd, 0.0) / t_add, 1)},
     }
 
 

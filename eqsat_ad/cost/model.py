@@ -65,7 +65,7 @@ DEFAULT_OPCOST: dict[str, float] = {
 # table entries of the pseudo-constructors (GetAxis, Fill, Loop, Prod, Max, Dot, Gemv, ...).
 from .semantics import (ENTRY, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION,  # noqa: E402
                         NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, contraction, contraction_terms,
-                        diagonal_select, fold_shape,
+                        ND_CALL, diagonal_select, extra_axes, fold_shape,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
@@ -382,6 +382,10 @@ class _Walk:
         self.weights[ctor] = self.weights.get(ctor, 0.0) + w * times
         if self.m.calls_overhead(ctor) or ctor not in NO_CALL:
             self.calls[ctor] = self.calls.get(ctor, 0.0) + calls * times
+        k = extra_axes(ctor, len(frozenset(axes) - self.seq))
+        if k:
+            # a call over several broadcast axes costs more than one over a vector
+            self.pay_weight(ND_CALL, 0.0, calls * times * k)
 
     def walk(self, e: Expr, scope: dict, depth: int):
         if self.deadline is not None:

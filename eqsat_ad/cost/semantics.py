@@ -35,6 +35,9 @@ Pseudo-constructors (cost-table names that are not e-graph constructors):
 ``EinsumPlan``  ``einsum(..., optimize=True)`` path planning: a fixed cost per call
 ``Entry``       calling a compiled program (binding and checking its inputs): a fixed cost
 ``Copy``        copying a result that is an input or a view of one, per element
+``NdCall``      the extra fixed cost of a NumPy call over several axes: paid (k - 1) times by a
+                call whose operands broadcast over k >= 2 index axes (NumPy's iterator over
+                several strided axes: a small 2-D ``A * b`` takes ~4x a 1-D ``a * b``)
 ``DiagFill``    a diagonal select's fresh array filled with the off-diagonal branch, per element
 ``DiagSet``     setting its diagonal (a gather and a scatter), per diagonal element; its call
                 overhead is the helper's few NumPy calls
@@ -66,11 +69,28 @@ NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Lo
 EXTRA_OPCOST: dict[str, float] = {
     "GetAxis": 0.0, "Fill": 1.0, "Loop": 0.0, "Prod": 1.0, "Max": 1.0, "Extreme": 2.0,
     "Dot": 0.5, "Gemv": 0.5, "Gemm": 0.1, "EinsumLoop": 1.0, "EinsumPlan": 0.0,
-    "Entry": 0.0, "Copy": 1.0, "DiagFill": 1.0, "DiagSet": 8.0,
+    "Entry": 0.0, "Copy": 1.0, "DiagFill": 1.0, "DiagSet": 8.0, "NdCall": 0.0,
 }
 #: Per-call costs of the pseudo-constructors that differ from one plain NumPy call, as
 #: multiples of the model's ``overhead`` (used when the calibrated table has no figure).
-EXTRA_CALLS: dict[str, float] = {"EinsumLoop": 2.0, "EinsumPlan": 20.0, "Extreme": 2.0, "DiagSet": 8.0}
+EXTRA_CALLS: dict[str, float] = {"EinsumLoop": 2.0, "EinsumPlan": 20.0, "Extreme": 2.0, "DiagSet": 8.0,
+                                  "NdCall": 0.9}
+
+#: The pseudo-constructor paid (k - 1) times per call by a call over k >= 2 vectorised axes.
+ND_CALL = "NdCall"
+
+
+def extra_axes(ctor: str, vectorised_axes: int) -> int:
+    """How many times a call of ``ctor`` over that many vectorised index axes pays
+    :data:`ND_CALL` (views, compile-time values and names issue no call: 0)."""
+    if ctor in NO_CALL or ctor in _OWN_CALLS or vectorised_axes < 2:
+        return 0
+    return vectorised_axes - 1
+
+
+#: Calls whose fixed cost is priced on its own (BLAS / einsum, helpers, loops): no ND_CALL.
+_OWN_CALLS = frozenset({ND_CALL, "Dot", "Gemv", "Gemm", "EinsumLoop", "EinsumPlan", "Entry", "Copy",
+                        "DiagFill", "DiagSet", "Extreme", "Loop"})
 
 
 # -- the call of a compiled program ---------------------------------------------------------------

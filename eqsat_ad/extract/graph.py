@@ -358,7 +358,7 @@ class EGraphView:
         pattern's inner member (never below 0), so that the sum over the chosen nodes is the
         pattern's cost when that member is the one chosen."""
         from ..cost.semantics import (FOLD_COMBINE, FOLD_REDUCTION, POW_MULS, contraction,
-                                       contraction_terms, diagonal_select)
+                                       ND_CALL, contraction_terms, diagonal_select, extra_axes)
         from ..lang.ast import Prim, Var
         default = int(getattr(model, "default_size", 1000))
         seq: set[str] = set()
@@ -389,7 +389,11 @@ class EGraphView:
 
         def cost(ctor: str, axes, times: float = 1.0) -> float:
             w, calls = wc(axes)
-            return float(model.node_cost(ctor, w * times, calls * times))
+            c = float(model.node_cost(ctor, w * times, calls * times))
+            k = extra_axes(ctor, len(frozenset(axes) - seq))
+            if k:       # a call over several broadcast axes (semantics.ND_CALL)
+                c += float(model.node_cost(ND_CALL, 0.0, calls * times * k))
+            return c
 
         def size(axes) -> float:
             out = 1.0
