@@ -11,12 +11,11 @@ from __future__ import annotations
 HELLO = "(fun ((x real)) (* x x))"
 
 # max-shifted log-sum-exp (the eval asks for the shift by the maximum).  The maximum is read
-# at the index of a maximum: a fold over values would carry a tangent through a sequential
-# loop (an O(n^2) forward-mode gradient), a fold over indices carries none, and the tangent
-# of x[argmax] is a one-hot the optimiser folds away
+# at the index of a maximum (argmax, np.argmax in the backend): the index carries no tangent,
+# and the tangent of x[argmax] is a one-hot the optimiser folds away
 LSE = """
 (fun ((x (vec n)))
-  (let ((m (get x (ifold (lambda (a i) (if (> (get x i) (get x a)) i a)) 0 n))))
+  (let ((m (get x (argmax x))))
     (+ m (log (sum n (lambda (i) (exp (- (get x i) m))))))))
 """
 
@@ -35,13 +34,13 @@ LLSQ = """
 """
 
 # k-means cost: sum over points of the squared distance to the nearest centroid (read at the
-# index of the nearest, as LSE's maximum)
+# index of the nearest, argmin, as LSE's maximum)
 KMEANS = """
 (fun ((P (mat n d)) (C (mat k d)))
   (sum n (lambda (i)
     (let ((dist (build k (lambda (j)
                   (sum d (lambda (c) (let ((z (- (get (get C j) c) (get (get P i) c)))) (* z z))))))))
-      (get dist (ifold (lambda (a j) (if (< (get dist j) (get dist a)) j a)) 0 k))))))
+      (get dist (argmin dist))))))
 """
 
 # Runge-Kutta 4 over s steps of y' = f(y), f(y)_0 = x_0, f(y)_i = x_i y_{i-1}, from y = 0 to
@@ -77,7 +76,7 @@ GMM = """
                   (get (get l j) (+ (- (* c d) (sum (+ c 1) (lambda (t) t))) (- (- r c) 1)))
                   0.0))))))))
         (sum_qs (build k (lambda (j) (sum d (lambda (r) (get (get q j) r))))))
-        (lse_alpha (let ((am (get alpha (ifold (lambda (a j) (if (> (get alpha j) (get alpha a)) j a)) 0 k))))
+        (lse_alpha (let ((am (get alpha (argmax alpha))))
                      (+ am (log (sum k (lambda (j) (exp (- (get alpha j) am))))))))
         (slse (sum n (lambda (i)
                 (let ((inner (build k (lambda (j)
@@ -87,7 +86,7 @@ GMM = """
                                       (let ((v (+ (* (exp (get (get q j) r)) (get xc r))
                                                   (sum d (lambda (c) (* (get (get (get Ls j) r) c) (get xc c)))))))
                                         (* v v))))))))))
-                      (im (get inner (ifold (lambda (a j) (if (> (get inner j) (get inner a)) j a)) 0 k))))
+                      (im (get inner (argmax inner))))
                   (+ im (log (sum k (lambda (j) (exp (- (get inner j) im))))))))))
         (prior (sum k (lambda (j)
                  (- (* (* 0.5 (* gamma gamma))
