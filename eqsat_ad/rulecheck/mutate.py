@@ -518,3 +518,20 @@ def _subst_guards() -> None:
 
 
 _subst_guards()
+
+
+def _solve_guards() -> None:
+    """index.egg's solve rules are guarded to loop indices j and to offsets c without j: the
+    guards pick where solving is useful; the equations hold without them."""
+    for side in ("add-l", "add-r", "sub-l", "sub-r"):
+        for name in (f"solve-{side}", f"solve-{side}-flip"):
+            EQUIVALENT[f"{name} | drop-cond | query: (ext j m) -> (dropped)"] = (
+                "c and k are integer index arithmetic (iarith), so j is compared as an integer "
+                "(an elaborated program compares an index only with an index): j + c = k and "
+                "j = k - c (and the other forms) are the same equation for any integer j")
+            EQUIVALENT[f"{name} | drop-cond | query: (set-not-contains fc j) -> (dropped)"] = (
+                "j + c = k and j = k - c are the same integer equation whatever c mentions; the "
+                "guard only keeps the rule from 'solving' for a j still on the right-hand side")
+
+
+_solve_guards()
