@@ -488,3 +488,20 @@ def test_grad_with_respect_to_several_parameters():
     np.testing.assert_allclose(gw, u)
     with pytest.raises(ADError, match="distinct"):
         grad(example("dot"), ["x", "x"])
+
+
+def test_pow_with_an_exponent_that_is_zero_has_tangent_zero():
+    """d/dt sum_i c_i t^i at t = 0 is c_1: the i = 0 term's tangent ``0 * 0^-1`` must not
+    make it NaN (the exponent-constant rule gives 0 where the exponent is 0)."""
+    import numpy as np
+    import eqsat_ad as ea
+    prog = ea.parse("(fun ((t real) (c (vec n))) (sum n (lambda (i) (* (get c i) (pow t i)))))")
+    g = ea.grad(prog, wrt="t")
+    c = np.array([1.0, 2.0, 3.0, 4.0])
+    for t in (0.0, 0.5, -1.5):
+        want = sum(i * c[i] * t ** (i - 1) for i in range(1, len(c)))
+        assert np.isclose(ea.evaluate(g, t, c), want)
+        assert np.isclose(ea.compile(g)(t, c), want)
+        assert np.isclose(ea.compile(ea.optimize(g, sizes={"n": 4}).program)(t, c), want)
+    lit = ea.grad(ea.parse("(fun ((t real)) (pow t 0.0))"), wrt="t")
+    assert ea.compile(lit)(0.0) == 0.0

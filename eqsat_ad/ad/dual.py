@@ -67,9 +67,12 @@ JVP_BINARY: dict[str, Callable[[Expr, Expr, Expr, Expr], Expr]] = {
 
 
 def _jvp_pow_const(p: Expr, d: Expr, c: Expr) -> Expr:
-    """Tangent of ``p ** c`` for an exponent c without tangent: ``c * p^(c-1) * d``."""
-    c_minus_1 = Num(c.value - 1.0) if isinstance(c, Num) else _sub(c, ONE)
-    return _mul(_mul(c, _p("pow", p, c_minus_1)), d)
+    """Tangent of ``p ** c`` for an exponent c without tangent: ``c * p^(c-1) * d``, and 0
+    where c = 0 (``p ** 0`` is the constant 1; ``0 * 0^-1`` would be NaN at p = 0, e.g. the
+    i = 0 term of a polynomial ``sum_i c_i t^i`` at t = 0)."""
+    if isinstance(c, Num):
+        return ZERO if c.value == 0.0 else _mul(_mul(c, _p("pow", p, Num(c.value - 1.0))), d)
+    return If(_p("=", c, ZERO), ZERO, _mul(_mul(c, _p("pow", p, _sub(c, ONE))), d))
 
 
 # How often each rule mentions its primal / tangent arguments (decides let-binding).
