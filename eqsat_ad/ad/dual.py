@@ -29,6 +29,8 @@ from ..errors import ADError
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Snd, Sum, Var, COMPARISONS, LOGIC)
 from ..lang.primitives import ARG_EXTREMES, PRIMITIVES, REAL_FNS
+# the expression helpers (tiny constructors, so the rule tables read like math), declared once
+from ..lang.primitives import ONE, TWO, ZERO, _add, _div, _mul, _neg, _p, _sub  # noqa: F401
 from ..lang.binders import all_names, call_deep, free_vars
 from ..lang.types import (BOOL, INDEX, REAL, SIZE, ArrayT, PairT, RealT, Type)
 
@@ -39,21 +41,6 @@ DUAL_SUFFIX = "_d"          # x  ->  x_d   (the paper's x~)
 _SUFFIX_RE = re.compile(r"^(.*?)_(\d+)$")
 
 
-# --------------------------------------------------------------------------------------
-# expression helpers (tiny constructors, so the rule tables read like math)
-# --------------------------------------------------------------------------------------
-def _p(op: str, *args: Expr) -> Prim:
-    return Prim(op, tuple(args))
-
-
-def _add(a, b): return _p("+", a, b)
-def _sub(a, b): return _p("-", a, b)
-def _mul(a, b): return _p("*", a, b)
-def _div(a, b): return _p("/", a, b)
-def _neg(a): return _p("neg", a)
-
-
-ONE, TWO, ZERO = Num(1.0), Num(2.0), Num(0.0)
 
 # --------------------------------------------------------------------------------------
 # the derivative rules, one line each, declared with the primitives (lang/primitives.py):
