@@ -130,8 +130,7 @@ def locate_program(session, program, terms: dict | None = None, nodes: dict | No
     """:func:`extracted_nodes` and whether the whole program was found as it is."""
     import time
     from .egraph.constructors import PRIM_TO_CTOR
-    from .lang.ast import (Build, BoolLit, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
-                           Snd, Sum, Var)
+    from .lang.ast import BoolLit, Int, Let, Num, Var
     if terms is None:
         terms, nodes = _term_nodes(session)
     root = root or root_eclass(session)
@@ -220,41 +219,14 @@ def locate_program(session, program, terms: dict | None = None, nodes: dict | No
             return first(cls, "Int", lambda nid: set() if lit(children(nid)[0]) == str(e.value) else None)
         if isinstance(e, Let):
             return match(cls, e.body, extend(env, ((e.name, ("let", e.value, env)),)))
-        if isinstance(e, (Build, Sum)):
-            def binder(nid):
-                ch = children(nid)
-                if len(ch) < 3:
-                    return None
-                inner = extend(env, ((e.var, ("idx", lit(ch[0]))),))
-                return kids(nid, [(1, e.size, env), (2, e.body, inner)])
-            return first(cls, type(e).__name__, binder)
-        if isinstance(e, IFold):
-            def fold(nid):
-                ch = children(nid)
-                if len(ch) < 5:
-                    return None
-                inner = extend(env, ((e.acc, ("acc", lit(ch[0]))), (e.var, ("idx", lit(ch[1])))))
-                return kids(nid, [(2, e.body, inner), (3, e.init, env), (4, e.size, env)])
-            return first(cls, "IFold", fold)
-        simple = {Get: ("Get", lambda e: (e.array, e.index)), Length: ("Len", lambda e: (e.array,)),
-                  If: ("If", lambda e: (e.cond, e.then, e.else_)), Pair: ("Pair", lambda e: (e.fst, e.snd)),
-                  Fst: ("Fst", lambda e: (e.pair,)), Snd: ("Snd", lambda e: (e.pair,))}
-        if type(e) in simple:
-            op, parts = simple[type(e)]
-            args = parts(e)
-        elif isinstance(e, Prim):
-            args = tuple(e.args)
-            if e.op in (">", ">="):
-                op, args = ("Lt" if e.op == ">" else "Le"), args[::-1]
-            else:
-                op = PRIM_TO_CTOR.get(e.op, e.op)
-        else:
+        shapes = _compound_shapes(e, env, extend, lit, children, PRIM_TO_CTOR)
+        if not shapes:
             return None
-        orders = [args] + ([args[::-1]] if op in COMMUTATIVE and len(args) == 2 else [])
+        ((op, parts),) = shapes
 
         def operands(nid):
-            for a in orders:
-                got = kids(nid, [(k, x, env) for k, x in enumerate(a)])
+            for order in parts(nid):
+                got = kids(nid, order)
                 if got is not None:
                     return got
             return None
@@ -282,7 +254,7 @@ def locate_program(session, program, terms: dict | None = None, nodes: dict | No
             got = match(cls, e, env)
             best = (1, frozenset(got)) if got is not None else best
         else:
-            for op, parts in _soft_shapes(e, env, extend, lit, children, PRIM_TO_CTOR):
+            for op, parts in _compound_shapes(e, env, extend, lit, children, PRIM_TO_CTOR):
                 for nid in by_class.get(cls, ()):
                     if terms[nid]["op"] != op:
                         continue
@@ -307,9 +279,10 @@ def locate_program(session, program, terms: dict | None = None, nodes: dict | No
         return None, False
 
 
-def _soft_shapes(e, env, extend, lit, children, prim_to_ctor):
+def _compound_shapes(e, env, extend, lit, children, prim_to_ctor):
     """``[(constructor, nid -> [[(child position, expr, env), ...], ...])]``: how the e-nodes
-    of a compound ``e`` line up with its parts (each list one order of the arguments)."""
+    of a compound ``e`` line up with its parts (each list one order of the arguments); used by
+    the exact match and by the search for the largest parts found."""
     from .lang.ast import Build, Fst, Get, If, IFold, Length, Pair, Prim, Snd, Sum
     if isinstance(e, (Build, Sum)):
         return [(type(e).__name__, lambda nid: [[(1, e.size, env), (2, e.body, extend(
