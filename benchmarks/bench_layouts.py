@@ -23,11 +23,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
-import timeit
 from pathlib import Path
 
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -38,6 +36,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import eqsat_ad as ea  # noqa: E402
+from bench_backend import paired_times  # noqa: E402  (this directory; timed alternately)
 from eqsat_ad.bench import specs  # noqa: E402
 from eqsat_ad.lang.interp import evaluate  # noqa: E402
 
@@ -81,19 +80,6 @@ SIZES = {"mlp": (10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6), "diag": (10, 100, 1000, 30
          "outer": (10 ** 3, 10 ** 4, 10 ** 6), "matvec": (10 ** 3, 10 ** 4, 10 ** 6)}
 
 
-def paired(f1, f2, kw, repeats: int, budget: float):
-    t1, t2 = timeit.Timer(lambda: f1(**kw)), timeit.Timer(lambda: f2(**kw))
-    n1, e1 = t1.autorange()
-    n2, e2 = t2.autorange()
-    k1 = max(1, int(budget / 2 / max(e1 / n1, 1e-9) / repeats))
-    k2 = max(1, int(budget / 2 / max(e2 / n2, 1e-9) / repeats))
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(t1.timeit(k1) / k1)
-        b.append(t2.timeit(k2) / k2)
-    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
-
-
 def _program(case: dict, n: int):
     p = ea.parse(case["text"])
     if case["kind"] == "grad":
@@ -135,7 +121,7 @@ def main(argv=None) -> dict:
                 raise SystemExit(f"{name} n={n}: compiled result differs from hand-written NumPy")
             if n == min(SIZES[case["group"]]):
                 assert np.allclose(got, evaluate(prog, **kw), rtol=1e-9, atol=1e-12)
-            tc, th, ratio = paired(fn, case["hand"], kw, repeats, budget)
+            tc, th, ratio = paired_times(fn, case["hand"], kw, repeats, budget)
             rows.append({"program": name, "group": case["group"], "n": n, "compiled_us": tc * 1e6,
                          "handwritten_us": th * 1e6, "ratio": ratio, "handwritten": case["hand_text"],
                          "c_contiguous": bool(np.asarray(got).flags.c_contiguous),
