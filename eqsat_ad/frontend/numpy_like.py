@@ -27,9 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import TypeCheckError
-from ..lang.types import REAL, ArrayT
+from ..lang.types import REAL, ArrayT, array_rank
 from .prims import abs_, log1p as _log1p, max_, min_, sign as _sign
-from .trace import (Sym, _elementwise, _extent, _is_array, _rank, _shape_text, as_sym, build,
+from .trace import (Sym, _elementwise, _extent, _is_array, _shape_text, as_sym, build,
                     cos, exp, expand_dims, get, if_, ifold, log, matmul, power, real, reduce, sin,
                     sqrt, sum, tan, tanh, where)
 
@@ -117,7 +117,7 @@ def dot(a: Any, b: Any) -> Sym:
 def outer(a: Any, b: Any) -> Sym:
     """``np.outer`` of two vectors: the matrix ``a[i] * b[j]``."""
     sa, sb = as_sym(a), as_sym(b)
-    if _rank(sa.type) != 1 or _rank(sb.type) != 1:
+    if array_rank(sa.type) != 1 or array_rank(sb.type) != 1:
         raise TypeCheckError(f"outer needs two vectors, got {_shape_text(sa.type)} and "
                              f"{_shape_text(sb.type)}")
     return build(_extent(sa), lambda i: build(_extent(sb), lambda j: sa[i] * sb[j]))
@@ -126,6 +126,6 @@ def outer(a: Any, b: Any) -> Sym:
 def transpose(a: Any) -> Sym:
     """``np.transpose`` of a matrix (``a.T``): ``build cols (λi. build rows (λj. a[j][i]))``."""
     sa = as_sym(a)
-    if _rank(sa.type) != 2:
+    if array_rank(sa.type) != 2:
         raise TypeCheckError(f"transpose needs a matrix, got {_shape_text(sa.type)}")
     return build(_extent(get(sa, 0)), lambda i: build(_extent(sa), lambda j: sa[j][i]))

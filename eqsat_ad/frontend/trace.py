@@ -36,7 +36,7 @@ from ..lang import types as _t
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Param, Prim, Program, Snd, Sum, Var)
 from ..lang.binders import all_names, fresh, rename_unique, subst
-from ..lang.types import BOOL, INDEX, REAL, SIZE, ArrayT, PairT, Type
+from ..lang.types import BOOL, INDEX, REAL, SIZE, ArrayT, PairT, Type, array_rank
 
 __all__ = ["Sym", "trace", "program", "Vec", "Mat", "Real", "Index", "Size", "Array",
            "build", "sum", "ifold", "get", "length", "if_", "where", "let", "pair", "fst",
@@ -126,7 +126,7 @@ class Sym:
     @property
     def T(self) -> "Sym":
         """Transpose (a matrix), as NumPy's ``a.T``."""
-        if _rank(self.type) == 2:
+        if array_rank(self.type) == 2:
             from .numpy_like import transpose
         else:                       # untyped (a library function used as a text macro)
             from .library import transpose
@@ -155,7 +155,7 @@ class Sym:
     @property
     def ndim(self) -> int:
         """Number of array axes (0 for a scalar), as in NumPy."""
-        return _rank(self.type)
+        return array_rank(self.type)
 
     @property
     def shape(self) -> tuple:
@@ -257,13 +257,6 @@ def _compare(op: str, a: Any, b: Any) -> Sym:
 # --------------------------------------------------------------------------------------
 # arrays as in NumPy: element-wise operations with broadcasting
 # --------------------------------------------------------------------------------------
-def _rank(t: Type | None) -> int:
-    r = 0
-    while isinstance(t, ArrayT):
-        r, t = r + 1, t.elem
-    return r
-
-
 def _is_array(v: Any) -> bool:
     if isinstance(v, Sym):
         return isinstance(v.type, ArrayT)
@@ -299,7 +292,7 @@ def _elementwise(fn: Callable[..., Sym], *args: Any) -> Sym:
 
     ``u - v`` for two ``(vec n)`` is ``(build n (lambda (i) (- (get u i) (get v i))))``: one
     ``build`` per axis of the result, so the optimiser sees the loops it fuses."""
-    ranks = [_rank(_type(a)) for a in args]
+    ranks = [array_rank(_type(a)) for a in args]
     r = max(ranks)
     if r == 0:
         return fn(*args)
@@ -326,7 +319,7 @@ def expand_dims(a: Any, axis: int) -> Sym:
     """``a`` with an axis of size 1 inserted at position ``axis`` (``np.expand_dims``;
     ``x[:, None]`` and ``keepdims=True`` use it)."""
     s = as_sym(a)
-    r = _rank(s.type)
+    r = array_rank(s.type)
     if isinstance(axis, bool) or not isinstance(axis, int) or not -r - 1 <= axis <= r:
         raise TypeCheckError(f"expand_dims(a, {axis!r}): a has {r} axes")
     axis %= r + 1
@@ -358,7 +351,7 @@ def matmul(a: Any, b: Any) -> Sym:
     An operand computed by the traced code is bound by a ``let`` first: each of its
     elements is read once per row or column of the result."""
     sa, sb = as_sym(a), as_sym(b)
-    ra, rb = _rank(sa.type), _rank(sb.type)
+    ra, rb = array_rank(sa.type), array_rank(sb.type)
     if ra == 0 or rb == 0 or ra > 2 or rb > 2:
         raise TypeCheckError(f"@ needs vectors or matrices, got {_shape_text(sa.type)} @ "
                              f"{_shape_text(sb.type)}")
@@ -700,7 +693,7 @@ def reduce(a: Any, fold: Callable[[Sym, Callable[[Sym], Sym]], Sym], axis: int |
     axis ``k`` (negative counts from the end); ``keepdims`` keeps the reduced axes with size 1."""
     s = as_sym(a)
     if keepdims and isinstance(s.type, ArrayT):
-        r = _rank(s.type)
+        r = array_rank(s.type)
         out = reduce(s, fold, axis, what)
         for ax in (range(r) if axis is None else [axis % r if isinstance(axis, int) else axis]):
             out = expand_dims(out, ax)
@@ -709,7 +702,7 @@ def reduce(a: Any, fold: Callable[[Sym, Callable[[Sym], Sym]], Sym], axis: int |
         if axis is not None:
             raise TypeCheckError(f"{what}(a, axis={axis}): a is a scalar")
         return s
-    r = _rank(s.type)
+    r = array_rank(s.type)
     if axis is None:
         return fold(_extent(s), lambda i: reduce(_element(s, i), fold, None, what)
                     if r > 1 else _element(s, i))
