@@ -20,6 +20,7 @@ import numpy as np
 import eqsat_ad as ea
 from eqsat_ad.cost.units import UNIT, format_seconds, predicted_seconds, unit_meaning
 from eqsat_ad.glossary import define
+from eqsat_ad.testing import finite_difference_gradient
 
 LOGSUMEXP = "(fun ((x (vec n))) (log (sum n (lambda (i) (exp (get x i))))))"
 MLP = """(fun ((W (mat m n)) (x (vec n)) (b (vec m)))
@@ -67,16 +68,6 @@ def _clock(fn, *args, **kwargs) -> float:
             fn(*args, **kwargs)
         best = min(best, (time.perf_counter() - t0) / reps)
     return best
-
-
-def finite_differences(f, x: np.ndarray, h: float = FD_STEP) -> np.ndarray:
-    """The gradient of scalar ``f`` at ``x`` (any shape) by central differences."""
-    g = np.zeros_like(x)
-    for k in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[k] = h
-        g[k] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
 
 
 def _short(text: str, lines: int = 12) -> str:
@@ -156,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     fast, naive, f = ea.compile(res.program), ea.compile(g), ea.compile(p)
     x = rng.standard_normal(5)
     got = fast(x=x)
-    fd = finite_differences(lambda v: f(x=v), x)
+    fd = finite_difference_gradient(lambda v: f(x=v), x, FD_STEP)
     hand = logsumexp_grad_numpy(x)
     _table([("x", _arr(x)), ("optimised gradient", _arr(got)),
             ("naive dual-number gradient", _arr(naive(x=x))),
@@ -189,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     W, xv, b = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(3)
     fq, gq = ea.compile(q), ea.compile(rq.program)
     got = gq(W=W, x=xv, b=b)
-    fd = finite_differences(lambda M: fq(W=M, x=xv, b=b), W)
+    fd = finite_difference_gradient(lambda M: fq(W=M, x=xv, b=b), W, FD_STEP)
     err_fd = float(np.max(np.abs(got - fd)))
     err_hand = float(np.max(np.abs(got - mlp_grad_numpy(W, xv, b))))
     ok_q = err_fd < FD_TOL and err_hand < HAND_TOL

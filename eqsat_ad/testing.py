@@ -111,6 +111,23 @@ def flatten_value(v) -> np.ndarray:
     return a.astype(np.float64).ravel()
 
 
+def finite_difference_gradient(f: Callable, x, eps: float = 1e-6) -> np.ndarray:
+    """The gradient of a scalar Python function ``f`` of one array at ``x`` (any shape), by
+    central differences, one coordinate at a time.
+
+    >>> g = finite_difference_gradient(lambda v: float(v @ v), np.array([1.0, -2.0]))
+    >>> np.round(g, 6).tolist()
+    [2.0, -4.0]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for k in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[k] = eps
+        g[k] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
 def central_difference(prog: Program, wrt: str, inputs: Mapping, direction, eps: float = 1e-6,
                        evaluate: Callable | None = None) -> np.ndarray:
     """``(f(x + eps*v) - f(x - eps*v)) / (2*eps)`` with ``x = inputs[wrt]``, flattened.

@@ -9,6 +9,7 @@ import pytest
 import eqsat_ad as ea
 from eqsat_ad.egraph.session import rules_dir
 from eqsat_ad.lang.interp import evaluate
+from eqsat_ad.testing import finite_difference_gradient
 
 # A difference of shifted reads has the tangent (onehot - onehot) * c; it needs the one-hot
 # distributivity of rules/distrib.egg (issue 11 item 1) before it can collapse.
@@ -31,12 +32,7 @@ PROGRAMS = {
 
 
 def _fd(f, x, h=1e-6):
-    out = np.zeros_like(x)
-    for k in range(x.size):
-        e = np.zeros_like(x)
-        e[k] = h
-        out[k] = (evaluate(f, x=x + e) - evaluate(f, x=x - e)) / (2 * h)
-    return out
+    return finite_difference_gradient(lambda v: evaluate(f, x=v), x, h)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=NEEDS_DISTRIB) if n.endswith("-difference") and

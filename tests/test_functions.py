@@ -14,6 +14,7 @@ import pytest
 import eqsat_ad as ea
 from eqsat_ad import functions
 from eqsat_ad.errors import ADError, ShapeError, TypeCheckError
+from eqsat_ad.testing import finite_difference_gradient
 
 RNG = np.random.default_rng(3)
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,16 +30,11 @@ def fresh(tmp_path, monkeypatch):
 
 def central_grad(f, args, k, eps=1e-6):
     """Central finite differences of f(*args) wrt args[k], one coordinate at a time."""
-    x = np.asarray(args[k], dtype=float)
-    out = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[idx] += eps
-        down[idx] -= eps
-        a, b = list(args), list(args)
-        a[k], b[k] = up, down
-        out[idx] = (f(*a) - f(*b)) / (2 * eps)
-    return out
+    def at(v):
+        a = list(args)
+        a[k] = v
+        return f(*a)
+    return finite_difference_gradient(at, args[k], eps)
 
 
 def least_squares(w, X, y):

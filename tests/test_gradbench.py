@@ -15,7 +15,7 @@ import pytest
 import eqsat_ad as ea
 from eqsat_ad.gradbench.evals import EVALS, multigammaln
 from eqsat_ad.gradbench.tool import EXIT_PROTOCOL, Tool
-from eqsat_ad.testing import central_difference
+from eqsat_ad.testing import central_difference, finite_difference_gradient
 
 
 # -- NumPy references of the evals --------------------------------------------------------------
@@ -112,15 +112,6 @@ def ref_ba_residual(cam, X, w, feat):
     return w * (pr * (1 + cam[9] * rsq + cam[10] * rsq * rsq) * cam[6] + cam[7:9] - feat)
 
 
-def fd_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
-
-
 def flat(v) -> np.ndarray:
     """Every number of a JSON value (objects in key order), as one float vector."""
     if isinstance(v, dict):
@@ -169,7 +160,7 @@ def _ba_expected_jacobian():
     columns, point 0's 3, weight 0's), then the last entry (weight p-1's row)."""
     local = np.r_[BA_IN["cam"], BA_IN["x"], BA_IN["w"]]
     feat = np.array(BA_IN["feat"])
-    J = np.stack([fd_grad(lambda v: ref_ba_residual(v[:11], v[11:14], v[14], feat)[k], local) for k in range(2)])
+    J = np.stack([finite_difference_gradient(lambda v: ref_ba_residual(v[:11], v[11:14], v[14], feat)[k], local) for k in range(2)])
     n, m, p = 2, 3, 4
     block = list(range(11)) + [11 * n + c for c in range(3)] + [11 * n + 3 * m]
     rows = [15 * i for i in range(2 * p + 1)] + [30 * p + i for i in range(1, p + 1)]
@@ -181,14 +172,14 @@ def _ba_expected_jacobian():
 def _gmm_expected_jacobian():
     out = {}
     for name in ("alpha", "mu", "q", "l"):
-        out[name] = fd_grad(lambda v: ref_gmm(**{**GMM_IN, name: v}, m=0, gamma=1.0), GMM_IN[name]).tolist()
+        out[name] = finite_difference_gradient(lambda v: ref_gmm(**{**GMM_IN, name: v}, m=0, gamma=1.0), GMM_IN[name]).tolist()
     return out
 
 
 def _lstm_expected_jacobian():
     a = LSTM_IN
-    gm = fd_grad(lambda m: ref_lstm(m, a["extra_params"], a["state"], a["sequence"]), a["main_params"])
-    ge = fd_grad(lambda e: ref_lstm(a["main_params"], e, a["state"], a["sequence"]), a["extra_params"])
+    gm = finite_difference_gradient(lambda m: ref_lstm(m, a["extra_params"], a["state"], a["sequence"]), a["main_params"])
+    ge = finite_difference_gradient(lambda e: ref_lstm(a["main_params"], e, a["state"], a["sequence"]), a["extra_params"])
     return np.r_[gm.ravel(), ge.ravel()].tolist()
 
 
@@ -197,17 +188,17 @@ CASES = [  # module, function, input, expected output (a callable: computed when
     ("hello", "square", 3.0, lambda: 9.0),
     ("hello", "double", 3.0, lambda: 6.0),
     ("lse", "primal", {"x": X6.tolist(), **RUNS}, lambda: ref_lse(X6)),
-    ("lse", "gradient", {"x": X6.tolist(), **RUNS}, lambda: fd_grad(ref_lse, X6).tolist()),
+    ("lse", "gradient", {"x": X6.tolist(), **RUNS}, lambda: finite_difference_gradient(ref_lse, X6).tolist()),
     ("llsq", "primal", {"x": X6.tolist(), "n": 9, **RUNS}, lambda: ref_llsq(X6, 9)),
     ("llsq", "gradient", {"x": X6.tolist(), "n": 9, **RUNS},
-     lambda: fd_grad(lambda x: ref_llsq(x, 9), X6).tolist()),
+     lambda: finite_difference_gradient(lambda x: ref_llsq(x, 9), X6).tolist()),
     ("kmeans", "cost", {"points": PTS.tolist(), "centroids": CEN.tolist(), **RUNS},
      lambda: ref_kmeans(PTS, CEN)),
     ("kmeans", "dir", {"points": PTS.tolist(), "centroids": CEN.tolist(), **RUNS},
      lambda: ref_kmeans_dir(PTS, CEN).tolist()),
     ("ode", "primal", {"x": X6.tolist(), "s": 3, **RUNS}, lambda: ref_ode(X6, 3).tolist()),
     ("ode", "gradient", {"x": X6.tolist(), "s": 3, **RUNS},
-     lambda: fd_grad(lambda x: ref_ode(x, 3)[-1], X6).tolist()),
+     lambda: finite_difference_gradient(lambda x: ref_ode(x, 3)[-1], X6).tolist()),
     ("gmm", "objective", {**{k: v.tolist() for k, v in GMM_IN.items()}, "m": 0, "gamma": 1.0,
                           "d": 3, "k": 2, "n": 5, **RUNS}, lambda: ref_gmm(**GMM_IN, m=0, gamma=1.0)),
     ("gmm", "jacobian", {**{k: v.tolist() for k, v in GMM_IN.items()}, "m": 0, "gamma": 1.0,
@@ -219,7 +210,7 @@ CASES = [  # module, function, input, expected output (a callable: computed when
     ("ba", "jacobian", {**BA_IN, **RUNS}, _ba_expected_jacobian),
     ("det", "primal", {"A": DET_A.ravel().tolist(), "ell": 4, **RUNS}, lambda: np.linalg.det(DET_A)),
     ("det", "gradient", {"A": DET_A.ravel().tolist(), "ell": 4, **RUNS},
-     lambda: fd_grad(np.linalg.det, DET_A).ravel().tolist()),
+     lambda: finite_difference_gradient(np.linalg.det, DET_A).ravel().tolist()),
 ]
 
 
