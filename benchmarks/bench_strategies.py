@@ -40,8 +40,6 @@ from eqsat_ad.bench import corpus as C  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "strategies.md"
-BEGIN, END = "<!-- BEGIN strategies-table (benchmarks/bench_strategies.py --docs) -->", \
-    "<!-- END strategies-table -->"
 SCHEDULES = ("default", "all", "reversed", "no-algebra")
 REL_TOL = 1e-6          # costs closer than this (relative) are equal (summation order)
 
@@ -164,12 +162,8 @@ def render(data: dict) -> str:
 
 
 def write_docs(md: str) -> None:
-    text = DOCS.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{DOCS} has no {BEGIN} ... {END} markers")
-    a, rest = text.split(BEGIN, 1)
-    _, b = rest.split(END, 1)
-    DOCS.write_text(a + BEGIN + "\n" + md + END + b)
+    from eqsat_ad.bench.report import write_section
+    write_section(DOCS, "strategies-table", md, "benchmarks/bench_strategies.py --docs")
     print(f"wrote the table into {DOCS.relative_to(ROOT)}")
 
 
