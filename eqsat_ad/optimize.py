@@ -329,7 +329,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
              rules: Sequence[str | Path] | str | Path | None = None, default_rules: bool = True,
              extractor: str = "tree", cost_model: CostModel | None = None,
              limits: Limits | dict | None = None, inputs: dict | None = None, check: bool = True,
-             progress=None, keep_egraph: bool = False) -> OptimizeResult:
+             progress=None, keep_egraph: bool = False, backend=None) -> OptimizeResult:
     """Optimise ``prog`` by equality saturation and extract the cheapest equivalent program.
 
     - ``sizes``: values of the size names for the cost model (or give example ``inputs``);
@@ -349,12 +349,18 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     - ``progress``: ``True`` shows a progress line on stderr when it is a terminal (each
       phase and iteration, then finishing, costs, extraction, the numeric check); or a
       callable ``progress(phase_report, iteration)`` (see :mod:`eqsat_ad.progress`).
+    - ``backend``: the backend the result will run on (``"numpy"``, ``"numba"``, ...; see
+      :mod:`eqsat_ad.backend.registry`): without ``cost_model``, costs are that backend's
+      calibrated table, so the extractor picks what runs fast there.
 
     The input program is always a candidate: when the extracted program costs more than the
     input under ``cost_model.dag_cost`` (or none could be extracted within the limits), the
     input is returned, ``report.extraction["chosen"] == "input"`` and a note says why.
     """
     from .progress import resolve
+    if cost_model is None and backend is not None:
+        from .backend.registry import get_backend
+        cost_model = get_backend(backend).cost_model()
     cb = resolve(progress)
     if cb is None or cb is progress:
         return _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits,

@@ -88,6 +88,7 @@ class CompiledProgram:
     source: str
     program: Program
     fallback: str | None
+    backend = "numpy"
 
     def _bad_inputs(self, args: tuple, kwargs: dict) -> None:
         _runtime.bind_inputs(self.program, args, kwargs)     # raises the detailed error
@@ -176,6 +177,11 @@ def _prologue(prog: Program, py: dict[str, str], size_py: dict[str, str]) -> tup
                     lines.append(f"{size_py[sname]} = _sz[{sname!r}][0]")
                     bound.add(sname)
     return lines, consts
+
+
+def array_namespace():
+    """The array module results come in: NumPy."""
+    return np
 
 
 def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
