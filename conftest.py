@@ -12,6 +12,20 @@ collect_ignore_glob = [
 ]
 
 
+def _unavailable_backends() -> list[str]:
+    """The modules of backends whose optional packages are not installed (``numba_backend.py``
+    and its private ``_numba_*.py`` without Numba, ...): their doctests cannot import."""
+    from eqsat_ad.backend.registry import BACKENDS
+    out = []
+    for b in BACKENDS.values():
+        if b.available() is not None:
+            out += [f"eqsat_ad/backend/{b.module.lstrip('.')}.py", f"eqsat_ad/backend/_{b.name}_*.py"]
+    return out
+
+
+collect_ignore_glob += _unavailable_backends()
+
+
 _TEST_CACHE = []
 
 

@@ -267,6 +267,11 @@ def _add_optimizer(p: argparse.ArgumentParser, with_sizes: bool = True) -> None:
                         "together to saturation) or a schedule file")
     g.add_argument("--extractor", choices=("tree", "dag", "ilp"), default="tree",
                    help="how the cheapest program is extracted (default: tree)")
+    from ..backend.registry import backend_names
+    g.add_argument("--backend", choices=backend_names(), default="numpy",
+                   help="the backend the program will run on: its calibrated costs guide the extractor, "
+                        "and 'run' executes with it; numba, dask, jax and cupy need their extras, e.g. "
+                        "pip install 'eqsat-ad[numba]' (default: numpy)")
     if with_sizes:
         g.add_argument("--size", metavar="NAME=N", action="append", default=[],
                        help="value of a size name for the cost model, e.g. --size n=1000 "
@@ -380,15 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optimizer(p)
     p.add_argument("--json", metavar="OUT", help="write cost_before, cost_after, program and report as "
                    "JSON to OUT ('-' for stdout)")
-    p.add_argument("--emit", choices=("program", "numpy"), default="program",
-                   help="print the optimised program (default) or the NumPy source it compiles to")
+    p.add_argument("--emit", choices=("program", "numpy", "code"), default="program",
+                   help="print the optimised program (default), the NumPy source it compiles to, or the "
+                        "code the --backend runs")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the program, no report")
     _add_reader(p)
     p.set_defaults(func="optimize")
 
     p = sub.add_parser("run", help="run a program (or its derivative) on inputs",
-                       description="Run PROGRAM (or its derivative) with NumPy on the given inputs "
-                                   "and print the result.",
+                       description="Run PROGRAM (or its derivative) with NumPy (or --backend) on the "
+                                   "given inputs and print the result.",
                        epilog=RUN_EPILOG, formatter_class=_Formatter)
     p.add_argument("program", metavar="PROGRAM", help="program file (.ad)")
     _add_derivative(p)

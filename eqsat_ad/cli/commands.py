@@ -112,6 +112,8 @@ def optimize_options(args, prog=None) -> dict:
         sched = str(existing_file(sched, "schedule file"))
     kw = dict(schedule=sched, rules=rules, default_rules=not args.no_default_rules,
               extractor=args.extractor, check=not args.no_check)
+    if getattr(args, "backend", "numpy") != "numpy":
+        kw["backend"] = usable_backend(args.backend).name
     lim = parse_limits(args.limit)
     if lim is not None:
         kw["limits"] = lim
@@ -202,15 +204,21 @@ def fmt_cost(c) -> str:
     return "?" if c is None else f"{c:.6g}"
 
 
-def compile_source(prog, progress=None) -> str:
-    try:
-        from ..backend import compile as np_compile
-    except ImportError as e:
-        raise CLIFailure(f"--emit numpy needs the NumPy backend (eqsat_ad.backend), which is not "
-                         f"available in this build: {e}") from None
+def usable_backend(name: str):
+    """The backend called ``name``; a clear failure when its optional packages are missing."""
+    from ..backend.registry import get_backend
+    b = get_backend(name)
+    why = b.available()
+    if why is not None:
+        raise CLIFailure(why)
+    return b
+
+
+def compile_source(prog, progress=None, backend: str = "numpy") -> str:
+    b = usable_backend(backend)
     with Progress(enabled=progress) as line:
-        line.stage("compiling to NumPy")
-        fn = np_compile(prog)
+        line.stage(f"compiling for {b.name}")
+        fn = b.compile(prog)
     src = getattr(fn, "source", None)
     if src is None:
         raise CLIFailure("the NumPy backend did not expose the generated source")
@@ -232,8 +240,9 @@ def cmd_optimize(args) -> int:
         write_json(args.json, data)
     if json_to_stdout:
         return 0
-    if args.emit == "numpy":
-        print(compile_source(res.program, args.progress).rstrip())
+    if args.emit in ("numpy", "code"):
+        backend = args.backend if args.emit == "code" else "numpy"
+        print(compile_source(res.program, args.progress, backend).rstrip())
         prefix = "# "
     else:
         print(show_program(res.program))
@@ -250,6 +259,22 @@ def cmd_optimize(args) -> int:
 
 
 # -- run ----------------------------------------------------------------------------------------
+
+def to_numpy(v):
+    """A backend's result as NumPy values: lazy (Dask) arrays computed, device arrays copied
+    to the host, pairs converted component by component."""
+    if isinstance(v, tuple):
+        return tuple(to_numpy(x) for x in v)
+    if hasattr(v, "compute") and callable(v.compute):
+        v = v.compute()
+    if hasattr(v, "get") and type(v).__module__.startswith("cupy"):
+        v = v.get()
+    if type(v).__module__.split(".")[0] in ("jax", "jaxlib"):
+        import numpy as np
+        v = np.asarray(v)
+        return v.item() if v.ndim == 0 else v
+    return v
+
 
 def format_value(v) -> str:
     import numpy as np
@@ -315,19 +340,15 @@ def cmd_run(args) -> int:
             from ..lang.interp import evaluate
             value = evaluate(prog, **inputs)
         else:
-            try:
-                from ..backend import compile as np_compile
-            except ImportError:
-                print("eqsat-ad: note: the NumPy backend is not available; using the reference "
-                      "interpreter", file=sys.stderr)
-                from ..lang.interp import evaluate
-                value = evaluate(prog, **inputs)
-            else:
-                with Progress(enabled=args.progress) as line:
-                    line.stage("compiling to NumPy")
-                    fn = np_compile(prog)
-                    line.stage("running")
-                    value = fn(**inputs)
+            b = usable_backend(args.backend)
+            with Progress(enabled=args.progress) as line:
+                line.stage(f"compiling for {b.name}")
+                fn = b.compile(prog)
+                line.stage("running")
+                value = to_numpy(fn(**inputs))
+                if getattr(fn, "fallback", None) and b.name != "numpy":
+                    print(f"eqsat-ad: note: the {b.name} backend ran this program another way: {fn.fallback}",
+                          file=sys.stderr)
     print(format_value(value))
     if args.output:
         save_value(args.output, value)
