@@ -59,7 +59,7 @@ CACHE_ENV = "EQSAT_AD_CACHE_DIR"
 CACHE_FORMAT = "eqsat-ad derivative cache 1"
 #: options passed on to :func:`eqsat_ad.optimize`
 OPTIMIZE_OPTIONS = ("schedule", "rules", "default_rules", "extractor", "cost_model", "limits",
-                    "check", "progress")
+                    "check", "progress", "backend")
 
 
 # --------------------------------------------------------------------------------------
@@ -74,7 +74,8 @@ def grad_fn(f, wrt=None, *, cache: bool | str | Path = True, **optimize_options)
     shape of its parameter.  The parameters of a Python function are its parameters without
     a default value (one with a default, ``xp=ea`` say, keeps it and is not traced).  ``optimize_options`` go to :func:`eqsat_ad.optimize`
     (``schedule``, ``rules``, ``default_rules``, ``extractor``, ``cost_model``, ``limits``,
-    ``check``, ``progress``); ``cache``: see the module docstring.
+    ``check``, ``progress``, ``backend`` -- which also runs the result: ``"numba"``, ...);
+    ``cache``: see the module docstring.
     """
     return DerivativeFunction(f, "grad", wrt, cache=cache, options=optimize_options)
 
@@ -159,6 +160,11 @@ class DerivativeFunction:
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(unknown)}; the optimiser takes "
                             f"{', '.join(OPTIMIZE_OPTIONS)}")
+        if options.get("backend") is not None:      # an unknown or uninstalled backend: say so now
+            from .backend.registry import get_backend
+            why = get_backend(options["backend"]).available()
+            if why is not None:
+                raise EqsatError(why)
         self.kind = kind
         self.options = dict(options)
         self._cache_dir = _resolve_cache(cache)
@@ -258,7 +264,7 @@ class DerivativeFunction:
 
     @property
     def source(self) -> str:
-        """The generated NumPy code of the latest specialisation."""
+        """The generated code of the latest specialisation (NumPy, or the ``backend`` option's)."""
         return self._need_last().source
 
     def __repr__(self) -> str:
@@ -321,7 +327,7 @@ class DerivativeFunction:
         note = ""
         spec = None
         if path is not None and path.exists():
-            spec, note = _load_entry(path, key, deriv, shapes, sizes)
+            spec, note = _load_entry(path, key, deriv, shapes, sizes, self.options.get("backend"))
         if spec is None:
             spec = _build(deriv, shapes, sizes, self.options)
             if path is not None:
@@ -401,10 +407,11 @@ def _resolve_wrt(wrt, params: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
 
 
 def _build(deriv: Program, shapes: tuple, sizes: dict, options: dict) -> Specialization:
-    from .backend import compile as np_compile
+    from .backend import compile as compile_for
     from .optimize import optimize
     res = optimize(deriv, sizes=sizes, **options)
-    return Specialization(shapes, sizes, deriv, res.program, np_compile(res.program), res.report,
+    return Specialization(shapes, sizes, deriv, res.program, compile_for(res.program, options.get("backend")),
+                          res.report,
                           res.cost, res.cost_before, "built", 0.0)
 
 
@@ -501,6 +508,7 @@ def _cache_key(deriv: Program, sizes: dict, options: dict) -> str:
         "cost_model": _cost_model_fingerprint(options.get("cost_model")),
         "limits": repr(options.get("limits")),
         "check": bool(options.get("check", True)),
+        "backend": str(options.get("backend") or "numpy"),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:40]
 
@@ -555,10 +563,10 @@ def _store_entry(path: Path, key: str, spec: Specialization) -> str:
 
 
 def _load_entry(path: Path, key: str, deriv: Program, shapes: tuple,
-                sizes: dict) -> tuple[Specialization | None, str]:
+                sizes: dict, backend: str | None = None) -> tuple[Specialization | None, str]:
     """The specialisation stored at ``path``, or ``(None, why not)``.  The stored program
     is data: it must parse, have the derivative's parameters and type, and compile."""
-    from .backend import compile as np_compile
+    from .backend import compile as compile_for
     from .lang.syntax import parse
     from .lang.typecheck import check_program
     try:
@@ -573,7 +581,7 @@ def _load_entry(path: Path, key: str, deriv: Program, shapes: tuple,
             return None, f"ignored the disk cache entry {path.name}: other parameters"
         if check_program(prog) != check_program(deriv):
             return None, f"ignored the disk cache entry {path.name}: another result type"
-        compiled = np_compile(prog)
+        compiled = compile_for(prog, backend)
     except (OSError, ValueError, KeyError, TypeError, EqsatError) as e:
         return None, f"ignored the disk cache entry {path.name}: {type(e).__name__}: {e}"
     report = entry["report"] if isinstance(entry.get("report"), dict) else None

@@ -77,3 +77,12 @@ def test_cli_backend_option(tmp_path, capsys, missing_backend):
     assert "def _run(" in capsys.readouterr().out
     assert main(["run", str(p), "--backend", "fortran"]) == 2
     assert "invalid choice: 'fortran'" in capsys.readouterr().err
+
+
+def test_grad_fn_runs_on_the_backend_it_is_given(missing_backend):
+    g = ea.grad_fn(lambda x: ea.sum(x * x), backend="numpy", cache=False)
+    assert g(np.array([1.0, 2.0])).tolist() == [2.0, 4.0] and "def _run(" in g.source
+    with pytest.raises(EqsatError, match="unknown backend 'fortran'"):
+        ea.grad_fn(lambda x: ea.sum(x * x), backend="fortran")
+    with pytest.raises(EqsatError, match=r"eqsat-ad\[numba\]"):
+        ea.grad_fn(lambda x: ea.sum(x * x), backend="numba")
