@@ -16,10 +16,8 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
-import timeit
 from pathlib import Path
 
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -30,6 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eqsat_ad.backend import compile  # noqa: E402
+from eqsat_ad.bench.protocol import interleaved  # noqa: E402
 from eqsat_ad.lang.interp import evaluate  # noqa: E402
 from eqsat_ad.lang.syntax import parse  # noqa: E402
 
@@ -63,19 +62,10 @@ def inputs(name: str, n: int, rng) -> dict:
 
 
 def paired_times(f1, f2, kwargs, repeats: int, budget: float) -> tuple[float, float, float]:
-    """Median seconds per call of ``f1`` and ``f2`` and the median of the per-repeat ratios.
-    The two are timed alternately (batch of f1, batch of f2, ...) so that a change of
-    machine load affects both alike."""
-    t1, t2 = timeit.Timer(lambda: f1(**kwargs)), timeit.Timer(lambda: f2(**kwargs))
-    n1, e1 = t1.autorange()
-    n2, e2 = t2.autorange()
-    k1 = max(1, int(budget / 2 / max(e1 / n1, 1e-9) / repeats))
-    k2 = max(1, int(budget / 2 / max(e2 / n2, 1e-9) / repeats))
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(t1.timeit(k1) / k1)
-        b.append(t2.timeit(k2) / k2)
-    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
+    """Median seconds per call of ``f1`` and ``f2`` and the median of the per-repeat ratios
+    f1/f2, timed side by side (:func:`eqsat_ad.bench.protocol.interleaved`)."""
+    r = interleaved([lambda: f2(**kwargs), lambda: f1(**kwargs)], repeats, budget)
+    return r["seconds"][1], r["seconds"][0], r["ratios"][1]
 
 
 def main(argv=None) -> dict:

@@ -110,21 +110,17 @@ def worker(name: str, overhead: bool) -> dict:
            "stop_reason": getattr(spec.report, "stop_reason", None)}
     if overhead:
         import timeit
+        from eqsat_ad.bench.protocol import interleaved
         compiled = spec.compiled
-        calls = max(20, int(0.05 / max(1e-7, min(timeit.repeat(lambda: compiled(*args), number=5,
-                                                                     repeat=3)) / 5)))
-        ours, alone = [], []
-        for k in range(ROUNDS):              # interleaved, so load changes hit both alike
-            pair = [(ours, lambda: g(*args)), (alone, lambda: compiled(*args))]
-            for times, fn in (pair if k % 2 == 0 else pair[::-1]):
-                times.append(timeit.timeit(fn, number=calls) / calls)
+        r = interleaved([lambda: g(*args), lambda: compiled(*args)], ROUNDS, 0.1 * ROUNDS, reduce=min)
+        (ours, alone), calls = r["seconds"], r["number"][1]
         # the dispatch alone: the same lookup in front of a function that does nothing
         real = g._fast[shapes]
         g._fast[shapes] = lambda *a: None
         dispatch = min(timeit.repeat(lambda: g(*args), number=10_000, repeat=5)) / 10_000
         g._fast[shapes] = real
-        out.update({"call_s": min(ours), "compiled_call_s": min(alone),
-                    "overhead_ratio": min(ours) / min(alone), "calls_per_round": calls,
+        out.update({"call_s": ours, "compiled_call_s": alone,
+                    "overhead_ratio": ours / alone, "calls_per_round": calls,
                     "dispatch_s": dispatch})
     return out
 

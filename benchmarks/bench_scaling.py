@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import eqsat_ad as ea  # noqa: E402
 from eqsat_ad.bench import corpus as C  # noqa: E402
+from eqsat_ad.bench.protocol import interleaved  # noqa: E402
 
 #: program -> the size that scales (the others stay at the program's first benchmark size)
 PROGRAMS = {"fd-penalty": "n", "second-diff": "n", "conv3-signal": "n", "convk-signal": "n",
@@ -45,22 +46,10 @@ def sizes_at(e, key: str, s: int) -> dict:
 
 
 def best_times(calls, budget: float = 0.3, reps: int = 15) -> list[float]:
-    """Best-of-``reps`` seconds per call of each ``(fn, args)``, the candidates interleaved
-    rep by rep (a shared, loaded machine: each sees the same load)."""
-    loops = []
-    for fn, args in calls:
-        fn(**args)
-        t0 = time.perf_counter()
-        fn(**args)
-        loops.append(max(1, int(budget / reps / max(time.perf_counter() - t0, 1e-7))))
-    best = [float("inf")] * len(calls)
-    for _ in range(reps):
-        for k, ((fn, args), n) in enumerate(zip(calls, loops)):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn(**args)
-            best[k] = min(best[k], (time.perf_counter() - t0) / n)
-    return best
+    """Best-of-``reps`` seconds per call of each ``(fn, args)``, timed side by side
+    (:func:`eqsat_ad.bench.protocol.interleaved`)."""
+    return interleaved([lambda fn=fn, args=args: fn(**args) for fn, args in calls], reps, budget,
+                       reduce=min)["seconds"]
 
 
 def measure(name: str, key: str, quick: bool) -> dict:

@@ -68,6 +68,45 @@ def measure(fn: Callable[[], object], repeats: int = 7, target: float = 0.2,
             "repeats": len(times)}
 
 
+def interleaved(calls: "list[Callable[[], object]]", repeats: int = 9, budget: float = 0.4,
+                reduce: Callable = statistics.median) -> dict:
+    """Seconds per call of each of ``calls``, timed *side by side*: every repeat runs a batch
+    of each in turn, so that a change of machine load hits them all alike (this machine is
+    shared).  Each batch size is chosen (one warm-up and one timed call) so that all repeats
+    of one call take about ``budget / len(calls)`` seconds.  ``reduce`` summarises the
+    repeats (median by default; ``min`` for best-of).  Returns ``{"seconds": [...] (one per
+    call), "ratios": [...] (each call's ``reduce`` of per-repeat ratios to ``calls[0]``),
+    "number": [...] (calls per batch), "repeats": repeats}``.
+
+    >>> r = interleaved([lambda: sum(range(100)), lambda: sum(range(10))], repeats=3, budget=0.01)
+    >>> len(r["seconds"]), r["ratios"][0]
+    (2, 1.0)
+    """
+    number = []
+    for fn in calls:
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t0, 1e-9)
+        number.append(max(1, int(budget / len(calls) / repeats / one)))
+    samples: list[list[float]] = [[] for _ in calls]
+    gcold = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for fn, k, out in zip(calls, number, samples):
+                t0 = time.perf_counter()
+                for _ in range(k):
+                    fn()
+                out.append((time.perf_counter() - t0) / k)
+    finally:
+        if gcold:
+            gc.enable()
+    ratios = [reduce(a / b for a, b in zip(s, samples[0])) for s in samples]
+    return {"seconds": [reduce(s) for s in samples], "ratios": ratios, "number": number,
+            "repeats": repeats}
+
+
 def serve(handle: Callable[[dict], dict], stdin=None, stdout=None) -> None:
     """Answer requests (one JSON object per line) until ``{"op": "quit"}`` or end of input."""
     stdin = stdin or sys.stdin
