@@ -259,7 +259,6 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     substitutions, compute costs, extract, rename, type-check.  Returns ``(program, extra,
     why)``: the extracted program (None when a limit left none) and, when a limit cut a step
     short, why (``"time limit while finishing substitutions"``, ...)."""
-    from .egraph.decode import readable_names
     from .lang.typecheck import check_program
     extra: dict = {}
     cut: str | None = None
@@ -303,11 +302,12 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
         return None, extra, "memory limit: not enough memory left to extract"
     # every extractor returns its cheapest candidate under model.dag_cost, each one starting
     # from the previous one's result (ILP <= DAG <= tree; egglog's tree is a candidate of all)
-    from .extract import extract_with
+    from .extract import extract_with, program_measure
     _stage(progress, f"extracting ({extractor} extractor, {extra['enodes_finished']} e-nodes)")
+    measure = program_measure(model, sz, prog, deadline=budget.deadline(END_SHARE))
     try:
         body, ex = extract_with(extractor, session, model, sz, program=prog,
-                                deadline=budget.deadline(END_SHARE), egglog=egglog_costs)
+                                deadline=budget.deadline(END_SHARE), egglog=egglog_costs, measure=measure)
     except EqsatError as e:
         if budget.remaining(END_SHARE) <= 0:
             return None, extra, f"time limit while extracting: {e}"
@@ -320,7 +320,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     if ex.get("stopped"):
         cut = cut or f"{ex['stopped']} while extracting"
     _stage(progress, "type-checking the extracted program")
-    out = readable_names(Program(prog.params, body))
+    out = measure.program(body)        # the program the extractor priced (renamed once)
     check_program(out)
     return out, extra, cut
 

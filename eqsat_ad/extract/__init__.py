@@ -142,7 +142,8 @@ def program_measure(model, sizes: "dict | None", program=None, deadline: float |
     (``readable_names`` applied, so that sub-terms equal up to binder names are shared as the
     backend shares them).  Every extractor returns the cheapest of its candidates under it.
     With ``deadline``, pricing past it raises an :class:`EqsatError` (the candidate is left
-    out) when the model's ``dag_cost`` takes one."""
+    out) when the model's ``dag_cost`` takes one.  ``measure.program(body)`` is that program
+    (renamed once per body: ``optimize`` returns the one its cost was computed on)."""
     import inspect
     from ..egraph.decode import readable_names
     from ..lang.ast import Program
@@ -157,8 +158,18 @@ def program_measure(model, sizes: "dict | None", program=None, deadline: float |
         except (TypeError, ValueError):
             pass
 
+    named: dict[int, tuple] = {}      # id(body) -> (body, its program): renaming is not cheap
+
+    def program(body) -> Program:
+        """The program ``body`` becomes (``readable_names``), computed once per body."""
+        hit = named.get(id(body))
+        if hit is None or hit[0] is not body:
+            hit = named[id(body)] = (body, readable_names(Program(params, body)))
+        return hit[1]
+
     def measure(body) -> float:
-        return float(cost(readable_names(Program(params, body)), sz, **kw))
+        return float(cost(program(body), sz, **kw))
+    measure.program = program
     return measure
 
 
@@ -282,7 +293,7 @@ def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: 
 
 def extract_with(extractor: str, session, model, sizes: dict | None = None, *, program=None,
                  time_limit: float | None = None, costs: str = "model", let_all: bool = False,
-                 deadline: float | None = None, egglog: bool = True):
+                 deadline: float | None = None, egglog: bool = True, measure=None):
     """Entry point used by :func:`eqsat_ad.optimize`: extract ``$root`` of ``session`` (after
     the schedule and ``session.compute_costs()`` ran).  Returns ``(body, extra)`` with
     ``extra`` a JSON-able summary for ``report.extraction``.
@@ -297,16 +308,19 @@ def extract_with(extractor: str, session, model, sizes: dict | None = None, *, p
     best candidate so far (``info["stopped"]``).  egglog's tree (``egglog=False`` leaves it
     out) is skipped when the tree it would write out is larger than ``EGGLOG_TREE_MAX``
     nodes (predicted from the same costs in Python): egglog cannot be interrupted, and such a
-    tree can be exponentially larger than the e-graph."""
+    tree can be exponentially larger than the e-graph.  ``measure``: :func:`program_measure`
+    of ``model`` at ``sizes`` (made here when not given)."""
     t0 = time.perf_counter()
-    measure = program_measure(model, sizes, program, deadline=deadline)
+    if measure is None:
+        measure = program_measure(model, sizes, program, deadline=deadline)
     seeds = []
     egg_info: dict = {}
-    text = session.serialize_json()
-    g = EGraphView.from_session(session, text=text)
+    import json
+    data = json.loads(session.serialize_json())    # parsed once: the view and egglog's costs read it
+    g = EGraphView.from_session(session, text=data)
     t_parse = time.perf_counter() - t0
     if egglog:
-        g.assign_egglog_costs(text)
+        g.assign_egglog_costs(data)
         choice, _ = tree_choice(g)
         size, distinct = _choice_tree_size(g, choice, 10**15)
         if not size:
@@ -330,7 +344,7 @@ def extract_with(extractor: str, session, model, sizes: dict | None = None, *, p
     t_egg = time.perf_counter() - t1
     t2 = time.perf_counter()
     if costs == "egglog":
-        g.assign_egglog_costs(text)
+        g.assign_egglog_costs(data)
     else:
         g.assign_costs(model, sizes)
     t_parse += time.perf_counter() - t2

@@ -53,13 +53,19 @@ class ENode:
     axes: frozenset = frozenset()       # index variables whose extents weigh this node (own + binder)
     cost: float = INF                   # node cost under the cost model (inf: not extractable)
 
+    def __post_init__(self):
+        # read many times by the cost and extraction passes (hundreds of thousands of calls on
+        # a 20k-node e-graph): computed once
+        self._kind = CONSTRUCTORS.get(self.op, ("other", 0))[0]
+        self._names = tuple(v for t, v in self.args if t == "l")
+
     @property
     def kind(self) -> str:
-        return CONSTRUCTORS.get(self.op, ("other", 0))[0]
+        return self._kind
 
-    def names(self) -> list:
+    def names(self) -> tuple:
         """Literal arguments (binder names, numbers) in order."""
-        return [v for t, v in self.args if t == "l"]
+        return self._names
 
 
 @dataclass
@@ -82,7 +88,7 @@ class EGraphView:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_session(cls, session, root: str = "$root", text: "str | None" = None) -> "EGraphView":
+    def from_session(cls, session, root: str = "$root", text: "str | dict | None" = None) -> "EGraphView":
         return cls.from_json(session.serialize_json() if text is None else text, root,
                              root_class=root_class_of(session, root))
 
@@ -199,6 +205,7 @@ class EGraphView:
             elif n.op == "Let":
                 g.let_vars.add(n.names()[0])
         g._compute_fv()
+        g._parents = None
         return g
 
     def _compute_fv(self) -> None:
@@ -375,8 +382,32 @@ class EGraphView:
         index_vars = axis_vars | seq
         nonaxis = seq | self.acc_vars | self.let_vars
 
+        extents: dict[str, float] = {}
+
         def ext(v) -> float:
-            return float(self.extent(v, default, sizes))
+            e = extents.get(v)
+            if e is None:
+                e = extents[v] = float(self.extent(v, default, sizes))
+            return e
+
+        diagonal: dict[int, "str | None"] = {}
+
+        def diagonal_index(c: int) -> "str | None":
+            """``i`` when class ``c`` (an ``if``'s condition) has a member ``(= i j)`` that the
+            backend computes as a diagonal fill (``semantics.diagonal_select``: index axes
+            ``i``, ``j`` of one extent), else None; per class, since many ``if``s share one."""
+            if c not in diagonal:
+                diagonal[c] = None
+                for m in self.class_nodes[c]:
+                    m = self.nodes[m]
+                    if m.op != "Eq":
+                        continue
+                    names = self._axis_names(m, axis_vars)
+                    if (diagonal_select(Prim("=", tuple(Var(v) for v in names)), lambda v: True) is not None
+                            and len({ext(v) for v in names}) == 1):
+                        diagonal[c] = names[0]
+                        break
+            return diagonal[c]
 
         def wc(axes) -> tuple[float, float]:
             w = calls = 1.0
@@ -470,14 +501,10 @@ class EGraphView:
                     continue
             elif op in ("And", "Or"):
                 op = "If"
-            elif op == "If" and self._has_member(n.kids[0], lambda m: m.op == "Eq" and diagonal_select(
-                    Prim("=", tuple(Var(v) for v in self._axis_names(m, axis_vars))), lambda v: True)
-                    is not None and len({ext(v) for v in self._axis_names(m, axis_vars)}) == 1):
+            elif op == "If" and diagonal_index(n.kids[0]) is not None:
                 # a diagonal fill (semantics.diagonal_select): the off-diagonal branch written
                 # into a fresh array, the diagonal set (one axis fewer)
-                i = next(v for m in self._members(n.kids[0], lambda m: m.op == "Eq")
-                         for v in self._axis_names(m, axis_vars))
-                n.cost = cost("DiagFill", axes) + cost("DiagSet", axes - {i})
+                n.cost = cost("DiagFill", axes) + cost("DiagSet", axes - {diagonal_index(n.kids[0])})
                 continue
             elif op == "Pow":
                 k = self._small_int_exponent(n.kids[1])
@@ -572,11 +599,15 @@ class EGraphView:
         return sorted(seen)
 
     def parents(self) -> list[list[int]]:
-        """For each class, the nodes that have it as a child."""
-        out: list[list[int]] = [[] for _ in self.class_ids]
-        for nid, n in enumerate(self.nodes):
-            for k in set(n.kids):
-                out[k].append(nid)
+        """For each class, the nodes that have it as a child (computed once: the view is
+        read-only; callers must not change the lists)."""
+        out = getattr(self, "_parents", None)
+        if out is None:
+            out = [[] for _ in self.class_ids]
+            for nid, n in enumerate(self.nodes):
+                for k in set(n.kids):
+                    out[k].append(nid)
+            self._parents = out
         return out
 
     def stats(self) -> dict:
