@@ -86,3 +86,19 @@ def test_grad_fn_runs_on_the_backend_it_is_given(missing_backend):
         ea.grad_fn(lambda x: ea.sum(x * x), backend="fortran")
     with pytest.raises(EqsatError, match=r"eqsat-ad\[numba\]"):
         ea.grad_fn(lambda x: ea.sum(x * x), backend="numba")
+
+
+def test_gradbench_tool_takes_a_backend(capsys, missing_backend):
+    from eqsat_ad.gradbench import main as gradbench_main
+    from eqsat_ad.gradbench.tool import Tool
+    assert Tool(backend="numpy").config()["backend"] == "numpy"
+    assert gradbench_main(["--backend", "numba"]) == 2
+    assert "pip install 'eqsat-ad[numba]'" in capsys.readouterr().err
+
+
+def test_to_numpy_computes_lazy_and_copies_device_arrays():
+    from eqsat_ad.backend.registry import to_numpy
+    da = pytest.importorskip("dask.array")
+    got = to_numpy((da.ones(3, chunks=2) * 2.0, da.ones(3, chunks=2).sum()))
+    assert isinstance(got[0], np.ndarray) and got[0].tolist() == [2.0, 2.0, 2.0] and got[1] == 3.0
+    assert to_numpy([[], [1.0]]) == [[], [1.0]]          # a ragged result stays a list

@@ -117,6 +117,27 @@ def get_backend(backend: "str | Backend | None") -> Backend:
     return BACKENDS[backend]
 
 
+def to_numpy(value):
+    """A backend's result as NumPy values: lazy (Dask) arrays computed, device (CuPy, JAX)
+    arrays copied to the host, 0-d arrays as Python scalars, pairs component by component.
+
+    >>> to_numpy((1.5, __import__("numpy").ones(2)))
+    (1.5, array([1., 1.]))
+    """
+    if isinstance(value, tuple):
+        return tuple(to_numpy(v) for v in value)
+    root = type(value).__module__.split(".")[0]
+    if root not in ("dask", "cupy", "jax", "jaxlib"):      # NumPy values, Python scalars, ragged lists
+        return value
+    if callable(getattr(value, "compute", None)):           # dask
+        value = value.compute()
+    if root == "cupy":
+        value = value.get()
+    import numpy as np
+    arr = np.asarray(value)
+    return arr.item() if arr.ndim == 0 else arr
+
+
 def compile_for(prog, backend: "str | Backend | None" = None, **options: Any):
     """``prog`` compiled by ``backend`` (default NumPy)."""
     return get_backend(backend).compile(prog, **options)

@@ -260,22 +260,6 @@ def cmd_optimize(args) -> int:
 
 # -- run ----------------------------------------------------------------------------------------
 
-def to_numpy(v):
-    """A backend's result as NumPy values: lazy (Dask) arrays computed, device arrays copied
-    to the host, pairs converted component by component."""
-    if isinstance(v, tuple):
-        return tuple(to_numpy(x) for x in v)
-    if hasattr(v, "compute") and callable(v.compute):
-        v = v.compute()
-    if hasattr(v, "get") and type(v).__module__.startswith("cupy"):
-        v = v.get()
-    if type(v).__module__.split(".")[0] in ("jax", "jaxlib"):
-        import numpy as np
-        v = np.asarray(v)
-        return v.item() if v.ndim == 0 else v
-    return v
-
-
 def format_value(v) -> str:
     import numpy as np
     from ..runtime import to_output
@@ -325,6 +309,7 @@ def save_value(path: str, v) -> None:
 
 
 def cmd_run(args) -> int:
+    from ..backend.registry import to_numpy
     input_files: list[str] = []
     inputs = parse_inputs(args.input, input_files)
     input_guard(args, input_files).check(args.output, "--output", stdout_ok=False)
@@ -345,7 +330,7 @@ def cmd_run(args) -> int:
                 line.stage(f"compiling for {b.name}")
                 fn = b.compile(prog)
                 line.stage("running")
-                value = to_numpy(fn(**inputs))
+                value = to_numpy(fn(**inputs))      # lazy or device arrays: computed, copied
                 if getattr(fn, "fallback", None) and b.name != "numpy":
                     print(f"eqsat-ad: note: the {b.name} backend ran this program another way: {fn.fallback}",
                           file=sys.stderr)

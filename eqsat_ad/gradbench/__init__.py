@@ -32,12 +32,21 @@ def main(argv: list[str] | None = None) -> int:
                          "and type-checked; keyed by eqsat-ad's files, the program, sizes and options)")
     ap.add_argument("--check", action="store_true",
                     help="check each optimised program against its input on random inputs")
+    from ..backend.registry import backend_names
+    ap.add_argument("--backend", choices=backend_names(), default="numpy",
+                    help="the backend the programs are optimised for and run on (default: numpy)")
     ap.add_argument("--multithreaded", action="store_true",
                     help="accepted for GradBench's runner; NumPy's thread count is left as it is")
     args = ap.parse_args(argv)
     from .tool import Tool
     tool = Tool(optimize=not args.no_optimize, extractor=args.extractor,
-                seconds=args.optimize_seconds, check=args.check, cache_dir=args.cache_dir)
+                seconds=args.optimize_seconds, check=args.check, cache_dir=args.cache_dir,
+                backend=args.backend)
+    from ..backend.registry import get_backend
+    why = get_backend(args.backend).available()
+    if why is not None:
+        print(f"eqsat-ad gradbench: error: {why}", file=sys.stderr)
+        return 2
     try:
         return tool.serve(sys.stdin, sys.stdout)
     except BrokenPipeError:           # the eval went away: nothing left to answer

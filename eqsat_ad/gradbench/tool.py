@@ -27,6 +27,7 @@ import sys
 import time
 from typing import IO, Any
 
+from ..backend.registry import to_numpy
 from ..errors import EqsatError
 from .evals import EVALS, NOT_IMPLEMENTED, BadInput
 
@@ -43,8 +44,9 @@ class Tool:
     (module, function, sizes) for the session."""
 
     def __init__(self, *, optimize: bool = True, extractor: str = "tree", seconds: float | None = None,
-                 check: bool = False, cache_dir: str | None = None):
+                 check: bool = False, cache_dir: str | None = None, backend: str = "numpy"):
         self.optimize, self.extractor, self.seconds, self.check = optimize, extractor, seconds, check
+        self.backend = backend
         self.cache: dict[tuple, Any] = {}
         self.cache_dir = cache_dir
 
@@ -59,7 +61,7 @@ class Tool:
         from .. import __version__
         from ..lang.syntax import show_program
         key = json.dumps([__version__, _package_fingerprint(), show_program(prog), sorted(sizes.items()),
-                          self.extractor, self.seconds])
+                          self.extractor, self.seconds, self.backend])
         return Path(self.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.ad"
 
     # -- one message -------------------------------------------------------------------------
@@ -81,7 +83,7 @@ class Tool:
     def config(self) -> dict:
         from .. import __version__
         return {"version": __version__, "optimize": self.optimize, "extractor": self.extractor,
-                "optimize_seconds": self.seconds}
+                "optimize_seconds": self.seconds, "backend": self.backend}
 
     def define(self, module: Any) -> dict:
         if module in EVALS:
@@ -111,7 +113,7 @@ class Tool:
             result, elapsed = None, 0
             while len([t for t in timings if t["name"] == "evaluate"]) < runs or elapsed < seconds * 1e9:
                 t0 = time.perf_counter_ns()
-                result = compiled(**kwargs)
+                result = to_numpy(compiled(**kwargs))
                 dt = time.perf_counter_ns() - t0
                 timings.append({"name": "evaluate", "nanoseconds": dt})
                 elapsed += dt
@@ -144,12 +146,12 @@ class Tool:
                 from ..optimize import optimize
                 limits = {"seconds": self.seconds} if self.seconds else None
                 prog = optimize(prog, sizes=sizes, extractor=self.extractor, limits=limits,
-                                check=self.check).program
+                                check=self.check, backend=self.backend).program
                 timings.append({"name": "optimize", "nanoseconds": time.perf_counter_ns() - t0})
                 if stored is not None:
                     _write_stored(stored, prog)
         t0 = time.perf_counter_ns()
-        compiled = compile_program(prog)
+        compiled = compile_program(prog, self.backend)
         timings.append({"name": "compile", "nanoseconds": time.perf_counter_ns() - t0})
         self.cache[key] = compiled
         return compiled
