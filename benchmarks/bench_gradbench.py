@@ -13,6 +13,7 @@ reason, not run.  Results: ``benchmarks/results/gradbench.json`` and ``.md``.
 
     python benchmarks/bench_gradbench.py --jax-python /path/to/venv-with-jax/bin/python
     python benchmarks/bench_gradbench.py --quick          # the smallest size of each eval
+    python benchmarks/bench_gradbench.py --backends numpy numba   # our backends side by side
 """
 from __future__ import annotations
 
@@ -283,12 +284,14 @@ def main() -> None:
     ap.add_argument("--jax-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--code-dir", default=None, help="import eqsat_ad from this snapshot of the code")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gradbench")
+    ap.add_argument("--backends", nargs="+", default=["numpy"], metavar="NAME",
+                    help="eqsat-ad backends to time side by side (default: numpy), e.g. numpy numba")
     a = ap.parse_args()
     if a.jax_worker:
         jax_worker()
         return
     from eqsat_ad.gradbench.tool import Tool
-    tool = Tool(seconds=a.optimize_seconds)
+    tools = {b: Tool(seconds=a.optimize_seconds, backend=b) for b in a.backends}
     jax_ok = subprocess.run([a.jax_python, "-c", "import jax"], capture_output=True).returncode == 0
     worker = (subprocess.Popen([a.jax_python, __file__, "--jax-worker"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu",
@@ -303,21 +306,33 @@ def main() -> None:
             if not run:
                 rows.append({**row, "skipped": SKIP_REASON if ev != "ba" else "not run (time): --ba-max"})
                 continue
-            r = tool.handle({"id": 0, "kind": "evaluate", "module": ev, "function": fn,
-                             "input": {**inp, "min_runs": 1, "min_seconds": a.seconds}})
-            if not r["success"]:
-                rows.append({**row, "error": r["error"]})
-                print(ev, fn, desc, "error:", r["error"][:200], flush=True)
+            r = None
+            for b, tool in tools.items():
+                rb = tool.handle({"id": 0, "kind": "evaluate", "module": ev, "function": fn,
+                                  "input": {**inp, "min_runs": 1, "min_seconds": a.seconds}})
+                if not rb["success"]:
+                    row.setdefault("errors", {})[b] = rb["error"]
+                    print(ev, fn, desc, b, "error:", rb["error"][:200], flush=True)
+                    continue
+                runs = [t["nanoseconds"] / 1e9 for t in rb["timings"] if t["name"] == "evaluate"]
+                row.setdefault("backends", {})[b] = {
+                    "seconds": statistics.median(runs), "runs": len(runs),
+                    "optimize_seconds": sum(t["nanoseconds"] for t in rb["timings"] if t["name"] == "optimize") / 1e9,
+                    "compile_seconds": sum(t["nanoseconds"] for t in rb["timings"] if t["name"] == "compile") / 1e9}
+                r = r or rb
+            if r is None:
+                rows.append({**row, "error": "; ".join(f"{b}: {e}" for b, e in row["errors"].items())})
                 continue
-            runs = [t["nanoseconds"] / 1e9 for t in r["timings"] if t["name"] == "evaluate"]
-            row.update(eqsat_seconds=statistics.median(runs), runs=len(runs),
-                       optimize_seconds=sum(t["nanoseconds"] for t in r["timings"] if t["name"] == "optimize") / 1e9)
+            first = row["backends"][next(iter(row["backends"]))]
+            row.update(eqsat_seconds=first["seconds"], runs=first["runs"], optimize_seconds=first["optimize_seconds"])
             if worker is not None:
                 worker.stdin.write(json.dumps({"eval": ev, "function": fn, "input": inp, "seconds": a.seconds}) + "\n")
                 worker.stdin.flush()
                 j = json.loads(worker.stdout.readline())
                 row.update(jax_seconds=j["seconds"], ratio=row["eqsat_seconds"] / j["seconds"],
                            agrees_with_jax=close(j["output"], r["output"]))
+                for rb in row["backends"].values():
+                    rb["ratio"] = rb["seconds"] / j["seconds"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     if worker is not None:
@@ -327,16 +342,21 @@ def main() -> None:
            "code": _CODE,
            "seconds_per_function": a.seconds, "jax": jax_ok, "load_average": os.getloadavg(), "rows": rows}
     a.out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
-    lines = ["| eval | function | sizes | eqsat-ad s | jax.grad+jit s | ratio | agrees | optimise s |",
-             "|---|---|---|---:|---:|---:|---|---:|"]
+    names = a.backends
+    lines = ["| eval | function | sizes | " + " | ".join(f"eqsat-ad {b} s" for b in names)
+             + " | jax.grad+jit s | " + " | ".join(f"{b} / jax" for b in names) + " | agrees | optimise s |",
+             "|---|---|---|" + "---:|" * (2 * len(names) + 1) + "---|---:|"]
     for r in rows:
         if "skipped" in r or "error" in r:
-            lines.append(f"| {r['eval']} | {r['function']} | {r['sizes']} | {'skipped' if 'skipped' in r else 'error: ' + r['error'][:60]} | | | | |")
+            why = "skipped" if "skipped" in r else "error: " + r["error"][:60]
+            lines.append(f"| {r['eval']} | {r['function']} | {r['sizes']} | {why} |" + " |" * (2 * len(names) + 2))
             continue
+        per = r["backends"]
+        secs = " | ".join(f"{per[b]['seconds']:.3g}" if b in per else "error" for b in names)
+        ratios = " | ".join(f"{per[b]['ratio']:.3g}" if "ratio" in per.get(b, {}) else "-" for b in names)
         j = f"{r['jax_seconds']:.3g}" if "jax_seconds" in r else "-"
-        ratio = f"{r['ratio']:.3g}" if "ratio" in r else "-"
         ag = ("yes" if r["agrees_with_jax"] else "NO") if "agrees_with_jax" in r else "-"
-        lines.append(f"| {r['eval']} | {r['function']} | {r['sizes']} | {r['eqsat_seconds']:.3g} | {j} | {ratio} | {ag} | "
+        lines.append(f"| {r['eval']} | {r['function']} | {r['sizes']} | {secs} | {j} | {ratios} | {ag} | "
                      f"{r['optimize_seconds']:.1f} |")
     md = ("# eqsat-ad on GradBench's evals (benchmarks/bench_gradbench.py)\n\n" + "\n".join(lines)
           + f"\n\nskipped: {SKIP_REASON}.  Load average {doc['load_average'][0]:.1f}.\n")
