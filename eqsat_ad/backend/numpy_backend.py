@@ -184,8 +184,13 @@ def array_namespace():
     return np
 
 
-def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
+def generate_source(prog: Program, portable: bool = False) -> tuple[str, dict[str, Any]]:
     """The generated Python source of ``prog`` and the globals it needs (see :func:`compile`).
+
+    ``portable=True``: the code for another array namespace (:mod:`eqsat_ad.backend._xp`
+    binds the globals): results leave through ``_out_scalar``/``_out_array_xp`` instead of
+    NumPy's ``float()``/``.base`` tests, and a loop reads a vector's elements by indexing
+    it rather than from a Python list.  Everything else is the NumPy code, line for line.
 
     >>> from eqsat_ad.lang.syntax import parse
     >>> src, _ = generate_source(parse("(fun ((x (vec n))) (sum n (lambda (i) (exp (get x i)))))"))
@@ -206,6 +211,7 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
     py = {n: (n if safe else f"_p{k}") for k, n in enumerate(names)}
     size_py = {s: (s if safe else f"_n{k}") for k, s in enumerate(sizes)}
     g = _Gen(prog)
+    g.portable = portable
     g.size_py = size_py
     g.param_dims = [[str(s) for s in _dims_of(p.type)] for p in prog.params]
     env: dict[str, Any] = {}
@@ -219,7 +225,7 @@ def generate_source(prog: Program) -> tuple[str, dict[str, Any]]:
     out_lines: list[str] = []
     inputs = [leaf.code for p in prog.params for leaf in _leaves(env[p.name]) if leaf.rank]
     arrays = sum(1 for leaf in _leaves(result) if isinstance(leaf, V) and leaf.rank)
-    out = _output(result, g, inputs, out_lines, alone=arrays == 1)
+    out = _output(result, g, inputs, out_lines, alone=arrays == 1, portable=portable)
     prologue, consts = _prologue(prog, py, size_py)
     body = _inline(_dce(pre_lines + g.root.lines + out_lines + [f"return {out}"]))
     comment = _show(prog.body, 200).replace("\n", " ")
@@ -385,15 +391,25 @@ def _param_value(name: str, t: Type, code: str, g: _Gen, pre: list[str]):
     return V(code, frozenset(), 0, dt, (), g.root)
 
 
-def _output(v, g: _Gen, inputs: list[str], lines: list[str], alone: bool = False) -> str:
+def _output(v, g: _Gen, inputs: list[str], lines: list[str], alone: bool = False,
+            portable: bool = False) -> str:
     """The returned expression for ``v``; array results are bound to names in ``lines``
     (and added to ``inputs``: the arrays later parts of the result must not share)."""
     if isinstance(v, PairV):
-        return f"({_output(v.fst, g, inputs, lines)}, {_output(v.snd, g, inputs, lines)})"
+        return (f"({_output(v.fst, g, inputs, lines, portable=portable)}, "
+                f"{_output(v.snd, g, inputs, lines, portable=portable)})")
     if isinstance(v, IdxV):
         v = g.materialise(v)
     if v.S:
         raise EvalError("the program result depends on an index variable")  # pragma: no cover
+    if portable:     # the namespace decides what a scalar result is and when to copy
+        if v.rank == 0:
+            return f"_out_scalar({v.code}, {v.dt!r})"
+        name = g.tmp("_o")
+        tup = "(" + "".join(f"{x}, " for x in inputs) + ")"
+        lines.append(f"{name} = _out_array_xp({v.code}, {tup})")
+        inputs.append(name)
+        return name
     if v.rank == 0:
         return {"f": f"_float({v.code})", "i": f"int({v.code})", "b": f"bool({v.code})"}[v.dt]
     if not inputs and alone:
