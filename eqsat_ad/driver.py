@@ -44,11 +44,16 @@ RECENT = 3
 #: iteration took 17,852 e-nodes to 269,132), so the prediction multiplies by the last
 #: iteration's growth factor
 NODE_OVERSHOOT = 1.5
-#: time kept for the work after the run (finishing substitutions, costs, extraction,
-#: renaming, type checks, the model's costs, the numeric check): fixed + per e-node.
-#: Measured: 20-250 us per e-node (more when the extracted program is large).
+#: CPU time kept for the work after the run (finishing substitutions, costs, extraction,
+#: renaming, type checks, the model's costs): fixed + per e-node, times :meth:`Budget.pace`
+#: (the numeric check is kept apart: :attr:`Budget.check_seconds`).  Measured on the corpus:
+#: 30-70 us of CPU per e-node (more when the extracted program is large).
 POST_FIXED_SECONDS = 0.05
-POST_SECONDS_PER_ENODE = 150e-6
+POST_SECONDS_PER_ENODE = 80e-6
+#: :meth:`Budget.pace` is 1 until this many seconds have passed (too short a sample to say)
+PACE_MIN_SECONDS = 0.02
+#: and at most this (a process that waited longer than this was stopped, not slowed)
+PACE_MAX = 8.0
 
 
 def post_seconds(enodes: int) -> float:
@@ -97,9 +102,14 @@ class Budget:
     :func:`default_memory_mb` when ``limits.memory`` is None."""
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, start: float | None = None,
-                 memory_mb: float | None = None):
+                 memory_mb: float | None = None, cpu_start: float | None = None):
         self.limits = limits
         self.start = time.perf_counter() if start is None else start
+        # the process's CPU clock at ``start`` (for pace: pass it with an earlier ``start``)
+        self.cpu_start = time.process_time() if cpu_start is None else cpu_start
+        #: CPU seconds to keep, besides :func:`post_seconds`, for the numeric check after the
+        #: run (``optimize`` sets it from the size of the input program)
+        self.check_seconds = 0.0
         mem = getattr(limits, "memory", None)
         if mem is None:
             mem = memory_mb if memory_mb is not None else default_memory_mb()
@@ -112,6 +122,24 @@ class Budget:
     def remaining(self, share: float = 1.0) -> float:
         d = self.deadline(share)
         return float("inf") if d is None else d - time.perf_counter()
+
+    def pace(self) -> float:
+        """Wall-clock seconds per CPU second of this process since the budget started (at
+        least 1): on a machine shared with other work a step takes this many times its CPU
+        time.  The reserves for the steps after the run (measured as CPU time on a quiet
+        machine) are multiplied by it, so that a loaded machine does not push the end of the
+        call past the limit."""
+        wall = time.perf_counter() - self.start
+        cpu = time.process_time() - self.cpu_start
+        if wall < PACE_MIN_SECONDS or cpu <= 0:
+            return 1.0
+        return min(PACE_MAX, max(1.0, wall / cpu))
+
+    def post_reserve(self, enodes: int) -> float:
+        """Seconds to keep after the run for an e-graph of ``enodes`` e-nodes: the work after
+        it (:func:`post_seconds`) and the numeric check (:attr:`check_seconds`), at this
+        machine's :meth:`pace`."""
+        return self.pace() * (post_seconds(enodes) + self.check_seconds)
 
     def exceeded(self, share: float = 1.0, nodes: int | None = None, node_factor: float = 1.0,
                  next_seconds: float = 0.0, next_nodes: int = 0, reserve: float = 0.0) -> str | None:
@@ -264,8 +292,8 @@ class Driver:
         """``budget``: the clock and limits of the whole optimisation (``optimize`` passes its
         own, started when it was called); without one, the run's own start is the clock.
         ``time_share``: the share of ``limits.seconds`` (counted from the budget's start) the run
-        may use; with ``reserve`` it also keeps :func:`post_seconds` of the e-graph for the work
-        after the run (``optimize`` does)."""
+        may use; with ``reserve`` it also keeps :meth:`Budget.post_reserve` of the e-graph for
+        the work after the run (``optimize`` does)."""
         self.s, self.limits, self.support, self.progress = session, limits, support, progress
         self.budget, self.time_share, self.reserve = budget, time_share, reserve
         self.report = RunReport()
@@ -280,6 +308,7 @@ class Driver:
             self.budget = Budget(self.limits, start=self._t0)
         self.report.enodes_start = self.s.enode_count()
         reasons = []
+        run_stop = None          # a limit of the whole run (not a phase's bound) stopped it
         for ph in phases_of(strategy):
             try:
                 sched = schedule_expr(ph.body)
@@ -297,7 +326,7 @@ class Driver:
             except _Stop as st:
                 pr.stop_reason = st.reason
                 if st.scope == "run":
-                    reasons.append(st.reason)
+                    run_stop = st.reason
                     self._close(pr, t0)
                     break
             self._close(pr, t0)
@@ -305,7 +334,8 @@ class Driver:
         self.report.seconds = time.perf_counter() - self._t0
         self.report.enodes = self.s.enode_count()
         self.report.eclasses = self.s.eclass_count()
-        limit_hits = [r for r in reasons if r not in (SATURATED, COMPLETED)]
+        # the run's own limit says why it stopped; else the first phase bound that cut a phase
+        limit_hits = [run_stop] if run_stop else [r for r in reasons if r not in (SATURATED, COMPLETED)]
         self.report.stop_reason = (limit_hits[0] if limit_hits else
                                    SATURATED if reasons and all(r == SATURATED for r in reasons) else COMPLETED)
         return self.report
@@ -341,7 +371,7 @@ class Driver:
             raise _Stop(NODE_LIMIT, "run")
         # time (predicted: an iteration that would end past the deadline is not started) and
         # memory (resident now plus the predicted growth)
-        keep = post_seconds(n + nxt_n) if self.reserve else 0.0
+        keep = self.budget.post_reserve(n + nxt_n) if self.reserve else 0.0
         # memory: the next iteration's growth, and with ``reserve`` what extraction will need
         # for the whole e-graph (with a margin: costs and finishing hold some memory too)
         ahead = int(1.25 * (n + nxt_n)) if self.reserve else nxt_n

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from .cost.model import CostModel, default_cost_model
-from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport, post_seconds
+from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport
 from .egraph.session import SUPPORT_RULESETS, EGraphSession, default_rule_files, rules_dir
 from .errors import EqsatError, ScheduleError
 from .lang.ast import Program
@@ -30,18 +30,21 @@ from .strategy.schedule_file import load_schedule
 EXTRACTORS = ("tree", "dag", "ilp")
 
 # Time (docs/strategies.md, "Limits"): everything up to the end of extraction must end by
-# END_SHARE of ``limits.seconds`` (counted from the call of ``optimize``).  The run stops early
-# enough to keep driver.post_seconds(e-nodes) for the steps after it; finishing substitutions
-# keeps FINISH_RESERVE of that; computing costs keeps what extraction needs at least; the
-# numeric check gets what is left.
+# END_SHARE of ``limits.seconds`` (counted from the call of ``optimize``) less the time kept for
+# the numeric check (check_seconds of the input).  The run stops early enough to keep
+# Budget.post_reserve(e-nodes) for the steps after it; finishing substitutions keeps
+# FINISH_RESERVE of that; computing costs keeps what extraction and the check need; the check
+# gets what is left and starts no step predicted to end past the limit.  Every reserve is CPU
+# time measured on a quiet machine times Budget.pace() (wall / CPU time of this call so far).
 END_SHARE = 0.95
 FINISH_RESERVE = 0.8
 #: finishing pending substitutions may grow the e-graph to this many times the node limit
 FINISH_NODE_FACTOR = 2.0
-#: extraction (serializing the e-graph, reading it into Python: measured 30-40 us per e-node
-#: at 50k-140k e-nodes, 88 us at 270k) is not started with less time left than this many
-#: seconds per e-node (it cannot be interrupted before its first candidate)
-EXTRACT_SECONDS_PER_ENODE = 100e-6
+#: extraction (serializing the e-graph, reading it into Python, pricing, the tree stage:
+#: measured 25-60 us of CPU per e-node on the corpus) is not started with less time left than
+#: this many seconds per e-node, times Budget.pace() (it cannot be interrupted before its
+#: first candidate)
+EXTRACT_SECONDS_PER_ENODE = 60e-6
 
 
 @dataclass
@@ -166,19 +169,47 @@ def _short(v, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+#: A first estimate of the numeric check's CPU time (the time limit keeps it for the check):
+#: fixed + per node of the input program as a tree.  Measured on the corpus: 25-160 us of CPU
+#: per node (the interpreter's work grows with loop nesting, not only with size).
+CHECK_FIXED_SECONDS = 0.02
+CHECK_SECONDS_PER_NODE = 100e-6
+CHECK_NODES_CAP = 100_000
+#: the steps of a check of two sizes (interpreting both programs at each, compiling, running
+#: the compiled program at each): its first step is predicted as this share of the estimate
+CHECK_STEPS = 7
+
+
+def check_seconds(prog: Program) -> float:
+    """A first estimate of the CPU seconds :func:`check_agrees` takes on ``prog`` and its
+    optimised version (the time limit keeps this much for it; the check then predicts each
+    of its steps from the ones it timed)."""
+    from .lang.normalize import tree_size
+    return CHECK_FIXED_SECONDS + CHECK_SECONDS_PER_NODE * tree_size(prog.body, CHECK_NODES_CAP)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
 def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0, trials: int = 2,
                  rtol: float = 1e-7, atol: float = 1e-9, fallback_sizes: dict | None = None,
-                 compiled: bool = True) -> str:
+                 compiled: bool = True, deadline: float | None = None, first_step: float = 0.0) -> str:
     """Run both programs on random small inputs and raise :class:`EqsatError` if they
     disagree: ``after`` with the reference interpreter and, with ``compiled``, also compiled
     by the NumPy backend (so a backend bug shows too), both against ``before`` interpreted.
 
     Returns ``""`` when at least one size was checked, else a note starting with
     ``"numeric check skipped: "`` saying why (the input program fails on random inputs at
-    every size tried).  Sizes tried, until ``trials`` of them passed: ``sizes``,
-    ``sizes + 1`` and the others of 1..8 (each size name a different one, then all equal),
-    then the sizes the program was optimised for (``fallback_sizes``) when at most 256, then
-    16, 32 and 64."""
+    every size tried, or the time ran out).  Sizes tried, until ``trials`` of them passed:
+    ``sizes``, ``sizes + 1`` and the others of 1..8 (each size name a different one, then
+    all equal), then the sizes the program was optimised for (``fallback_sizes``) when at
+    most 256, then 16, 32 and 64.
+
+    ``deadline`` (a ``time.perf_counter()`` value): no step -- one interpretation, compiling,
+    one compiled run -- is started when it is predicted to end past it (predicted: the
+    longest step so far, ``first_step`` seconds before the first one), so the check ends by
+    the deadline but for a misprediction of one step; the sizes checked by then count."""
     from .errors import EvalError, ResourceLimitError
     from .lang.interp import evaluate
     from .runtime import known_size_names
@@ -190,43 +221,64 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
     fn = None
     checked = 0
     why = ""
-    for k, dims in enumerate(plans):
-        inputs = random_inputs(before, dims, seed=seed + k, low=-1.5, high=1.5)
-        args = [inputs[p.name] for p in before.params]
+    longest = first_step
+
+    def step(f, *args):
+        nonlocal longest
+        t = time.perf_counter()
+        if deadline is not None and t + longest > deadline:
+            raise _OutOfTime
         try:
-            a = evaluate(before, *args)
-        except (EvalError, ResourceLimitError) as e:
-            why = str(e)
-            continue            # the input program is not defined at these sizes
-        at = f"sizes {dims}" if dims else "inputs"
-        try:
-            b = evaluate(after, *args)
-        except (EvalError, ResourceLimitError) as e:
-            raise EqsatError(f"the optimised program fails on random inputs ({at}) where the input "
-                             f"program does not: {e}") from None
-        if not _close(a, b, rtol, atol):
-            raise EqsatError(f"the optimised program disagrees with the input program on random inputs "
-                             f"({at}): {_short(a)} vs {_short(b)}")
-        if compiled:
-            if fn is None:
-                from .backend import compile as np_compile
-                try:
-                    fn = np_compile(after)
-                except Exception as e:  # noqa: BLE001 - a backend bug: say which program
-                    raise EqsatError(f"the NumPy backend cannot compile the optimised program: "
-                                     f"{type(e).__name__}: {e}") from None
+            return f(*args)
+        finally:
+            longest = max(longest, time.perf_counter() - t)
+
+    try:
+        for k, dims in enumerate(plans):
+            inputs = random_inputs(before, dims, seed=seed + k, low=-1.5, high=1.5)
+            args = [inputs[p.name] for p in before.params]
             try:
-                c = fn(*args)
-            except Exception as e:  # noqa: BLE001 - the interpreter ran it: a backend bug
-                raise EqsatError(f"the optimised program compiled by the NumPy backend fails on random "
-                                 f"inputs ({at}) where the interpreter runs it: {type(e).__name__}: "
-                                 f"{e}") from None
-            if not _close(a, c, rtol, atol):
-                raise EqsatError(f"the optimised program compiled by the NumPy backend disagrees with the "
-                                 f"input program on random inputs ({at}): {_short(a)} vs {_short(c)}")
-        checked += 1
-        if checked >= trials:
-            break
+                a = step(evaluate, before, *args)
+            except (EvalError, ResourceLimitError) as e:
+                why = str(e)
+                continue            # the input program is not defined at these sizes
+            at = f"sizes {dims}" if dims else "inputs"
+            try:
+                b = step(evaluate, after, *args)
+            except (EvalError, ResourceLimitError) as e:
+                raise EqsatError(f"the optimised program fails on random inputs ({at}) where the input "
+                                 f"program does not: {e}") from None
+            if not _close(a, b, rtol, atol):
+                raise EqsatError(f"the optimised program disagrees with the input program on random inputs "
+                                 f"({at}): {_short(a)} vs {_short(b)}")
+            if compiled:
+                if fn is None:
+                    from .backend import compile as np_compile
+                    try:
+                        fn = step(np_compile, after)
+                    except _OutOfTime:
+                        raise
+                    except Exception as e:  # noqa: BLE001 - a backend bug: say which program
+                        raise EqsatError(f"the NumPy backend cannot compile the optimised program: "
+                                         f"{type(e).__name__}: {e}") from None
+                try:
+                    c = step(fn, *args)
+                except _OutOfTime:
+                    raise
+                except Exception as e:  # noqa: BLE001 - the interpreter ran it: a backend bug
+                    raise EqsatError(f"the optimised program compiled by the NumPy backend fails on random "
+                                     f"inputs ({at}) where the interpreter runs it: {type(e).__name__}: "
+                                     f"{e}") from None
+                if not _close(a, c, rtol, atol):
+                    raise EqsatError(f"the optimised program compiled by the NumPy backend disagrees with the "
+                                     f"input program on random inputs ({at}): {_short(a)} vs {_short(c)}")
+            checked += 1
+            if checked >= trials:
+                break
+    except _OutOfTime:
+        if not checked:
+            return SKIPPED + (f"time limit: its next step (about {longest:.2g} s) would have ended past "
+                              f"the deadline")
     if checked:
         return ""
     tried = sorted({v for d in plans for v in d.values()})
@@ -271,7 +323,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     # term yet (the input is returned).
     session.saturate(("analysis", "subst"), max_iterations=1000,
                      stop=budget.guard(session, END_SHARE, node_factor=FINISH_NODE_FACTOR,
-                                       reserve=lambda n: FINISH_RESERVE * post_seconds(n)))
+                                       reserve=lambda n: FINISH_RESERVE * budget.post_reserve(n)))
     if session.stopped:
         cut = f"{session.stopped} while finishing substitutions"
     extra["seconds_finish"] = time.perf_counter() - t
@@ -286,7 +338,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
                             fold_costs=fold_shape_costs(model) if hasattr(model, "calls_overhead") else None)
     session.set_sizes(sz)
     session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf"),
-                                            reserve=lambda n: EXTRACT_SECONDS_PER_ENODE * n))
+                                            reserve=lambda n: _extract_reserve(budget, n)))
     extra["seconds_costs"] = time.perf_counter() - t
     egglog_costs = not session.stopped
     if session.stopped:
@@ -295,7 +347,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
         # the Python extractors price the e-graph themselves; only egglog's own tree (one
         # candidate) needs egglog's costs, so go on without it
         cut = cut or f"{session.stopped} while computing costs (egglog's tree left out)"
-    need = EXTRACT_SECONDS_PER_ENODE * extra["enodes_finished"]
+    need = _extract_reserve(budget, extra["enodes_finished"])
     if budget.remaining(END_SHARE) < need:
         return None, extra, f"time limit: no time left to extract (about {need:.2g} s needed)"
     if budget.memory_short(BYTES_PER_ENODE * extra["enodes_finished"]):
@@ -304,12 +356,16 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     # from the previous one's result (ILP <= DAG <= tree; egglog's tree is a candidate of all)
     from .extract import extract_with, program_measure
     _stage(progress, f"extracting ({extractor} extractor, {extra['enodes_finished']} e-nodes)")
-    measure = program_measure(model, sz, prog, deadline=budget.deadline(END_SHARE))
+    # extraction ends early enough to leave the numeric check its time
+    deadline = budget.deadline(END_SHARE)
+    if deadline is not None:
+        deadline -= budget.pace() * budget.check_seconds
+    measure = program_measure(model, sz, prog, deadline=deadline)
     try:
         body, ex = extract_with(extractor, session, model, sz, program=prog,
-                                deadline=budget.deadline(END_SHARE), egglog=egglog_costs, measure=measure)
+                                deadline=deadline, egglog=egglog_costs, measure=measure)
     except EqsatError as e:
-        if budget.remaining(END_SHARE) <= 0:
+        if deadline is not None and time.perf_counter() >= deadline:
             return None, extra, f"time limit while extracting: {e}"
         if cut or report.stop_reason in LIMIT_REASONS:
             return None, extra, (f"no program could be extracted after the run stopped "
@@ -323,6 +379,11 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     out = measure.program(body)        # the program the extractor priced (renamed once)
     check_program(out)
     return out, extra, cut
+
+
+def _extract_reserve(budget: Budget, enodes: int) -> float:
+    """Seconds to keep for extraction from ``enodes`` e-nodes and the numeric check."""
+    return budget.pace() * (EXTRACT_SECONDS_PER_ENODE * enodes + budget.check_seconds)
 
 
 def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=None,
@@ -380,7 +441,7 @@ def _stage(progress, text: str) -> None:
 
 def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits, inputs,
               check, progress, keep_egraph) -> OptimizeResult:
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     from .ad.api import prepare
 
     if extractor not in EXTRACTORS:
@@ -388,9 +449,14 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
     if isinstance(limits, dict):
         limits = Limits(**limits)
     limits = DEFAULT_LIMITS.tighter(limits) if limits else DEFAULT_LIMITS
+    # one budget for the whole call, on a clock started now: loading, the run and every step
+    # after it (which check the same budget between their iterations) count against it
+    budget = Budget(limits, start=t_start, cpu_start=cpu_start)
     model = cost_model or default_cost_model()
     prog = prepare(prog)
     sz = _sizes_for(prog, sizes, inputs, model.default_size)
+    if check:
+        budget.check_seconds = check_seconds(prog)
 
     files = _rule_files(rules, default_rules)
     _stage(progress, "loading rules")
@@ -408,9 +474,6 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
     # cost first: it is the bar to beat, and its time counts against the run's.
     measure = getattr(model, "dag_cost", model.program_cost)
     cost_before = measure(prog, sz)
-    # one budget for the whole call: the run keeps time for the steps after it, which check
-    # the same budget between their iterations
-    budget = Budget(limits, start=t_start)
     driver = Driver(session, limits, progress=progress, budget=budget, time_share=END_SHARE, reserve=True)
     report = driver.run(strategy)
     report.rule_files = [str(f) for f in session.rule_files]
@@ -442,22 +505,22 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
         reason = next((r for r in LIMIT_REASONS if r in cut), None)
         if reason and report.stop_reason not in LIMIT_REASONS:
             report.stop_reason = reason
-    # the tree cost is for the report only: left out (None) when the time is up
-    report.extraction["tree_cost"] = model.program_cost(out, sz) if budget.remaining() > 0 else None
     report.cost_before, report.cost_after = cost_before, cost_after
     # report.check: "verified" only when the numeric check ran (see check_agrees)
     report.check = "disabled"
     if check:
         if out is prog:
             report.check = "skipped: the result is the input program"
-        elif budget.remaining() <= 0:
-            report.check = "skipped: time limit reached before the numeric check"
-            report.notes.append("numeric check skipped: time limit reached before it")
         else:
             _stage(progress, "numeric check (random inputs, interpreter and NumPy backend)")
-            note = check_agrees(prog, out, fallback_sizes=sz)
+            t_check = time.perf_counter()
+            note = check_agrees(prog, out, fallback_sizes=sz, deadline=budget.deadline(),
+                                first_step=budget.pace() * budget.check_seconds / CHECK_STEPS)
+            report.extraction["seconds_check"] = time.perf_counter() - t_check
             report.check = "skipped: " + note[len(SKIPPED):] if note else "verified"
             if note:
                 report.notes.append(note)
+    # the tree cost is for the report only: left out (None) when the time is up
+    report.extraction["tree_cost"] = model.program_cost(out, sz) if budget.remaining() > 0 else None
     report.extraction["seconds_total"] = time.perf_counter() - t_start
     return OptimizeResult(out, cost_after, cost_before, report, session if keep_egraph else None)
