@@ -11,6 +11,7 @@ What the programs contain (the shapes executors get wrong, not only the common o
   shapes (``(exp (tanh e))``, ``(log (+ 1.0 (* e e)))``, ``(/ e (+ 1.0 (* d d)))``, ...);
 * ``build``/``sum``/``ifold`` over size names, ``(length a)``, ``(- n 1)`` (with ``(get x
   (+ i 1))`` inside), an outer index (``(+ k 1)``, ``k``: triangular loops, empty loops);
+* ``scan`` (every state of a real ``ifold``), read at its last state or summed;
 * ``ifold`` with real, vector and **pair accumulators** (nested pairs too), whose components
   add, multiply, select a max, add under a condition, keep, or depend on each other (dual
   numbers); an argmax fold with an *index* component used as an index; a counting fold;
@@ -32,7 +33,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .lang.ast import (Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Param,
-                       Prim, Snd, Sum, Var)
+                       Prim, Scan, Snd, Sum, Var)
 from .lang.types import INDEX, REAL, SIZE, ArrayT, PairT, Type, mat, size_names, vec
 
 __all__ = ["ProgramGen", "Names", "PARAM_POOL", "LITERALS", "generate", "choose_params"]
@@ -253,7 +254,7 @@ class ProgramGen:
             lambda: self.sum(ctx, d), lambda: self.sum(ctx, d),
             lambda: self.get_of_array(ctx, d),
             lambda: self.pair_fold(ctx, d), lambda: self.pair_fold(ctx, d),
-            lambda: self.get_of_pairs(ctx, d),
+            lambda: self.get_of_pairs(ctx, d), lambda: self.scan_read(ctx, d),
         ]
         if not self.smooth:      # the non-smooth primitives (kinks, and ties when operands collide)
             opts += [lambda: Prim(self.pick(["abs", "sign"]), (r(),)),
@@ -426,6 +427,19 @@ class ProgramGen:
             proj = self.pick([Fst, Snd])
             fold, t = proj(fold), (t.fst if proj is Fst else t.snd)
         return fold if t == REAL else Get(fold, self.index(t.size, ctx))
+
+    def scan_read(self, ctx: _Ctx, d: int) -> Expr:
+        """A real read off a ``scan``: its last state, or a weighted sum of every state,
+        ``(sum (length st) (lambda (j) (* (get st j) e)))``; the states are those of a real
+        :meth:`ifold` (any of its recurrences; empty and triangular loops too)."""
+        f = self.ifold(REAL, ctx, d - 1)
+        st = Scan(f.acc, f.var, f.body, f.init, f.size)
+        if self.choose(2):
+            return Get(st, Prim("-", (Length(st), Int(1))))
+        # j shadows nothing the weight may read (an outer index would be out of its range)
+        j = self.pick([n for n in self.names.index if n not in ctx.values and n not in ctx.indices]
+                      or ["%j"])
+        return Sum(Length(st), j, Prim("*", (Get(st, Var(j)), self.real(ctx, d - 2))))
 
     def argmax(self, arr: Expr, s, ctx: _Ctx) -> Expr:
         """``(ifold (lambda (p k) (if (> (get x k) (fst p)) (pair (get x k) k) p)) (pair

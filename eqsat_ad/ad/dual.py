@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Mapping
 
 from ..errors import ADError
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
-                        Prim, Snd, Sum, Var, COMPARISONS, LOGIC)
+                        Prim, Scan, Snd, Sum, Var, COMPARISONS, LOGIC)
 from ..lang.primitives import ARG_EXTREMES, PRIMITIVES, REAL_FNS
 # the expression helpers (tiny constructors, so the rule tables read like math), declared once
 from ..lang.primitives import ONE, TWO, ZERO, _add, _div, _mul, _neg, _p, _sub  # noqa: F401
@@ -274,13 +274,17 @@ class Dualizer:
             return Build(n, e.var, body), ArrayT(tb, _size_of(e.size, sizes))
         if isinstance(e, Sum):
             return self.sum(e, env)
-        if isinstance(e, IFold):
+        if isinstance(e, (IFold, Scan)):
+            # a scan's states are the fold's: the dual of every state, (array D[T] ?)
             init, tz = self.expr(e.init, env)
             n, _ = self.expr(e.size, env)
             acc = self.dual_name(e.acc) if has_tangent(tz) else e.acc
             body, tb = self.expr(e.body, {**env, e.acc: (tz, acc), e.var: (INDEX, e.var)})
             if isinstance(tz, RealT) != isinstance(tb, RealT):
-                raise ADError("ifold: accumulator and body have different types; elaborate the program first")
+                raise ADError(f"{'scan' if isinstance(e, Scan) else 'ifold'}: accumulator and body "
+                              "have different types; elaborate the program first")
+            if isinstance(e, Scan):
+                return Scan(acc, e.var, body, init, n), ArrayT(tz, None)
             return IFold(acc, e.var, body, init, n), tz
         if isinstance(e, Get):
             a, ta = self.expr(e.array, env)

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import EvalError
 from ..lang.primitives import ARG_EXTREMES, REAL_FNS
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
-                        Prim, Program, Snd, Sum, Var, scoped_children)
+                        Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, fresh, subst
 from ..lang.types import size_names
 from ..cost.semantics import diagonal_select
@@ -242,6 +242,8 @@ class _Gen(FoldMixin):
             return self.reduce("sum", e.size, e.var, e.body, env, e)
         if t is IFold:
             return self.ifold(e, env)
+        if t is Scan:
+            return self.scan(e, env)
         raise EvalError(f"cannot compile {e!r}")
 
     def materialise(self, iv: IdxV) -> V:

@@ -3,9 +3,10 @@ sequential loops of the NumPy backend's code generator (a mixin of ``_codegen._G
 """
 from __future__ import annotations
 
-from ..cost.semantics import contraction, fold_shape, is_literal_zero
+from ..cost.semantics import SCAN_ACCUMULATE, contraction, fold_shape, is_literal_zero
 from ..lang.folds import peel_lets
-from ..lang.ast import Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Snd, Sum, Var, scoped_children
+from ..lang.ast import (Build, Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Scan, Snd, Sum, Var,
+                        scoped_children)
 from ._values import (Block, IdxV, PairV, V, _drop_unit_axes, _flat, _int_exponent, _leaves, _rebuild, _show,
                       _Unsupported)
 
@@ -192,9 +193,40 @@ class FoldMixin:
         return self.emit(f"_fold_extreme({init.code}, {red.code}, {is_max})", [init, red],
                          init.S | red.S, 0, "f")
 
-    def ifold_pair(self, e: IFold, init: PairV, env: dict):
+    # -- scan: every state of a fold ---------------------------------------------------------
+    def scan(self, e: Scan, env: dict):
+        """The ``n + 1`` states: one ``ufunc.accumulate`` for a scalar additive or
+        multiplicative recurrence (the states of ``acc + e_i`` are a cumulative sum), else
+        the fold's Python loop writing each state into a preallocated array."""
+        init = self.ev(e.init, env)
+        if isinstance(init, PairV):
+            return self.ifold_pair(e, init, env, states=True)
+        r = self.scan_pattern(e, init, env)
+        if r is not None:
+            return r
+        return self.loop(e, [(e.acc, None)], [init], [e.body], env, init, states=True)
+
+    def scan_pattern(self, e: Scan, init: V, env: dict):
+        if isinstance(init, IdxV) or init.rank or init.S:
+            return None
+        b, wrap = peel_lets(e.body, e.acc, self.fv)
+        free = lambda x: e.acc not in self.fv(x)  # noqa: E731
+        shape = fold_shape(b, e.acc, free, zero=Int(0) if init.dt == "i" else Num(0.0))
+        if shape is None or shape.kind not in SCAN_ACCUMULATE:
+            return None
+        terms = self.ev(Build(e.size, e.var, wrap(shape.term)), env)
+        if isinstance(terms, PairV) or terms.S or terms.rank != 1:
+            return None
+        # [init, t_0, t_1, ...] accumulated left to right: the loop's own order of operations
+        ufunc = SCAN_ACCUMULATE[shape.kind]
+        return self.emit(f"_np.{ufunc}.accumulate(_np.concatenate(([{init.code}], {terms.code})))",
+                         [init, terms], (), 1, init.dt if init.dt == terms.dt else "f",
+                         (None,), comment=_show(e))
+
+    def ifold_pair(self, e: IFold, init: PairV, env: dict, states: bool = False):
         """Split a pair accumulator into components; independent ones are folded (and
-        pattern-matched) separately, the rest share one sequential loop."""
+        pattern-matched) separately, the rest share one sequential loop.  With ``states``
+        (a ``scan``), every component's states are kept: one loop for all of them."""
         paths: list[tuple] = []
 
         def walk(v, path):
@@ -253,7 +285,7 @@ class FoldMixin:
             used: set = set()
             comps[p] = subst(project(e.body, p), used)
             deps[p] = used
-        loop_set = {p for p in paths if deps[p] - {p}}
+        loop_set = set(paths) if states else {p for p in paths if deps[p] - {p}}
         changed = True
         while changed:
             changed = False
@@ -281,15 +313,19 @@ class FoldMixin:
         if loop_set:
             lp = [p for p in paths if p in loop_set]
             outs = self.loop(e, [(names[p], None) for p in lp], [leaves_init[p] for p in lp],
-                             [comps[p] for p in lp], env, None)
+                             [comps[p] for p in lp], env, None, states=states)
             for p, v in zip(lp, outs if isinstance(outs, list) else [outs]):
                 results[p] = v
         return _rebuild(init, [results[p] for p in paths])
 
-    def loop(self, e: IFold, accs, inits: list, bodies: list, env: dict, single):
-        """A sequential Python loop; the body is vectorised over the other index axes."""
+    def loop(self, e: IFold, accs, inits: list, bodies: list, env: dict, single, states: bool = False):
+        """A sequential Python loop; the body is vectorised over the other index axes.  With
+        ``states`` (a ``scan``) each accumulator's ``n + 1`` states are written into an array
+        (states first, then the index axes, as every array value of the backend)."""
         n = self.extent(self.ev(e.size, env), e)
         masked = bool(n.S)
+        if masked and states:
+            raise _Unsupported(f"scan whose length depends on an index variable (a ragged array): {_show(e)}")
         ext = self.emit(f"_max_extent({n.code})", [n], (), 0, "i") if masked else n
         S_acc = [v.S | n.S for v in inits]
         parent = self.cur
@@ -327,6 +363,17 @@ class FoldMixin:
         lines.append(f"# {_show(e)}")
         for nm, v, S in zip(anames, inits, S_acc):
             lines.append(f"{nm} = {self.conform(v, S)}")
+        snames = [self.tmp("_s") for _ in anames] if states else []
+        # scalar states go to a list (an append costs a third of an array store), arrays into
+        # a preallocated array
+        listed = [not S for S in S_acc] if states else []
+        for sn, nm, v, as_list in zip(snames, anames, inits, listed):
+            dtype = {"f": "_f64", "i": "_i64", "b": "bool"}[v.dt]
+            if as_list and not v.rank:
+                lines.append(f"{sn} = [{nm}]")
+            else:
+                lines.append(f"{sn} = _np.empty(({ext.code} + 1,) + _shape({nm}), {dtype})")
+                lines.append(f"{sn}[0] = {nm}")
         lines.append(f"for {ivar} in range({ext.code}):")
         lines.extend("    " + ln for ln in blk.lines)
         news = []
@@ -339,6 +386,16 @@ class FoldMixin:
                      + ("," if len(anames) == 1 else ""))
         if len(anames) == 1:
             lines[-1] = f"    {anames[0]} = {news[0]}"
+        for sn, nm, v, as_list in zip(snames, anames, inits, listed):
+            lines.append(f"    {sn}.append({nm})" if as_list and not v.rank else f"    {sn}[{ivar} + 1] = {nm}")
+        for sn, v, as_list in zip(snames, inits, listed):
+            if as_list and not v.rank:
+                dtype = {"f": "_f64", "i": "_i64", "b": "bool"}[v.dt]
+                lines.append(f"{sn} = _np.array({sn}, {dtype})")
+        if states:
+            outs = [V(sn, S, v.rank + 1, v.dt, (None,) + tuple(v.dims), parent)
+                    for sn, v, S in zip(snames, inits, S_acc)]
+            return outs[0] if single is not None else outs
         outs = [V(nm, S, v.rank, v.dt, v.dims, parent, ro=v.ro or S != v.S)
                 for nm, v, S in zip(anames, inits, S_acc)]
         return outs[0] if single is not None else outs

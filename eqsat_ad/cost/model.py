@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
-                        Program, Snd, Sum, Var)
+                        Program, Scan, Snd, Sum, Var)
 from ..egraph.constructors import PRIM_TO_CTOR
 from ..lang.primitives import PRIMITIVES
 from ..errors import EqsatError
@@ -58,13 +58,14 @@ from ..errors import EqsatError
 DEFAULT_OPCOST: dict[str, float] = {
     **{p.ctor: p.cost for p in PRIMITIVES.values() if p.ctor is not None},
     "Len": 0.1, "Fst": 0.1, "Snd": 0.1, "Pair": 0.1, "Get": 2.0, "If": 3.0,
-    "Build": 1.0, "Sum": 1.0, "Let": 0.1, "IFold": 500.0,
+    "Build": 1.0, "Sum": 1.0, "Let": 0.1, "IFold": 500.0, "Scan": 500.0,
 }
 # What the backend does with each shape of term (views, fills, reductions, BLAS / einsum
 # calls, loops) is declared once, in semantics.py: NO_CALL (no NumPy call of its own) and the
 # table entries of the pseudo-constructors (GetAxis, Fill, Loop, Prod, Max, Dot, Gemv, ...).
 from .semantics import (ENTRY, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION,  # noqa: E402
-                        NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, contraction, contraction_terms,
+                        NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, SCAN_ACCUMULATE, contraction,
+                        contraction_terms,
                         ND_CALL, diagonal_select, extra_axes, fold_shape,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
@@ -328,6 +329,8 @@ class _Walk:
             return self.shape(e.then) or self.shape(e.else_)
         if isinstance(e, (Fst, Snd)) and isinstance(e.pair, Pair):
             return self.shape(e.pair.fst if isinstance(e, Fst) else e.pair.snd)
+        if isinstance(e, Scan):
+            return [self.extent(e.size) + 1] + self.shape(e.init)
         return []
 
     def extent(self, n: Expr) -> int:
@@ -460,6 +463,8 @@ class _Walk:
             return self.lift(bv, done)
         if isinstance(e, IFold):
             return self._ifold(e, scope, depth)
+        if isinstance(e, Scan):
+            return self._scan(e, scope, depth)
         if isinstance(e, Get):
             av = self.walk(e.array, scope, depth)
             idx = e.index
@@ -640,6 +645,11 @@ class _Walk:
                 self.pay("Pow", red)                        # t ** n
             self.pay(FOLD_COMBINE[shape.kind], za | red)
             return za | red
+        return self._loop(e, za, na, scope, depth)
+
+    def _loop(self, e: "IFold | Scan", za: frozenset, na: frozenset, scope: dict, depth: int,
+              states: bool = False) -> frozenset:
+        """A sequential Python loop (a scan's also stores every state: one store a step)."""
         self.nfold += 1
         fid = ("fold", self.nfold)
         self.seq.add(e.var)
@@ -648,7 +658,27 @@ class _Walk:
                                         e.acc: (acc_axes, fid + ("acc",))}, depth))
         own = za | na | (ba - {e.var})
         self.pay("Loop", frozenset([e.var]) | (na - {e.var}))
+        if states:
+            self.pay("Store", own | {e.var})
         return own
+
+    def _scan(self, e: Scan, scope: dict, depth: int):
+        """A scan: one ``ufunc.accumulate`` over the terms of a scalar additive or
+        multiplicative recurrence (semantics.SCAN_ACCUMULATE), else the fold's loop storing
+        its states."""
+        zv = self.force(self.walk(e.init, scope, depth))
+        za = self.ax(zv)
+        na = self.ax(self.walk(e.size, scope, depth))
+        self.ext[e.var] = self.extent(e.size)
+        scalar = not isinstance(zv, _PairVal) and self.shape(e.init) == [] and not za
+        shape = _fold_shape(e, True, self._intish(e.init, scope)) if scalar else None
+        if shape is not None and shape.kind in SCAN_ACCUMULATE and not na:
+            bid = ("ix", depth + 1, e.size)
+            ba = self.ax(self.walk(shape.term, {**scope, e.var: (frozenset([e.var]), bid)}, depth + 1))
+            if ba <= {e.var}:
+                self.pay(FOLD_REDUCTION[shape.kind], frozenset([e.var]))
+                return frozenset()
+        return self._loop(e, za, na, scope, depth, states=True)
 
     def _pair_tree(self, comps, scope, depth):
         if isinstance(comps, tuple):

@@ -24,6 +24,7 @@ Pseudo-constructors (cost-table names that are not e-graph constructors):
 ``GetAxis``     ``(get x i)`` with ``i`` an index axis: a view (slice / transpose)
 ``Fill``        a ``build`` whose body ignores its index: ``np.full`` / broadcast
 ``Loop``        one iteration of a sequential ``ifold`` (a Python ``for`` loop)
+``Store``       storing one state of a ``scan`` loop
 ``Prod``        ``np.multiply.reduce`` (a product ``ifold``), per element
 ``Max``         ``np.fmax.reduce`` / ``np.fmin.reduce`` (a max / min ``ifold``), per element
 ``Extreme``     combining a max / min ``ifold``'s initial value with its reduction
@@ -71,6 +72,9 @@ EXTRA_OPCOST: dict[str, float] = {
     "Dot": 0.5, "Gemv": 0.5, "Gemm": 0.1, "EinsumLoop": 1.0, "EinsumPlan": 0.0,
     "Entry": 0.0, "Copy": 1.0, "DiagFill": 1.0, "DiagSet": 8.0, "NdCall": 0.0,
 }
+#: A ``scan`` loop stores each state (a list append for a scalar state, an array store else):
+#: per element like a copy, per call one plain (or scalar) operation.
+EXTRA_OPCOST["Store"] = 1.0
 #: Per-call costs of the pseudo-constructors that differ from one plain NumPy call, as
 #: multiples of the model's ``overhead`` (used when the calibrated table has no figure).
 EXTRA_CALLS: dict[str, float] = {"EinsumLoop": 2.0, "EinsumPlan": 20.0, "Extreme": 2.0, "DiagSet": 8.0,
@@ -166,6 +170,11 @@ FOLD_REDUCTION = {"sum": "Sum", "sub": "Sum", "prod": "Prod", "max": "Max", "min
 #: The operation that combines the initial value with the reduction.
 FOLD_COMBINE = {"sum": "Add", "sub": "Sub", "prod": "Mul", "max": "Extreme", "min": "Extreme",
                 "maximum": "Maximum", "minimum": "Minimum"}
+
+#: The ``scan`` shapes the backend computes as one NumPy ``ufunc.accumulate`` over
+#: ``[init, t_0, t_1, ...]`` (a scalar state; the loop's own order of operations) instead of a
+#: Python loop: kind (:func:`fold_shape`) -> ufunc.  They are priced like the fold's reduction.
+SCAN_ACCUMULATE = {"sum": "add", "sub": "subtract", "prod": "multiply"}
 
 
 def fold_shape(core: Expr, acc: str, free: Callable[[Expr], bool], scalar_init: bool = True,

@@ -8,7 +8,7 @@ Kinds:
               ``a`` of the fold over ``i``: it depends on the iteration, so its fv is {a, i})
   ``op``      n-ary over Terms
   ``binder``  ``(Build s n b)``, ``(Sum s n b)``, ``(Let x v b)``: binds the String in the last child
-  ``ifold``   ``(IFold a i body init n)``: binds a and i in body
+  ``ifold``   ``(IFold a i body init n)``, ``(Scan a i body init n)``: bind a and i in body
 """
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ CONSTRUCTORS: dict[str, tuple[str, int]] = {
     "Len": ("op", 1), "Fst": ("op", 1), "Snd": ("op", 1),
     "Get": ("op", 2), "Pair": ("op", 2), "If": ("op", 3),
     "Build": ("binder", 2), "Sum": ("binder", 2), "Let": ("binder", 2),
-    "IFold": ("ifold", 3),
+    "IFold": ("ifold", 3), "Scan": ("ifold", 3),
 }
+
+#: the constructors of kind ``ifold`` (loops with an accumulator)
+FOLD_CTORS = tuple(name for name, (kind, _) in CONSTRUCTORS.items() if kind == "ifold")
 
 # language Prim op -> e-graph constructor (">" and ">=" are encoded as Lt/Le with swapped operands)
 PRIM_TO_CTOR = _PRIM_TO_CTOR
@@ -68,9 +71,9 @@ def fv_rules_text() -> str:
             out.append(f"(rule ((= e ({name} s a b)) (= fa (fv a)) (= fb (fv b))) "
                        f"((set (fv e) (set-union fa (set-remove fb s)))) :ruleset analysis :name \"fv-{name}\")")
         elif kind == "ifold":
-            out.append("(rule ((= e (IFold a i b z n)) (= fb (fv b)) (= fz (fv z)) (= fn (fv n))) "
+            out.append(f"(rule ((= e ({name} a i b z n)) (= fb (fv b)) (= fz (fv z)) (= fn (fv n))) "
                        "((set (fv e) (set-union fn (set-union fz (set-remove (set-remove fb a) i))))) "
-                       ":ruleset analysis :name \"fv-IFold\")")
+                       f":ruleset analysis :name \"fv-{name}\")")
     out += [
         "(rule ((= e (Subst a s k)) (= fa (fv a)) (set-not-contains fa s)) ((set (fv e) fa)) "
         ":ruleset analysis :name \"fv-Subst-skip\")",
@@ -80,8 +83,9 @@ def fv_rules_text() -> str:
         ";; ext(name, extent): the extent of every index binder (names are unique, so one each).",
         "(rule ((= e (Build s n b))) ((ext s n)) :ruleset analysis :name \"ext-Build\")",
         "(rule ((= e (Sum s n b))) ((ext s n)) :ruleset analysis :name \"ext-Sum\")",
-        "(rule ((= e (IFold a i b z n))) ((ext i n)) :ruleset analysis :name \"ext-IFold\")",
     ]
+    out += [f"(rule ((= e ({name} a i b z n))) ((ext i n)) :ruleset analysis :name \"ext-{name}\")"
+            for name in FOLD_CTORS]
     return "\n".join(out) + "\n"
 
 
@@ -152,8 +156,8 @@ def subst_rules_text() -> str:
             out.append(f"(rule ((= t (Subst e s k)) (= e ({name} s a b)) (set-contains (fv e) s)) "
                        f"((union t ({name} s (Subst a s k) b))) :ruleset subst :name \"subst-{name}-shadow\")")
         elif kind == "ifold":
-            out.append("(rule ((= t (Subst e s k)) (= e (IFold a i b z n)) (set-contains (fv e) s) "
+            out.append(f"(rule ((= t (Subst e s k)) (= e ({name} a i b z n)) (set-contains (fv e) s) "
                        "(!= a s) (!= i s) (= fk (fv k)) (set-not-contains fk a) (set-not-contains fk i)) "
-                       "((union t (IFold a i (Subst b s k) (Subst z s k) (Subst n s k)))) "
-                       ":ruleset subst :name \"subst-IFold\")")
+                       f"((union t ({name} a i (Subst b s k) (Subst z s k) (Subst n s k)))) "
+                       f":ruleset subst :name \"subst-{name}\")")
     return "\n".join(out) + "\n"

@@ -17,7 +17,7 @@ run ``analysis`` to saturation first, then this ruleset.
 """
 from __future__ import annotations
 
-from .constructors import CONSTRUCTORS
+from .constructors import CONSTRUCTORS, FOLD_CTORS
 
 SCOPE_PENALTY = 10**14
 COST_CAP = "1e13"          # a node's cost is capped (egglog i64 arithmetic panics on overflow)
@@ -107,7 +107,8 @@ def cost_rules_text(opcost: dict[str, float], default: float = 1.0, scope_penalt
              "(rule ((ext s n) (= v (dimv n))) ((set (extv s) (to-f64 v))) :ruleset cost :name \"extv-index\")",
              "(rule ((= e (Int k)) (> k 0)) ((set (dimv e) k)) :ruleset cost :name \"dimv-int\")",
              "(rule ((= e (Int k)) (<= k 0)) ((set (dimv e) 1)) :ruleset cost :name \"dimv-int-empty\")",
-             "(rule ((= e (IFold a i b z n))) ((set (extv a) 1.0)) :ruleset cost :name \"extv-acc\")",
+             *(f"(rule ((= e ({name} a i b z n))) ((set (extv a) 1.0)) :ruleset cost :name \"extv-acc{suffix}\")"
+               for name, suffix in zip(FOLD_CTORS, ("", *(f"-{n}" for n in FOLD_CTORS[1:])))),
              "(rule ((= e (Let x v b))) ((set (extv x) 1.0)) :ruleset cost :name \"extv-let\")",
              "(relation needw (NameSet))",
              "(relation peel (NameSet NameSet String))",
@@ -143,7 +144,7 @@ def cost_rules_text(opcost: dict[str, float], default: float = 1.0, scope_penalt
             nf = "(set-insert (set-union fn fb) s)"
             own = "(set-union fn (set-remove fb s))"
         else:  # ifold
-            pat = "(IFold a s b z n)"
+            pat = f"({name} a s b z n)"
             fvs = "(= fn (fv n)) (= fb (fv b)) (= fz (fv z))"
             nf = "(set-insert (set-union fn (set-union fz fb)) s)"
             own = "(set-union fn (set-union fz (set-remove (set-remove fb a) s)))"

@@ -8,7 +8,7 @@ shares decoded sub-terms that the term DAG shares.
 from __future__ import annotations
 
 from ..errors import EqsatError
-from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
+from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Scan,
                         Snd, Sum, Var)
 from .constructors import CTOR_TO_PRIM
 
@@ -69,6 +69,8 @@ def _build(name: str, a: list) -> Expr:
         return Sum(a[1], a[0], a[2])
     if name == "IFold":
         return IFold(a[0], a[1], a[2], a[3], a[4])
+    if name == "Scan":
+        return Scan(a[0], a[1], a[2], a[3], a[4])
     if name == "Get":
         return Get(a[0], a[1])
     if name == "Len":
@@ -102,7 +104,7 @@ def readable_names(prog, share: bool = True):
     names become structurally equal, and the NumPy backend, which computes structurally equal
     sub-terms once, shares them.
     """
-    from ..lang.ast import IFold, Let, Program
+    from ..lang.ast import FOLDS, Let, Program
     from ..lang.binders import _rewrite_names
     from ..lang.types import size_names
     avoid = set()
@@ -135,7 +137,7 @@ def readable_names(prog, share: bool = True):
                 names.setdefault(id(n), (index_name(loops),))
                 stack.append((n.size, loops, lets))
                 stack.append((n.body, loops + 1, lets))
-            elif isinstance(n, IFold):
+            elif isinstance(n, FOLDS):
                 names.setdefault(id(n), (ok("acc" if loops == 0 else f"acc{loops}"), index_name(loops)))
                 stack.append((n.init, loops, lets))
                 stack.append((n.size, loops, lets))
@@ -145,7 +147,7 @@ def readable_names(prog, share: bool = True):
         return Program(prog.params, _rewrite_names(body, {}, lambda n, sigma, level: names[id(n)], None))
 
     def pick(n, sigma, level):
-        if isinstance(n, IFold):
+        if isinstance(n, FOLDS):
             return (ok("acc" if level == 0 else f"acc{level}"),
                     ok(_INDEX_NAMES[level + 1] if level + 1 < len(_INDEX_NAMES) else f"i{level + 1}"))
         if isinstance(n, Let):

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import EqsatError
-from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
+from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Scan,
                         Program, Snd, Sum, Var)
 from ..lang.types import ArrayT, Type
 from .constructors import PRIM_TO_CTOR
@@ -217,13 +217,13 @@ class _Encoder:
             i = self.fresh(e.var, "index")
             b = self._bind([(e.var, ("index", i))], e.body)
             return f"({type(e).__name__} {egg_string(i)} {n} {b})"
-        if isinstance(e, IFold):
+        if isinstance(e, (IFold, Scan)):
             z = self.enc(e.init)
             n = self.enc(e.size)
             i = self.fresh(e.var, "index")
             a = self.fresh(e.acc, "acc")
             b = self._bind([(e.var, ("index", i)), (e.acc, ("acc", a, i))], e.body)
-            return f"(IFold {egg_string(a)} {egg_string(i)} {b} {z} {n})"
+            return f"({type(e).__name__} {egg_string(a)} {egg_string(i)} {b} {z} {n})"
         if isinstance(e, Get):
             return f"(Get {self.enc(e.array)} {self.enc(e.index)})"
         if isinstance(e, Length):

@@ -8,6 +8,7 @@ The forms mirror the program text (see ``docs/language.md``)::
     Build(size, "i", body)   # (build N (lambda (i) body))
     Sum(size, "i", body)     # (sum N (lambda (i) body))
     IFold("acc", "i", body, init, size)   # (ifold (lambda (acc i) body) init N)
+    Scan("acc", "i", body, init, size)    # (scan (lambda (acc i) body) init N): every state
     Get(array, index)  Length(array)  Pair(a, b)  Fst(p)  Snd(p)
 
 A whole program is a :class:`Program`: typed parameters and a body.
@@ -194,6 +195,26 @@ class IFold(Expr):
 
 
 @node
+class Scan(Expr):
+    """``(scan (lambda (acc i) body) init N)``: the ``N + 1`` states of the ``ifold`` with
+    the same parts, ``init`` first -- element ``k`` is the accumulator before step ``k``
+    and element ``N`` the fold's result.  A gradient through a fold reads the states
+    (``eqsat_ad/ad/transpose.py``)."""
+    acc: str
+    var: str
+    body: Expr
+    init: Expr
+    size: Expr
+
+    def binds(self):
+        return (self.acc, self.var)
+
+
+#: the loops with an accumulator: the same binders and children, in the same order
+FOLDS = (IFold, Scan)
+
+
+@node
 class Get(Expr):
     array: Expr
     index: Expr
@@ -232,7 +253,7 @@ def scoped_children(e: Expr) -> Iterator[tuple[Expr, tuple[str, ...]]]:
     elif isinstance(e, (Build, Sum)):
         yield e.size, ()
         yield e.body, (e.var,)
-    elif isinstance(e, IFold):
+    elif isinstance(e, FOLDS):
         yield e.body, (e.acc, e.var)
         yield e.init, ()
         yield e.size, ()

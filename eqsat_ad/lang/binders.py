@@ -1,8 +1,8 @@
 """Binder utilities: free variables, capture-avoiding substitution, fresh names, renaming.
 
-The language has four binding forms: ``let`` (binds its name in the body), ``build`` and
-``sum`` (bind the index in the body) and ``ifold`` (binds the accumulator and the index in
-the body).  Everything here is iterative (explicit stacks), so it works on expressions
+The language has five binding forms: ``let`` (binds its name in the body), ``build`` and
+``sum`` (bind the index in the body) and ``ifold``/``scan`` (bind the accumulator and the
+index in the body).  Everything here is iterative (explicit stacks), so it works on expressions
 thousands of levels deep.
 
 >>> from eqsat_ad.lang.ast import Build, Var, Prim, Length
@@ -20,13 +20,13 @@ from dataclasses import replace
 from typing import Callable, Iterable
 
 from ..errors import EqsatError
-from .ast import Build, Expr, IFold, Let, Program, Sum, Var, scoped_children
+from .ast import FOLDS, Build, Expr, Let, Program, Sum, Var, scoped_children
 
 __all__ = ["free_vars", "free_vars_table", "subst", "subst_all", "fresh", "rename_unique",
            "alpha_eq", "canonical_names", "bound_names", "all_names", "struct_eq",
            "with_binders", "call_deep", "cache_hashes"]
 
-_BINDERS = (Let, Build, Sum, IFold)
+_BINDERS = (Let, Build, Sum) + FOLDS
 
 
 # --------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def with_binders(e: Expr, names: tuple[str, ...]) -> Expr:
         return e if e.name == names[0] else replace(e, name=names[0])
     if isinstance(e, (Build, Sum)):
         return e if e.var == names[0] else replace(e, var=names[0])
-    if isinstance(e, IFold):
+    if isinstance(e, FOLDS):
         if (e.acc, e.var) == tuple(names):
             return e
         return replace(e, acc=names[0], var=names[1])

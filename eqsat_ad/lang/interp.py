@@ -10,6 +10,7 @@ Values
 Semantics (``docs/language.md``)
     ``build n f = [f 0 .. f (n-1)]``; ``sum n f = f 0 + ... + f (n-1)`` (left to right,
     0.0 for ``n <= 0``); ``ifold f z n`` is the loop ``acc = z; for i in 0..n-1: acc = f acc i``;
+    ``scan f z n`` is the list of every ``acc`` of that loop, ``z`` first (``n + 1`` states);
     ``get a i`` is ``a[i]`` and an index outside ``0 <= i < length a`` is an
     :class:`EvalError` (no wrap-around); ``let`` binds sequentially; ``if`` evaluates only
     the branch taken; ``and``/``or`` short-circuit.
@@ -38,7 +39,7 @@ from ..errors import EvalError
 from ..runtime import bind_inputs, check_alloc, fp_ignore, pack, to_output
 from .primitives import ARG_EXTREMES, REAL_FNS
 from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
-                  Prim, Program, Snd, Sum, Var)
+                  Prim, Program, Scan, Snd, Sum, Var)
 
 __all__ = ["evaluate", "eval_expr", "show"]
 
@@ -229,6 +230,18 @@ def eval_expr(e: Expr, env: dict[str, Any]) -> Any:
             env2[e.var] = k
             acc = eval_expr(e.body, env2)
         return acc
+    if t is Scan:
+        acc = eval_expr(e.init, env)
+        n = _size(eval_expr(e.size, env), e)
+        check_alloc(max(n, 0) + 1, f"scan of {max(n, 0) + 1} states")
+        states = [acc]
+        env2 = dict(env)
+        for k in range(n):
+            env2[e.acc] = acc
+            env2[e.var] = k
+            acc = eval_expr(e.body, env2)
+            states.append(acc)
+        return pack(states)
     if t is Get:
         a = eval_expr(e.array, env)
         k = _as_index(eval_expr(e.index, env), e)

@@ -59,22 +59,23 @@ from __future__ import annotations
 
 from ..errors import EqsatError
 from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
-                  Program, Snd, Sum, Var)
+                  Program, Scan, Snd, Sum, Var)
 from .binders import call_deep
 
 __all__ = ["normalize", "normalize_program", "share", "share_program", "has_sharing",
            "rename_free", "dag_size", "tree_size"]
 
 # children order of each tag and the number of variables bound for each child
-_BIND = {"build": (0, 1), "sum": (0, 1), "ifold": (2, 0, 0)}
-_LOOPS = frozenset(("build", "sum", "ifold"))
+_BIND = {"build": (0, 1), "sum": (0, 1), "ifold": (2, 0, 0), "scan": (2, 0, 0)}
+_FOLD_TAGS = frozenset(("ifold", "scan"))      # accumulator and index bound in the body
+_LOOPS = frozenset(("build", "sum")) | _FOLD_TAGS
 _LEAVES = frozenset(("num", "int", "bool", "fv", "bv"))
 _SMALL = frozenset(("num", "int", "bool", "fv", "bv", "fst", "snd", "len", "get"))
 _EMPTY: frozenset = frozenset()
 CHEAP_SIZE = 4          # reads this small (leaves, fst/snd/length/get of them) are repeated
 GUARD_SEARCH = 100_000  # steps of the guard search before a let is refused (written at uses)
 
-_TAG_OF = {Build: "build", Sum: "sum", IFold: "ifold", Get: "get", Length: "len", Pair: "pair",
+_TAG_OF = {Build: "build", Sum: "sum", IFold: "ifold", Scan: "scan", Get: "get", Length: "len", Pair: "pair",
            Fst: "fst", Snd: "snd", If: "if", Prim: "prim"}
 
 
@@ -314,7 +315,7 @@ def _kids(e: Expr) -> tuple:
         return (e.value, e.body)
     if t is If:
         return (e.cond, e.then, e.else_)
-    if t is IFold:
+    if t is IFold or t is Scan:
         return (e.body, e.init, e.size)
     if t is Pair:
         return (e.fst, e.snd)
@@ -343,7 +344,7 @@ def _free_vars(order: list[Expr]) -> dict[int, frozenset]:
         for pos, c in enumerate(ks):
             fc = fv[id(c)]
             if bound and fc and ((t is Let and pos == 1) or ((t is Build or t is Sum) and pos == 1)
-                                 or (t is IFold and pos == 0)):
+                                 or ((t is IFold or t is Scan) and pos == 0)):
                 fc = fc.difference(bound)
             if fc and not fc <= acc:
                 acc = acc | fc
@@ -461,12 +462,12 @@ class _Reader:
             if s.tag[r] in _LOOPS:
                 s.hint.setdefault(r, (e.var,))
             return r
-        if t is IFold:
+        if t is IFold or t is Scan:
             b = self._bound((e.acc, e.var), depth, e.body)
             z = self.read(e.init, depth)
             n = self.read(e.size, depth)
-            r = s.mk("ifold", None, (b, z, n))
-            if s.tag[r] == "ifold":
+            r = s.mk(_TAG_OF[t], None, (b, z, n))
+            if s.tag[r] == _TAG_OF[t]:
                 s.hint.setdefault(r, (e.acc, e.var))
             return r
         tag = _TAG_OF.get(t)
@@ -550,7 +551,7 @@ class _Instances:
             scope.append(max((sl[0] for sl in slots), key=bdepth.__getitem__) if slots else -1)
             bdepth.append(cur_depth[0])
             tg = tag[node]
-            own.append(tuple((i, k) for k in range(2 if tg == "ifold" else 1)) if tg in _LOOPS else ())
+            own.append(tuple((i, k) for k in range(2 if tg in _FOLD_TAGS else 1)) if tg in _LOOPS else ())
             return i, True
 
         r, _ = new(root, {})
@@ -743,7 +744,7 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
     for i in range(len(inode)):            # binder names, outermost first
         if own[i]:
             tg = tag[inode[i]]
-            hint = s.hint.get(inode[i], ("acc", "i") if tg == "ifold" else ("i",))
+            hint = s.hint.get(inode[i], ("acc", "i") if tg in _FOLD_TAGS else ("i",))
             for sl, h in zip(own[i], hint):
                 slot_name[sl] = names(h)
     n_inst = len(inode)
@@ -882,7 +883,7 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
         elif tg == "prim":
             e = Prim(s.data[node], tuple(ref(j) for j in ks))
         elif tg in _LOOPS:
-            body_pos = 1 if tg != "ifold" else 0
+            body_pos = 0 if tg in _FOLD_TAGS else 1
             args = [ref(j) for j in ks]
             if i in at_body:
                 args[body_pos] = wrap(at_body[i], args[body_pos])
@@ -892,7 +893,7 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
             elif tg == "sum":
                 e = Sum(args[0], nm[0], args[1])
             else:
-                e = IFold(nm[0], nm[1], args[0], args[1], args[2])
+                e = (IFold if tg == "ifold" else Scan)(nm[0], nm[1], args[0], args[1], args[2])
         elif tg == "if":
             e = If(ref(ks[0]), ref(ks[1]), ref(ks[2]))
         elif tg == "get":

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from ..errors import ParseError
 from .ast import (PRIM_ARITY, Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num,
-                  Pair, Param, Prim, Program, Snd, Sum, Var)
+                  Pair, Param, Prim, Program, Scan, Snd, Sum, Var)
 from .types import BOOL, INDEX, REAL, SIZE, ArrayT, PairT, Type, show_type
 
 __all__ = ["parse", "parse_expr", "parse_type", "show_expr", "show_program", "show_flat",
@@ -45,7 +45,7 @@ __all__ = ["parse", "parse_expr", "parse_type", "show_expr", "show_program", "sh
 WIDTH = 90            # target line width of the pretty printer
 _MAX_INDENT = 60      # beyond this column, sub-expressions are printed on one line
 
-CORE_FORMS = frozenset(PRIM_ARITY) | {"if", "let", "build", "sum", "ifold", "get", "length",
+CORE_FORMS = frozenset(PRIM_ARITY) | {"if", "let", "build", "sum", "ifold", "scan", "get", "length",
                                       "pair", "fst", "snd", "lambda", "fun"}
 _RESERVED = CORE_FORMS | {"true", "false", "inf", "nan", "-inf", "+inf"}
 
@@ -259,6 +259,7 @@ _FORM_SHAPES = {
     "build": "(build N (lambda (i) e))",
     "sum": "(sum N (lambda (i) e))",
     "ifold": "(ifold (lambda (acc i) e) init N)",
+    "scan": "(scan (lambda (acc i) e) init N)",
     "let": "(let ((x e) ...) body)",
     "if": "(if c a b)",
     "get": "(get a i)",
@@ -367,10 +368,11 @@ class _Converter:
             (i,), body = self.lambda_(args[1], 1, _FORM_SHAPES[h])
             cls = Build if h == "build" else Sum
             return [args[0], body], lambda xs, cls=cls, i=i: cls(xs[0], i, xs[1])
-        if h == "ifold":
+        if h in ("ifold", "scan"):
             arity(3)
             (acc, i), body = self.lambda_(args[0], 2, _FORM_SHAPES[h])
-            return [body, args[1], args[2]], lambda xs: IFold(acc, i, xs[0], xs[1], xs[2])
+            cls = IFold if h == "ifold" else Scan
+            return [body, args[1], args[2]], lambda xs, cls=cls: cls(acc, i, xs[0], xs[1], xs[2])
         if h == "let":
             if n != 2 or not isinstance(args[0], _List):
                 raise _err(sx, f"'let' expects {_FORM_SHAPES['let']}", f)
@@ -406,7 +408,7 @@ class _Converter:
             arity(1)
             return args, lambda xs: Snd(xs[0])
         if h == "lambda":
-            raise _err(sx, "'lambda' is only allowed as an argument of build, sum, ifold or a "
+            raise _err(sx, "'lambda' is only allowed as an argument of build, sum, ifold, scan or a "
                            "library function", f)
         if h == "fun":
             raise _err(sx, "'fun' is only allowed at the top of a program", f)
@@ -637,6 +639,8 @@ def _form(e: Expr):
         return ["sum", e.size, ["lambda", [e.var], e.body]]
     if isinstance(e, IFold):
         return ["ifold", ["lambda", [e.acc, e.var], e.body], e.init, e.size]
+    if isinstance(e, Scan):
+        return ["scan", ["lambda", [e.acc, e.var], e.body], e.init, e.size]
     if isinstance(e, Get):
         return ["get", e.array, e.index]
     if isinstance(e, Length):

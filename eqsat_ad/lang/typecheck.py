@@ -28,7 +28,7 @@ from __future__ import annotations
 from ..errors import TypeCheckError
 from .primitives import ARG_EXTREMES, REAL_RESULT
 from .ast import (COMPARISONS, PRIM_ARITY, Build, BoolLit, Expr, Fst,
-                  Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Program, Snd, Sum, Var)
+                  Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Program, Scan, Snd, Sum, Var)
 from .binders import call_deep
 from .types import (BOOL, INDEX, REAL, SIZE, ArrayT, PairT, SizeLike, Type, show_type,
                     size_names)
@@ -194,7 +194,7 @@ class _Checker:
             if tb not in _NUMERIC:
                 raise self.fail(e, "the body of sum", "a number", tb)
             return tb, new, None
-        if isinstance(e, IFold):
+        if isinstance(e, (IFold, Scan)):
             return self.check_ifold(e)
         if isinstance(e, Get):
             ta, a2, _ = self.check(e.array, e)
@@ -264,9 +264,10 @@ class _Checker:
         result = BOOL if op in COMPARISONS else target
         return result, self._rebuild(e, tuple(new)), None
 
-    def check_ifold(self, e: IFold) -> tuple[Type, Expr, SizeLike]:
+    def check_ifold(self, e: "IFold | Scan") -> tuple[Type, Expr, SizeLike]:
+        """An ``ifold``, or a ``scan``: the array of its ``N + 1`` states."""
         ti, i2, _ = self.check(e.init, e)
-        s2, _ = self._size_operand(e, e.size)
+        s2, sv = self._size_operand(e, e.size)
         acc_t = ti
         for attempt in range(2):
             s_acc = self.bind(e.acc, acc_t, None)
@@ -286,10 +287,13 @@ class _Checker:
             else:
                 t = _unify_shape(acc_t, tb)  # type: ignore[assignment]
                 if t is None:
-                    raise self.fail(e, "the body of ifold",
+                    raise self.fail(e, f"the body of {'scan' if isinstance(e, Scan) else 'ifold'}",
                                     f"of the accumulator's type {show_type(acc_t)}", tb)
             break
         i2 = _coerce(i2, ti, t) if ti in _NUMERIC else i2
+        if isinstance(e, Scan):
+            states = sv + 1 if isinstance(sv, int) and not isinstance(sv, bool) else None
+            return ArrayT(t, states), self._rebuild(e, (b2, i2, s2)), None
         return t, self._rebuild(e, (b2, i2, s2)), None
 
 
