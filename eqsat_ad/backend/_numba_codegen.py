@@ -1,0 +1,834 @@
+"""The loop generator of the Numba backend: the program's loops become Python loops that
+Numba compiles (``docs/backend-numba.md``).
+
+The language is loop nests, so the translation is direct: ``build n (λi. e)`` is a
+preallocated output and ``for i in range(n)``, ``sum`` an accumulator loop, ``ifold`` a
+sequential loop, ``let`` a local, ``if`` a branch, ``get`` indexing, pairs are split at
+compile time (an array of pairs is a pair of arrays).  Every sub-term is one assignment to a
+scalar local, so an elementwise chain and its reduction are one loop with no temporary
+arrays.
+
+**Placement (loop-invariant code motion).**  Every sub-term is generated in the outermost
+block where its free variables are defined: a term inside ``build n (λi. ...)`` that does
+not mention ``i`` (nor anything bound inside that loop) is computed once, before the loop --
+so ``(build n (λi. (/ (get x i) (sum n ...))))`` stays O(n).  Two limits keep this safe: a
+term that may raise (a ``get`` whose index is not a loop index over the array's own length)
+never leaves its loop or branch, and a term leaves an ``if`` branch only when it also
+leaves a loop (then it is computed once instead of once per iteration; otherwise it stays
+in the branch and runs only when taken).  Sub-terms are memoised by structure and the
+bindings of their free variables, so a repeated term is computed once per block.
+
+>>> from eqsat_ad.lang.syntax import parse
+>>> src = generate_kernel(parse(
+...     "(fun ((x (vec n))) (build n (lambda (i) (/ (get x i) (sum n (lambda (j) (get x j)))))))"))
+>>> print(src.source.split("def _kernel")[1])          # the sum is hoisted out of the build
+(x, n, _lim):
+    _t3 = 0.0
+    for j in range(n):
+        _t2 = x[j]
+        _t3 += _t2
+    if n > _lim: raise MemoryError(n, 0)
+    _o5 = np.empty((n,), np.float64)
+    for i in range(n):
+        _t1 = x[i]
+        _t4 = (_t1 / _t3)
+        _o5[i] = _t4
+    return (_o5,)
+<BLANKLINE>
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..lang import ast as _ast
+from ..lang.ast import (
+    BoolLit,
+    Build,
+    Expr,
+    Fst,
+    Get,
+    If,
+    IFold,
+    Int,
+    Length,
+    Let,
+    Num,
+    Pair,
+    Prim,
+    Program,
+    Snd,
+    Sum,
+    Var,
+    scoped_children,
+)
+from ..lang.binders import free_vars, free_vars_table
+from ..lang.primitives import ARG_EXTREMES, REAL_FNS
+from ..lang.types import (
+    ArrayT,
+    BoolT,
+    IndexT,
+    PairT,
+    RealT,
+    SizeT,
+    Type,
+    scalar_leaf,
+    size_names,
+)
+from ._values import _int_exponent, _pyname_ok, _show, _Unsupported
+
+__all__ = ["Kernel", "generate_kernel"]
+
+_Scan = getattr(_ast, "Scan", None)      # (scan ...): the states of an ifold
+
+# names the generated module binds (a loop index of the program is renamed rather than shadow one)
+_MODULE_NAMES = frozenset({"math", "np", "njit", "prange", "range", "max", "float", "abs"})
+_DTYPE = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}
+_ZERO = {"f": "0.0", "i": "0", "b": "False"}
+_CMP = {"=": "==", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+# the real functions on scalars inside a kernel (math: the C library, as NumPy's scalar
+# loops; maximum/minimum/sign: NumPy's NaN rules)
+_SCALAR_FN = {"exp": "math.exp", "log": "math.log", "sin": "math.sin", "cos": "math.cos",
+              "tan": "math.tan", "sqrt": "math.sqrt", "tanh": "math.tanh", "log1p": "math.log1p",
+              "abs": "abs", "sign": "np.sign", "max": "np.maximum", "min": "np.minimum"}
+# helpers the generated module defines when a kernel uses them (compiled with the kernel)
+_HELPERS = {
+    "argmax": ("_argmax", "def _argmax(a):\n    return np.argmax(a) if a.shape[0] > 0 else 0\n"),
+    "argmin": ("_argmin", "def _argmin(a):\n    return np.argmin(a) if a.shape[0] > 0 else 0\n"),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# blocks and compile-time values
+# ---------------------------------------------------------------------------------------
+class Scope:
+    """A block of generated lines: the kernel body, a loop body or an ``if`` branch.  Lines
+    are strings or ``(header, Scope)`` for a nested block.  ``memo`` holds the values
+    computed here (visible to the blocks nested inside, while they are generated)."""
+    __slots__ = ("depth", "kind", "lines", "memo", "parent")
+
+    def __init__(self, parent: Scope | None, kind: str):
+        self.parent, self.kind = parent, kind
+        self.lines: list = []
+        self.memo: dict = {}
+        self.depth = 0 if parent is None else parent.depth + 1
+
+    def emit(self, line) -> None:
+        self.lines.append(line)
+
+    def chain(self) -> list[Scope]:
+        """This scope and its ancestors, innermost first."""
+        out, s = [], self
+        while s is not None:
+            out.append(s)
+            s = s.parent
+        return out
+
+
+@dataclass(eq=False)
+class S:
+    """A scalar: code (a name or literal), kind 'f' real / 'i' integer / 'b' bool, the
+    scope defining it; for a loop index, the loop's size (its code and expression)."""
+    code: str
+    dt: str
+    scope: Scope
+    bound: str | None = None
+    size_expr: Expr | None = None
+
+
+@dataclass(eq=False)
+class Arr:
+    """An array: ``base[idx...]`` (a row of a matrix is the matrix and an index, no view
+    is made), its remaining rank, element kind, extents (scalars), defining scope, and
+    whether it is freshly allocated by the kernel (else an input or a view of one)."""
+    base: str
+    idx: tuple
+    rank: int
+    dt: str
+    dims: tuple
+    scope: Scope
+    fresh: bool
+
+    @property
+    def code(self) -> str:
+        return self.base if not self.idx else f"{self.base}[{', '.join(self.idx)}]"
+
+
+@dataclass(eq=False)
+class P:
+    """A pair, split at compile time."""
+    a: object
+    b: object
+
+
+def _leaves(v, path=()):
+    if isinstance(v, P):
+        return _leaves(v.a, path + (0,)) + _leaves(v.b, path + (1,))
+    return [(path, v)]
+
+
+def _deepest(*scopes: Scope) -> Scope:
+    return max(scopes, key=lambda s: s.depth)
+
+
+def _scope_of(v) -> Scope:
+    if isinstance(v, P):
+        return _deepest(_scope_of(v.a), _scope_of(v.b))
+    return v.scope
+
+
+@dataclass
+class _Dest:
+    """The outputs of a build being generated: one array per leaf of its element (pairs
+    are split), allocated once before the outermost loop with the extents of the nested
+    builds it was written through."""
+    scope: Scope                                   # where the outputs are allocated
+    leaves: dict = field(default_factory=dict)     # path -> (name, dt, extents)
+
+
+# ---------------------------------------------------------------------------------------
+# the generator
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Kernel:
+    """The generated kernel module: ``source`` (a Python module defining ``_kernel``),
+    ``args`` (the kernel's parameters: the program's leaves then its size names, in order,
+    then ``_lim``), ``arg_types`` (per argument: ('f'|'i'|'b', rank)), ``out`` (the result's
+    shape: a tree of ('f'|'i'|'b', rank) leaves, tuples for pairs), ``gets`` (the source of
+    the ``get`` each bounds check belongs to, by number) and ``allocs`` (what each
+    allocation builds, by number)."""
+    source: str
+    args: list
+    arg_types: list
+    out: object
+    gets: list
+    allocs: list
+    parallel: bool
+
+
+class _Gen:
+    def __init__(self, prog: Program, parallel: bool):
+        self.prog = prog
+        self.parallel = parallel
+        self.n = 0
+        self.fv_table = free_vars_table(prog.body)
+        self.gets: list[str] = []
+        self.allocs: list[str] = []
+        self.helpers: set[str] = set()
+        self.keep: list = []            # values kept alive (their ids are in memo keys)
+        self.root = Scope(None, "root")
+        self._raise_memo: dict = {}
+        self.param_dims: dict[str, list] = {}
+        self.param_values: dict[str, object] = {}
+
+    # -- names -------------------------------------------------------------------------
+    def tmp(self, prefix: str = "_t") -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def fv(self, e: Expr) -> frozenset:
+        r = self.fv_table.get(id(e))
+        return r if r is not None else free_vars(e)
+
+    def let_scalar(self, code: str, dt: str, scope: Scope) -> S:
+        t = self.tmp()
+        scope.emit(f"{t} = {code}")
+        return S(t, dt, scope)
+
+    # -- placement -----------------------------------------------------------------------
+    def place(self, e: Expr, env: dict, cur: Scope) -> Scope:
+        """The outermost open scope ``e`` may be generated in (module docstring)."""
+        target = self.root
+        for v in self.fv(e):
+            b = env.get(v)
+            if b is not None:
+                s = _scope_of(b)
+                if s.depth > target.depth:
+                    target = s
+        if target is cur:
+            return cur
+        if self.may_raise(e, env):
+            return cur
+        chain = cur.chain()
+        between = [s for s in chain if s.depth > target.depth]      # innermost first
+        result, seen_loop = target, False
+        for s in reversed(between):                                   # outermost first
+            if s.kind == "loop":
+                seen_loop = True
+            elif s.kind == "branch" and not seen_loop:
+                result, seen_loop = s, False
+        return result
+
+    def may_raise(self, e: Expr, env: dict) -> bool:
+        """May evaluating ``e`` raise: does it contain a ``get`` whose index is not a loop
+        index running over the length of that same array?"""
+        loops = {}
+        for v in self.fv(e):
+            b = env.get(v)
+            if isinstance(b, S) and b.size_expr is not None:
+                loops[v] = b.size_expr
+        key = (e, tuple(sorted((k, id(x)) for k, x in loops.items())))
+        hit = self._raise_memo.get(key)
+        if hit is None:
+            hit = self._raises(e, loops, env, frozenset())
+            self._raise_memo[key] = hit
+        return hit
+
+    def _raises(self, e: Expr, loops: dict, env: dict, shadow: frozenset) -> bool:
+        stack = [(e, loops, shadow)]
+        while stack:
+            x, lp, sh = stack.pop()
+            if isinstance(x, Get):
+                i = x.index
+                if not (isinstance(i, Var) and i.name in lp and self._covers(lp[i.name], x.array, env, sh)):
+                    return True
+            if isinstance(x, (Build, Sum)):
+                stack.append((x.size, lp, sh))
+                stack.append((x.body, {**lp, x.var: x.size}, sh | {x.var}))
+                continue
+            if isinstance(x, IFold):
+                stack += [(x.init, lp, sh), (x.size, lp, sh)]
+                inner = {k: s for k, s in lp.items() if k != x.acc}
+                inner[x.var] = x.size
+                stack.append((x.body, inner, sh | {x.acc, x.var}))
+                continue
+            for c, bound in scoped_children(x):
+                if bound:
+                    stack.append((c, {k: s for k, s in lp.items() if k not in bound}, sh | set(bound)))
+                else:
+                    stack.append((c, lp, sh))
+        return False
+
+    def _covers(self, size: Expr, arr: Expr, env: dict, shadow: frozenset) -> bool:
+        """Does a loop over ``size`` stay inside ``arr``'s first axis (statically)?"""
+        if isinstance(size, Length) and size.array == arr:
+            return True
+        dims = self._static_dims(arr, env, shadow)
+        if not dims:
+            return False
+        d = dims[0]
+        if isinstance(size, Var) and isinstance(d, str) and size.name == d and d not in shadow:
+            return True
+        return isinstance(size, Int) and isinstance(d, int) and 0 <= size.value <= d
+
+    def _static_dims(self, arr: Expr, env: dict, shadow: frozenset):
+        if isinstance(arr, Var) and arr.name not in shadow and arr.name in self.param_dims \
+                and env.get(arr.name) is self.param_values.get(arr.name):
+            return self.param_dims[arr.name]
+        if isinstance(arr, Get):
+            d = self._static_dims(arr.array, env, shadow)
+            return d[1:] if d else None
+        return None
+
+    # -- expressions -----------------------------------------------------------------------
+    def ev(self, e: Expr, env: dict, cur: Scope):
+        t = type(e)
+        if t is Num:
+            v = float(e.value)
+            code = repr(v) if math.isfinite(v) else ("_nan" if math.isnan(v) else "_inf" if v > 0 else "(-_inf)")
+            return S(code, "f", self.root)
+        if t is Int:
+            return S(str(int(e.value)), "i", self.root) if e.value >= 0 else S(f"({int(e.value)})", "i", self.root)
+        if t is BoolLit:
+            return S("True" if e.value else "False", "b", self.root)
+        if t is Var:
+            try:
+                return env[e.name]
+            except KeyError:
+                raise _Unsupported(f"unbound variable '{e.name}'") from None
+        fvs = self.fv(e)
+        key = (e, tuple(sorted((v, id(env[v])) for v in fvs if v in env)))
+        s = cur
+        while s is not None:
+            hit = s.memo.get(key)
+            if hit is not None:
+                return hit
+            s = s.parent
+        where = self.place(e, env, cur)
+        v = self.node(e, env, where)
+        where.memo[key] = v
+        self.keep.append(v)
+        return v
+
+    def node(self, e: Expr, env: dict, s: Scope):
+        if isinstance(e, Prim):
+            return self.prim(e, env, s)
+        if isinstance(e, Let):
+            v = self.ev(e.value, env, s)
+            return self.ev(e.body, {**env, e.name: v}, s)
+        if isinstance(e, Pair):
+            return P(self.ev(e.fst, env, s), self.ev(e.snd, env, s))
+        if isinstance(e, (Fst, Snd)):
+            p = self.ev(e.pair, env, s)
+            if not isinstance(p, P):
+                raise _Unsupported(f"{'fst' if isinstance(e, Fst) else 'snd'} of a non-pair")
+            return p.a if isinstance(e, Fst) else p.b
+        if isinstance(e, If):
+            return self.if_(e, env, s)
+        if isinstance(e, Get):
+            return self.get(e, self.ev(e.array, env, s), self.ev(e.index, env, s), s)
+        if isinstance(e, Length):
+            a = self.ev(e.array, env, s)
+            while isinstance(a, P):
+                a = a.a
+            if not isinstance(a, Arr):
+                raise _Unsupported("length of a non-array")
+            return a.dims[0]
+        if isinstance(e, Build):
+            return self.build(e, env, s)
+        if isinstance(e, Sum):
+            return self.sum(e, env, s)
+        if isinstance(e, IFold):
+            return self.ifold(e, env, s)
+        if _Scan is not None and isinstance(e, _Scan):
+            return self.ifold(e, env, s, states=True)
+        raise _Unsupported(f"cannot compile {type(e).__name__}")
+
+    def scalar(self, v, what: str) -> S:
+        if not isinstance(v, S):
+            raise _Unsupported(f"{what} of a non-scalar")
+        return v
+
+    def prim(self, e: Prim, env: dict, s: Scope):
+        op = e.op
+        if op in ("and", "or"):
+            a = self.scalar(self.ev(e.args[0], env, s), op)
+            # short-circuit: the second operand only runs when it decides
+            return self.branch(a.code if op == "and" else f"not {a.code}", e.args[1],
+                               S("False" if op == "and" else "True", "b", self.root), env, s)
+        if op in ARG_EXTREMES:
+            a = self.ev(e.args[0], env, s)
+            if not isinstance(a, Arr) or a.rank != 1:
+                raise _Unsupported(f"{op} of a non-vector")
+            self.helpers.add(op)
+            return self.let_scalar(f"{_HELPERS[op][0]}({a.code})", "i", s)
+        args = [self.scalar(self.ev(a, env, s), op) for a in e.args]
+        if op == "not":
+            return self.let_scalar(f"not {args[0].code}", "b", s)
+        if op in _CMP:
+            return self.let_scalar(f"({args[0].code} {_CMP[op]} {args[1].code})", "b", s)
+        if op in ("+", "-", "*"):
+            dt = "i" if args[0].dt == "i" and args[1].dt == "i" else "f"
+            return self.let_scalar(f"({args[0].code} {op} {args[1].code})", dt, s)
+        if op == "/":
+            return self.let_scalar(f"({self.real(args[0])} / {self.real(args[1])})", "f", s)
+        if op == "real":
+            return self.let_scalar(f"float({args[0].code})", "f", s)
+        if op == "pow":
+            k = _int_exponent(e.args[1])
+            b = self.real(args[0])
+            if k is not None:
+                # small integer powers are multiplications (as the NumPy backend does)
+                if k == 0:
+                    return S("1.0", "f", self.root)
+                sq = self.let_scalar(f"({b} * {b})", "f", s) if abs(k) >= 2 else None
+                code = {1: b, 2: sq.code if sq else b, 3: f"({sq.code if sq else b} * {b})",
+                        4: f"({sq.code if sq else b} * {sq.code if sq else b})"}[abs(k)]
+                return self.let_scalar(code if k > 0 else f"(1.0 / {code})", "f", s)
+            return self.let_scalar(f"np.power({b}, {self.real(args[1])})", "f", s)
+        if op == "neg":
+            return self.let_scalar(f"(-{self.real(args[0])})", "f", s)
+        if op in REAL_FNS and op in _SCALAR_FN:
+            return self.let_scalar(f"{_SCALAR_FN[op]}({', '.join(self.real(a) for a in args)})", "f", s)
+        raise _Unsupported(f"the operator {op!r}")
+
+    @staticmethod
+    def real(a: S) -> str:
+        return a.code if a.dt == "f" else f"float({a.code})"
+
+    def branch(self, cond: str, then: Expr, other, env: dict, s: Scope):
+        """``if cond then <then> else <other>`` for a scalar result (``other`` a value)."""
+        th = Scope(s, "branch")
+        tv = self.scalar(self.ev(then, env, th), "a condition")
+        r = self.tmp()
+        th.emit(f"{r} = {tv.code}")
+        el = Scope(s, "branch")
+        el.emit(f"{r} = {other.code}")
+        s.emit((f"if {cond}:", th))
+        s.emit(("else:", el))
+        return S(r, "b", s)
+
+    def if_(self, e: If, env: dict, s: Scope):
+        c = self.scalar(self.ev(e.cond, env, s), "if")
+        th, el = Scope(s, "branch"), Scope(s, "branch")
+        tv = self.ev(e.then, env, th)
+        evv = self.ev(e.else_, env, el)
+        out = self.merge(tv, evv, th, el, s)
+        s.emit((f"if {c.code}:", th))
+        s.emit(("else:", el))
+        return out
+
+    def merge(self, tv, ev, th: Scope, el: Scope, s: Scope):
+        """One variable per leaf, assigned in both branches."""
+        if isinstance(tv, P) or isinstance(ev, P):
+            if not (isinstance(tv, P) and isinstance(ev, P)):
+                raise _Unsupported("if with a pair in one branch only")
+            return P(self.merge(tv.a, ev.a, th, el, s), self.merge(tv.b, ev.b, th, el, s))
+        r = self.tmp()
+        if isinstance(tv, S) and isinstance(ev, S):
+            dt = tv.dt if tv.dt == ev.dt else "f"
+            th.emit(f"{r} = {tv.code if dt == tv.dt else self.real(tv)}")
+            el.emit(f"{r} = {ev.code if dt == ev.dt else self.real(ev)}")
+            return S(r, dt, s)
+        if isinstance(tv, Arr) and isinstance(ev, Arr) and tv.rank == ev.rank and tv.dt == ev.dt:
+            th.emit(f"{r} = {tv.code}")
+            el.emit(f"{r} = {ev.code}")
+            dims = tuple(a if a.code == b.code else S(f"{r}.shape[{k}]", "i", s)
+                         for k, (a, b) in enumerate(zip(tv.dims, ev.dims)))
+            return Arr(r, (), tv.rank, tv.dt, dims, s, tv.fresh and ev.fresh)
+        raise _Unsupported("if with branches of different kinds")
+
+    def get(self, e: Get, a, k, s: Scope):
+        if isinstance(a, P):
+            return P(self.get(e, a.a, k, s), self.get(e, a.b, k, s))
+        if not isinstance(a, Arr):
+            raise _Unsupported("get of a non-array")
+        k = self.scalar(k, "an index")
+        if k.dt != "i":
+            raise _Unsupported("a non-integer index")
+        n = a.dims[0]
+        if k.bound is None or k.bound != n.code:
+            self.gets.append(_show(e, 100))
+            s.emit(f"if not 0 <= {k.code} < {n.code}: raise IndexError({k.code}, {n.code}, {len(self.gets) - 1})")
+        sc = _deepest(a.scope, k.scope)
+        if a.rank == 1:
+            return self.let_scalar(f"{a.base}[{', '.join(a.idx + (k.code,))}]", a.dt, s)
+        return Arr(a.base, a.idx + (k.code,), a.rank - 1, a.dt, a.dims[1:], sc, False)
+
+    # -- loops -------------------------------------------------------------------------
+    def size(self, e: Expr, env: dict, s: Scope) -> S:
+        n = self.scalar(self.ev(e, env, s), "a size")
+        if n.dt != "i":
+            raise _Unsupported("a non-integer size")
+        return n
+
+    def extent(self, n: S, s: Scope) -> S:
+        """``max(n, 0)`` (an allocation's extent; a loop over a negative size is empty), in
+        scope ``s``; sizes known to be >= 0 are used as they are."""
+        if n.code.isdigit() or n.code in self.nonneg:
+            return n
+        return self.let_scalar(f"max({n.code}, 0)", "i", s)
+
+    def index(self, code: str, n: S, size: Expr, loop: Scope) -> S:
+        i = S(code, "i", loop, bound=n.code, size_expr=size)
+        self.keep.append(i)
+        return i
+
+    def loop_header(self, i: S, n: S, s: Scope) -> str:
+        rng = "prange" if self.parallel and s is self.root else "range"
+        return f"for {i.code} in {rng}({n.code}):"
+
+    def build(self, e: Build, env: dict, s: Scope):
+        dest = _Dest(s)
+        n = self.size(e.size, env, s)
+        loop = Scope(s, "loop")
+        i = self.index(self.fresh_name(e.var), n, e.size, loop)
+        self.into(e.body, {**env, e.var: i}, loop, dest, (), (i.code,), (self.extent(n, s),))
+        out = self.allocate(dest, s)
+        s.emit((self.loop_header(i, n, s), loop))
+        return out
+
+    def fresh_name(self, var: str) -> str:
+        """A loop index's name in the kernel: its own when that is free, else a new one
+        (shadowed and reused names, names the module uses)."""
+        if not _pyname_ok(var) or var in self.used_names:
+            return self.tmp("_i")
+        self.used_names.add(var)
+        return var
+
+    def into(self, e: Expr, env: dict, s: Scope, dest: _Dest, path: tuple, idx: tuple, extents: tuple):
+        """Generate ``e`` and store it at ``idx`` of the outputs of ``dest`` (leaf ``path``):
+        nested builds write straight into the outermost build's arrays."""
+        if isinstance(e, Let):
+            v = self.ev(e.value, env, s)
+            return self.into(e.body, {**env, e.name: v}, s, dest, path, idx, extents)
+        if isinstance(e, Pair):
+            self.into(e.fst, env, s, dest, path + (0,), idx, extents)
+            self.into(e.snd, env, s, dest, path + (1,), idx, extents)
+            return
+        if isinstance(e, Build):
+            n = self.size(e.size, env, s)
+            if n.scope.depth <= dest.scope.depth:
+                loop = Scope(s, "loop")
+                j = self.index(self.fresh_name(e.var), n, e.size, loop)
+                self.into(e.body, {**env, e.var: j}, loop, dest, path, idx + (j.code,),
+                          extents + (self.extent(n, dest.scope),))
+                s.emit((f"for {j.code} in range({n.code}):", loop))
+                return
+            raise _Unsupported("a build whose size depends on an index variable (a ragged array)")
+        v = self.ev(e, env, s)
+        for sub, leaf in _leaves(v):
+            self.store(dest, path + sub, idx, extents, leaf, s)
+
+    def store(self, dest: _Dest, path: tuple, idx: tuple, extents: tuple, leaf, s: Scope):
+        if isinstance(leaf, Arr):
+            if any(d.scope.depth > dest.scope.depth for d in leaf.dims):
+                raise _Unsupported("array elements whose shape depends on an index variable")
+            ext = extents + leaf.dims
+        else:
+            ext = extents
+        name = self.dest_leaf(dest, path, leaf.dt, ext)
+        s.emit(f"{name}[{', '.join(idx)}] = {leaf.code}")     # an array leaf: a row copy
+
+    def dest_leaf(self, dest: _Dest, path: tuple, dt: str, ext: tuple) -> str:
+        old = dest.leaves.get(path)
+        if old is None:
+            name = self.tmp("_o")
+            dest.leaves[path] = (name, dt, ext)
+            return name
+        name, odt, oext = old
+        if odt != dt or [x.code for x in oext] != [x.code for x in ext]:
+            raise _Unsupported("a build whose elements differ in kind or shape")
+        return name
+
+    def allocate(self, dest: _Dest, s: Scope):
+        vals = {}
+        for path, (name, dt, ext) in dest.leaves.items():
+            count = " * ".join(x.code for x in ext)
+            self.allocs.append(f"build of {len(ext)}-d array")
+            s.emit(f"if {count} > _lim: raise MemoryError({count}, {len(self.allocs) - 1})")
+            shape = ", ".join(x.code for x in ext) + ("," if len(ext) == 1 else "")
+            s.emit(f"{name} = np.empty(({shape}), {_DTYPE[dt]})")
+            vals[path] = Arr(name, (), len(ext), dt, tuple(ext), s, True)
+        return _tree(vals, ())
+
+    def sum(self, e: Sum, env: dict, s: Scope):
+        n = self.size(e.size, env, s)
+        loop = Scope(s, "loop")
+        i = self.index(self.fresh_name(e.var), n, e.size, loop)
+        v = self.ev(e.body, {**env, e.var: i}, loop)
+        vals = {}
+        for path, leaf in _leaves(v):
+            acc = self.tmp()
+            if isinstance(leaf, Arr):
+                if any(d.scope.depth > s.depth for d in leaf.dims):
+                    raise _Unsupported("a sum of arrays whose shape depends on the index")
+                shape = ", ".join(d.code for d in leaf.dims) + ("," if leaf.rank == 1 else "")
+                s.emit(f"{acc} = np.zeros(({shape}), {_DTYPE[leaf.dt]})")
+                vals[path] = Arr(acc, (), leaf.rank, leaf.dt, leaf.dims, s, True)
+            else:
+                s.emit(f"{acc} = {_ZERO[leaf.dt] if leaf.dt != 'b' else '0'}")
+                vals[path] = S(acc, leaf.dt if leaf.dt != "b" else "i", s)
+            loop.emit(f"{acc} += {leaf.code}")
+        s.emit((f"for {i.code} in range({n.code}):", loop))
+        return _tree(vals, ())
+
+    def ifold(self, e: IFold, env: dict, s: Scope, states: bool = False):
+        """An ``ifold``: one local per accumulator leaf, updated in a ``for`` loop.  With
+        ``states`` (a ``scan``), every state is also stored, in an array of ``n + 1``."""
+        init = self.ev(e.init, env, s)
+        n = self.size(e.size, env, s)
+        loop = Scope(s, "loop")
+        i = self.index(self.fresh_name(e.var), n, e.size, loop)
+        accs, inner, outs = {}, {}, {}
+        if states:
+            count = self.let_scalar(f"max({n.code}, 0) + 1", "i", s)
+            dest = _Dest(s)
+        for path, leaf in _leaves(init):
+            a = self.tmp("_a")
+            s.emit(f"{a} = {leaf.code}")
+            if states:
+                outs[path] = self.dest_leaf(dest, path, leaf.dt, (count,) + (leaf.dims if isinstance(leaf, Arr) else ()))
+            accs[path] = (a, leaf)
+            if isinstance(leaf, Arr):
+                inner[path] = Arr(a, (), leaf.rank, leaf.dt, leaf.dims, loop, False)
+            else:
+                inner[path] = S(a, leaf.dt, loop)
+        acc_val = _tree(inner, ())
+        self.keep.append(acc_val)
+        body = self.ev(e.body, {**env, e.acc: acc_val, e.var: i}, loop)
+        bl = dict(_leaves(body))
+        if set(bl) != set(accs):
+            raise _Unsupported("an ifold whose body does not match its accumulator")
+        temps = []
+        for path, (a, leaf) in accs.items():
+            b = bl[path]
+            if isinstance(b, Arr) != isinstance(leaf, Arr):
+                raise _Unsupported("an ifold whose body does not match its accumulator")
+            t = self.tmp()
+            code = self.real(b) if isinstance(b, S) and leaf.dt == "f" and b.dt != "f" else b.code
+            loop.emit(f"{t} = {code}")
+            temps.append((a, t))
+        for a, t in temps:
+            loop.emit(f"{a} = {t}")
+        for path, o in outs.items():
+            loop.emit(f"{o}[{i.code} + 1] = {accs[path][0]}")
+        if states:
+            stored = self.allocate(dest, s)
+            for path, o in outs.items():
+                s.emit(f"{o}[0] = {accs[path][0]}")
+        s.emit((f"for {i.code} in range({n.code}):", loop))
+        if states:
+            return stored
+        out = {}
+        for path, (a, leaf) in accs.items():
+            b = bl[path]
+            if isinstance(leaf, Arr):
+                if b.rank != leaf.rank or b.dt != leaf.dt:
+                    raise _Unsupported("an ifold whose body does not match its accumulator")
+                dims = tuple(x if x.code == y.code else S(f"{a}.shape[{k}]", "i", s)
+                             for k, (x, y) in enumerate(zip(leaf.dims, b.dims)))
+                out[path] = Arr(a, (), leaf.rank, leaf.dt, dims, s, leaf.fresh and b.fresh)
+            else:
+                dt = "f" if "f" in (leaf.dt, b.dt) else leaf.dt
+                out[path] = S(a, dt, s)
+        return _tree(out, ())
+
+
+def _tree(vals: dict, path: tuple):
+    if path in vals:
+        return vals[path]
+    return P(_tree(vals, path + (0,)), _tree(vals, path + (1,)))
+
+
+# ---------------------------------------------------------------------------------------
+# whole programs
+# ---------------------------------------------------------------------------------------
+def _kind(t: Type) -> str:
+    leaf = scalar_leaf(t)
+    if isinstance(leaf, RealT):
+        return "f"
+    if isinstance(leaf, (IndexT, SizeT)):
+        return "i"
+    if isinstance(leaf, BoolT):
+        return "b"
+    raise _Unsupported(f"parameters of type {t}")
+
+
+def _dims(t: Type) -> list:
+    out = []
+    while isinstance(t, ArrayT):
+        out.append(t.size)
+        t = t.elem
+    return out
+
+
+def param_leaves(prog: Program, py: dict[str, str]) -> list[tuple[str, str, Type]]:
+    """The kernel arguments of the parameters: (parameter, argument name, leaf type);
+    a pair parameter gives one argument per component."""
+    out = []
+
+    def walk(name: str, code: str, t: Type):
+        if isinstance(t, PairT):
+            walk(name, code + "_0", t.fst)
+            walk(name, code + "_1", t.snd)
+        else:
+            out.append((name, code, t))
+    for p in prog.params:
+        walk(p.name, py[p.name], p.type)
+    return out
+
+
+def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, dict] | None = None) -> Kernel:
+    """The kernel module of an *elaborated* ``prog`` (raises ``_Unsupported`` for what the
+    loop generator does not handle).  ``names``: the Python names of the parameters and
+    size names (default: their own names where they are safe identifiers)."""
+    from ..lang.binders import call_deep
+    from ..lang.typecheck import elaborate
+    prog = elaborate(prog)
+    py, size_py = names if names is not None else default_names(prog)
+    g = _Gen(prog, parallel)
+    g.used_names = set(py.values()) | set(size_py.values()) | _MODULE_NAMES
+    g.nonneg = set(size_py.values())
+    env: dict = {}
+    args, arg_types = [], []
+    leaves = param_leaves(prog, py)
+    by_param: dict[str, list] = {}
+    for name, code, t in leaves:
+        by_param.setdefault(name, []).append((code, t))
+    for p in prog.params:
+        vals = []
+        for code, t in by_param[p.name]:
+            k = _kind(t)
+            if isinstance(t, ArrayT):
+                dims = tuple(S(str(d), "i", g.root) if isinstance(d, int) else
+                             S(size_py[d], "i", g.root) if isinstance(d, str) else
+                             S(f"{code}.shape[{ax}]", "i", g.root) for ax, d in enumerate(_dims(t)))
+                vals.append(Arr(code, (), len(dims), k, dims, g.root, False))
+                arg_types.append((k, len(dims)))
+            else:
+                vals.append(S(code, k, g.root))
+                arg_types.append((k, 0))
+            args.append(code)
+        env[p.name] = vals[0] if len(vals) == 1 else _pair_of(vals, p.type)
+        g.param_values[p.name] = env[p.name]
+        if isinstance(p.type, ArrayT):
+            g.param_dims[p.name] = _dims(p.type)
+    for s_name, s_code in size_py.items():
+        if s_name not in env:
+            env[s_name] = S(s_code, "i", g.root)
+        args.append(s_code)
+        arg_types.append(("i", 0))
+    args.append("_lim")
+    arg_types.append(("i", 0))
+    result = call_deep(g.ev, prog.body, env, g.root, what="program")
+    # results never share memory with an input (nor with another part of the result)
+    rets, seen, out_kinds = [], set(), {}
+    for path, leaf in _leaves(result):
+        if isinstance(leaf, Arr):
+            code = leaf.code
+            if not leaf.fresh or leaf.idx or code in seen:
+                code = f"np.copy({code})"
+            seen.add(leaf.code)
+            out_kinds[path] = (leaf.dt, leaf.rank)
+        else:
+            code = leaf.code
+            out_kinds[path] = (leaf.dt, 0)
+        rets.append(code)
+    g.root.emit(f"return ({', '.join(rets)},)")
+    lines = _render(g.root, 1)
+    flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
+    head = ["import math", "import numpy as np", "from numba import njit, prange", "",
+            "_inf = math.inf", "_nan = math.nan", "_CACHE = True", ""]
+    helpers = []
+    for h in sorted(g.helpers):
+        helpers += [f"@njit({flags})", _HELPERS[h][1]]
+    kflags = flags + (", parallel=True" if parallel else "")
+    src = "\n".join(head + helpers + [f"@njit({kflags})",
+                                      f"def _kernel({', '.join(args)}):"] + lines) + "\n"
+    return Kernel(src, args, arg_types, _out_tree(out_kinds, ()), g.gets, g.allocs, parallel)
+
+
+def _pair_of(vals: list, t: Type):
+    it = iter(vals)
+
+    def walk(tt):
+        if isinstance(tt, PairT):
+            return P(walk(tt.fst), walk(tt.snd))
+        return next(it)
+    return walk(t)
+
+
+def _out_tree(kinds: dict, path: tuple):
+    """Leaves ``(kind, rank)``; a pair is a list of two trees."""
+    if path in kinds:
+        return kinds[path]
+    return [_out_tree(kinds, path + (0,)), _out_tree(kinds, path + (1,))]
+
+
+def default_names(prog: Program) -> tuple[dict, dict]:
+    """Python names of the parameters and size names: their own where safe, else ``_p<k>`` /
+    ``_n<k>`` (as the NumPy backend names them)."""
+    names = [p.name for p in prog.params]
+    sizes: list[str] = []
+    for p in prog.params:
+        for s in size_names(p.type):
+            if s not in sizes:
+                sizes.append(s)
+    safe = all(_pyname_ok(n) for n in names + sizes)
+    return ({n: (n if safe else f"_p{k}") for k, n in enumerate(names)},
+            {s: (s if safe else f"_n{k}") for k, s in enumerate(sizes)})
+
+
+def _render(scope: Scope, depth: int) -> list[str]:
+    out = []
+    pad = "    " * depth
+    for ln in scope.lines:
+        if isinstance(ln, tuple):
+            header, inner = ln
+            out.append(pad + header)
+            body = _render(inner, depth + 1)
+            out += body if body else [pad + "    pass"]
+        else:
+            out.append(pad + ln)
+    return out
