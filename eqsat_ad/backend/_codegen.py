@@ -21,6 +21,9 @@ from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_po
 
 
 class _Gen(FoldMixin):
+    #: code for another array namespace (numpy_backend.generate_source(portable=True))
+    portable = False
+
     def __init__(self, prog: Program):
         self.prog = prog
         self.root = Block(None, "root")
@@ -581,9 +584,11 @@ class _Gen(FoldMixin):
         return V(name, S, r - 1, a.dt, dims, b, ro=a.ro)
 
     @staticmethod
-    def gather_code(acode, kcode, r, pa, pk, Sa, Sk) -> str:
+    def gather_code(acode, kcode, r, pa, pk, Sa, Sk, portable=False) -> str:
         if not Sk:
             return f"{acode}[{kcode}]"
+        if not Sa and portable:     # not every namespace indexes with an array of indices
+            return f"_take_rows({acode}, {kcode})"
         if not Sa:
             if r == 1:
                 return f"{acode}[{kcode}]"
@@ -599,11 +604,11 @@ class _Gen(FoldMixin):
         r, L = a.rank, a.dims[0]
         S = a.S | k.S
         dims = tuple(a.dims[1:])
-        fast = self.gather_code(a.code, k.code, r, a.p, k.p, a.S, k.S)
-        gather = self.gather_code("_aa", "_kk", r, a.p, k.p, a.S, k.S)
+        fast = self.gather_code(a.code, k.code, r, a.p, k.p, a.S, k.S, self.portable)
+        gather = self.gather_code("_aa", "_kk", r, a.p, k.p, a.S, k.S, self.portable)
         if (k.const is not None and isinstance(L, int) and 0 <= k.const < L) or (
                 k.ub is not None and k.ub == L):
-            if k.ub is not None and r == 1 and not a.S and a.dt == "f":
+            if k.ub is not None and r == 1 and not a.S and a.dt == "f" and not self.portable:
                 # a sequential loop scanning a vector: read Python floats from a list
                 # (converted once, before the loop) instead of NumPy scalars (~3x faster)
                 lst = self.lists.get(id(a))

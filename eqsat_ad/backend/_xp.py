@@ -221,7 +221,7 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
         "_fmaxr": extreme(True, True), "_fminr": extreme(False, True),
         "_maxr": extreme(True, False), "_minr": extreme(False, False),
         "_contract": einsum,
-        "_gather": h.gather, "_diag_where": h.diag_where, "_oob": h.oob, "_needed": h.needed,
+        "_gather": h.gather, "_take_rows": h.take_rows, "_diag_where": h.diag_where, "_oob": h.oob, "_needed": h.needed,
         "_span_needed": h.span_needed, "_edge_rows": h.edge_rows, "_raise_oob": h.raise_oob,
         "_clip_idx": h.clip_idx, "_arange_at": h.arange_at, "_expand": h.expand, "_mul_n": h.mul_n,
         "_max_extent": h.max_extent, "_fold_extreme": h.fold_extreme,
@@ -341,6 +341,20 @@ class _Helpers:
         # no take_along_axis (Dask): select with a one-hot mask along the gathered axis
         hot = xp.reshape(xp.arange(am.shape[-1]), (1,) * (len(shape) - 1) + (am.shape[-1],)) == kk
         return xp.sum(xp.where(hot, am, xp.zeros((), dtype=am.dtype)), axis=-1)
+
+    def take_rows(self, a, k):
+        """``a[k]`` of NumPy (rows of ``a`` picked by the index array ``k``: shape
+        ``k.shape + a.shape[1:]``), moved so that ``a``'s other axes come first -- the layout
+        of ``a.transpose(1, .., 0)[..., k]`` -- through a one-dimensional take, which every
+        namespace has (Dask indexes with a one-dimensional array of indices only)."""
+        xp = self.xp
+        a, k = self.arr(a), self.arr(k)
+        rows = xp.take(a, xp.reshape(k, (-1,)), axis=0)
+        out = xp.reshape(rows, tuple(k.shape) + tuple(a.shape[1:]))
+        if a.ndim == 1:
+            return out
+        nk, rest = k.ndim, a.ndim - 1
+        return xp.permute_dims(out, tuple(range(nk, nk + rest)) + tuple(range(nk)))
 
     def diag_where(self, on, off, pi: int, pj: int, shape: tuple):
         """:func:`._helpers.diag_where` without writing into an array: a mask of the diagonal."""
