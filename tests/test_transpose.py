@@ -3,6 +3,8 @@
 finite differences."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,102 @@ def test_random_programs_with_scans():
             found += 1
             assert not problems, (seed, problems)
     assert found >= 5
+
+
+# -- gradients through folds, transposed ------------------------------------------------------
+POLY = "(fun ((c (vec n)) (t real)) (ifold (lambda (a i) (+ (* a t) (get c i))) 0.0 n))"
+PROD = "(fun ((x (vec n))) (ifold (lambda (a i) (* a (get x i))) 1.0 n))"
+EMA = ("(fun ((x (vec n)) (al real)) "
+       "(ifold (lambda (a i) (+ (* al a) (* (- 1.0 al) (get x i)))) (get x 0) n))")
+RNN = """(fun ((W (mat m m)) (U (mat m d)) (X (mat n d)) (h0 (vec m)))
+  (let ((hT (ifold (lambda (h t)
+                     (build m (lambda (p) (tanh (+ (sum m (lambda (q) (* (get (get W p) q) (get h q))))
+                                                   (sum d (lambda (q) (* (get (get U p) q) (get (get X t) q)))))))))
+                   h0 n)))
+    (sum m (lambda (p) (* (get hT p) (get hT p))))))"""
+# two folds, the second seeded by the first; a fold under a let, read twice
+CHAIN = """(fun ((x (vec n)) (w real))
+  (let ((a (ifold (lambda (s i) (sin (+ s (get x i)))) w n))
+        (b (ifold (lambda (s i) (* s (+ 1.0 (* 0.1 (get x i))))) a n)))
+    (+ (* a b) (* b b))))"""
+
+
+def _has(prog, cls) -> bool:
+    return any(isinstance(x, cls) for x in iter_nodes(prog.body))
+
+
+@pytest.mark.parametrize("text", [POLY, PROD, EMA, RNN, CHAIN])
+def test_transposed_gradient_matches_forward_and_differences(text):
+    p = ea.parse(text)
+    check_grads(p)              # grad (transposed for arrays) against central differences
+    from eqsat_ad.testing import random_inputs
+    inputs = random_inputs(p, {"n": 5, "m": 3, "d": 2}, seed=2)
+    for q in p.params:
+        if str(q.type) == "real":
+            continue
+        rev = ea.grad(p, q.name)
+        assert _has(rev, Scan)
+        fwd = ea.grad(p, q.name, mode="forward")
+        assert np.allclose(ea.evaluate(rev, **inputs), ea.evaluate(fwd, **inputs), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("text,wrt", [(POLY, "c"), (POLY, "t"), (PROD, "x"), (EMA, "x"), (EMA, "al")])
+def test_transposed_gradient_optimised_and_compiled(text, wrt):
+    p = ea.parse(text)
+    g = ea.grad(p, wrt, mode="reverse")
+    res = ea.optimize(g, sizes={"n": 1000})
+    assert res.cost < res.cost_before
+    fn = ea.compile(res.program)
+    x = np.random.default_rng(0).uniform(0.5, 1.0, 9)
+    inputs = {q.name: (x if q.name in ("c", "x") else 0.7) for q in p.params}
+    assert np.allclose(fn(**inputs), ea.evaluate(g, **inputs), rtol=1e-10)
+
+
+def test_gradient_cost_is_a_constant_times_the_function():
+    """Model cost of the optimised gradient / model cost of the function, n = 10^3 and 10^4."""
+    m = default_cost_model()
+    for text, wrt in [(POLY, "c"), (PROD, "x"), (EMA, "x")]:
+        p = ea.parse(text)
+        g = ea.optimize(ea.grad(p, wrt), sizes={"n": 1000}).program
+        ratios = [m.dag_cost(g, {"n": n}) / m.dag_cost(p, {"n": n}) for n in (1000, 10000)]
+        assert ratios[1] <= 1.5 * ratios[0] and ratios[1] < 10, (text, ratios)
+
+
+def test_forward_form_kept_where_it_is_already_linear():
+    for text in ["(fun ((x (vec n)) (w (vec n))) (ifold (lambda (acc i) (+ acc (* (get x i) (get w i)))) 0.0 n))",
+                 "(fun ((x (vec n))) (ifold (lambda (m i) (max m (get x i))) -inf n))"]:
+        p = ea.parse(text)
+        assert ea.grad(p, "x") == ea.grad(p, "x", mode="forward")
+    # a real parameter: one direction, forward mode is already as cheap as the function
+    assert not _has(ea.grad(ea.parse(POLY), "t"), Scan)
+    assert _has(ea.grad(ea.parse(POLY), "t", mode="reverse"), Scan)
+
+
+def test_grad_mode_errors():
+    with pytest.raises(ea.ADError, match="mode"):
+        ea.grad(ea.parse(POLY), "c", mode="backwards")
+
+
+def test_transposed_gradients_nest():
+    """A transposed gradient is a program with scans: it differentiates again."""
+    p = ea.parse("(fun ((x (vec n))) (ifold (lambda (a i) (sin (+ (* a 0.9) (get x i)))) 0.5 n))")
+    check_grads(p, order=2)
+
+
+def test_random_programs_transposed():
+    """Smooth random programs with folds: the transposed gradient against central differences."""
+    from eqsat_ad.ad.transpose import transposable_fold
+    from eqsat_ad.fuzz import rich_program
+    from eqsat_ad.lang.typecheck import elaborate
+    done = 0
+    for seed in range(400):
+        prog, _ = rich_program(random.Random(seed), smooth=True)
+        if str(check_program(prog)) != "real":
+            continue
+        if transposable_fold(elaborate(prog), "x") is None:
+            continue
+        check_grads(prog, wrt=["x"])
+        done += 1
+        if done == 12:
+            break
+    assert done >= 6

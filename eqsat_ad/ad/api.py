@@ -335,10 +335,19 @@ def derivative(prog: Program, wrt: str | Sequence[str]) -> Program:
     return Program(prog.params, _lets(outer, inner))
 
 
-def grad(prog: Program, wrt: str | Sequence[str]) -> Program:
+GRAD_MODES = ("auto", "forward", "reverse")
+
+
+def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program:
     """Gradient of a real-valued program: a program with the type of ``wrt``.
 
-    This is dF~'s ``grad`` (``derivative`` with a real output): the naive O(n^2) program.
+    ``mode="forward"`` is dF~'s ``grad`` (``derivative`` with a real output): the naive O(n^2)
+    program, one dual-number pass per input direction.  ``mode="reverse"`` transposes the
+    sequential folds the gradient goes through (:mod:`eqsat_ad.ad.transpose`: states by a
+    ``scan``, adjoints by a backward ``scan``), where one pass per direction would cost
+    (number of directions) x (the fold).  ``"auto"`` (the default) is ``"reverse"`` for an
+    array ``wrt`` (many directions) and ``"forward"`` for a real one (a single direction is
+    already as cheap as the function).
     ``grad(prog, ["x", "w"])`` returns ``(pair grad_x grad_w)``.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim, Pair
@@ -348,15 +357,20 @@ def grad(prog: Program, wrt: str | Sequence[str]) -> Program:
     ...
     eqsat_ad.errors.ADError: grad needs a program returning real; this one returns (pair real real) (use jacobian or derivative)
     """
-    several = _several(grad, prog, wrt)
+    if mode not in GRAD_MODES:
+        raise ADError(f"grad mode must be one of {', '.join(GRAD_MODES)}; got {mode!r}")
+    several = _several(lambda p, w: grad(p, w, mode), prog, wrt)
     if several is not None:
         return several
     prog = prepare(prog)
-    _check_wrt(prog, wrt)
+    t = _check_wrt(prog, wrt)
     out_t = _output_type(prog)
     if not isinstance(out_t, RealT):
         raise ADError(f"grad needs a program returning real; this one returns {show_type(out_t)} "
                       f"(use jacobian or derivative)")
+    if mode == "reverse" or (mode == "auto" and isinstance(t, ArrayT)):
+        from .transpose import grad_reverse
+        return grad_reverse(prog, wrt)
     return derivative(prog, wrt)
 
 

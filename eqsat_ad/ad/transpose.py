@@ -1,0 +1,241 @@
+"""Gradients through sequential folds at a constant times the cost of the fold: the tangent
+recurrence of a fold, transposed (issue 12; the design is in ``docs/ad.md``).
+
+A dual-number gradient w.r.t. a ``(vec m)`` runs the fold once per input direction, and no
+rewrite folds a one-hot seed into a loop whose accumulator feeds itself.  But the tangent
+half of a fold step is linear: with ``p_i`` the state before step ``i``,
+``da_{i+1} = A_i da_i + B_i dx`` (``A_i = ∂e/∂a``, ``B_i = ∂e/∂x`` at ``p_i``).  For a real
+output ``y = C(p_n)`` the gradient is
+
+    ∇x y = ∇x C  +  Σ_i B_iᵀ λ_{i+1}  +  (∂z/∂x)ᵀ λ_0,     λ_n = ∇_h C,  λ_i = A_iᵀ λ_{i+1}
+
+one backward recurrence over the stored states.  Every piece is an ordinary *forward-mode*
+gradient of a program without that fold, built by :func:`eqsat_ad.ad.api.grad` and inlined:
+
+* ``∇_h C``, ``∇x C``: the program with the fold replaced by a parameter ``h``;
+* ``A_iᵀ λ = ∇_a <e(a, i), λ>`` -- one direction per state component (one for a real state),
+  which the optimiser's one-hot folding makes a vector-Jacobian product;
+* ``Σ_i B_iᵀ λ_{i+1} = ∇x Σ_i <e(p_i, i), λ_{i+1}>`` with the states and adjoints fixed: a
+  ``sum``, not a fold, so one-hot folding makes it O(n);
+* ``(∂z/∂x)ᵀ λ_0 = ∇x <z, λ_0>``.
+
+The states are a ``scan`` (``p_0 .. p_n``), the adjoints a second ``scan`` that runs the
+index backwards (``i = n - 1 - j``).  Each piece is built by :func:`grad_reverse` again, so
+other folds in ``C``, in the fold's body or in its initial value are transposed too.
+
+>>> import numpy as np, eqsat_ad as ea
+>>> poly = ea.parse("(fun ((c (vec n)) (t real)) (ifold (lambda (a i) (+ (* a t) (get c i))) 0.0 n))")
+>>> g = grad_reverse(poly, "c")                 # (vec n): t^(n-1-i), through two scans
+>>> sorted({type(x).__name__ for x in ea.lang.ast.iter_nodes(g.body)} & {"Scan", "IFold"})
+['Scan']
+>>> np.allclose(ea.evaluate(g, c=[1.0, 2.0, 3.0], t=2.0), [4.0, 2.0, 1.0])
+True
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..cost.semantics import fold_shape
+from ..errors import ADError
+from ..lang.ast import (Build, Expr, Get, IFold, Int, Length, Let, Param, Prim, Program, Scan, Sum,
+                        Var, iter_nodes, map_expr)
+from ..lang.binders import all_names, free_vars, fresh, subst_all
+from ..lang.folds import peel_lets
+from ..lang.types import INDEX, ArrayT, RealT, Type, size_names
+
+__all__ = ["grad_reverse", "transposable_fold", "TRANSPOSED_SHAPES"]
+
+#: Fold bodies whose gradient the forward form already computes in O(f) after rewriting
+#: (:func:`eqsat_ad.cost.semantics.fold_shape`): additive folds (one-hot folding, a ``sum``),
+#: max/min folds (``rules/extreme.egg``: an argmax and a gather).  Every other body -- a
+#: product (vectorised as a value, sequential as a dual number) or a genuinely sequential
+#: recurrence (``None``) -- is transposed.
+FORWARD_SHAPES = frozenset({"identity", "sum", "sub", "max", "min", "maximum", "minimum"})
+TRANSPOSED_SHAPES = "a product, or a recurrence no reduction recognises"
+
+
+def _state_ok(t: Type) -> bool:
+    """A real, a vector or a matrix of reals: the types ``grad`` differentiates with respect to."""
+    while isinstance(t, ArrayT):
+        t = t.elem
+    return isinstance(t, RealT)
+
+
+def _is_closed(e: Expr, outer: set[str]) -> bool:
+    return free_vars(e) <= outer
+
+
+def transposable_fold(prog: Program, wrt: str) -> IFold | None:
+    """The first fold (outermost first) of ``prog`` (elaborated) whose gradient w.r.t. ``wrt``
+    this module computes by transposition, or None.  Such a fold reads only parameters and
+    size names (no enclosing loop index or let), depends on ``wrt``, has a real, vector or
+    matrix state, and a body the forward form cannot make O(f) (:data:`FORWARD_SHAPES`)."""
+    from ..lang.typecheck import program_env, type_of
+    env = program_env(prog)
+    outer = set(env)
+    for node in iter_nodes(prog.body):
+        if type(node) is not IFold or not _is_closed(node, outer) \
+                or wrt not in free_vars(node.body) | free_vars(node.init):   # (a size has no tangent)
+            continue
+        core, _ = peel_lets(node.body, node.acc)
+        shape = fold_shape(core, node.acc, lambda x, a=node.acc: a not in free_vars(x))
+        if shape is not None and shape.kind in FORWARD_SHAPES:
+            continue
+        if _state_ok(type_of(node, env)):
+            return node
+    return None
+
+
+# -- small builders ----------------------------------------------------------------------------
+class _Names:
+    """Fresh names, distinct from every name of the programs involved and from each other."""
+
+    def __init__(self, *progs: Program):
+        self.used: set[str] = set()
+        for p in progs:
+            self.add(p)
+
+    def add(self, p: Program) -> None:
+        self.used.update(all_names(p.body))
+        for q in p.params:
+            self.used.add(q.name)
+            self.used.update(size_names(q.type))
+
+    def __call__(self, base: str) -> str:
+        name = fresh(base, self.used)
+        self.used.add(name)
+        return name
+
+
+def _dot(v: Expr, w: Expr, t: Type, names: _Names) -> Expr:
+    """``<v, w>`` for two values of type ``t`` (real, or arrays of reals)."""
+    if isinstance(t, RealT):
+        return Prim("*", (v, w))
+    assert isinstance(t, ArrayT)
+    vn, q = names("v"), names("q")
+    return Let(vn, v, Sum(Length(Var(vn)), q, _dot(Get(Var(vn), Var(q)), Get(w, Var(q)), t.elem, names)))
+
+
+def _add(terms: list[Expr], t: Type, names: _Names) -> Expr:
+    """The elementwise sum of values of type ``t`` (each read once)."""
+    if len(terms) == 1:
+        return terms[0]
+    if isinstance(t, RealT):
+        out = terms[0]
+        for x in terms[1:]:
+            out = Prim("+", (out, x))
+        return out
+    assert isinstance(t, ArrayT)
+    vs = [names("g") for _ in terms]
+    k = names("k")
+    body = _add([Get(Var(v), Var(k)) for v in vs], t.elem, names)
+    out: Expr = Build(Length(Var(vs[0])), k, body)
+    for v, x in reversed(list(zip(vs, terms))):
+        out = Let(v, x, out)
+    return out
+
+
+def _with_sizes(t: Type, names: _Names, sizes: dict[str, str]) -> Type:
+    """``t`` with every unknown size (``?``) replaced by a fresh size name (parameters need
+    named sizes); ``sizes`` collects the new names."""
+    if isinstance(t, ArrayT):
+        s = t.size
+        if s is None:
+            s = names("s")
+            sizes[s] = s
+        return ArrayT(_with_sizes(t.elem, names, sizes), s)
+    return t
+
+
+def _inline(q: Program, args: dict[str, Expr]) -> Expr:
+    """The body of ``q`` with its parameters (and size names) replaced by ``args``; the
+    parameters not in ``args`` are the caller's own (same names)."""
+    return subst_all(q.body, args)
+
+
+def _last(a: Expr) -> Expr:
+    return Get(a, Prim("-", (Length(a), Int(1))))
+
+
+# -- the transposition ---------------------------------------------------------------------------
+def grad_reverse(prog: Program, wrt: str | Sequence[str]) -> Program:
+    """The gradient of a real-valued program, with every fold that :func:`transposable_fold`
+    picks transposed (states by a ``scan``, adjoints by a backward ``scan``); the rest is
+    :func:`eqsat_ad.ad.api.grad`'s forward form.  Same result and type as ``grad``."""
+    from .api import _check_wrt, _several, grad, prepare
+    several = _several(grad_reverse, prog, wrt)
+    if several is not None:
+        return several
+    prog = prepare(prog)
+    _check_wrt(prog, wrt)
+    fold = transposable_fold(prog, wrt)
+    if fold is None:
+        return grad(prog, wrt, mode="forward")
+    return Program(prog.params, _transpose(prog, wrt, fold))
+
+
+def _transpose(prog: Program, wrt: str, fold: IFold) -> Expr:
+    from ..lang.typecheck import program_env, type_of
+    env = program_env(prog)
+    wrt_t = prog.param(wrt).type
+    state_t = type_of(fold, env)
+    names = _Names(prog)
+    sizes: dict[str, str] = {}
+    h_t = _with_sizes(state_t, names, sizes)
+    a, i, n = fold.acc, fold.var, fold.size
+    h, hs, lams = names("h"), names("hs"), names("lam")
+    # C: the program with the fold replaced by a parameter h
+    c_body = map_expr(prog.body, lambda x: Var(h) if x == fold else x)
+    pc = Program(prog.params + (Param(h, h_t),), c_body)
+    def state_sizes(x: Expr) -> dict[str, Expr]:
+        """The fresh size names of the state type, read off a state ``x``."""
+        out: dict[str, Expr] = {}
+
+        def walk(t: Type, v: Expr) -> None:
+            if isinstance(t, ArrayT):
+                if t.size in sizes:
+                    out[t.size] = Length(v)
+                walk(t.elem, Get(v, Int(0)))
+        walk(h_t, x)
+        return out
+    binds: list[tuple[str, Expr]] = [(hs, Scan(a, i, fold.body, fold.init, n)),
+                                     (h, _last(Var(hs)))]
+    # λ_n = ∇_h C
+    g_h = grad_reverse(pc, h)
+    # the backward recurrence: lam[j] = λ_{n-j};  λ_i = ∇_a <e(a, i), λ_{i+1}> at a = p_i
+    la, li, ll = names("a"), names("i"), names("l")
+    pa = Program(prog.params + (Param(la, h_t), Param(ll, h_t), Param(li, INDEX)),
+                 _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names))
+    names.add(pa)
+    step = grad_reverse(pa, la)
+    j, lv = names("j"), names("l")
+    back_i = Prim("-", (Prim("-", (n, Int(1))), Var(j)))
+    step_body = _inline(step, {la: Get(Var(hs), back_i), ll: Var(lv), li: back_i,
+                               **state_sizes(Var(lv))})
+    binds.append((lams, Scan(lv, j, step_body, _inline(g_h, {**state_sizes(Var(h))}), n)))
+    # ∇x: through C directly, through every step's body, through the initial value
+    terms: list[Expr] = []
+    if wrt in free_vars(c_body):
+        terms.append(_inline(grad_reverse(pc, wrt), state_sizes(Var(h))))
+    hs_t = ArrayT(h_t, names("s"))
+    if wrt in free_vars(fold.body):
+        ps, pl = names("hs"), names("lam")
+        adj = Get(Var(pl), Prim("-", (Prim("-", (n, Int(1))), Var(i))))
+        body = _dot(subst_all(fold.body, {a: Get(Var(ps), Var(i))}), adj, h_t, names)
+        pb = Program(prog.params + (Param(ps, hs_t), Param(pl, hs_t)), Sum(n, i, body))
+        names.add(pb)
+        gb = grad_reverse(pb, wrt)
+        terms.append(_inline(gb, {ps: Var(hs), pl: Var(lams), hs_t.size: Length(Var(hs)),
+                                  **state_sizes(Get(Var(hs), Int(0)))}))
+    if wrt in free_vars(fold.init):
+        l0 = names("lam0")
+        pz = Program(prog.params + (Param(l0, h_t),), _dot(fold.init, Var(l0), h_t, names))
+        names.add(pz)
+        terms.append(_inline(grad_reverse(pz, wrt), {l0: _last(Var(lams)), **state_sizes(_last(Var(lams)))}))
+    if not terms:         # pragma: no cover - transposable_fold requires wrt free in the fold
+        raise ADError(f"the fold does not depend on {wrt!r}")
+    out = _add(terms, wrt_t, names)
+    for name, value in reversed(binds):
+        out = Let(name, value, out)
+    return out
+
