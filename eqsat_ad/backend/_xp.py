@@ -93,9 +93,35 @@ class Namespace:
     unsupported: tuple = ()
     context: Callable[[], Any] | None = None
     options: dict = field(default_factory=dict)
+    #: the block lengths of a call's inputs by extent (Dask): arrays the code creates along
+    #: an axis of that extent (aranges, fills) are cut the same way, so blocks line up
+    blocks: Callable[[dict], dict] | None = None
+    _blocks_now: dict = field(default_factory=dict)
 
     def is_array(self, v: Any) -> bool:
         return isinstance(v, self.array_type)
+
+    def note_inputs(self, values: dict) -> None:
+        if self.blocks is not None:
+            self._blocks_now = self.blocks(values)
+
+    def arange(self, n: int):
+        """``0 .. n-1`` (int64), cut like the inputs' axes of extent ``n``."""
+        n = int(n)
+        chunks = self._blocks_now.get(n)
+        if chunks is None:
+            return self.xp.arange(n, dtype=np.dtype(np.int64))
+        return self.native.arange(n, dtype=np.dtype(np.int64), chunks=chunks)
+
+    def full(self, shape, value, dtype=None):
+        """``np.full``, cut like the inputs' axes of the same extents."""
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+        if not any(s in self._blocks_now for s in shape):
+            return self.xp.full(shape, value, dtype=dtype)
+        chunks = tuple(self._blocks_now.get(s, s) for s in shape)
+        if dtype is None:
+            dtype = np.asarray(value).dtype
+        return self.native.full(shape, value, dtype=dtype, chunks=chunks)
 
 
 # --------------------------------------------------------------------------------------
@@ -145,7 +171,7 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
             axes = (axis,) if isinstance(axis, int) else tuple(axis)
             keep = tuple(s for k, s in enumerate(x.shape) if k not in axes)
             if any(x.shape[k] == 0 for k in axes):
-                return xp.full(keep, initial, dtype=x.dtype)
+                return ns.full(keep, initial, dtype=x.dtype)
             if skip_nan:
                 x = xp.where(xp.isnan(x), initial, x)
             return combine(fn(x, axis=axis), initial)
@@ -176,7 +202,7 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
         if is_array(value):
             out = xp.broadcast_to(value, (shape,) if isinstance(shape, int) else tuple(shape))
             return xp.asarray(out, copy=True) if ns.mutable else out
-        return xp.full(shape, value)
+        return ns.full(shape, value)
 
     def broadcast_to(v, shape):
         return xp.broadcast_to(arr(v), tuple(shape))
@@ -214,7 +240,7 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
     table.update({
         "_np": _NumpyLike(h), "_nd": ns.array_type,
         "_shape": lambda v: tuple(v.shape) if is_array(v) else np.shape(v),
-        "_size": lambda v: math.prod(v.shape) if is_array(v) else np.size(v), "_arange": lambda n: xp.arange(int(n), dtype=i64),
+        "_size": lambda v: math.prod(v.shape) if is_array(v) else np.size(v), "_arange": ns.arange,
         "_full": full, "_broadcast_to": broadcast_to, "_where": where, "_div": elementwise(np.true_divide, xp.divide),
         "_pow": pow_, "_dot": dot, "_matmul": matmul, "_moveaxis": moveaxis,
         "_addr": reduction("sum"), "_mulr": reduction("prod"),
@@ -339,7 +365,7 @@ class _Helpers:
         if take is not None:
             return take(am, kk, axis=-1)[..., 0]
         # no take_along_axis (Dask): select with a one-hot mask along the gathered axis
-        hot = xp.reshape(xp.arange(am.shape[-1]), (1,) * (len(shape) - 1) + (am.shape[-1],)) == kk
+        hot = xp.reshape(self.ns.arange(am.shape[-1]), (1,) * (len(shape) - 1) + (am.shape[-1],)) == kk
         return xp.sum(xp.where(hot, am, xp.zeros((), dtype=am.dtype)), axis=-1)
 
     def take_rows(self, a, k):
@@ -360,8 +386,8 @@ class _Helpers:
         """:func:`._helpers.diag_where` without writing into an array: a mask of the diagonal."""
         xp = self.xp
         n = len(shape)
-        ii = xp.reshape(xp.arange(shape[pi]), tuple(shape[pi] if k == pi else 1 for k in range(n)))
-        jj = xp.reshape(xp.arange(shape[pj]), tuple(shape[pj] if k == pj else 1 for k in range(n)))
+        ii = xp.reshape(self.ns.arange(shape[pi]), tuple(shape[pi] if k == pi else 1 for k in range(n)))
+        jj = xp.reshape(self.ns.arange(shape[pj]), tuple(shape[pj] if k == pj else 1 for k in range(n)))
         f64 = np.dtype(np.float64)
         return xp.broadcast_to(xp.where(ii == jj, self.arr(on, f64), self.arr(off, f64)), tuple(shape))
 
@@ -437,7 +463,7 @@ class _Helpers:
         return H.clip_idx(k, np.zeros(n))[0], a
 
     def arange_at(self, n: int, d: int):
-        return self.xp.reshape(self.xp.arange(int(n), dtype=np.dtype(np.int64)), (n,) + (1,) * (d - 1))
+        return self.xp.reshape(self.ns.arange(n), (int(n),) + (1,) * (d - 1))
 
     def expand(self, v, r: int, pv: int, axes_shape: tuple):
         xp = self.xp
@@ -605,6 +631,7 @@ class XpProgram:
             values = {p.name: convert_input(ns, p.name, p.type, given[p.name], sizes, stage_later=True)
                       for p in self.program.params}
             values = _staged(ns, values, sizes)
+            ns.note_inputs(values)
             if self.fallback is not None:
                 return self._run_on_numpy(values)
             try:

@@ -148,7 +148,23 @@ def _namespace(chunks: Any, max_loop_iterations: int) -> Namespace:
             out[name] = da.from_array(a, chunks=blocks)
         return out
 
+    def blocks(values: dict) -> dict:
+        """Block lengths of the inputs by extent (the first input cut along it wins)."""
+        out: dict = {}
+
+        def walk(v):
+            if isinstance(v, tuple):
+                for x in v:
+                    walk(x)
+            elif isinstance(v, da.Array):
+                for n, c in zip(v.shape, v.chunks):
+                    if len(c) > 1:
+                        out.setdefault(n, c)
+        for v in values.values():
+            walk(v)
+        return out
+
     return Namespace("dask", xp=api(da.empty(0)), native=da, array_type=da.Array, stage=stage,
                      to_numpy=lambda v: np.asarray(v.compute()), mutable=False, check_alloc=False,
-                     max_loop_iterations=max_loop_iterations,
+                     max_loop_iterations=max_loop_iterations, blocks=blocks,
                      options={"chunks": chunks})
