@@ -6,7 +6,9 @@ preallocated output and ``for i in range(n)``, ``sum`` an accumulator loop, ``if
 sequential loop, ``let`` a local, ``if`` a branch, ``get`` indexing, pairs are split at
 compile time (an array of pairs is a pair of arrays).  Every sub-term is one assignment to a
 scalar local, so an elementwise chain and its reduction are one loop with no temporary
-arrays.
+arrays.  A real ``sum`` runs in chunks of 256: the terms go to a small buffer (a loop with
+no reduction in it, which LLVM vectorises), then four partial sums add the chunk up
+(``_numba_math.chunk_sum``); loop indices read arrays as ``uint64`` (see ``Gen.unsigned``).
 
 **Placement (loop-invariant code motion).**  Every sub-term is generated in the outermost
 block where its free variables are defined: a term inside ``build n (λi. ...)`` that does
@@ -23,17 +25,23 @@ bindings of their free variables, so a repeated term is computed once per block.
 ...     "(fun ((x (vec n))) (build n (lambda (i) (/ (get x i) (sum n (lambda (j) (get x j)))))))"))
 >>> print(src.source.split("def _kernel")[1])          # the sum is hoisted out of the build
 (x, n, _lim):
-    _t3 = 0.0
-    for j in range(n):
-        _t2 = x[j]
-        _t3 += _t2
+    _t5 = 0.0
+    _b6 = np.empty(256, np.float64)
+    for _c7 in range(0, n, 256):
+        _m8 = min(_c7 + 256, n)
+        for j in range(_c7, _m8):
+            _u3 = np.uint64(j)
+            _t4 = x[_u3]
+            _b6[j - _c7] = _t4
+        _t5 += _chunk_sum(_b6, _m8 - _c7)
     if n > _lim: raise MemoryError(n, 0)
-    _o5 = np.empty((n,), np.float64)
+    _o10 = np.empty((n,), np.float64)
     for i in range(n):
-        _t1 = x[i]
-        _t4 = (_t1 / _t3)
-        _o5[i] = _t4
-    return (_o5,)
+        _u1 = np.uint64(i)
+        _t2 = x[_u1]
+        _t9 = (_t2 / _t5)
+        _o10[i] = _t9
+    return (_o10,)
 <BLANKLINE>
 """
 from __future__ import annotations
@@ -41,6 +49,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..cost.semantics import fold_shape
 from ..lang import ast as _ast
 from ..lang.ast import (
     BoolLit,
@@ -63,6 +72,7 @@ from ..lang.ast import (
     scoped_children,
 )
 from ..lang.binders import free_vars, free_vars_table
+from ..lang.folds import peel_lets
 from ..lang.primitives import ARG_EXTREMES, REAL_FNS
 from ..lang.types import (
     ArrayT,
@@ -86,13 +96,16 @@ _MODULE_NAMES = frozenset({"math", "np", "njit", "prange", "range", "max", "floa
 _DTYPE = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}
 _ZERO = {"f": "0.0", "i": "0", "b": "False"}
 _CMP = {"=": "==", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
-# the real functions on scalars inside a kernel (math: the C library, as NumPy's scalar
-# loops; maximum/minimum/sign: NumPy's NaN rules)
-_SCALAR_FN = {"exp": "math.exp", "log": "math.log", "sin": "math.sin", "cos": "math.cos",
+# the real functions on scalars inside a kernel (math: the C library; _vexp: a vectorisable
+# exp, _numba_math.py; maximum/minimum/sign: NumPy's NaN rules)
+_SCALAR_FN = {"exp": "_vexp", "log": "math.log", "sin": "math.sin", "cos": "math.cos",
               "tan": "math.tan", "sqrt": "math.sqrt", "tanh": "math.tanh", "log1p": "math.log1p",
               "abs": "abs", "sign": "np.sign", "max": "np.maximum", "min": "np.minimum"}
 # helpers the generated module defines when a kernel uses them (compiled with the kernel)
+#: the terms of a real sum are computed in chunks of this many (a buffer in L1)
+_CHUNK = 256
 _HELPERS = {
+    "chunk_sum": ("_chunk_sum", "from eqsat_ad.backend._numba_math import chunk_sum as _chunk_sum\n"),
     "argmax": ("_argmax", "def _argmax(a):\n    return np.argmax(a) if a.shape[0] > 0 else 0\n"),
     "argmin": ("_argmin", "def _argmin(a):\n    return np.argmin(a) if a.shape[0] > 0 else 0\n"),
 }
@@ -134,6 +147,7 @@ class S:
     scope: Scope
     bound: str | None = None
     size_expr: Expr | None = None
+    ucode: str | None = None          # a loop index as uint64, for indexing (see Gen.unsigned)
 
 
 @dataclass(eq=False)
@@ -490,10 +504,23 @@ class _Gen:
         if k.bound is None or k.bound != n.code:
             self.gets.append(_show(e, 100))
             s.emit(f"if not 0 <= {k.code} < {n.code}: raise IndexError({k.code}, {n.code}, {len(self.gets) - 1})")
+            code = k.code
+        else:
+            code = self.unsigned(k)
         sc = _deepest(a.scope, k.scope)
         if a.rank == 1:
-            return self.let_scalar(f"{a.base}[{', '.join(a.idx + (k.code,))}]", a.dt, s)
-        return Arr(a.base, a.idx + (k.code,), a.rank - 1, a.dt, a.dims[1:], sc, False)
+            return self.let_scalar(f"{a.base}[{', '.join(a.idx + (code,))}]", a.dt, s)
+        return Arr(a.base, a.idx + (code,), a.rank - 1, a.dt, a.dims[1:], sc, False)
+
+    def unsigned(self, k: S) -> str:
+        """The loop index ``k`` as a uint64, for indexing: Numba adds the length to a negative
+        signed index, a test in every iteration that stops LLVM from vectorising the loop
+        unless it can prove the index is never negative (it cannot for a loop that starts
+        at a chunk's offset); an unsigned index has no such test."""
+        if k.ucode is None:
+            k.ucode = self.tmp("_u")
+            k.scope.lines.insert(0, f"{k.ucode} = np.uint64({k.code})")
+        return k.ucode
 
     # -- loops -------------------------------------------------------------------------
     def size(self, e: Expr, env: dict, s: Scope) -> S:
@@ -597,8 +624,10 @@ class _Gen:
         loop = Scope(s, "loop")
         i = self.index(self.fresh_name(e.var), n, e.size, loop)
         v = self.ev(e.body, {**env, e.var: i}, loop)
-        vals = {}
-        for path, leaf in _leaves(v):
+        leaves = _leaves(v)
+        chunked = all(isinstance(x, S) for _, x in leaves) and any(x.dt == "f" for _, x in leaves)
+        vals, finish = {}, []
+        for path, leaf in leaves:
             acc = self.tmp()
             if isinstance(leaf, Arr):
                 if any(d.scope.depth > s.depth for d in leaf.dims):
@@ -606,17 +635,49 @@ class _Gen:
                 shape = ", ".join(d.code for d in leaf.dims) + ("," if leaf.rank == 1 else "")
                 s.emit(f"{acc} = np.zeros(({shape}), {_DTYPE[leaf.dt]})")
                 vals[path] = Arr(acc, (), leaf.rank, leaf.dt, leaf.dims, s, True)
+                loop.emit(f"{acc} += {leaf.code}")
+                continue
+            s.emit(f"{acc} = {_ZERO[leaf.dt] if leaf.dt != 'b' else '0'}")
+            vals[path] = S(acc, leaf.dt if leaf.dt != "b" else "i", s)
+            if chunked and leaf.dt == "f":
+                # the terms of a chunk go to a buffer (this loop has no reduction: LLVM
+                # vectorises it), then four partial sums add the chunk up
+                buf = self.tmp("_b")
+                s.emit(f"{buf} = np.empty({_CHUNK}, np.float64)")
+                loop.emit(f"{buf}[{i.code} - {{c}}] = {leaf.code}")
+                finish.append(f"{acc} += _chunk_sum({buf}, {{m}})")
             else:
-                s.emit(f"{acc} = {_ZERO[leaf.dt] if leaf.dt != 'b' else '0'}")
-                vals[path] = S(acc, leaf.dt if leaf.dt != "b" else "i", s)
-            loop.emit(f"{acc} += {leaf.code}")
-        s.emit((f"for {i.code} in range({n.code}):", loop))
+                loop.emit(f"{acc} += {leaf.code}")
+        if chunked:
+            c, m = self.tmp("_c"), self.tmp("_m")
+            # (the index runs from c, not from 0 plus an offset: then LLVM sees it is
+            # never negative and drops Numba's negative-index test, which stops vectorising)
+            loop.lines = [ln.replace("{c}", c) if isinstance(ln, str) else ln for ln in loop.lines]
+            chunk = Scope(s, "loop")
+            chunk.emit(f"{m} = min({c} + {_CHUNK}, {n.code})")
+            chunk.emit((f"for {i.code} in range({c}, {m}):", loop))
+            for ln in finish:
+                chunk.emit(ln.replace("{m}", f"{m} - {c}"))
+            s.emit((f"for {c} in range(0, {n.code}, {_CHUNK}):", chunk))
+            self.helpers.add("chunk_sum")
+        else:
+            s.emit((f"for {i.code} in range({n.code}):", loop))
         return _tree(vals, ())
 
     def ifold(self, e: IFold, env: dict, s: Scope, states: bool = False):
         """An ``ifold``: one local per accumulator leaf, updated in a ``for`` loop.  With
         ``states`` (a ``scan``), every state is also stored, in an array of ``n + 1``."""
         init = self.ev(e.init, env, s)
+        if not states and isinstance(init, S) and init.dt == "f":
+            # (ifold (λacc i. (+ acc t)) init n) with t not reading acc: init + (sum n (λi. t)),
+            # as the NumPy backend computes it (cost/semantics.py: fold_shape)
+            core, wrap = peel_lets(e.body, e.acc)
+            shape = fold_shape(core, e.acc, lambda x: e.acc not in free_vars(x))
+            if shape is not None and shape.kind in ("sum", "sub"):
+                total = Sum(e.size, e.var, wrap(shape.term))
+                self.keep.append(total)
+                t = self.ev(total, env, s)
+                return self.let_scalar(f"({init.code} {'+' if shape.kind == 'sum' else '-'} {t.code})", "f", s)
         n = self.size(e.size, env, s)
         loop = Scope(s, "loop")
         i = self.index(self.fresh_name(e.var), n, e.size, loop)
@@ -779,14 +840,30 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     lines = _render(g.root, 1)
     flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
     head = ["import math", "import numpy as np", "from numba import njit, prange", "",
+            f"from eqsat_ad.backend._numba_math import exp as _vexp  # version {_math_version()}",
             "_inf = math.inf", "_nan = math.nan", "_CACHE = True", ""]
     helpers = []
     for h in sorted(g.helpers):
-        helpers += [f"@njit({flags})", _HELPERS[h][1]]
+        code = _HELPERS[h][1]
+        helpers += [code] if code.startswith("from ") else [f"@njit({flags})", code]
     kflags = flags + (", parallel=True" if parallel else "")
     src = "\n".join(head + helpers + [f"@njit({kflags})",
                                       f"def _kernel({', '.join(args)}):"] + lines) + "\n"
     return Kernel(src, args, arg_types, _out_tree(out_kinds, ()), g.gets, g.allocs, parallel)
+
+
+def _math_version() -> str:
+    """A hash of ``_numba_math.py``: part of every kernel's text, so that a cached kernel
+    compiled against other helpers is not used (Numba's cache only watches the kernel's file)."""
+    global _MATH_VERSION
+    if _MATH_VERSION is None:
+        import hashlib
+        from pathlib import Path
+        _MATH_VERSION = hashlib.sha256(Path(__file__).with_name("_numba_math.py").read_bytes()).hexdigest()[:12]
+    return _MATH_VERSION
+
+
+_MATH_VERSION: str | None = None
 
 
 def _pair_of(vals: list, t: Type):
