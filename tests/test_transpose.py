@@ -133,12 +133,21 @@ CHAIN = """(fun ((x (vec n)) (w real))
         (b (ifold (lambda (s i) (* s (+ 1.0 (* 0.1 (get x i))))) a n)))
     (+ (* a b) (* b b))))"""
 
+# a pair state (a value and a running sum of squares), the adjoint put back together as a pair
+PAIR_STATE = """(fun ((x (vec n)) (W (mat m m)))
+  (let ((r (ifold (lambda (p t)
+                     (let ((h (fst p)))
+                       (pair (build m (lambda (k) (tanh (+ (get x t) (sum m (lambda (q) (* (get (get W k) q) (get h q))))))))
+                             (+ (* 0.5 (snd p)) (sum m (lambda (k) (* (get h k) (get h k))))))))
+                   (pair (build m (lambda (k) 0.1)) 0.0) n)))
+    (+ (snd r) (get (fst r) 0))))"""
+
 
 def _has(prog, cls) -> bool:
     return any(isinstance(x, cls) for x in iter_nodes(prog.body))
 
 
-@pytest.mark.parametrize("text", [POLY, PROD, EMA, RNN, CHAIN])
+@pytest.mark.parametrize("text", [POLY, PROD, EMA, RNN, CHAIN, PAIR_STATE])
 def test_transposed_gradient_matches_forward_and_differences(text):
     p = ea.parse(text)
     check_grads(p)              # grad (transposed for arrays) against central differences

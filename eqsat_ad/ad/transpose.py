@@ -37,11 +37,11 @@ from typing import Sequence
 
 from ..cost.semantics import fold_shape
 from ..errors import ADError
-from ..lang.ast import (Build, Expr, Get, IFold, Int, Length, Let, Param, Prim, Program, Scan, Sum,
-                        Var, iter_nodes, map_expr)
+from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Param, Prim, Program,
+                        Scan, Snd, Sum, Var, iter_nodes, map_expr)
 from ..lang.binders import all_names, free_vars, fresh, subst_all
 from ..lang.folds import peel_lets
-from ..lang.types import INDEX, ArrayT, RealT, Type, size_names
+from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, size_names
 
 __all__ = ["grad_reverse", "transposable_fold", "TRANSPOSED_SHAPES"]
 
@@ -55,7 +55,10 @@ TRANSPOSED_SHAPES = "a product, or a recurrence no reduction recognises"
 
 
 def _state_ok(t: Type) -> bool:
-    """A real, a vector or a matrix of reals: the types ``grad`` differentiates with respect to."""
+    """A real, a vector or a matrix of reals (the types ``grad`` differentiates with respect
+    to), or a pair of such states."""
+    if isinstance(t, PairT):
+        return _state_ok(t.fst) and _state_ok(t.snd)
     while isinstance(t, ArrayT):
         t = t.elem
     return isinstance(t, RealT)
@@ -69,7 +72,7 @@ def transposable_fold(prog: Program, wrt: str) -> IFold | None:
     """The first fold (outermost first) of ``prog`` (elaborated) whose gradient w.r.t. ``wrt``
     this module computes by transposition, or None.  Such a fold reads only parameters and
     size names (no enclosing loop index or let), depends on ``wrt``, has a real, vector or
-    matrix state, and a body the forward form cannot make O(f) (:data:`FORWARD_SHAPES`)."""
+    matrix state (or pairs of them), and a body the forward form cannot make O(f) (:data:`FORWARD_SHAPES`)."""
     from ..lang.typecheck import program_env, type_of
     env = program_env(prog)
     outer = set(env)
@@ -108,9 +111,13 @@ class _Names:
 
 
 def _dot(v: Expr, w: Expr, t: Type, names: _Names) -> Expr:
-    """``<v, w>`` for two values of type ``t`` (real, or arrays of reals)."""
+    """``<v, w>`` for two values of type ``t`` (reals, arrays of reals, pairs of those)."""
     if isinstance(t, RealT):
         return Prim("*", (v, w))
+    if isinstance(t, PairT):
+        vn = names("v")
+        return Let(vn, v, Prim("+", (_dot(Fst(Var(vn)), Fst(w), t.fst, names),
+                                     _dot(Snd(Var(vn)), Snd(w), t.snd, names))))
     assert isinstance(t, ArrayT)
     vn, q = names("v"), names("q")
     return Let(vn, v, Sum(Length(Var(vn)), q, _dot(Get(Var(vn), Var(q)), Get(w, Var(q)), t.elem, names)))
@@ -144,7 +151,54 @@ def _with_sizes(t: Type, names: _Names, sizes: dict[str, str]) -> Type:
             s = names("s")
             sizes[s] = s
         return ArrayT(_with_sizes(t.elem, names, sizes), s)
+    if isinstance(t, PairT):
+        return PairT(_with_sizes(t.fst, names, sizes), _with_sizes(t.snd, names, sizes))
     return t
+
+
+def _leaf_paths(t: Type, path: tuple = ()) -> list[tuple[tuple, Type]]:
+    """The non-pair components of ``t`` with their paths (0: fst, 1: snd), left to right."""
+    if isinstance(t, PairT):
+        return _leaf_paths(t.fst, path + (0,)) + _leaf_paths(t.snd, path + (1,))
+    return [(path, t)]
+
+
+def _project(x: Expr, path: tuple) -> Expr:
+    for bit in path:
+        x = Fst(x) if bit == 0 else Snd(x)
+    return x
+
+
+def _tree(t: Type, parts: dict, path: tuple = ()) -> Expr:
+    """A value of pair structure ``t`` from its components ``parts[path]``."""
+    if isinstance(t, PairT):
+        return Pair(_tree(t.fst, parts, path + (0,)), _tree(t.snd, parts, path + (1,)))
+    return parts[path]
+
+
+def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: dict,
+                names: _Names) -> Expr:
+    """``∇_x body`` at ``x = value`` (a state of type ``t``), the other parameters ``args``:
+    :func:`grad_reverse` of the program ``(fun (params... (x t)) body)``, inlined.  A pair
+    state is differentiated component by component (``grad`` takes no pair parameter) and the
+    adjoint put back together in the state's structure."""
+    leaves = _leaf_paths(t)
+    if len(leaves) == 1:
+        return _inline(grad_reverse(Program(params + (Param(x, t),), body), x), {x: value, **args})
+    leaf_names = [names(x) for _ in leaves]
+    q = Program(params + tuple(Param(nm, lt) for (_, lt), nm in zip(leaves, leaf_names)),
+                subst_all(body, {x: _tree(t, {p: Var(nm) for (p, _), nm in zip(leaves, leaf_names)})}))
+    names.add(q)
+    g = grad_reverse(q, leaf_names)            # right-nested pairs, one per component
+    vn, gn = names("st"), names("g")
+    comps = {nm: _project(Var(vn), p) for (p, _), nm in zip(leaves, leaf_names)}
+    parts = {}
+    for k, (p, _) in enumerate(leaves):
+        r: Expr = Var(gn)
+        for _ in range(k):
+            r = Snd(r)
+        parts[p] = Fst(r) if k < len(leaves) - 1 else r
+    return Let(vn, value, Let(gn, _inline(g, {**comps, **args}), _tree(t, parts)))
 
 
 def _inline(q: Program, args: dict[str, Expr]) -> Expr:
@@ -196,23 +250,24 @@ def _transpose(prog: Program, wrt: str, fold: IFold) -> Expr:
                 if t.size in sizes:
                     out[t.size] = Length(v)
                 walk(t.elem, Get(v, Int(0)))
+            elif isinstance(t, PairT):
+                walk(t.fst, Fst(v))
+                walk(t.snd, Snd(v))
         walk(h_t, x)
         return out
     binds: list[tuple[str, Expr]] = [(hs, Scan(a, i, fold.body, fold.init, n)),
                                      (h, _last(Var(hs)))]
     # λ_n = ∇_h C
-    g_h = grad_reverse(pc, h)
+    lam_n = _grad_state(prog.params, c_body, h, h_t, Var(h), state_sizes(Var(h)), names)
     # the backward recurrence: lam[j] = λ_{n-j};  λ_i = ∇_a <e(a, i), λ_{i+1}> at a = p_i
     la, li, ll = names("a"), names("i"), names("l")
-    pa = Program(prog.params + (Param(la, h_t), Param(ll, h_t), Param(li, INDEX)),
-                 _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names))
-    names.add(pa)
-    step = grad_reverse(pa, la)
     j, lv = names("j"), names("l")
     back_i = Prim("-", (Prim("-", (n, Int(1))), Var(j)))
-    step_body = _inline(step, {la: Get(Var(hs), back_i), ll: Var(lv), li: back_i,
-                               **state_sizes(Var(lv))})
-    binds.append((lams, Scan(lv, j, step_body, _inline(g_h, {**state_sizes(Var(h))}), n)))
+    step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
+                            _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names),
+                            la, h_t, Get(Var(hs), back_i),
+                            {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names)
+    binds.append((lams, Scan(lv, j, step_body, lam_n, n)))
     # ∇x: through C directly, through every step's body, through the initial value
     terms: list[Expr] = []
     if wrt in free_vars(c_body):

@@ -198,7 +198,7 @@ class EGraphView:
         for name, k in ext_rel:
             g.ext_classes.setdefault(name, k)
         for n in nodes:
-            if n.op == "IFold":
+            if n.op in ("IFold", "Scan"):
                 a, i = n.names()[:2]
                 g.fold_vars.add(i)
                 g.acc_vars.add(a)
@@ -377,6 +377,8 @@ class EGraphView:
             elif n.op == "IFold":
                 sh = shapes[nid] = self.fold_shape(n)
                 (axis_vars if sh is not None else seq).add(n.names()[1])
+            elif n.op == "Scan":        # a loop storing its states (eqsat_ad/ad/transpose.py)
+                seq.add(n.names()[1])
         seq -= axis_vars            # a name bound both ways (not after renaming): count as axis
         self.fold_vars = seq
         index_vars = axis_vars | seq
