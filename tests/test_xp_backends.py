@@ -68,7 +68,8 @@ def check(backend: str, prog, inputs: dict, fn=None) -> str:
     except EqsatError as e:
         if werr is not None and type(e) is type(werr):
             return ""
-        return f"{backend} raises {type(e).__name__}: {e}; the interpreter {'raises ' + str(werr) if werr else 'does not'}"
+        interp = f"raises {type(werr).__name__}: {werr}" if werr else "does not"
+        return f"{backend} raises {type(e).__name__}: {e}; the interpreter {interp}"
     if werr is not None:
         return f"{backend} gives a value; the interpreter raises {type(werr).__name__}: {werr}"
     why = same_value(got, want)

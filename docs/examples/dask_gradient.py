@@ -156,8 +156,9 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             progs = gradients(rows, cols)
             report["optimize_s"] = time.perf_counter() - t0
-            report["check_max_rel_diff"] = check_against_numpy(progs, min(args.check_rows, rows), cols,
-                                                               max(1, min(chunk_rows, args.check_rows // 4)), tmp / "check")
+            check_rows = min(args.check_rows, rows)
+            report["check_max_rel_diff"] = check_against_numpy(
+                progs, check_rows, cols, max(1, min(chunk_rows, check_rows // 4)), tmp / "check")
             X, y = data(rows, cols, chunk_rows)
             w = np.linspace(0.5, -0.5, cols)
             grad_w = ea.compile(progs["w"], backend="dask")
