@@ -153,13 +153,15 @@ def test_transposed_gradient_matches_forward_and_differences(text):
     check_grads(p)              # grad (transposed for arrays) against central differences
     from eqsat_ad.testing import random_inputs
     inputs = random_inputs(p, {"n": 5, "m": 3, "d": 2}, seed=2)
+    transposed = 0
     for q in p.params:
         if str(q.type) == "real":
             continue
         rev = ea.grad(p, q.name)
-        assert _has(rev, Scan)
+        transposed += _has(rev, Scan)
         fwd = ea.grad(p, q.name, mode="forward")
         assert np.allclose(ea.evaluate(rev, **inputs), ea.evaluate(fwd, **inputs), rtol=1e-9, atol=1e-12)
+    assert transposed
 
 
 @pytest.mark.parametrize("text,wrt", [(POLY, "c"), (POLY, "t"), (PROD, "x"), (EMA, "x"), (EMA, "al")])
@@ -192,6 +194,23 @@ def test_forward_form_kept_where_it_is_already_linear():
     # a real parameter: one direction, forward mode is already as cheap as the function
     assert not _has(ea.grad(ea.parse(POLY), "t"), Scan)
     assert _has(ea.grad(ea.parse(POLY), "t", mode="reverse"), Scan)
+    # a state with as many components as directions (the RNN's initial state h0: m and m)
+    rnn = ea.parse(RNN)
+    assert not _has(ea.grad(rnn, "h0"), Scan) and _has(ea.grad(rnn, "W"), Scan)
+    assert _has(ea.grad(rnn, "h0", mode="reverse"), Scan)
+
+
+def test_folds_reading_lets_are_transposed():
+    """A fold reading a let of parameters (an ODE's step h = 2 / s) is closed by substituting
+    the let; one reading a loop index is not."""
+    p = ea.parse("""(fun ((x (vec n)) (s size))
+      (let ((h (/ 2.0 (real s))))
+        (ifold (lambda (y k) (+ y (* h (sin (* y (get x k)))))) 0.5 n)))""")
+    assert _has(ea.grad(p, "x"), Scan)
+    check_grads(p, wrt=["x"])
+    inner = ea.parse("""(fun ((x (vec n)))
+      (sum n (lambda (j) (ifold (lambda (y k) (* y (+ (get x k) (real j)))) 1.0 n))))""")
+    assert not _has(ea.grad(inner, "x"), Scan)
 
 
 def test_grad_mode_errors():

@@ -345,9 +345,9 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
     program, one dual-number pass per input direction.  ``mode="reverse"`` transposes the
     sequential folds the gradient goes through (:mod:`eqsat_ad.ad.transpose`: states by a
     ``scan``, adjoints by a backward ``scan``), where one pass per direction would cost
-    (number of directions) x (the fold).  ``"auto"`` (the default) is ``"reverse"`` for an
-    array ``wrt`` (many directions) and ``"forward"`` for a real one (a single direction is
-    already as cheap as the function).
+    (number of directions) x (the fold).  ``"auto"`` (the default) is ``"forward"`` for a
+    real ``wrt`` (a single direction is already as cheap as the function) and for a fold
+    whose state has as many components as ``wrt`` has directions, ``"reverse"`` otherwise.
     ``grad(prog, ["x", "w"])`` returns ``(pair grad_x grad_w)``.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim, Pair
@@ -370,7 +370,7 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
                       f"(use jacobian or derivative)")
     if mode == "reverse" or (mode == "auto" and isinstance(t, ArrayT)):
         from .transpose import grad_reverse
-        return grad_reverse(prog, wrt)
+        return grad_reverse(prog, wrt, always=mode == "reverse")
     return derivative(prog, wrt)
 
 

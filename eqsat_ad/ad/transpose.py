@@ -38,7 +38,7 @@ from typing import Sequence
 from ..cost.semantics import fold_shape
 from ..errors import ADError
 from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Param, Prim, Program,
-                        Scan, Snd, Sum, Var, iter_nodes, map_expr)
+                        Scan, Snd, Sum, Var, map_expr, scoped_children)
 from ..lang.binders import all_names, free_vars, fresh, subst_all
 from ..lang.folds import peel_lets
 from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, size_names
@@ -64,29 +64,95 @@ def _state_ok(t: Type) -> bool:
     return isinstance(t, RealT)
 
 
-def _is_closed(e: Expr, outer: set[str]) -> bool:
-    return free_vars(e) <= outer
+def _folds_in_context(body: Expr, outer: set[str]):
+    """Every ``ifold`` of ``body`` (outermost first) with its *closed* version: the fold with
+    the values of the enclosing ``let`` s it reads substituted (when those read only
+    parameters and size names, transitively), or None when it reads a loop index, an
+    accumulator or a ``let`` that does."""
+    stack = [(body, {}, frozenset())]
+    while stack:
+        e, env, bound = stack.pop()
+        if type(e) is IFold:
+            fv = free_vars(e)
+            closed = None
+            if not (fv & bound) and fv <= outer | env.keys():
+                closed = subst_all(e, {k: env[k] for k in fv if k in env})
+            yield e, closed
+        kids = []
+        for c, names in scoped_children(e):
+            if type(e) is Let and names:
+                v = e.value
+                fv = free_vars(v)
+                if not (fv & bound) and fv <= outer | env.keys():
+                    kids.append((c, {**env, e.name: subst_all(v, {k: env[k] for k in fv if k in env})},
+                                 bound - {e.name}))
+                    continue
+            kids.append((c, {k: x for k, x in env.items() if k not in names} if names else env,
+                         bound | set(names)))
+        stack.extend(reversed(kids))
 
 
-def transposable_fold(prog: Program, wrt: str) -> IFold | None:
+def transposable_fold(prog: Program, wrt: str, always: bool = False) -> IFold | None:
     """The first fold (outermost first) of ``prog`` (elaborated) whose gradient w.r.t. ``wrt``
-    this module computes by transposition, or None.  Such a fold reads only parameters and
-    size names (no enclosing loop index or let), depends on ``wrt``, has a real, vector or
-    matrix state (or pairs of them), and a body the forward form cannot make O(f) (:data:`FORWARD_SHAPES`)."""
+    this module computes by transposition, in its closed form (:func:`_folds_in_context`), or
+    None.  Such a fold reads only parameters, size names and ``let`` s of those (no
+    enclosing loop index or accumulator), depends on ``wrt``, has a real, vector or matrix
+    state (or pairs of them), and a body the forward form cannot make O(f)
+    (:data:`FORWARD_SHAPES`); unless ``always``, its state also has fewer components than
+    ``wrt`` (:func:`_fewer_components`)."""
     from ..lang.typecheck import program_env, type_of
     env = program_env(prog)
-    outer = set(env)
-    for node in iter_nodes(prog.body):
-        if type(node) is not IFold or not _is_closed(node, outer) \
-                or wrt not in free_vars(node.body) | free_vars(node.init):   # (a size has no tangent)
+    for _, node in _folds_in_context(prog.body, set(env)):
+        if node is None or wrt not in free_vars(node.body) | free_vars(node.init):  # (a size has no tangent)
             continue
         core, _ = peel_lets(node.body, node.acc)
         shape = fold_shape(core, node.acc, lambda x, a=node.acc: a not in free_vars(x))
         if shape is not None and shape.kind in FORWARD_SHAPES:
             continue
-        if _state_ok(type_of(node, env)):
+        state = type_of(node, env)
+        if _state_ok(state) and (always or _fewer_components(state, env[wrt])):
             return node
     return None
+
+
+def _components(t: Type) -> list[list]:
+    """The real components of a value of type ``t``: one list of dimension sizes per array
+    leaf (``[]`` for a real)."""
+    if isinstance(t, PairT):
+        return _components(t.fst) + _components(t.snd)
+    dims = []
+    while isinstance(t, ArrayT):
+        dims.append(t.size)
+        t = t.elem
+    return [dims]
+
+
+def _fewer_components(state: Type, wrt: Type) -> bool:
+    """Does the state have fewer real components than ``wrt`` has directions?  The adjoint
+    step is a forward-mode gradient with one direction per state component: at worst (when
+    the optimiser cannot fold its one-hot seeds) it costs (state components) x (a step),
+    against (directions) x (a step) for the forward form.  Sizes are compared symbolically:
+    a shared size name cancels, and any other size counts as a large extent."""
+    big = 1000
+
+    def count(dims: list, other: list) -> float:
+        rest = list(other)
+        c = 1.0
+        for d in dims:
+            if d in rest and d is not None:
+                rest.remove(d)
+            else:
+                c *= d if isinstance(d, int) and not isinstance(d, bool) else big
+        return c
+    (w,) = _components(wrt)
+    parts = _components(state)
+    return all(count(p, w) * len(parts) < count(w, p) for p in parts)
+
+
+def _replace_fold(body: Expr, outer: set[str], closed: IFold, h: str) -> Expr:
+    """``body`` with every fold whose closed form is ``closed`` replaced by ``Var(h)``."""
+    hits = {id(e) for e, c in _folds_in_context(body, outer) if c == closed}
+    return map_expr(body, lambda x: Var(h) if id(x) in hits else x)
 
 
 # -- small builders ----------------------------------------------------------------------------
@@ -177,19 +243,19 @@ def _tree(t: Type, parts: dict, path: tuple = ()) -> Expr:
 
 
 def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: dict,
-                names: _Names) -> Expr:
+                names: _Names, always: bool) -> Expr:
     """``∇_x body`` at ``x = value`` (a state of type ``t``), the other parameters ``args``:
     :func:`grad_reverse` of the program ``(fun (params... (x t)) body)``, inlined.  A pair
     state is differentiated component by component (``grad`` takes no pair parameter) and the
     adjoint put back together in the state's structure."""
     leaves = _leaf_paths(t)
     if len(leaves) == 1:
-        return _inline(grad_reverse(Program(params + (Param(x, t),), body), x), {x: value, **args})
+        return _inline(grad_reverse(Program(params + (Param(x, t),), body), x, always), {x: value, **args})
     leaf_names = [names(x) for _ in leaves]
     q = Program(params + tuple(Param(nm, lt) for (_, lt), nm in zip(leaves, leaf_names)),
                 subst_all(body, {x: _tree(t, {p: Var(nm) for (p, _), nm in zip(leaves, leaf_names)})}))
     names.add(q)
-    g = grad_reverse(q, leaf_names)            # right-nested pairs, one per component
+    g = grad_reverse(q, leaf_names, always)    # right-nested pairs, one per component
     vn, gn = names("st"), names("g")
     comps = {nm: _project(Var(vn), p) for (p, _), nm in zip(leaves, leaf_names)}
     parts = {}
@@ -212,23 +278,24 @@ def _last(a: Expr) -> Expr:
 
 
 # -- the transposition ---------------------------------------------------------------------------
-def grad_reverse(prog: Program, wrt: str | Sequence[str]) -> Program:
+def grad_reverse(prog: Program, wrt: str | Sequence[str], always: bool = False) -> Program:
     """The gradient of a real-valued program, with every fold that :func:`transposable_fold`
     picks transposed (states by a ``scan``, adjoints by a backward ``scan``); the rest is
-    :func:`eqsat_ad.ad.api.grad`'s forward form.  Same result and type as ``grad``."""
+    :func:`eqsat_ad.ad.api.grad`'s forward form.  Same result and type as ``grad``.
+    ``always``: transpose also where the state has as many components as ``wrt``."""
     from .api import _check_wrt, _several, grad, prepare
-    several = _several(grad_reverse, prog, wrt)
+    several = _several(lambda p, w: grad_reverse(p, w, always), prog, wrt)
     if several is not None:
         return several
     prog = prepare(prog)
     _check_wrt(prog, wrt)
-    fold = transposable_fold(prog, wrt)
+    fold = transposable_fold(prog, wrt, always)
     if fold is None:
         return grad(prog, wrt, mode="forward")
-    return Program(prog.params, _transpose(prog, wrt, fold))
+    return Program(prog.params, _transpose(prog, wrt, fold, always))
 
 
-def _transpose(prog: Program, wrt: str, fold: IFold) -> Expr:
+def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
     from ..lang.typecheck import program_env, type_of
     env = program_env(prog)
     wrt_t = prog.param(wrt).type
@@ -239,7 +306,7 @@ def _transpose(prog: Program, wrt: str, fold: IFold) -> Expr:
     a, i, n = fold.acc, fold.var, fold.size
     h, hs, lams = names("h"), names("hs"), names("lam")
     # C: the program with the fold replaced by a parameter h
-    c_body = map_expr(prog.body, lambda x: Var(h) if x == fold else x)
+    c_body = _replace_fold(prog.body, set(env), fold, h)
     pc = Program(prog.params + (Param(h, h_t),), c_body)
     def state_sizes(x: Expr) -> dict[str, Expr]:
         """The fresh size names of the state type, read off a state ``x``."""
@@ -258,7 +325,7 @@ def _transpose(prog: Program, wrt: str, fold: IFold) -> Expr:
     binds: list[tuple[str, Expr]] = [(hs, Scan(a, i, fold.body, fold.init, n)),
                                      (h, _last(Var(hs)))]
     # λ_n = ∇_h C
-    lam_n = _grad_state(prog.params, c_body, h, h_t, Var(h), state_sizes(Var(h)), names)
+    lam_n = _grad_state(prog.params, c_body, h, h_t, Var(h), state_sizes(Var(h)), names, always)
     # the backward recurrence: lam[j] = λ_{n-j};  λ_i = ∇_a <e(a, i), λ_{i+1}> at a = p_i
     la, li, ll = names("a"), names("i"), names("l")
     j, lv = names("j"), names("l")
@@ -266,12 +333,12 @@ def _transpose(prog: Program, wrt: str, fold: IFold) -> Expr:
     step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
                             _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names),
                             la, h_t, Get(Var(hs), back_i),
-                            {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names)
+                            {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names, always)
     binds.append((lams, Scan(lv, j, step_body, lam_n, n)))
     # ∇x: through C directly, through every step's body, through the initial value
     terms: list[Expr] = []
     if wrt in free_vars(c_body):
-        terms.append(_inline(grad_reverse(pc, wrt), state_sizes(Var(h))))
+        terms.append(_inline(grad_reverse(pc, wrt, always), state_sizes(Var(h))))
     hs_t = ArrayT(h_t, names("s"))
     if wrt in free_vars(fold.body):
         ps, pl = names("hs"), names("lam")
@@ -279,14 +346,14 @@ def _transpose(prog: Program, wrt: str, fold: IFold) -> Expr:
         body = _dot(subst_all(fold.body, {a: Get(Var(ps), Var(i))}), adj, h_t, names)
         pb = Program(prog.params + (Param(ps, hs_t), Param(pl, hs_t)), Sum(n, i, body))
         names.add(pb)
-        gb = grad_reverse(pb, wrt)
+        gb = grad_reverse(pb, wrt, always)
         terms.append(_inline(gb, {ps: Var(hs), pl: Var(lams), hs_t.size: Length(Var(hs)),
                                   **state_sizes(Get(Var(hs), Int(0)))}))
     if wrt in free_vars(fold.init):
         l0 = names("lam0")
         pz = Program(prog.params + (Param(l0, h_t),), _dot(fold.init, Var(l0), h_t, names))
         names.add(pz)
-        terms.append(_inline(grad_reverse(pz, wrt), {l0: _last(Var(lams)), **state_sizes(_last(Var(lams)))}))
+        terms.append(_inline(grad_reverse(pz, wrt, always), {l0: _last(Var(lams)), **state_sizes(_last(Var(lams)))}))
     if not terms:         # pragma: no cover - transposable_fold requires wrt free in the fold
         raise ADError(f"the fold does not depend on {wrt!r}")
     out = _add(terms, wrt_t, names)
