@@ -39,11 +39,11 @@ from ..cost.semantics import fold_shape
 from ..errors import ADError
 from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Param, Prim, Program,
                         Scan, Snd, Sum, Var, map_expr, scoped_children)
-from ..lang.binders import all_names, free_vars, fresh, subst_all
+from ..lang.binders import all_names, call_deep, free_vars, free_vars_table, fresh, subst_all
 from ..lang.folds import peel_lets
 from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, size_names
 
-__all__ = ["grad_reverse", "transposable_fold", "TRANSPOSED_SHAPES"]
+__all__ = ["grad_reverse", "transposable_fold", "FORWARD_SHAPES"]
 
 #: Fold bodies whose gradient the forward form already computes in O(f) after rewriting
 #: (:func:`eqsat_ad.cost.semantics.fold_shape`): additive folds (one-hot folding, a ``sum``),
@@ -51,7 +51,6 @@ __all__ = ["grad_reverse", "transposable_fold", "TRANSPOSED_SHAPES"]
 #: product (vectorised as a value, sequential as a dual number) or a genuinely sequential
 #: recurrence (``None``) -- is transposed.
 FORWARD_SHAPES = frozenset({"identity", "sum", "sub", "max", "min", "maximum", "minimum"})
-TRANSPOSED_SHAPES = "a product, or a recurrence no reduction recognises"
 
 
 def _state_ok(t: Type) -> bool:
@@ -66,26 +65,35 @@ def _state_ok(t: Type) -> bool:
 
 def _folds_in_context(body: Expr, outer: set[str]):
     """Every ``ifold`` of ``body`` (outermost first) with its *closed* version: the fold with
-    the values of the enclosing ``let`` s it reads substituted (when those read only
+    the values of the enclosing ``let`` bindings it reads substituted (when those read only
     parameters and size names, transitively), or None when it reads a loop index, an
-    accumulator or a ``let`` that does."""
+    accumulator or a ``let`` that does.  (Free variables come from one table; a ``let``'s
+    closed value is built only when a fold reads it.)"""
+    fv = free_vars_table(body)
+    closed_values: dict[int, Expr] = {}
+
+    def close(e: Expr, env: dict) -> Expr:
+        """``e`` with the closed values of the lets in ``env`` it reads substituted."""
+        reads = {k: env[k] for k in fv[id(e)] if k in env}
+        mapping = {}
+        for k, (let, let_env) in reads.items():
+            if id(let) not in closed_values:
+                closed_values[id(let)] = close(let.value, let_env)
+            mapping[k] = closed_values[id(let)]
+        return subst_all(e, mapping) if mapping else e
+
     stack = [(body, {}, frozenset())]
     while stack:
         e, env, bound = stack.pop()
         if type(e) is IFold:
-            fv = free_vars(e)
-            closed = None
-            if not (fv & bound) and fv <= outer | env.keys():
-                closed = subst_all(e, {k: env[k] for k in fv if k in env})
-            yield e, closed
+            f = fv[id(e)]
+            yield e, (close(e, env) if not (f & bound) and f <= outer | env.keys() else None)
         kids = []
         for c, names in scoped_children(e):
             if type(e) is Let and names:
-                v = e.value
-                fv = free_vars(v)
-                if not (fv & bound) and fv <= outer | env.keys():
-                    kids.append((c, {**env, e.name: subst_all(v, {k: env[k] for k in fv if k in env})},
-                                 bound - {e.name}))
+                f = fv[id(e.value)]
+                if not (f & bound) and f <= outer | env.keys():   # a let of parameters: closed
+                    kids.append((c, {**env, e.name: (e, env)}, bound - {e.name}))
                     continue
             kids.append((c, {k: x for k, x in env.items() if k not in names} if names else env,
                          bound | set(names)))
@@ -95,7 +103,7 @@ def _folds_in_context(body: Expr, outer: set[str]):
 def transposable_fold(prog: Program, wrt: str, always: bool = False) -> IFold | None:
     """The first fold (outermost first) of ``prog`` (elaborated) whose gradient w.r.t. ``wrt``
     this module computes by transposition, in its closed form (:func:`_folds_in_context`), or
-    None.  Such a fold reads only parameters, size names and ``let`` s of those (no
+    None.  Such a fold reads only parameters, size names and ``let`` bindings of those (no
     enclosing loop index or accumulator), depends on ``wrt``, has a real, vector or matrix
     state (or pairs of them), and a body the forward form cannot make O(f)
     (:data:`FORWARD_SHAPES`); unless ``always``, its state also has fewer components than
@@ -289,7 +297,7 @@ def grad_reverse(prog: Program, wrt: str | Sequence[str], always: bool = False) 
         return several
     prog = prepare(prog)
     _check_wrt(prog, wrt)
-    fold = transposable_fold(prog, wrt, always)
+    fold = call_deep(transposable_fold, prog, wrt, always, what="program")
     if fold is None:
         return grad(prog, wrt, mode="forward")
     return Program(prog.params, _transpose(prog, wrt, fold, always))
