@@ -38,11 +38,11 @@ def _available(name: str) -> bool:
 
 XP_BACKENDS = [pytest.param(n, marks=pytest.mark.skipif(not _available(n), reason=f"{n} not usable here"))
                for n in ("dask", "jax", "cupy")]
-# random programs per backend: Dask and CuPy are quick per operation, JAX dispatches each
-# operation on its own (~1 s for 10 programs here)
-FUZZ_CASES = {"dask": 200, "jax": 30, "cupy": 100}
-# JAX compiles each operation for each new shape on first use (a second call is ~100x
-# faster): it runs a sample of the corpus that covers its shapes of computation
+# random programs per backend (about 2 s for 30 here): JAX traces and compiles each program
+# for each new shape (or compiles each operation, where the program cannot be traced)
+FUZZ_CASES = {"dask": 150, "jax": 30, "cupy": 100}
+# JAX's first call at a shape compiles (0.1-1 s; later calls take microseconds): it runs a
+# sample of the corpus that covers its shapes of computation
 JAX_CORPUS = ("logreg", "mlp2", "softmax-jac", "rnn", "kmeans", "conv3-signal", "bundle-adjust")
 
 
@@ -238,3 +238,19 @@ def test_jax_fallback_for_in_place_code_says_why():
     x, z = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0])
     r = f(x, z)
     assert type(r).__module__.startswith("jax") and np.allclose(np.asarray(r), evaluate(prog, x=x, z=z))
+
+
+@pytest.mark.skipif(not _available("jax"), reason="jax not installed")
+def test_jax_traces_with_jit_unless_the_code_decides_from_data():
+    """jax.jit traces the generated function (sizes and scalar inputs static); code that takes
+    a Python decision on array data runs op by op, with the same values."""
+    scale = ea.parse("(fun ((x (vec n)) (s real)) (build n (lambda (i) (* s (exp (get x i))))))")
+    f = ea.compile(scale, backend="jax")
+    x = np.array([0.5, -1.0, 2.0])
+    for s in (2.0, 3.0):
+        assert np.allclose(np.asarray(f(x, s)), s * np.exp(x))
+    assert "not_traced" not in f.call_state and len(f.call_state) == 1      # one trace, s static
+    branch = ea.parse("(fun ((x (vec n))) (if (> (sum n (lambda (i) (get x i))) 0.0) (get x 0) (get x 1)))")
+    g = ea.compile(branch, backend="jax")
+    assert float(g(x)) == evaluate(branch, x=x) and "array data" in g.call_state["not_traced"]
+    assert float(ea.compile(branch, backend="jax", jit=False)(-x)) == evaluate(branch, x=-x)

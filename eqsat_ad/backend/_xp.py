@@ -96,6 +96,12 @@ class Namespace:
     #: the block lengths of a call's inputs by extent (Dask): arrays the code creates along
     #: an axis of that extent (aranges, fills) are cut the same way, so blocks line up
     blocks: Callable[[dict], dict] | None = None
+    #: how a compiled program's function is called (JAX: traced by jax.jit): (program, inputs)
+    call: Callable[[Any, list], Any] | None = None
+    #: index ranges (``arange``) are NumPy arrays on the host, so that index arithmetic and
+    #: its bounds checks stay concrete under tracing (JAX); not for Dask (a range along the
+    #: data axis is as long as the data) nor CuPy (its operators refuse NumPy operands)
+    host_indices: bool = False
     _blocks_now: dict = field(default_factory=dict)
 
     def is_array(self, v: Any) -> bool:
@@ -108,6 +114,8 @@ class Namespace:
     def arange(self, n: int):
         """``0 .. n-1`` (int64), cut like the inputs' axes of extent ``n``."""
         n = int(n)
+        if self.host_indices:
+            return np.arange(n, dtype=np.int64)
         chunks = self._blocks_now.get(n)
         if chunks is None:
             return self.xp.arange(n, dtype=np.dtype(np.int64))
@@ -365,7 +373,7 @@ class _Helpers:
         if take is not None:
             return take(am, kk, axis=-1)[..., 0]
         # no take_along_axis (Dask): select with a one-hot mask along the gathered axis
-        hot = xp.reshape(self.ns.arange(am.shape[-1]), (1,) * (len(shape) - 1) + (am.shape[-1],)) == kk
+        hot = self.ns.arange(am.shape[-1]).reshape((1,) * (len(shape) - 1) + (am.shape[-1],)) == kk
         return xp.sum(xp.where(hot, am, xp.zeros((), dtype=am.dtype)), axis=-1)
 
     def take_rows(self, a, k):
@@ -386,8 +394,8 @@ class _Helpers:
         """:func:`._helpers.diag_where` without writing into an array: a mask of the diagonal."""
         xp = self.xp
         n = len(shape)
-        ii = xp.reshape(self.ns.arange(shape[pi]), tuple(shape[pi] if k == pi else 1 for k in range(n)))
-        jj = xp.reshape(self.ns.arange(shape[pj]), tuple(shape[pj] if k == pj else 1 for k in range(n)))
+        ii = self.ns.arange(shape[pi]).reshape(tuple(shape[pi] if k == pi else 1 for k in range(n)))
+        jj = self.ns.arange(shape[pj]).reshape(tuple(shape[pj] if k == pj else 1 for k in range(n)))
         f64 = np.dtype(np.float64)
         return xp.broadcast_to(xp.where(ii == jj, self.arr(on, f64), self.arr(off, f64)), tuple(shape))
 
@@ -463,7 +471,7 @@ class _Helpers:
         return H.clip_idx(k, np.zeros(n))[0], a
 
     def arange_at(self, n: int, d: int):
-        return self.xp.reshape(self.ns.arange(n), (int(n),) + (1,) * (d - 1))
+        return self.ns.arange(n).reshape((int(n),) + (1,) * (d - 1))      # (host or namespace)
 
     def expand(self, v, r: int, pv: int, axes_shape: tuple):
         xp = self.xp
@@ -635,7 +643,8 @@ class XpProgram:
             if self.fallback is not None:
                 return self._run_on_numpy(values)
             try:
-                return self._fn(self, *[values[p.name] for p in self.program.params])
+                vals = [values[p.name] for p in self.program.params]
+                return ns.call(self, vals) if ns.call is not None else self._fn(self, *vals)
             except EqsatError:
                 raise
             except Exception as exc:   # noqa: BLE001 - an array library's error, reported plainly
@@ -737,6 +746,7 @@ def compile_for(ns: Namespace, prog) -> XpProgram:
     exec(builtins.compile(src, f"<eqsat_ad generated: {ns.name}>", "exec"), table, scope)  # noqa: S102
     obj._fn = scope["_run"]
     obj.source, obj.fallback = src, None
+    obj.call_state = {}           # what ns.call keeps between calls (JAX: the traced functions)
     return obj
 
 

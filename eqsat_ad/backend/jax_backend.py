@@ -1,6 +1,12 @@
-"""The JAX backend: the NumPy backend's vectorised code on ``jax.numpy`` arrays, op by op
-(not traced by ``jax.jit``: the generated code decides sizes and bounds in Python), on
-JAX's default device -- a GPU where one is present (docs/backend-dask.md, "GPU").
+"""The JAX backend: the NumPy backend's vectorised code on ``jax.numpy`` arrays, on JAX's
+default device -- a GPU where one is present (docs/backend-dask.md, "JAX").
+
+With ``jit=True`` (the default) the generated function is traced by ``jax.jit`` on the first
+call at each shape (sizes, bounds checks on sizes and scalar inputs are decided while
+tracing: the scalar inputs are static arguments); a program whose code must decide something
+in Python from array *data* (an index computed from the data checked for range, a Python
+``if`` on a data-dependent condition) cannot be traced and runs op by op instead, for good:
+``fn.call_state["not_traced"]`` says why.
 
 Arrays are 64-bit (every call runs in ``jax.enable_x64``), as in the NumPy backend and the
 interpreter.  JAX arrays are immutable: a program whose code writes into an array in place
@@ -15,6 +21,7 @@ Results are JAX arrays (a scalar result a 0-d one).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -36,17 +43,46 @@ def generate_source(prog) -> tuple[str, dict[str, Any]]:
     from .numpy_backend import _GLOBALS
     from .numpy_backend import generate_source as np_source
     src, glb = np_source(prog, portable=True)
-    table = globals_table(_namespace(None))
+    table = globals_table(_namespace(None, jit=False))
     table.update({k: v for k, v in glb.items() if k not in _GLOBALS})
     return src, table
 
 
-def compile(prog, *, device: Any = None) -> XpProgram:  # noqa: A001
-    """``prog`` compiled to run on JAX arrays (on ``device``, default JAX's default device)."""
-    return compile_for(_namespace(device), prog)
+def compile(prog, *, device: Any = None, jit: bool = True) -> XpProgram:  # noqa: A001
+    """``prog`` compiled to run on JAX arrays (on ``device``, default JAX's default device),
+    traced by ``jax.jit`` where it can be (see the module docstring)."""
+    return compile_for(_namespace(device, jit), prog)
 
 
-def _namespace(device: Any) -> Namespace:
+def _jit_call(program, vals: list):
+    """Call the generated function traced by ``jax.jit`` (one trace per set of static
+    arguments and shapes, cached by JAX); op by op once tracing has failed for data."""
+    import jax
+    state = program.call_state
+    if "not_traced" not in state:
+        static = tuple(k for k, v in enumerate(vals) if isinstance(v, (bool, int, float)))
+        traced = state.get(static)
+        if traced is None:
+            fn = program._fn
+            traced = state[static] = jax.jit(lambda *a: fn(program, *a), static_argnums=static)
+        try:
+            return traced(*vals)
+        except _data_dependent() as exc:
+            state["not_traced"] = (f"the code decides something in Python from array data "
+                                   f"({type(exc).__name__}); it runs op by op")
+    return program._fn(program, *vals)
+
+
+@functools.lru_cache(maxsize=1)
+def _data_dependent() -> tuple:
+    """JAX's errors of a Python decision on a traced value."""
+    import jax
+    e = jax.errors
+    return (e.ConcretizationTypeError, e.TracerBoolConversionError, e.TracerIntegerConversionError,
+            e.TracerArrayConversionError, e.NonConcreteBooleanIndexError)
+
+
+def _namespace(device: Any, jit: bool = True) -> Namespace:
     import jax
     import jax.numpy as jnp
 
@@ -56,4 +92,5 @@ def _namespace(device: Any) -> Namespace:
 
     return Namespace("jax", xp=jnp, native=jnp, array_type=jax.Array, stage=stage,
                      to_numpy=np.asarray, mutable=False, unsupported=IMMUTABLE,
-                     context=lambda: jax.enable_x64(True), options={"device": device})
+                     context=lambda: jax.enable_x64(True), call=_jit_call if jit else None, host_indices=True,
+                     options={"device": device, "jit": jit})
