@@ -1,0 +1,241 @@
+"""The fused Numba backend (eqsat_ad/backend/numba_backend.py) against the reference
+interpreter: random programs (the backend fuzzer's generator), suite and corpus gradients
+(unoptimised and optimised for this backend's costs), hoisting, the error paths, the disk
+cache (a second process loads the kernel) and the fallback to the NumPy backend.  Numba
+compiles take ~0.1-1 s each, so the programs are few and small; the long differential run
+is ``benchmarks/bench_fused.py --fuzz``.  No timing assertions."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import eqsat_ad as ea
+from eqsat_ad.backend import get_backend
+from eqsat_ad.backend import numba_backend as nb
+from eqsat_ad.bench import corpus as C
+from eqsat_ad.bench import specs
+from eqsat_ad.errors import EvalError, ResourceLimitError, ShapeError
+from eqsat_ad.fuzz import check_backend, rich_program
+from eqsat_ad.testing import random_inputs
+
+
+def _check(prog, inputs, fn=None):
+    fn = fn or nb.compile(prog)
+    assert fn.fallback is None, fn.fallback
+    why = check_backend(prog, inputs, fn)
+    assert not why, why
+    return fn
+
+
+# ---------------------------------------------------------------------------------------
+# differential: random programs
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(24))
+def test_random_programs_match_the_interpreter(seed):
+    rng = random.Random(seed)
+    prog, sizes = rich_program(rng, smooth=rng.random() < 0.2)
+    nrng = np.random.default_rng(seed)
+    fn = nb.compile(prog)
+    assert fn.backend == "numba" and fn.fallback is None, fn.fallback
+    # the drawn sizes, larger ones, and 0 or 1 (empty loops, indices out of range)
+    for sz in (sizes, {k: v + 2 for k, v in sizes.items()}, {k: rng.choice([0, 1]) for k in sizes}):
+        why = check_backend(prog, random_inputs(prog, sz, nrng), fn)
+        assert not why, f"{why}\n{ea.show_program(prog)}"
+
+
+# ---------------------------------------------------------------------------------------
+# suite and corpus gradients
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sigmoid-sum", "logsumexp", "poly", "mlp"])
+def test_suite_gradients_optimised_for_numba(name):
+    spec = specs.get("suite", name)
+    g = ea.grad(ea.parse(spec.text), spec.wrt)
+    n = 40
+    res = ea.optimize(g, sizes=spec.sizes(n), backend="numba", limits={"iterations": 60, "seconds": 10.0})
+    args = specs.inputs(spec, n)
+    fn = _check(res.program, args)
+    assert specs.max_rel_error(fn(**args), specs.reference(spec, n, args)) < 1e-9
+
+
+CORPUS_NAMES = ("logreg", "lse-hvp", "layernorm", "softmax-max", "rnn", "conv1d", "bundle-adjust", "kmeans")
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_corpus_derivatives(name):
+    e = C.get(name)
+    g = C.derivative_program(e)
+    args = C.inputs(e, e.test_sizes)
+    _check(g, args)                                       # the unoptimised derivative
+
+
+@pytest.mark.parametrize("name", ["logreg", "layernorm", "lse-hvp"])
+def test_corpus_derivatives_optimised_for_numba(name):
+    e = C.get(name)
+    g = C.derivative_program(e)
+    res = ea.optimize(g, sizes=e.test_sizes, backend="numba", limits={"iterations": 80, "seconds": 10.0})
+    args = C.inputs(e, e.test_sizes)
+    fn = _check(res.program, args)
+    want = e.numpy_derivative(**args)
+    assert np.allclose(fn(**args), want, rtol=1e-8, atol=1e-10)
+
+
+def test_gradient_agrees_with_finite_differences():
+    f = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (log (+ 1.0 (exp (* (get x i) (sin (get x i)))))))))")
+    g = nb.compile(ea.optimize(ea.grad(f, "x"), sizes={"n": 8}, backend="numba").program)
+    x = np.linspace(-1.0, 1.5, 8)
+    fd = ea.testing.finite_difference_gradient(lambda v: ea.evaluate(f, v), x)
+    assert np.allclose(g(x), fd, rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------
+# code generation
+# ---------------------------------------------------------------------------------------
+def test_loop_invariant_sums_are_computed_once():
+    p = ea.parse("(fun ((x (vec n)) (w (vec n))) (build n (lambda (i) "
+                 "(/ (* (get w i) (exp (get x i))) (+ (sum n (lambda (j) (exp (get x j)))) "
+                 "(sum n (lambda (k) (* (get w k) (get w k)))))))))")
+    fn = _check(p, {"x": np.linspace(-1, 1, 7), "w": np.arange(7.0)})
+    kernel = fn.source.split("# --- the Python wrapper")[0]
+    build_loop = kernel.split("np.empty((n,), np.float64)")[1]
+    # both sums are computed before the build's loop, which has no loop inside
+    assert build_loop.count("for ") == 1 and kernel.count("_chunk_sum(") == 2
+
+
+def test_a_chain_is_one_loop_without_temporary_arrays():
+    p = ea.parse("(fun ((x (vec n))) (let ((a (build n (lambda (i) (tanh (get x i))))) "
+                 "(b (build n (lambda (i) (* 2.0 (get a i)))))) (build n (lambda (i) (exp (get b i))))))")
+    fn = nb.compile(ea.optimize(p, sizes={"n": 1000}, backend="numba").program)
+    kernel = fn.source.split("# --- the Python wrapper")[0]
+    assert kernel.count("np.empty") == 1 and kernel.count("for ") == 1
+    x = np.linspace(-1, 1, 5)
+    assert np.allclose(fn(x), np.exp(2 * np.tanh(x)))
+
+
+def test_a_gradient_optimised_for_numba_does_not_pay_for_temporaries():
+    """The extractor with the fused backend's costs: a term fused into its loop costs less
+    than computing it into an array first."""
+    model = get_backend("numba").cost_model()
+    fused = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (* 2.0 (exp (get x i))))))")
+    staged = ea.parse("(fun ((x (vec n))) (let ((e (build n (lambda (i) (exp (get x i)))))) "
+                      "(build n (lambda (i) (* 2.0 (get e i))))))")
+    assert model.dag_cost(fused, {"n": 10 ** 5}) < model.dag_cost(staged, {"n": 10 ** 5})
+
+
+def test_pairs_matrices_and_index_results():
+    _check(ea.parse("(fun ((x (vec n))) (build n (lambda (i) (pair (get x i) (* 2.0 (get x i))))))"),
+           {"x": np.arange(3.0)})
+    _check(ea.parse("(fun ((A (mat m n)) (x (vec n))) (build m (lambda (i) (build n (lambda (j) "
+                    "(* (get (get A i) j) (get x j)))))))"), {"A": np.arange(6.0).reshape(2, 3), "x": np.ones(3)})
+    _check(ea.parse("(fun ((A (mat m n))) (build m (lambda (i) (get A (- (- m 1) i)))))"),
+           {"A": np.arange(6.0).reshape(3, 2)})
+    _check(ea.parse("(fun ((x (vec n)) (p (pair real (vec n)))) (pair (argmax x) (+ (fst p) (get (snd p) 0))))"),
+           {"x": np.array([1.0, 3.0, 2.0]), "p": (1.5, np.ones(3))})
+
+
+def test_results_never_alias_inputs():
+    fn = nb.compile(ea.parse("(fun ((x (vec n)) (M (mat m n))) (pair x (get M 0)))"))
+    x, M = np.ones(3), np.ones((2, 3))
+    a, b = fn(x, M)
+    assert not np.shares_memory(a, x) and not np.shares_memory(b, M)
+
+
+def test_ieee_semantics():
+    fn = nb.compile(ea.parse("(fun ((x (vec n))) (build n (lambda (i) (/ (log (get x i)) (get x i)))))"))
+    out = fn(np.array([0.0, -1.0, 1.0]))       # log(0)/0 = -inf, log(-1) = nan: no exception
+    assert out[0] == -np.inf and np.isnan(out[1]) and out[2] == 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# inputs and errors
+# ---------------------------------------------------------------------------------------
+DOT = ea.parse("(fun ((x (vec n)) (w (vec n))) (sum n (lambda (i) (* (get x i) (get w i)))))")
+
+
+def test_inputs_by_position_keyword_and_conversion():
+    fn = nb.compile(DOT)
+    assert fn([1, 2], [3.0, 4.0]) == fn(x=np.array([1.0, 2.0]), w=[3, 4]) == 11.0
+    assert fn(np.arange(4.0)[::2], np.ones(2)) == 2.0                   # a strided view
+    assert fn(np.ones(2, np.float32), w=np.ones(2)) == 2.0
+
+
+def test_bad_inputs_are_shape_errors():
+    fn = nb.compile(DOT)
+    with pytest.raises(ShapeError, match="input 'w' should be"):
+        fn(np.ones(3), np.ones(2))
+    with pytest.raises(ShapeError, match="missing input 'w'"):
+        fn(np.ones(3))
+    with pytest.raises(ShapeError, match="unknown input 'q'"):
+        fn(np.ones(3), np.ones(3), q=1)
+
+
+def test_out_of_range_get_is_the_interpreters_error():
+    p = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (get x (+ i 2)))))")
+    fn = nb.compile(p)
+    with pytest.raises(EvalError) as want:
+        ea.evaluate(p, np.ones(4))
+    with pytest.raises(EvalError) as got:
+        fn(np.ones(4))
+    assert str(got.value) == str(want.value) == "index 4 out of range for array of length 4 in (get x (+ i 2))"
+
+
+def test_the_array_limit_is_enforced():
+    fn = nb.compile(ea.parse("(fun ((x (vec n))) (build n (lambda (i) (build n (lambda (j) (get x j))))))"))
+    with ea.runtime.array_limit(1000), pytest.raises(ResourceLimitError, match="more than the limit"):
+        fn(np.ones(100))
+
+
+# ---------------------------------------------------------------------------------------
+# fallback, cache, pickling
+# ---------------------------------------------------------------------------------------
+def test_ragged_programs_fall_back_to_numpy():
+    p = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (build i (lambda (j) (get x j))))))")
+    fn = nb.compile(p)
+    assert fn.fallback and "ragged" in fn.fallback and fn.backend == "numba"
+    assert [list(r) for r in fn(np.arange(3.0))] == [list(r) for r in ea.evaluate(p, np.arange(3.0))]
+    assert "NumPy backend" in fn.source
+    # a build inside a loop whose size depends on the index is one array per iteration: fine
+    q = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (sum (length (build i (lambda (j) (get x j)))) "
+                 "(lambda (k) 1.0)))))")
+    _check(q, {"x": np.ones(4)})
+
+
+def test_registry_and_ea_compile_reach_this_backend():
+    fn = ea.compile(DOT, backend="numba")
+    assert isinstance(fn, nb.NumbaProgram) and fn(np.ones(2), np.ones(2)) == 2.0
+    assert get_backend("numba").array_namespace() is np
+
+
+def test_pickle_compiles_again():
+    import pickle
+    fn = nb.compile(DOT)
+    assert pickle.loads(pickle.dumps(fn))(np.ones(2), np.ones(2)) == 2.0
+
+
+def test_kernels_are_cached_on_disk(tmp_path):
+    src = ("import numpy as np, eqsat_ad as ea\n"
+           "from eqsat_ad.backend import numba_backend as nb\n"
+           "p = ea.parse('(fun ((x (vec n))) (sum n (lambda (i) (tanh (* 3.0 (get x i))))))')\n"
+           "fn = nb.compile(p)\n"
+           "d = fn._serial.stats\n"
+           "print(fn(np.ones(3)), sum(d.cache_hits.values()), sum(d.cache_misses.values()))\n")
+    env = {**os.environ, "EQSAT_AD_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", src], env=env, capture_output=True, text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", src], env=env, capture_output=True, text=True, check=True)
+    assert list((tmp_path / "numba").glob("k_*.py"))
+    assert first.stdout.split()[1:] == ["0", "1"], first.stdout            # compiled
+    assert second.stdout.split()[1:] == ["1", "0"], second.stdout          # loaded from the cache
+    assert float(second.stdout.split()[0]) == float(first.stdout.split()[0])
+
+
+def test_without_a_cache_directory_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQSAT_AD_CACHE_DIR", "off")
+    fn = nb.compile(ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* 5.0 (get x i)))))"))
+    assert fn(np.ones(2)) == 10.0
+    assert nb.kernel_dir() is None
