@@ -254,3 +254,14 @@ def test_jax_traces_with_jit_unless_the_code_decides_from_data():
     g = ea.compile(branch, backend="jax")
     assert float(g(x)) == evaluate(branch, x=x) and "array data" in g.call_state["not_traced"]
     assert float(ea.compile(branch, backend="jax", jit=False)(-x)) == evaluate(branch, x=-x)
+
+
+@pytest.mark.parametrize("backend", XP_BACKENDS)
+def test_compiled_programs_pickle_with_their_options(backend):
+    import copy
+    import pickle
+    options = {"chunks": 3, "max_loop_iterations": 7} if backend == "dask" else {}
+    f = ea.compile(ea.parse(DOT), backend=backend, **options)
+    for g in (pickle.loads(pickle.dumps(f)), copy.deepcopy(f)):
+        assert g.backend == backend and g.namespace.options == f.namespace.options and g.source == f.source
+        assert float(g([1.0, 2.0], [3.0, 4.0])) == 11.0

@@ -679,6 +679,16 @@ class XpProgram:
         names = ", ".join(p.name for p in self.program.params)
         return f"<{self.backend} program ({names})" + (" on NumPy>" if self.fallback else ">")
 
+    # pickle and copy: the generated function is not picklable, so a copy is compiled again
+    # from the program with the same options (``Namespace.options``: those of ``compile``)
+    def __reduce__(self):
+        from .registry import compile_for as compile_with
+        return (_compiled, (compile_with, self._input_program, self.backend, dict(self.namespace.options)))
+
+
+def _compiled(compile_with, prog, backend: str, options: dict):
+    return compile_with(prog, backend, **options)
+
 
 def _map_leaves(v, fn):
     if isinstance(v, tuple):

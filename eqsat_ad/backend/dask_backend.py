@@ -167,4 +167,4 @@ def _namespace(chunks: Any, max_loop_iterations: int) -> Namespace:
     return Namespace("dask", xp=api(da.empty(0)), native=da, array_type=da.Array, stage=stage,
                      to_numpy=lambda v: np.asarray(v.compute()), mutable=False, check_alloc=False,
                      max_loop_iterations=max_loop_iterations, blocks=blocks,
-                     options={"chunks": chunks})
+                     options={"chunks": chunks, "max_loop_iterations": max_loop_iterations})
