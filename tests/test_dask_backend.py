@@ -120,3 +120,23 @@ def test_the_example_runs_on_a_local_cluster_and_matches_numpy(tmp_path):
     m = re.search(r"max relative difference ([0-9.e+-]+)", out.stdout)
     assert m and float(m.group(1)) < 1e-10, out.stdout
     assert "streamed to" in out.stdout and (tmp_path / "r.json").exists()
+
+
+def test_decisions_on_index_ranges_read_no_data():
+    """A guarded shifted read checks in Python whether a row out of range is needed; the
+    guard comes from index ranges alone, so it is computed here, not by the scheduler (which
+    would be a round trip to a cluster), and the call reads no data."""
+    import dask
+    prog = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (if (> i 0) (get x (- i 1)) 0.0))))")
+    f = dask_backend.compile(prog, chunks=2)
+    assert "_span_needed(" in f.source
+    runs = []
+
+    def scheduler(dsk, keys, **kwargs):
+        runs.append(1)
+        return dask.get(dsk, keys, **kwargs)
+    with dask.config.set(scheduler=scheduler):
+        r = f(np.arange(5.0))
+        assert not runs
+        np.testing.assert_array_equal(r.compute(), [0.0, 0.0, 1.0, 2.0, 3.0])
+        assert runs

@@ -80,7 +80,8 @@ class Namespace:
     the memory, not the array); ``max_loop_iterations``: refuse longer sequential loops (each
     iteration adds to a task graph); ``unsupported``: ``(regex, reason)`` pairs of generated
     code it cannot run; ``context``: a context manager entered around a call (JAX's 64-bit
-    mode); ``note``: how to recover from a failure, for error messages."""
+    mode); ``options``: the options of the backend's ``compile`` (a pickled program is
+    compiled again with them)."""
     name: str
     xp: Any
     native: Any
@@ -102,14 +103,26 @@ class Namespace:
     #: its bounds checks stay concrete under tracing (JAX); not for Dask (a range along the
     #: data axis is as long as the data) nor CuPy (its operators refuse NumPy operands)
     host_indices: bool = False
+    #: the value of one of its arrays for a decision in Python (Dask: an array computed from
+    #: index ranges alone is computed here, without the cluster; one that reads the inputs
+    #: with the active scheduler): (array, the call's inputs) -> NumPy value
+    concrete: Callable[[Any, dict], Any] | None = None
     _blocks_now: dict = field(default_factory=dict)
+    _inputs_now: dict = field(default_factory=dict)
 
     def is_array(self, v: Any) -> bool:
         return isinstance(v, self.array_type)
 
     def note_inputs(self, values: dict) -> None:
+        self._inputs_now = values
         if self.blocks is not None:
             self._blocks_now = self.blocks(values)
+
+    def value(self, v: Any) -> Any:
+        """``v`` (an array of the namespace) as NumPy, for a decision in Python."""
+        if self.concrete is not None:
+            return self.concrete(v, self._inputs_now)
+        return self.to_numpy(v)
 
     def arange(self, n: int):
         """``0 .. n-1`` (int64), cut like the inputs' axes of extent ``n``."""
@@ -164,9 +177,8 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
     def reduction(xp_name: str) -> Callable:
         fn = getattr(xp, xp_name)
 
-        def reduce(x, axis, initial=None):
-            x = arr(x)
-            return fn(x, axis=axis)
+        def reduce(x, axis):
+            return fn(arr(x), axis=axis)
         return reduce
 
     def extreme(is_max: bool, skip_nan: bool) -> Callable:
@@ -184,16 +196,6 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
                 x = xp.where(xp.isnan(x), initial, x)
             return combine(fn(x, axis=axis), initial)
         return reduce
-
-    def fmax_like(is_max: bool) -> Callable:
-        """``np.fmax``/``np.fmin``: a NaN operand loses."""
-        pick = xp.maximum if is_max else xp.minimum
-
-        def f(a, b):
-            if not (is_array(a) or is_array(b)):
-                return (np.fmax if is_max else np.fmin)(a, b)
-            return xp.where(xp.isnan(arr(a)), b, xp.where(xp.isnan(arr(b)), a, pick(a, b)))
-        return f
 
     def dot(a, b):
         """``np.dot``: the last axis of ``a`` with the first (vector) or second-to-last of ``b``."""
@@ -267,7 +269,6 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
         table[p.numpy_name] = elementwise(p.interp, xp_fn(p.interp))
     for p in ARG_EXTREMES.values():
         table[p.numpy_name] = arg_extreme(p.name == "argmax")
-    table["_fmax"], table["_fmin"] = fmax_like(True), fmax_like(False)
     if ns.max_loop_iterations is not None:
         # the generated code's sequential loops are its only `range` calls: each iteration
         # of one adds its operations to the namespace's graph
@@ -344,7 +345,8 @@ class _NumpyLike:
 class _Helpers:
     """The run-time helpers of :mod:`._helpers`, on the namespace's arrays.  Where a helper
     must decide something in Python (is an index out of range? is a masked read needed?)
-    the decision is computed -- for Dask, when the function is called."""
+    the value is computed by :meth:`Namespace.value` -- for Dask, when the function is
+    called (locally when it comes from index ranges alone)."""
 
     def __init__(self, ns: Namespace):
         self.ns, self.xp, self.is_array = ns, ns.xp, ns.is_array
@@ -401,7 +403,7 @@ class _Helpers:
 
     def oob(self, k, n: int) -> bool:
         if self.is_array(k):
-            return k.size != 0 and bool(self.xp.any((k < 0) | (k >= n)))
+            return k.size != 0 and bool(self.ns.value(self.xp.any((k < 0) | (k >= n))))
         return H.oob(k, n)
 
     def needed(self, bad, *guards) -> bool:
@@ -413,7 +415,7 @@ class _Helpers:
             if getattr(g, "ndim", 0) == 0 and not g:
                 return False
             m = m & g
-        return bool(self.xp.any(self.arr(m)))
+        return bool(self.ns.value(self.xp.any(self.arr(m))))
 
     def span_needed(self, off: int, n: int, length: int, d: int, *guards) -> bool:
         """:func:`._helpers.span_needed` (the guards cut to the rows out of range)."""
@@ -433,7 +435,7 @@ class _Helpers:
                 elif not g:
                     m = False
                     break
-            if m is True or (m is not False and bool(self.xp.any(self.arr(m)))):
+            if m is True or (m is not False and bool(self.ns.value(self.xp.any(self.arr(m))))):
                 return True
         return False
 
@@ -458,7 +460,7 @@ class _Helpers:
         return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
     def raise_oob(self, k, n: int, where: str) -> None:
-        H.raise_oob(self.ns.to_numpy(k) if self.is_array(k) else k, n, where)
+        H.raise_oob(self.ns.value(k) if self.is_array(k) else k, n, where)
 
     def clip_idx(self, k, a):
         xp = self.xp
@@ -488,7 +490,7 @@ class _Helpers:
 
     def max_extent(self, s) -> int:
         if self.is_array(s):
-            return max(int(self.xp.max(s)), 0) if s.size else 0
+            return max(int(self.ns.value(self.xp.max(s))), 0) if s.size else 0
         return H.max_extent(s)
 
     def fold_extreme(self, init, red, is_max: bool):

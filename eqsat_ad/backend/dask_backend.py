@@ -135,6 +135,20 @@ def data_chunks(chunks: Any, arrays: dict, dims: dict, sizes: dict) -> dict[str,
     return {s: max(1, rows) for s in data}
 
 
+def _leaves(values: dict) -> list:
+    out: list = []
+
+    def walk(v):
+        if isinstance(v, tuple):
+            for x in v:
+                walk(x)
+        else:
+            out.append(v)
+    for v in values.values():
+        walk(v)
+    return out
+
+
 def _namespace(chunks: Any, max_loop_iterations: int) -> Namespace:
     import dask.array as da
     from array_api_compat import array_namespace as api
@@ -151,20 +165,22 @@ def _namespace(chunks: Any, max_loop_iterations: int) -> Namespace:
     def blocks(values: dict) -> dict:
         """Block lengths of the inputs by extent (the first input cut along it wins)."""
         out: dict = {}
-
-        def walk(v):
-            if isinstance(v, tuple):
-                for x in v:
-                    walk(x)
-            elif isinstance(v, da.Array):
+        for v in _leaves(values):
+            if isinstance(v, da.Array):
                 for n, c in zip(v.shape, v.chunks):
                     if len(c) > 1:
                         out.setdefault(n, c)
-        for v in values.values():
-            walk(v)
         return out
+
+    def concrete(v, inputs: dict):
+        """``v`` computed for a decision in Python: from index ranges alone (a bounds check
+        of index arithmetic, a guard on positions) synchronously here -- no data is read --
+        else with the active scheduler (a decision on the data itself)."""
+        layers = v.__dask_graph__().layers
+        reads = any(isinstance(a, da.Array) and a.name in layers for a in _leaves(inputs))
+        return np.asarray(v.compute() if reads else v.compute(scheduler="sync"))
 
     return Namespace("dask", xp=api(da.empty(0)), native=da, array_type=da.Array, stage=stage,
                      to_numpy=lambda v: np.asarray(v.compute()), mutable=False, check_alloc=False,
-                     max_loop_iterations=max_loop_iterations, blocks=blocks,
+                     max_loop_iterations=max_loop_iterations, blocks=blocks, concrete=concrete,
                      options={"chunks": chunks, "max_loop_iterations": max_loop_iterations})
