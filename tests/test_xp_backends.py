@@ -265,3 +265,14 @@ def test_compiled_programs_pickle_with_their_options(backend):
     for g in (pickle.loads(pickle.dumps(f)), copy.deepcopy(f)):
         assert g.backend == backend and g.namespace.options == f.namespace.options and g.source == f.source
         assert float(g([1.0, 2.0], [3.0, 4.0])) == 11.0
+
+
+@pytest.mark.parametrize("backend", XP_BACKENDS)
+def test_ragged_programs_run_with_the_interpreter_and_say_so(backend):
+    prog = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (build i (lambda (j) (get x j))))))")
+    f = compiled(backend, prog)
+    assert "ragged" in f.fallback and "reference interpreter" in f.fallback
+    got = f(np.arange(3.0))
+    assert isinstance(got, list) and len(got) == 3
+    for a, b in zip(got, evaluate(prog, x=np.arange(3.0))):
+        assert np.array_equal(to_numpy_value(f.namespace, a), b)

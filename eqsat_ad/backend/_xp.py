@@ -662,6 +662,8 @@ class XpProgram:
         h = _Helpers(ns)
 
         def back(v):
+            if isinstance(v, list):         # a ragged array: a list of the namespace's arrays
+                return [back(x) for x in v]
             if isinstance(v, np.ndarray):
                 return ns.stage({"r": v}, {"r": (None,) * v.ndim}, {})["r"]
             return h.out_scalar(v, "b" if isinstance(v, bool) else "i" if isinstance(v, int) else "f")
@@ -745,10 +747,11 @@ def compile_for(ns: Namespace, prog) -> XpProgram:
                 fallback = reason
                 break
     if fallback is not None:
-        obj.fallback = f"{fallback}; it runs with the NumPy backend on the inputs copied to NumPy"
-        obj.source = f"# The {ns.name} backend cannot run this program: {fallback}.\n" \
-                     f"# It runs with the NumPy backend (inputs copied to NumPy, results back).\n"
         obj._numpy = np_compile(prog)
+        runner = "the reference interpreter" if obj._numpy.fallback else "the NumPy backend"
+        obj.fallback = f"{fallback}; it runs with {runner} on the inputs copied to NumPy"
+        obj.source = f"# The {ns.name} backend cannot run this program: {fallback}.\n" \
+                     f"# It runs with {runner} (inputs copied to NumPy, results back).\n"
         return obj
     table = globals_table(ns)
     from .numpy_backend import _GLOBALS
