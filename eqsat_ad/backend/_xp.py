@@ -25,7 +25,7 @@ NumPy backend on the inputs brought to NumPy, and ``.fallback`` says why.  An er
 array library while running is reported as an :class:`~eqsat_ad.errors.EvalError` naming
 the backend, not as the library's traceback.
 
->>> import dask.array as da
+>>> import pytest; da = pytest.importorskip("dask.array")   # the machinery is shared; Dask runs it here
 >>> from eqsat_ad.lang.syntax import parse
 >>> from eqsat_ad.backend import dask_backend
 >>> f = dask_backend.compile(parse("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))"))
@@ -60,10 +60,21 @@ from ..lang.types import (
 )
 from . import _helpers as H
 
-__all__ = ["Namespace", "XpProgram", "compile_for", "globals_table", "to_numpy_value"]
+__all__ = ["Namespace", "XpProgram", "array_api", "compile_for", "globals_table", "to_numpy_value"]
 
 #: the array API names of the real functions whose NumPy ufunc is called otherwise
 _ARRAY_API_NAME = {"absolute": "abs", "power": "pow", "true_divide": "divide"}
+
+
+def array_api(backend: str, extra: str) -> Callable:
+    """``array_api_compat.array_namespace``: the array API names a library's own module may
+    lack (Dask's: ``concat``, ``permute_dims``, ``astype``, ``pow``, ...)."""
+    try:
+        from array_api_compat import array_namespace
+    except ImportError:
+        raise EqsatError(f"the {backend} backend needs array-api-compat "
+                         f"(pip install 'eqsat-ad[{extra}]')") from None
+    return array_namespace
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._xp import Namespace, XpProgram, compile_for
+from ._xp import Namespace, XpProgram, array_api, compile_for
 
 __all__ = ["array_namespace", "compile", "generate_source"]
 
@@ -36,7 +36,7 @@ def compile(prog) -> XpProgram:  # noqa: A001
 
 def _namespace() -> Namespace:
     import cupy
-    from array_api_compat import array_namespace as api
+    api = array_api("cupy", "gpu")
 
     def stage(arrays: dict, dims: dict, sizes: dict) -> dict:
         return {k: cupy.asarray(a) for k, a in arrays.items()}

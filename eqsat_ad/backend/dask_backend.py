@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EqsatError
-from ._xp import Namespace, XpProgram, compile_for
+from ._xp import Namespace, XpProgram, array_api, compile_for
 
 __all__ = ["array_namespace", "compile", "data_chunks", "generate_source"]
 
@@ -151,7 +151,7 @@ def _leaves(values: dict) -> list:
 
 def _namespace(chunks: Any, max_loop_iterations: int) -> Namespace:
     import dask.array as da
-    from array_api_compat import array_namespace as api
+    api = array_api("dask", "dask")
 
     def stage(arrays: dict, dims: dict, sizes: dict) -> dict:
         rows = data_chunks(chunks, arrays, dims, sizes)
