@@ -69,10 +69,11 @@ def measure(fn, inputs: dict, repeat: int, budget: float = 0.3) -> float:
 
 
 def run(sizes=SIZES, repeat: int = 5, extractors=("tree", "dag", "ilp"), names=None, out=None,
-        verbose: bool = True) -> dict:
+        verbose: bool = True, costs: str | None = None) -> dict:
     from scipy.stats import spearmanr
     import dataclasses
-    model = default_cost_model()
+    from eqsat_ad.cost.model import CostModel
+    model = CostModel.from_json(costs) if costs else default_cost_model()
     # the same model without per-call costs
     model0 = dataclasses.replace(model, overhead=0.0, scalar_overhead=0.0, call_overhead={})
     unit = float(model.meta.get("unit_seconds", 1e-9))
@@ -85,7 +86,7 @@ def run(sizes=SIZES, repeat: int = 5, extractors=("tree", "dag", "ilp"), names=N
         variants = {"unoptimised": d}
         for ex in extractors:
             t0 = time.perf_counter()
-            res = ea.optimize(d, sizes={"n": 1000, "m": 1000}, extractor=ex, check=True)
+            res = ea.optimize(d, sizes={"n": 1000, "m": 1000}, extractor=ex, check=True, cost_model=model)
             info = res.report.extraction
             extraction.append({"program": name, "extractor": ex, "seconds": info.get("seconds"),
                                "cost": info.get("cost", res.cost), "tree_cost": info.get("tree_cost"),
@@ -139,7 +140,8 @@ def run(sizes=SIZES, repeat: int = 5, extractors=("tree", "dag", "ilp"), names=N
     result = {"spearman": rho, "spearman_tree_cost": rho_tree, "spearman_without_overhead": rho0,
               "points": len(rows),
               "spearman_per_program": per_program, "spearman_per_size": per_n,
-              "model": {"overhead": model.overhead, "unit_seconds": unit,
+              "model": {"costs": costs or "eqsat_ad/cost/opcosts.json", "overhead": model.overhead,
+                        "unit_seconds": unit,
                         "machine": model.meta.get("machine"), "calibrated": model.meta.get("date")},
               "extraction": extraction, "rows": rows}
     if out:
@@ -158,15 +160,88 @@ def run(sizes=SIZES, repeat: int = 5, extractors=("tree", "dag", "ilp"), names=N
     return result
 
 
+def corpus_points(corpus_json: str, model) -> list[dict]:
+    """The timed points of a ``bench_corpus.py`` run (``corpus.json``: programs, sizes, the
+    measured median seconds per call of each compiled variant), priced again with ``model``:
+    the same programs and times, so two cost tables are compared on the same measurements
+    without timing anything again.  ``primal`` and ``unopt`` are rebuilt from the corpus
+    (``eqsat_ad/bench/corpus.py``), the optimised variants parsed from the recorded text."""
+    from eqsat_ad.bench import corpus as C
+    data = json.loads(Path(corpus_json).read_text())
+    unit = float(model.meta.get("unit_seconds", 1e-9))
+    pts = []
+    for p in data["programs"]:
+        e = C.get(p["name"])
+        for s in p["sizes"]:
+            for m, r in s["time"].items():
+                if not (r.get("ok") and r.get("cost") is not None and not r.get("same_as")
+                        and r.get("median") is not None):
+                    continue
+                if m == "primal":
+                    prog = C.program(e)
+                elif m == "unopt":
+                    prog = C.derivative_program(e)
+                else:
+                    prog = ea.parse(s["opt"][m]["text"])
+                cost = model.dag_cost(prog, s["sizes"])
+                pts.append({"program": p["name"], "sizes": s["sizes"], "method": m, "cost": cost,
+                            "predicted": cost * unit, "recorded_cost": r["cost"],
+                            "recorded_predicted": r["cost"] * (s.get("unit_seconds") or unit),
+                            "seconds": r["median"]})
+    return pts
+
+
+def corpus_fidelity(corpus_json: str, costs: str | None = None, small_seconds: float = 2e-5,
+                    verbose: bool = True) -> dict:
+    """Spearman(model cost, measured time) over the points of a corpus run (see
+    :func:`corpus_points`), over all of them and over the points of small cost: predicted
+    (this model's cost x its add time) at most ``small_seconds`` a call, and, for a
+    comparison on the same points whatever the table, recorded so in the run itself."""
+    from scipy.stats import spearmanr
+    from eqsat_ad.cost.model import CostModel
+    model = CostModel.from_json(costs) if costs else default_cost_model()
+    pts = corpus_points(corpus_json, model)
+
+    def rho(sub):
+        return float(spearmanr([q["cost"] for q in sub], [q["seconds"] for q in sub]).statistic) \
+            if len(sub) > 2 else None
+    small = [q for q in pts if q["predicted"] <= small_seconds]
+    small_rec = [q for q in pts if q["recorded_predicted"] <= small_seconds]
+    out = {"costs": costs or "eqsat_ad/cost/opcosts.json", "points": len(pts), "spearman": rho(pts),
+           "small_points": len(small), "spearman_small": rho(small),
+           "small_points_as_recorded": len(small_rec), "spearman_small_as_recorded": rho(small_rec)}
+    if verbose:
+        print(json.dumps(out, indent=1))
+        # the small points the model ranks worst: rank by cost vs rank by time
+        from scipy.stats import rankdata
+        if len(small) > 2:
+            rc, rt = rankdata([q["cost"] for q in small]), rankdata([q["seconds"] for q in small])
+            worst = sorted(range(len(small)), key=lambda k: -abs(rc[k] - rt[k]))[:15]
+            print(f"{'program':20s} {'method':7s} {'sizes':28s} {'rank cost':>9s} {'rank time':>9s} "
+                  f"{'predicted us':>12s} {'measured us':>11s}")
+            for k in worst:
+                q = small[k]
+                print(f"{q['program']:20s} {q['method']:7s} {str(q['sizes'])[:28]:28s} {rc[k]:9.0f} {rt[k]:9.0f} "
+                      f"{q['predicted'] * 1e6:12.2f} {q['seconds'] * 1e6:11.2f}")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--programs", nargs="*")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cost_vs_time.json"))
+    ap.add_argument("--corpus", metavar="JSON", help="no timing: price the points of this bench_corpus.py "
+                    "run again and report Spearman(cost, its measured time), all and small-cost points")
+    ap.add_argument("--costs", metavar="FILE", help="the cost table to optimise and price with "
+                    "(default: eqsat_ad/cost/opcosts.json)")
     args = ap.parse_args(argv)
+    if args.corpus:
+        corpus_fidelity(args.corpus, args.costs)
+        return 0
     sizes = (10, 100, 1000, 10000) if args.quick else SIZES
-    run(sizes, 3 if args.quick else args.repeat, names=args.programs, out=args.out)
+    run(sizes, 3 if args.quick else args.repeat, names=args.programs, out=args.out, costs=args.costs)
     return 0
 
 

@@ -68,10 +68,20 @@ def per_element(fn_big, fn_small, n_big: int, n_small: int, repeat: int) -> floa
     return max((tb - ts) / (n_big - n_small), 0.0)
 
 
-def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
-    rng = np.random.default_rng(0)
-    if quick:
-        repeat = 3
+#: the per-element costs are measured again on arrays of this many elements (64 KiB: they fit
+#: in the L2 cache), where an add or a where is cheaper per element than at ``n``
+IN_CACHE_N = 1 << 13
+
+
+def _per_element_costs(n: int, rng, repeat: int, quick: bool) -> dict[str, float]:
+    """Seconds per element of every operation at ``n`` elements (the per-call part removed)."""
+    ops, sizes = _element_ops(n, rng, quick)
+    return {name: per_element(big, sm, *sizes.get(name, (n, 16)), repeat) for name, (big, sm) in ops.items()}
+
+
+def _element_ops(n: int, rng, quick: bool) -> tuple[dict, dict]:
+    """The per-element measurements at ``n`` elements (against 16): ``{name: (big, small)}``
+    callables and ``{name: (elements big, elements small)}`` where they are not ``(n, 16)``."""
     small = 16
 
     def arrays(m):
@@ -143,13 +153,27 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
     sizes = {"Sum": (side * side * 2, 32), "GetAxis": (side * side, 16), "Prod": (side * side * 2, 32),
              "Max": (side * side * 2, 32), "Gemv": (side * side, 16), "Gemm": (g ** 3, 64),
              "EinsumLoop": (side * side, 16)}
-    t_add = None
-    raw = {}
-    for name, (big, sm) in ops.items():
-        nb, ns = sizes.get(name, (n, small))
-        raw[name] = per_element(big, sm, nb, ns, repeat)
-        if name == "Add":
-            t_add = raw[name]
+    return ops, sizes
+
+
+def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
+    rng = np.random.default_rng(0)
+    if quick:
+        repeat = 3
+    small = 16
+
+    raw = _per_element_costs(n, rng, repeat, quick)
+    t_add = raw["Add"]
+    # the same on arrays that fit in cache: per element, as a fraction of the figure at n
+    cached = _per_element_costs(IN_CACHE_N, rng, repeat, quick)
+    in_cache = {k: round(min(max(cached[k] / v, 0.05), 2.0), 3) for k, v in raw.items()
+                if v > 0 and k in cached and k not in ("GetAxis",)}
+    # the arrays the large measurement needs, for the fixed costs below
+    a, b = rng.uniform(0.5, 1.5, small), rng.uniform(0.5, 1.5, small)
+    c = a < b
+    m = rng.uniform(0.5, 1.5, (4, 4))
+    g1, g2 = rng.uniform(0.5, 1.5, (4, 4)), rng.uniform(0.5, 1.5, (4, 4))
+    from eqsat_ad.backend import _helpers as H
     # fixed cost of one NumPy call: small-array ufuncs (add, multiply, exp, where)
     calls = [timeit(lambda: a + b, repeat), timeit(lambda: a * b, repeat), timeit(lambda: np.exp(a), repeat),
              timeit(lambda: np.where(c, a, b), repeat), timeit(lambda: np.add.reduce(m, 1), repeat)]
@@ -182,10 +206,18 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
     t_1d = statistics.median([timeit(lambda: v8 * v8, repeat), timeit(lambda: v8 + v8, repeat)])
     t_nd = statistics.median([timeit(lambda: M8 * v8, repeat) - t_1d, timeit(lambda: v8[:, None] * v8, repeat) - t_1d,
                               (timeit(lambda: T8 * v8, repeat) - t_1d) / 2])
-    # calling a compiled program: binding and checking the inputs (a program that does nothing else)
+    # calling a compiled program (programs that do nothing else): the call, and binding and
+    # checking each input (one input and six: the difference, per input)
     import eqsat_ad as ea
     entry = ea.compile(ea.parse("(fun ((x (vec n))) (get x 0))"))
-    t_entry = timeit(lambda: entry(a), repeat)
+    entry6 = ea.compile(ea.parse("(fun (" + " ".join(f"(x{k} (vec n))" for k in range(6)) + ") (get x0 0))"))
+    t_entry1 = timeit(lambda: entry(a), repeat)
+    t_param = max((timeit(lambda: entry6(a, a, a, a, a, a), repeat) - t_entry1) / 5, 0.0)
+    t_entry = max(t_entry1 - t_param, 0.0)
+    # making a view (what the backend emits for a get along an index axis): a transpose, a new
+    # axis, a reshape of a small matrix
+    t_view = statistics.median([timeit(lambda: M8.transpose(1, 0), repeat), timeit(lambda: v8[:, None], repeat),
+                                timeit(lambda: M8.reshape(-1), repeat)])
     opcost = {k: round(v / t_add, 3) for k, v in raw.items()}
     opcost["GetAxis"] = 0.0                 # a view: no per-element work
     opcost["Build"] = 0.0                   # renames an axis (a view)
@@ -205,10 +237,14 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
         "loop_seconds": t_loop,
         "scalar_overhead": round(t_scalar / t_add, 1),
         "opcost": dict(sorted(opcost.items())),
+        # per element on arrays that fit in cache (in_cache_n elements), as a fraction of opcost
+        "in_cache_n": IN_CACHE_N,
+        "in_cache": dict(sorted(in_cache.items())),
         "overhead": overhead,
         "call_overhead": {"EinsumLoop": round(t_einsum / t_add, 1), "EinsumPlan": round(t_plan / t_add, 1),
                           "Extreme": round(t_extreme / t_add, 1), "Copy": round(t_copy / t_add, 1),
-                          "Entry": round(t_entry / t_add, 1), "NdCall": round(max(t_nd, 0.0) / t_add, 1)},
+                          "Entry": round(t_entry / t_add, 1), "EntryParam": round(t_param / t_add, 1),
+                          "GetAxis": round(t_view / t_add, 1), "NdCall": round(max(t_nd, 0.0) / t_add, 1)},
     }
 
 

@@ -42,6 +42,7 @@ is paid each time), reported for comparison.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,7 @@ DEFAULT_OPCOST: dict[str, float] = {
 # What the backend does with each shape of term (views, fills, reductions, BLAS / einsum
 # calls, loops) is declared once, in semantics.py: NO_CALL (no NumPy call of its own) and the
 # table entries of the pseudo-constructors (GetAxis, Fill, Loop, Prod, Max, Dot, Gemv, ...).
-from .semantics import (ENTRY, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION,  # noqa: E402
+from .semantics import (ENTRY, ENTRY_PARAM, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION,  # noqa: E402
                         NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, SCAN_ACCUMULATE, contraction,
                         contraction_terms,
                         ND_CALL, diagonal_select, extra_axes, fold_shape,
@@ -94,7 +95,12 @@ class CostModel:
       scalars: a node with no vectorised axis, e.g. the body of a loop over scalars); None:
       the same as ``overhead``;
     * ``default_size``: the extent assumed for a size whose value is not known;
-    * ``meta``: free-form provenance (machine, date, calibration figures).
+    * ``meta``: free-form provenance (machine, date, calibration figures);
+    * ``in_cache``: constructor -> its cost per element on arrays that fit in cache (calibrated
+      at ``meta["in_cache_n"]`` elements) as a fraction of ``opcost`` (calibrated at
+      ``meta["n"]``); between the two sizes the fraction goes to 1 linearly in log(size).  A
+      ``where`` on 8,192 elements costs ~8x less per element than on 262,144, an add ~2x less,
+      an ``exp`` the same; empty: one cost per element at every size.
     """
     opcost: dict[str, float] = field(default_factory=lambda: {**DEFAULT_OPCOST, **EXTRA_OPCOST})
     default_size: int = 1000
@@ -102,13 +108,32 @@ class CostModel:
     call_overhead: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     scalar_overhead: float | None = None
+    in_cache: dict[str, float] = field(default_factory=dict)
 
     # -- the node formula (override in a subclass to change the model) ------------------
-    def op_cost(self, ctor: str) -> float:
+    def op_cost(self, ctor: str, elements: float | None = None) -> float:
+        """Cost per element of ``ctor``; on ``elements`` elements per call, when given (see
+        ``in_cache``)."""
         c = self.opcost.get(ctor)
         if c is None:
             c = EXTRA_OPCOST.get(ctor, 1.0)
+        if elements is not None and ctor in self.in_cache:
+            c *= self.cache_factor(ctor, elements)
         return float(c)
+
+    def cache_factor(self, ctor: str, elements: float) -> float:
+        """The fraction of ``opcost[ctor]`` one element costs in a call on ``elements``
+        elements: ``in_cache[ctor]`` up to ``meta["in_cache_n"]`` elements, 1 from ``meta["n"]``
+        on, linear in log(elements) between."""
+        f = float(self.in_cache.get(ctor, 1.0))
+        lo = float(self.meta.get("in_cache_n") or 0)
+        hi = float(self.meta.get("n") or 0)
+        if f == 1.0 or not 0 < lo < hi or elements >= hi:
+            return 1.0
+        if elements <= lo:
+            return f
+        t = (math.log(elements) - math.log(lo)) / (math.log(hi) - math.log(lo))
+        return f + (1.0 - f) * t
 
     def op(self, e: Expr) -> float:   # kept for older callers
         return self.op_cost(_ctor(e))
@@ -135,7 +160,7 @@ class CostModel:
         """Cost of one node: ``op x weight + overhead x calls`` -- ``weight`` elements computed
         by ``calls`` operations (``weight <= calls``: every operation is on a scalar)."""
         per_call = self.calls_overhead(ctor) if weight > calls else self.scalar_calls_overhead(ctor)
-        return self.op_cost(ctor) * weight + per_call * calls
+        return self.op_cost(ctor, weight / calls if calls > 0 else weight) * weight + per_call * calls
 
     def leaf_cost(self, ctor: str) -> float:
         """Literals, inputs and variables cost nothing (they are names in the generated code)."""
@@ -180,12 +205,14 @@ class CostModel:
         return cls(table, overhead=float(data.get("overhead", 0.0)),
                    call_overhead=dict(data.get("call_overhead", {})),
                    meta={k: v for k, v in data.items()
-                         if k not in ("opcost", "overhead", "call_overhead", "scalar_overhead")},
-                   scalar_overhead=None if so is None else float(so), **kw)
+                         if k not in ("opcost", "overhead", "call_overhead", "scalar_overhead", "in_cache")},
+                   scalar_overhead=None if so is None else float(so),
+                   in_cache={k: float(v) for k, v in data.get("in_cache", {}).items()}, **kw)
 
     def to_json(self) -> dict:
         return {**self.meta, "opcost": self.opcost, "overhead": self.overhead,
-                "call_overhead": self.call_overhead, "scalar_overhead": self.scalar_overhead}
+                "call_overhead": self.call_overhead, "scalar_overhead": self.scalar_overhead,
+                "in_cache": self.in_cache}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +276,7 @@ class _Walk:
         # the call itself (binding and checking the inputs), and a copy of every array of the
         # result that is an input, a view of one or a read-only broadcast (semantics.RESULT_COPY)
         self.pay_weight(ENTRY, 1.0, 1.0)
+        self.pay_weight(ENTRY_PARAM, 0.0, float(len(self.prog.params)))
         for leaf in self._result_views(self.prog.body, {}):
             w = 1.0
             for x in self.shape(leaf):

@@ -21,7 +21,9 @@ weight, calls)`` with one of the constructor names below, so a user model that o
 Pseudo-constructors (cost-table names that are not e-graph constructors):
 
 ==============  ==========================================================================
-``GetAxis``     ``(get x i)`` with ``i`` an index axis: a view (slice / transpose)
+``GetAxis``     ``(get x i)`` with ``i`` an index axis: a view (slice / transpose): no work per
+                element; its fixed cost (``call_overhead["GetAxis"]`` when calibrated) is
+                making the view object, a fraction of a NumPy call
 ``Fill``        a ``build`` whose body ignores its index: ``np.full`` / broadcast
 ``Loop``        one iteration of a sequential ``ifold`` (a Python ``for`` loop)
 ``Store``       storing one state of a ``scan`` loop
@@ -34,7 +36,9 @@ Pseudo-constructors (cost-table names that are not e-graph constructors):
 ``EinsumLoop``  ``einsum``'s own loop (unplanned, or an output axis both factors share),
                 per multiply-add; its call overhead is an unplanned ``einsum`` call
 ``EinsumPlan``  ``einsum(..., optimize=True)`` path planning: a fixed cost per call
-``Entry``       calling a compiled program (binding and checking its inputs): a fixed cost
+``Entry``       calling a compiled program: a fixed cost
+``EntryParam``  binding and checking one input of a compiled program (its type, rank and
+                shape): a fixed cost per parameter per call
 ``Copy``        copying a result that is an input or a view of one, per element
 ``NdCall``      the extra fixed cost of a NumPy call over several axes: paid (k - 1) times by a
                 call whose operands broadcast over k >= 2 index axes (NumPy's iterator over
@@ -59,7 +63,7 @@ from ..lang.ast import Expr, If, Int, Num, Prim, Var
 # -- calls -----------------------------------------------------------------------------------
 #: Constructors that issue no NumPy call of their own (views, compile-time pairs, names; a
 #: loop iteration's own cost is the ``Loop`` table entry, its body's operations pay their calls).
-NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Loop", "Entry"})
+NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Loop", "Entry", "EntryParam"})
 #: A node with no vectorised axis (a scalar: outside every ``build``/``sum``, or in a Python loop
 #: over scalars) is one Python / NumPy-scalar operation, not a NumPy call on an array: it pays
 #: the model's ``scalar_overhead`` per call instead of ``overhead``.  ``node_cost`` sees it as
@@ -70,7 +74,7 @@ NO_CALL = frozenset({"Len", "Fst", "Snd", "Pair", "Let", "GetAxis", "Build", "Lo
 EXTRA_OPCOST: dict[str, float] = {
     "GetAxis": 0.0, "Fill": 1.0, "Loop": 0.0, "Prod": 1.0, "Max": 1.0, "Extreme": 2.0,
     "Dot": 0.5, "Gemv": 0.5, "Gemm": 0.1, "EinsumLoop": 1.0, "EinsumPlan": 0.0,
-    "Entry": 0.0, "Copy": 1.0, "DiagFill": 1.0, "DiagSet": 8.0, "NdCall": 0.0,
+    "Entry": 0.0, "EntryParam": 0.0, "Copy": 1.0, "DiagFill": 1.0, "DiagSet": 8.0, "NdCall": 0.0,
 }
 #: A ``scan`` loop stores each state (a list append for a scalar state, an array store else):
 #: per element like a copy, per call one plain (or scalar) operation.
@@ -93,14 +97,18 @@ def extra_axes(ctor: str, vectorised_axes: int) -> int:
 
 
 #: Calls whose fixed cost is priced on its own (BLAS / einsum, helpers, loops): no ND_CALL.
-_OWN_CALLS = frozenset({ND_CALL, "Dot", "Gemv", "Gemm", "EinsumLoop", "EinsumPlan", "Entry", "Copy",
-                        "DiagFill", "DiagSet", "Extreme", "Loop"})
+_OWN_CALLS = frozenset({ND_CALL, "Dot", "Gemv", "Gemm", "EinsumLoop", "EinsumPlan", "Entry", "EntryParam",
+                        "Copy", "DiagFill", "DiagSet", "Extreme", "Loop"})
 
 
 # -- the call of a compiled program ---------------------------------------------------------------
-#: Binding and checking the inputs, once per call of a compiled program: a fixed cost
-#: (``call_overhead["Entry"]``; 0 in an uncalibrated model).
+#: Calling a compiled program, once per call: a fixed cost (``call_overhead["Entry"]``; 0 in
+#: an uncalibrated model) ...
 ENTRY = "Entry"
+#: ... and binding and checking each of its inputs (type, rank, shape: a few Python statements
+#: per parameter in the generated entry), once per parameter (``call_overhead["EntryParam"]``).
+#: A program of six inputs pays it six times: at small sizes that is what tells programs apart.
+ENTRY_PARAM = "EntryParam"
 #: Results never share memory with an input: an array of the result that is an input, a view
 #: of one (``get`` along an axis or at a constant index, ``build`` renaming axes) or a
 #: read-only broadcast (a ``build`` whose body ignores its index, unless it is ``np.full`` of
