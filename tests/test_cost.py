@@ -215,3 +215,31 @@ def test_contractions_match_the_backend(term):
         assert call in src
     if kind is None:
         assert "_dot(" not in src and "_contract(" not in src and "_matmul(" not in src
+
+
+def test_in_cache_costs_go_from_the_small_figure_to_the_large_one_with_log_size(tmp_path):
+    m = CostModel(opcost={"Add": 1.0, "If": 10.0}, in_cache={"If": 0.1},
+                  meta={"in_cache_n": 1 << 13, "n": 1 << 18})
+    assert m.cache_factor("If", 100) == 0.1 and m.cache_factor("If", 1 << 13) == 0.1
+    assert m.cache_factor("If", 1 << 18) == 1.0 and m.cache_factor("If", 1 << 20) == 1.0
+    assert m.cache_factor("If", 2 ** 15.5) == pytest.approx(0.55)      # half way in log(size)
+    assert m.cache_factor("Add", 100) == 1.0                            # no in-cache figure
+    # node_cost: the size of one call is weight / calls
+    assert m.node_cost("If", 1000.0, 1.0) == pytest.approx(10.0 * 0.1 * 1000.0)
+    assert m.node_cost("If", 1000.0 * (1 << 18), 1000.0) == pytest.approx(10.0 * 1000.0 * (1 << 18))
+    # a user who changes opcost changes both regimes (in_cache is a fraction of it)
+    cheap = dataclasses.replace(m, opcost={**m.opcost, "If": 1.0})
+    assert cheap.node_cost("If", 1000.0, 1.0) == pytest.approx(0.1 * 1000.0)
+    # the JSON form keeps it
+    (tmp_path / "costs.json").write_text(json.dumps(m.to_json()))
+    back = CostModel.from_json(tmp_path / "costs.json")
+    assert back.in_cache == {"If": 0.1} and back.cache_factor("If", 100) == 0.1
+
+
+def test_each_input_of_a_compiled_program_is_paid_once_per_call():
+    m = CostModel(overhead=0.0, call_overhead={"Entry": 100.0, "EntryParam": 7.0})
+    one = ea.parse("(fun ((x (vec n))) (get x 0))")
+    three = ea.parse("(fun ((x (vec n)) (y (vec n)) (z real)) (get x 0))")
+    assert m.dag_cost(three, {"n": 10}) - m.dag_cost(one, {"n": 10}) == pytest.approx(2 * 7.0)
+    # uncalibrated: free
+    assert CostModel().calls_overhead("EntryParam") == 0.0

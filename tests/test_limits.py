@@ -199,3 +199,37 @@ def test_a_shared_chain_is_extracted_with_lets_not_as_an_exponential_tree():
         assert tree_size(res.program.body, 10**6) < 10**5
         assert_valid(res)
         assert np.isclose(ea.evaluate(res.program, w=0.3, dw=1.0), ea.evaluate(d, w=0.3, dw=1.0))
+
+
+def test_pace_is_wall_per_cpu_second_and_at_least_one():
+    # a budget that started long ago on the wall clock but used no CPU since: the machine was
+    # busy elsewhere, every reserve grows by the same factor (capped)
+    from eqsat_ad.driver import PACE_MAX, post_seconds
+    b = Budget(Limits(seconds=10.0), start=time.perf_counter() - 1.0, cpu_start=time.process_time())
+    assert b.pace() == PACE_MAX
+    b.check_seconds = 0.25
+    assert b.post_reserve(1000) == PACE_MAX * (post_seconds(1000) + 0.25)
+    fresh = Budget(Limits(seconds=10.0))
+    assert fresh.pace() == 1.0                       # too short a sample to say
+
+
+def test_the_numeric_check_starts_no_step_past_its_deadline():
+    from eqsat_ad.optimize import SKIPPED, check_agrees, check_seconds
+    p = ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* (get x i) (get x i)))))")
+    note = check_agrees(p, p, deadline=time.perf_counter())
+    assert note.startswith(SKIPPED) and "time limit" in note
+    assert check_agrees(p, p, deadline=time.perf_counter() + 60.0) == ""
+    assert check_agrees(p, p) == ""
+    assert check_seconds(p) > 0
+
+
+def test_a_limit_that_stops_the_run_is_its_stop_reason():
+    # pipeline20's gradient: the algebra phase ends on its growth bound (a phase's node limit)
+    # and the run's iteration limit stops it in the next phase; the report names the latter
+    from eqsat_ad.bench import corpus as C
+    g = C.derivative_program(C.get("pipeline20"))
+    res = ea.optimize(g, sizes={"n": 100}, limits={"iterations": 130}, check=False)
+    stops = [ph.stop_reason for ph in res.report.phases]
+    assert NODE_LIMIT in stops[:-1] and stops[-1] == "iteration limit"
+    assert res.report.stop_reason == "iteration limit"
+    assert_valid(res)
