@@ -60,7 +60,8 @@ from ..lang.types import (
 )
 from . import _helpers as H
 
-__all__ = ["Namespace", "XpProgram", "array_api", "compile_for", "globals_table", "to_numpy_value"]
+__all__ = ["Namespace", "XpProgram", "array_api", "compile_for", "generate_source", "globals_table",
+           "to_numpy_value"]
 
 #: the array API names of the real functions whose NumPy ufunc is called otherwise
 _ARRAY_API_NAME = {"absolute": "abs", "power": "pow", "true_divide": "divide"}
@@ -737,6 +738,23 @@ IMMUTABLE = ((_IN_PLACE, "the generated code writes into an array in place (the 
                          "or a loop's stores), and these arrays are immutable"),)
 
 
+def generate_source(ns: Namespace, prog) -> tuple[str, dict[str, Any]]:
+    """The ``(source, globals)`` that run ``prog`` on ``ns`` (the portable NumPy source)."""
+    from .numpy_backend import generate_source as numpy_source
+    src, glb = numpy_source(prog, portable=True)
+    return src, _bind(ns, glb)
+
+
+def _bind(ns: Namespace, glb: dict) -> dict:
+    """The namespace's globals table with the program's own constants of ``glb`` and the
+    namespace's input conversion."""
+    from .numpy_backend import _GLOBALS
+    table = globals_table(ns)
+    table.update({k: v for k, v in glb.items() if k not in _GLOBALS})   # the program's constants
+    table["_cin"] = lambda name, t, v, sizes: convert_input(ns, name, t, v, sizes)
+    return table
+
+
 def compile_for(ns: Namespace, prog) -> XpProgram:
     """``prog`` compiled for the namespace ``ns`` (see the module docstring)."""
     from ..lang.typecheck import elaborate
@@ -764,10 +782,7 @@ def compile_for(ns: Namespace, prog) -> XpProgram:
         obj.source = f"# The {ns.name} backend cannot run this program: {fallback}.\n" \
                      f"# It runs with {runner} (inputs copied to NumPy, results back).\n"
         return obj
-    table = globals_table(ns)
-    from .numpy_backend import _GLOBALS
-    table.update({k: v for k, v in glb.items() if k not in _GLOBALS})   # the program's constants
-    table["_cin"] = lambda name, t, v, sizes: convert_input(ns, name, t, v, sizes)
+    table = _bind(ns, glb)
     scope: dict[str, Any] = {}
     exec(builtins.compile(src, f"<eqsat_ad generated: {ns.name}>", "exec"), table, scope)  # noqa: S102
     obj._fn = scope["_run"]

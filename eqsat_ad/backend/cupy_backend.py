@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._xp import Namespace, XpProgram, array_api, compile_for
+from ._xp import generate_source as source_for
 
 __all__ = ["array_namespace", "compile", "generate_source"]
 
@@ -20,13 +21,7 @@ def array_namespace():
 
 def generate_source(prog) -> tuple[str, dict[str, Any]]:
     """The ``(source, globals)`` the CuPy backend runs for ``prog``."""
-    from ._xp import globals_table
-    from .numpy_backend import _GLOBALS
-    from .numpy_backend import generate_source as np_source
-    src, glb = np_source(prog, portable=True)
-    table = globals_table(_namespace())
-    table.update({k: v for k, v in glb.items() if k not in _GLOBALS})
-    return src, table
+    return source_for(_namespace(), prog)
 
 
 def compile(prog) -> XpProgram:  # noqa: A001

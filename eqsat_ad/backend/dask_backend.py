@@ -14,9 +14,10 @@ largest input), a number of rows along the data axes, a byte size (``"64MiB"``),
 
 Sequential loops (an ``ifold`` that is not a reduction: a Python ``for`` in the generated
 code) run eagerly in Python, each iteration adding its operations to the graph: longer than
-``max_loop_iterations`` they are refused with a message saying so.  Where the code must
-decide something in Python from data (an index computed from the data is out of range?),
-that value is computed when the function is called.
+``max_loop_iterations`` they are refused with a message saying so.  Where the code decides
+something in Python, the value is computed when the function is called: here, reading no
+data, when it comes from index ranges alone (a bounds check of ``x[i + k]``); with the
+active scheduler when it comes from the data (an ``argmin`` checked for range).
 
 >>> import numpy as np
 >>> from eqsat_ad.lang.syntax import parse
@@ -34,6 +35,7 @@ import numpy as np
 
 from ..errors import EqsatError
 from ._xp import Namespace, XpProgram, array_api, compile_for
+from ._xp import generate_source as source_for
 
 __all__ = ["array_namespace", "compile", "data_chunks", "generate_source"]
 
@@ -55,13 +57,7 @@ def generate_source(prog) -> tuple[str, dict[str, Any]]:
     >>> "_addr(x, 0)" in src, glb["_addr"].__module__
     (True, 'eqsat_ad.backend._xp')
     """
-    from ._xp import globals_table
-    from .numpy_backend import _GLOBALS
-    from .numpy_backend import generate_source as np_source
-    src, glb = np_source(prog, portable=True)
-    table = globals_table(_namespace("auto", MAX_LOOP_ITERATIONS))
-    table.update({k: v for k, v in glb.items() if k not in _GLOBALS})
-    return src, table
+    return source_for(_namespace("auto", MAX_LOOP_ITERATIONS), prog)
 
 
 def compile(prog, *, chunks: Any = "auto", max_loop_iterations: int = MAX_LOOP_ITERATIONS) -> XpProgram:  # noqa: A001

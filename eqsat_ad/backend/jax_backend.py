@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ._xp import IMMUTABLE, Namespace, XpProgram, compile_for
+from ._xp import generate_source as source_for
 
 __all__ = ["array_namespace", "compile", "generate_source"]
 
@@ -39,13 +40,7 @@ def array_namespace():
 
 def generate_source(prog) -> tuple[str, dict[str, Any]]:
     """The ``(source, globals)`` the JAX backend runs for ``prog``."""
-    from ._xp import globals_table
-    from .numpy_backend import _GLOBALS
-    from .numpy_backend import generate_source as np_source
-    src, glb = np_source(prog, portable=True)
-    table = globals_table(_namespace(None, jit=False))
-    table.update({k: v for k, v in glb.items() if k not in _GLOBALS})
-    return src, table
+    return source_for(_namespace(None, jit=False), prog)
 
 
 def compile(prog, *, device: Any = None, jit: bool = True) -> XpProgram:  # noqa: A001
