@@ -96,8 +96,10 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
             requires=("numba",), extra="numba", costs="opcosts-numba.json"),
     Backend("dask", ".dask_backend", "the NumPy code on dask.array: chunked along the data axes, larger than memory",
             requires=("dask", "array_api_compat"), extra="dask"),
-    Backend("jax", ".jax_backend", "the NumPy code on jax.numpy arrays (CPU or GPU)", requires=("jax", "array_api_compat"), extra="jax"),
-    Backend("cupy", ".cupy_backend", "the NumPy code on CuPy arrays (NVIDIA GPU)", requires=("cupy", "array_api_compat"), extra="gpu"),
+    Backend("jax", ".jax_backend", "the NumPy code on jax.numpy arrays (CPU or GPU)",
+            requires=("jax", "array_api_compat"), extra="jax"),
+    Backend("cupy", ".cupy_backend", "the NumPy code on CuPy arrays (NVIDIA GPU)",
+            requires=("cupy", "array_api_compat"), extra="gpu"),
 )}
 
 
