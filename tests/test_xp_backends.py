@@ -38,9 +38,9 @@ def _available(name: str) -> bool:
 
 XP_BACKENDS = [pytest.param(n, marks=pytest.mark.skipif(not _available(n), reason=f"{n} not usable here"))
                for n in ("dask", "jax", "cupy")]
-# random programs per backend (about 2 s for 30 here): JAX traces and compiles each program
+# random programs per backend (about 2 s for 20 here): JAX traces and compiles each program
 # for each new shape (or compiles each operation, where the program cannot be traced)
-FUZZ_CASES = {"dask": 150, "jax": 30, "cupy": 100}
+FUZZ_CASES = {"dask": 120, "jax": 20, "cupy": 100}
 # JAX's first call at a shape compiles (0.1-1 s; later calls take microseconds): it runs a
 # sample of the corpus that covers its shapes of computation
 JAX_CORPUS = ("logreg", "mlp2", "softmax-jac", "rnn", "kmeans", "conv3-signal", "bundle-adjust")
