@@ -45,33 +45,37 @@ def tree_choice(g: EGraphView) -> tuple[dict[int, int], list[float]]:
     non-negative, so a class is final when popped).  Ties go to the smaller term.
     Returns (choice, tree cost per class)."""
     C = len(g.class_ids)
-    best: list[tuple[float, int]] = [(INF, 0)] * C
+    nodes = g.nodes
+    best_cost: list[float] = [INF] * C
+    best_size: list[int] = [0] * C
     choice: dict[int, int] = {}
     parents = g.parents()
-    missing = [len(set(n.kids)) for n in g.nodes]
+    missing = [len(set(n.kids)) for n in nodes]
     done = [False] * C
-    heap: list = []
-    for nid, n in enumerate(g.nodes):
-        if n.cost < INF and not n.kids:
-            heapq.heappush(heap, (n.cost, 1, nid))
+    heap = [(n.cost, 1, nid) for nid, n in enumerate(nodes) if n.cost < INF and not n.kids]
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        cost, size, nid = heapq.heappop(heap)
-        c = g.nodes[nid].cls
+        cost, size, nid = pop(heap)
+        c = nodes[nid].cls
         if done[c]:
             continue
         done[c] = True
-        best[c] = (cost, size)
+        best_cost[c], best_size[c] = cost, size
         choice[c] = nid
         for pid in parents[c]:
-            p = g.nodes[pid]
+            p = nodes[pid]
             if p.cost == INF:
                 continue
-            missing[pid] -= 1
-            if missing[pid] == 0 and not done[p.cls]:
-                tc = p.cost + sum(best[k][0] for k in p.kids)
-                ts = 1 + sum(best[k][1] for k in p.kids)
-                heapq.heappush(heap, (tc, ts, pid))
-    return choice, [b[0] for b in best]
+            left = missing[pid] - 1
+            missing[pid] = left
+            if left == 0 and not done[p.cls]:
+                tc, ts = 0.0, 0
+                for k in p.kids:
+                    tc += best_cost[k]
+                    ts += best_size[k]
+                push(heap, (p.cost + tc, 1 + ts, pid))
+    return choice, best_cost
 
 
 def dag_choice(g: EGraphView, max_rounds: int = 10_000,
