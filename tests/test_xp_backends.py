@@ -254,6 +254,13 @@ def test_jax_traces_with_jit_unless_the_code_decides_from_data():
     g = ea.compile(branch, backend="jax")
     assert float(g(x)) == evaluate(branch, x=x) and "array data" in g.call_state["not_traced"]
     assert float(ea.compile(branch, backend="jax", jit=False)(-x)) == evaluate(branch, x=-x)
+    # tracing unrolls a sequential loop: a long one runs op by op
+    rec = ea.parse("(fun ((x (vec n))) (ifold (lambda (h i) (tanh (+ (* 0.5 h) (get x i)))) 0.0 n))")
+    r = ea.compile(rec, backend="jax", max_traced_loop=5)
+    for n in (4, 6):
+        x = np.linspace(-1.0, 1.0, n)
+        assert float(r(x)) == pytest.approx(evaluate(rec, x=x), rel=1e-12)
+    assert "loop of 6 iterations" in r.call_state["not_traced"]
 
 
 @pytest.mark.parametrize("backend", XP_BACKENDS)

@@ -119,6 +119,9 @@ class Namespace:
     #: index ranges alone is computed here, without the cluster; one that reads the inputs
     #: with the active scheduler): (array, the call's inputs) -> NumPy value
     concrete: Callable[[Any, dict], Any] | None = None
+    #: while a call is traced (JAX), loops are unrolled: one longer than this stops the trace
+    max_traced_loop: int | None = None
+    tracing: bool = False
     _blocks_now: dict = field(default_factory=dict)
     _inputs_now: dict = field(default_factory=dict)
 
@@ -281,11 +284,15 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
         table[p.numpy_name] = elementwise(p.interp, xp_fn(p.interp))
     for p in ARG_EXTREMES.values():
         table[p.numpy_name] = arg_extreme(p.name == "argmax")
-    if ns.max_loop_iterations is not None:
+    if ns.max_loop_iterations is not None or ns.max_traced_loop is not None:
         # the generated code's sequential loops are its only `range` calls: each iteration
-        # of one adds its operations to the namespace's graph
+        # of one adds its operations to the namespace's graph, or to the trace
         table["range"] = _bounded_range(ns)
     return table
+
+
+class LoopTooLongToTrace(Exception):
+    """A sequential loop longer than :attr:`Namespace.max_traced_loop` met while tracing."""
 
 
 def _bounded_range(ns: Namespace) -> Callable:
@@ -293,7 +300,10 @@ def _bounded_range(ns: Namespace) -> Callable:
 
     def bounded_range(n):
         n = int(n)
-        if n > limit:
+        if ns.tracing and ns.max_traced_loop is not None and n > ns.max_traced_loop:
+            raise LoopTooLongToTrace(f"a sequential loop of {n} iterations (more than "
+                                     f"max_traced_loop={ns.max_traced_loop} to unroll)")
+        if limit is not None and n > limit:
             raise EvalError(
                 f"this program has a sequential loop of {n} iterations; on {ns.name} every "
                 f"iteration adds its operations to the task graph, and the limit is "

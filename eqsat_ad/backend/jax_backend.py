@@ -6,7 +6,8 @@ call at each shape (sizes, bounds checks on sizes and scalar inputs are decided 
 tracing: the scalar inputs are static arguments); a program whose code must decide something
 in Python from array *data* (an index computed from the data checked for range, a Python
 ``if`` on a data-dependent condition) cannot be traced and runs op by op instead, for good:
-``fn.call_state["not_traced"]`` says why.
+``fn.call_state["not_traced"]`` says why.  Tracing unrolls sequential loops: one of more
+than ``max_traced_loop`` iterations runs op by op too.
 
 Arrays are 64-bit (every call runs in ``jax.enable_x64``), as in the NumPy backend and the
 interpreter.  JAX arrays are immutable: a program whose code writes into an array in place
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import IMMUTABLE, Namespace, XpProgram, compile_for
+from ._xp import IMMUTABLE, LoopTooLongToTrace, Namespace, XpProgram, compile_for
 from ._xp import generate_source as source_for
 
 __all__ = ["array_namespace", "compile", "generate_source"]
@@ -43,10 +44,16 @@ def generate_source(prog) -> tuple[str, dict[str, Any]]:
     return source_for(_namespace(None, jit=False), prog)
 
 
-def compile(prog, *, device: Any = None, jit: bool = True) -> XpProgram:  # noqa: A001
+#: tracing unrolls sequential loops: a longer one runs op by op instead (a 1,000-iteration
+#: loop takes ~5 s to trace and compile here, ~0.3 s op by op)
+MAX_TRACED_LOOP = 256
+
+
+def compile(prog, *, device: Any = None, jit: bool = True,  # noqa: A001
+            max_traced_loop: int = MAX_TRACED_LOOP) -> XpProgram:
     """``prog`` compiled to run on JAX arrays (on ``device``, default JAX's default device),
     traced by ``jax.jit`` where it can be (see the module docstring)."""
-    return compile_for(_namespace(device, jit), prog)
+    return compile_for(_namespace(device, jit, max_traced_loop), prog)
 
 
 def _jit_call(program, vals: list):
@@ -60,11 +67,17 @@ def _jit_call(program, vals: list):
         if traced is None:
             fn = program._fn
             traced = state[static] = jax.jit(lambda *a: fn(program, *a), static_argnums=static)
+        ns = program.namespace
+        ns.tracing = True          # (Python runs only while JAX traces; later calls are compiled)
         try:
             return traced(*vals)
         except _data_dependent() as exc:
             state["not_traced"] = (f"the code decides something in Python from array data "
                                    f"({type(exc).__name__}); it runs op by op")
+        except LoopTooLongToTrace as exc:
+            state["not_traced"] = f"{exc}; it runs op by op"
+        finally:
+            ns.tracing = False
     return program._fn(program, *vals)
 
 
@@ -77,7 +90,7 @@ def _data_dependent() -> tuple:
             e.TracerArrayConversionError, e.NonConcreteBooleanIndexError)
 
 
-def _namespace(device: Any, jit: bool = True) -> Namespace:
+def _namespace(device: Any, jit: bool = True, max_traced_loop: int = MAX_TRACED_LOOP) -> Namespace:
     import jax
     import jax.numpy as jnp
 
@@ -88,4 +101,5 @@ def _namespace(device: Any, jit: bool = True) -> Namespace:
     return Namespace("jax", xp=jnp, native=jnp, array_type=jax.Array, stage=stage,
                      to_numpy=np.asarray, mutable=False, unsupported=IMMUTABLE,
                      context=lambda: jax.enable_x64(True), call=_jit_call if jit else None, host_indices=True,
-                     options={"device": device, "jit": jit})
+                     max_traced_loop=max_traced_loop,
+                     options={"device": device, "jit": jit, "max_traced_loop": max_traced_loop})
