@@ -349,10 +349,10 @@ def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
         terms.append(_inline(grad_reverse(pc, wrt, always), state_sizes(Var(h))))
     hs_t = ArrayT(h_t, names("s"))
     if wrt in free_vars(fold.body):
-        ps, pl = names("hs"), names("lam")
-        adj = Get(Var(pl), Prim("-", (Prim("-", (n, Int(1))), Var(i))))
-        body = _dot(subst_all(fold.body, {a: Get(Var(ps), Var(i))}), adj, h_t, names)
-        pb = Program(prog.params + (Param(ps, hs_t), Param(pl, hs_t)), Sum(n, i, body))
+        ps, pl, k = names("hs"), names("lam"), names("i")    # (k: n cannot mention it)
+        adj = Get(Var(pl), Prim("-", (Prim("-", (n, Int(1))), Var(k))))
+        body = _dot(subst_all(fold.body, {a: Get(Var(ps), Var(k)), i: Var(k)}), adj, h_t, names)
+        pb = Program(prog.params + (Param(ps, hs_t), Param(pl, hs_t)), Sum(n, k, body))
         names.add(pb)
         gb = grad_reverse(pb, wrt, always)
         terms.append(_inline(gb, {ps: Var(hs), pl: Var(lams), hs_t.size: Length(Var(hs)),
