@@ -15,7 +15,7 @@ import pytest
 
 import eqsat_ad as ea
 from eqsat_ad.backend import get_backend
-from eqsat_ad.backend._xp import to_numpy_value
+from eqsat_ad.backend.registry import to_numpy
 from eqsat_ad.bench import corpus as C
 from eqsat_ad.errors import EqsatError, EvalError
 from eqsat_ad.fuzz import random_inputs, rich_program, same_value
@@ -53,7 +53,7 @@ def compiled(backend: str, prog):
 
 def run(fn, inputs: dict):
     """The backend's result in the NumPy backend's representation (computes Dask arrays)."""
-    return to_numpy_value(fn.namespace, fn(**inputs))
+    return to_numpy(fn(**inputs))
 
 
 def check(backend: str, prog, inputs: dict, fn=None) -> str:
@@ -205,9 +205,9 @@ def test_results_are_the_namespaces_arrays(backend):
     assert f.backend == backend and f.fallback is None and "def _run" in f.source
     x = xp.asarray(np.array([1.0, 2.0]))
     v = compiled(backend, ea.parse("(fun ((x (vec n))) (build n (lambda (i) (* 2.0 (get x i)))))"))(x)
-    assert type(v) is type(x) and np.allclose(to_numpy_value(f.namespace, v), [2.0, 4.0])
+    assert type(v) is type(x) and np.allclose(to_numpy(v), [2.0, 4.0])
     pair = compiled(backend, ea.parse("(fun ((x (vec n))) (pair (length x) (> (get x 0) 0.0)))"))(x)
-    assert isinstance(pair, tuple) and to_numpy_value(f.namespace, pair) == (2, True)
+    assert isinstance(pair, tuple) and to_numpy(pair) == (2, True)
 
 
 @pytest.mark.parametrize("backend", XP_BACKENDS)
@@ -282,4 +282,4 @@ def test_ragged_programs_run_with_the_interpreter_and_say_so(backend):
     got = f(np.arange(3.0))
     assert isinstance(got, list) and len(got) == 3
     for a, b in zip(got, evaluate(prog, x=np.arange(3.0))):
-        assert np.array_equal(to_numpy_value(f.namespace, a), b)
+        assert np.array_equal(to_numpy(a), b)

@@ -60,8 +60,7 @@ from ..lang.types import (
 )
 from . import _helpers as H
 
-__all__ = ["Namespace", "XpProgram", "array_api", "compile_for", "generate_source", "globals_table",
-           "to_numpy_value"]
+__all__ = ["Namespace", "XpProgram", "array_api", "compile_for", "generate_source", "globals_table"]
 
 #: the array API names of the real functions whose NumPy ufunc is called otherwise
 _ARRAY_API_NAME = {"absolute": "abs", "power": "pow", "true_divide": "divide"}
@@ -799,16 +798,3 @@ def compile_for(ns: Namespace, prog) -> XpProgram:
     obj.source, obj.fallback = src, None
     obj.call_state = {}           # what ns.call keeps between calls (JAX: the traced functions)
     return obj
-
-
-def to_numpy_value(ns: Namespace, v: Any) -> Any:
-    """A result brought back to the NumPy backend's representation (arrays -> ndarray,
-    0-d arrays -> float / int / bool, pairs -> tuples); computes lazy arrays."""
-    if isinstance(v, tuple):
-        return tuple(to_numpy_value(ns, x) for x in v)
-    if ns.is_array(v):
-        a = np.asarray(ns.to_numpy(v))
-        if a.ndim == 0:
-            return {"f": float, "i": int, "u": int, "b": bool}[a.dtype.kind](a)
-        return a
-    return v
