@@ -239,3 +239,41 @@ def test_without_a_cache_directory_nothing_is_written(tmp_path, monkeypatch):
     fn = nb.compile(ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* 5.0 (get x i)))))"))
     assert fn(np.ones(2)) == 10.0
     assert nb.kernel_dir() is None
+
+
+def test_vectorised_functions_agree_with_numpy():
+    """_numba_math's exp, log and tanh: within a few ulp of NumPy's, the same at the edges."""
+    from numba import njit
+
+    from eqsat_ad.backend import _numba_math as M
+    rng = np.random.default_rng(0)
+    cases = {
+        M.exp: (np.exp, np.concatenate([rng.uniform(-30, 30, 2000), [709.78, 709.79, -745.1, -745.2, -740.0]]), 3),
+        M.log: (np.log, np.concatenate([rng.uniform(0, 5, 2000), np.geomspace(1e-320, 1e300, 500),
+                                        1 + rng.uniform(-1e-3, 1e-3, 200)]), 3),
+        M.tanh: (np.tanh, np.concatenate([rng.uniform(-5, 5, 2000), np.geomspace(1e-300, 30, 300),
+                                          -np.geomspace(1e-300, 30, 300)]), 6),
+    }
+    edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 1.0, 5e-324])
+    for f, (ref, x, ulps) in cases.items():
+        loop = njit(lambda v, f=f: np.array([f(t) for t in v]))
+        with np.errstate(all="ignore"):
+            want, got = ref(x), loop(x)
+            assert np.all((got == want) | (np.abs(got - want) <= ulps * np.spacing(np.abs(want)))), f
+            np.testing.assert_array_equal(loop(edges), ref(edges))
+
+
+def test_an_expensive_term_of_an_inner_index_is_computed_once():
+    """(exp (get x i)) inside a sum over i inside a build over j: one array, before the build."""
+    p = ea.parse("(fun ((A (mat m n)) (x (vec n))) (build m (lambda (j) (sum n (lambda (i) "
+                 "(* (exp (get x i)) (get (get A j) i)))))))")
+    fn = _check(p, {"A": np.arange(12.0).reshape(3, 4) / 10, "x": np.linspace(-1, 1, 4)})
+    kernel = fn.source.split("# --- the Python wrapper")[0]
+    assert kernel.count("_vexp(") == 1 and kernel.index("_vexp(") < kernel.index("for j in range(m)")
+
+
+def test_parallel_kernels():
+    p = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (/ (exp (get x i)) (sum n (lambda (j) (exp (get x j))))))))")
+    fn = nb.compile(p, parallel=True, cache=False)
+    assert "prange" in fn.source
+    _check(p, {"x": np.linspace(-1, 1, 50)}, fn)

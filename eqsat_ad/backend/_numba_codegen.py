@@ -69,6 +69,7 @@ from ..lang.ast import (
     Snd,
     Sum,
     Var,
+    iter_nodes,
     scoped_children,
 )
 from ..lang.binders import free_vars, free_vars_table
@@ -92,14 +93,16 @@ __all__ = ["Kernel", "generate_kernel"]
 _Scan = getattr(_ast, "Scan", None)      # (scan ...): the states of an ifold
 
 # names the generated module binds (a loop index of the program is renamed rather than shadow one)
+# operations that make a term worth computing once into an array (Gen.materialised)
+_COSTLY = frozenset({"exp", "log", "sin", "cos", "tan", "tanh", "log1p", "pow", "sqrt"})
 _MODULE_NAMES = frozenset({"math", "np", "njit", "prange", "range", "max", "float", "abs"})
 _DTYPE = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}
 _ZERO = {"f": "0.0", "i": "0", "b": "False"}
 _CMP = {"=": "==", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
-# the real functions on scalars inside a kernel (math: the C library; _vexp: a vectorisable
-# exp, _numba_math.py; maximum/minimum/sign: NumPy's NaN rules)
-_SCALAR_FN = {"exp": "_vexp", "log": "math.log", "sin": "math.sin", "cos": "math.cos",
-              "tan": "math.tan", "sqrt": "math.sqrt", "tanh": "math.tanh", "log1p": "math.log1p",
+# the real functions on scalars inside a kernel (math: the C library; _vexp, _vlog, _vtanh:
+# vectorisable ones, _numba_math.py; maximum/minimum/sign: NumPy's NaN rules)
+_SCALAR_FN = {"exp": "_vexp", "log": "_vlog", "sin": "math.sin", "cos": "math.cos",
+              "tan": "math.tan", "sqrt": "math.sqrt", "tanh": "_vtanh", "log1p": "math.log1p",
               "abs": "abs", "sign": "np.sign", "max": "np.maximum", "min": "np.minimum"}
 # helpers the generated module defines when a kernel uses them (compiled with the kernel)
 #: the terms of a real sum are computed in chunks of this many (a buffer in L1)
@@ -148,6 +151,7 @@ class S:
     bound: str | None = None
     size_expr: Expr | None = None
     ucode: str | None = None          # a loop index as uint64, for indexing (see Gen.unsigned)
+    size: S | None = None             # a loop index: its loop's size
 
 
 @dataclass(eq=False)
@@ -232,6 +236,7 @@ class _Gen:
         self.keep: list = []            # values kept alive (their ids are in memo keys)
         self.root = Scope(None, "root")
         self._raise_memo: dict = {}
+        self._expensive: dict = {}
         self.param_dims: dict[str, list] = {}
         self.param_values: dict[str, object] = {}
 
@@ -263,8 +268,14 @@ class _Gen:
             return cur
         if self.may_raise(e, env):
             return cur
-        chain = cur.chain()
-        between = [s for s in chain if s.depth > target.depth]      # innermost first
+        return self.lift(target, cur)
+
+    @staticmethod
+    def lift(target: Scope, cur: Scope) -> Scope:
+        """The outermost scope between ``target`` (an ancestor of ``cur``) and ``cur`` that
+        a term may move to: it leaves an ``if`` branch only when it also leaves a loop
+        enclosing that branch."""
+        between = [s for s in cur.chain() if s.depth > target.depth]      # innermost first
         result, seen_loop = target, False
         for s in reversed(between):                                   # outermost first
             if s.kind == "loop":
@@ -272,6 +283,62 @@ class _Gen:
             elif s.kind == "branch" and not seen_loop:
                 result, seen_loop = s, False
         return result
+
+    def materialised(self, e: Expr, env: dict, where: Scope, cur: Scope):
+        """An expensive term pinned to a loop only by that loop's index ``i``, with another
+        loop between its other variables' scope and that loop (``(build m (λj. (sum n (λi.
+        (* (f i) (g i j))))))`` with ``f i`` a sum or an ``exp``): computed once for every
+        ``i`` into an array, outside the loops it does not depend on, and read at ``i`` --
+        what the NumPy backend's layout does by construction; recomputing it in every
+        iteration of the outer loop would multiply its cost by that loop's extent.  None when
+        that does not apply."""
+        if where.kind != "loop" or not self.expensive(e):
+            return None
+        pins = [v for v in self.fv(e) if v in env and _scope_of(env[v]) is where]
+        if len(pins) != 1:
+            return None
+        i = env[pins[0]]
+        if not (isinstance(i, S) and i.size is not None and i.scope is where) or self.may_raise(e, env):
+            return None
+        target = self.root
+        for v in self.fv(e):
+            b = env.get(v)
+            if b is not None and v != pins[0] and _scope_of(b).depth > target.depth:
+                target = _scope_of(b)
+        if i.size.scope.depth > target.depth:
+            target = i.size.scope
+        out = self.lift(target, where.parent)
+        s = where.parent
+        while s is not out and s.kind != "loop":
+            s = s.parent
+        if s is out:                      # no loop to leave: nothing saved
+            return None
+        key = ("materialised", e, pins[0], tuple(sorted((v, id(env[v])) for v in self.fv(e) if v in env)))
+        arr = None
+        s = out
+        while s is not None and arr is None:
+            arr = s.memo.get(key)
+            s = s.parent
+        if arr is None:
+            dest = _Dest(out)
+            loop = Scope(out, "loop")
+            j = self.index(self.fresh_name(pins[0]), i.size, i.size_expr, loop)
+            self.into(e, {**env, pins[0]: j}, loop, dest, (), (j.code,), (self.extent(i.size, out),))
+            arr = self.allocate(dest, out)
+            out.emit((f"for {j.code} in range({i.size.code}):", loop))
+            out.memo[key] = arr
+            self.keep.append(arr)
+        return self.get(Get(Var("(materialised)"), Var(pins[0])), arr, i, cur)
+
+    def expensive(self, e: Expr) -> bool:
+        """Does ``e`` contain a loop or a transcendental function (worth an array)?"""
+        hit = self._expensive.get(id(e))
+        if hit is None:
+            hit = any(isinstance(x, (Sum, IFold, Build)) or (_Scan is not None and isinstance(x, _Scan))
+                      or (isinstance(x, Prim) and x.op in _COSTLY) for x in iter_nodes(e))
+            self._expensive[id(e)] = hit
+            self.keep.append(e)
+        return hit
 
     def may_raise(self, e: Expr, env: dict) -> bool:
         """May evaluating ``e`` raise: does it contain a ``get`` whose index is not a loop
@@ -359,7 +426,9 @@ class _Gen:
                 return hit
             s = s.parent
         where = self.place(e, env, cur)
-        v = self.node(e, env, where)
+        v = self.materialised(e, env, where, cur)
+        if v is None:
+            v = self.node(e, env, where)
         where.memo[key] = v
         self.keep.append(v)
         return v
@@ -537,7 +606,7 @@ class _Gen:
         return self.let_scalar(f"max({n.code}, 0)", "i", s)
 
     def index(self, code: str, n: S, size: Expr, loop: Scope) -> S:
-        i = S(code, "i", loop, bound=n.code, size_expr=size)
+        i = S(code, "i", loop, bound=n.code, size_expr=size, size=n)
         self.keep.append(i)
         return i
 
@@ -642,8 +711,10 @@ class _Gen:
             if chunked and leaf.dt == "f":
                 # the terms of a chunk go to a buffer (this loop has no reduction: LLVM
                 # vectorises it), then four partial sums add the chunk up
+                # allocated once per call, before every loop (per sum with prange: a
+                # buffer per thread)
                 buf = self.tmp("_b")
-                s.emit(f"{buf} = np.empty({_CHUNK}, np.float64)")
+                (s if self.parallel else self.root).emit(f"{buf} = np.empty({_CHUNK}, np.float64)")
                 loop.emit(f"{buf}[{i.code} - {{c}}] = {leaf.code}")
                 finish.append(f"{acc} += _chunk_sum({buf}, {{m}})")
             else:
@@ -840,7 +911,8 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     lines = _render(g.root, 1)
     flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
     head = ["import math", "import numpy as np", "from numba import njit, prange", "",
-            f"from eqsat_ad.backend._numba_math import exp as _vexp  # version {_math_version()}",
+            ("from eqsat_ad.backend._numba_math import exp as _vexp, log as _vlog, tanh as _vtanh"
+             f"  # version {_math_version()}"),
             "_inf = math.inf", "_nan = math.nan", "_CACHE = True", ""]
     helpers = []
     for h in sorted(g.helpers):
