@@ -17,15 +17,19 @@ from typing import Sequence
 
 import numpy as np
 
+from .backend import compile as np_compile
 from .cost.model import CostModel, default_cost_model
 from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport
 from .egraph.session import SUPPORT_RULESETS, EGraphSession, default_rule_files, rules_dir
-from .errors import EqsatError, ScheduleError
+from .errors import EqsatError, EvalError, ResourceLimitError, ScheduleError
 from .lang.ast import Program
+from .lang.interp import evaluate
 from .lang.types import size_names
+from .runtime import known_size_names
 from .strategy.combinators import Limits, Strategy
 from .strategy.defaults import default_schedule, saturate_all
 from .strategy.schedule_file import load_schedule
+from .testing import random_inputs
 
 EXTRACTORS = ("tree", "dag", "ilp")
 
@@ -172,19 +176,34 @@ def _short(v, limit: int = 300) -> str:
 #: A first estimate of the numeric check's CPU time (the time limit keeps it for the check):
 #: fixed + per node of the input program as a tree.  Measured on the corpus: 25-160 us of CPU
 #: per node (the interpreter's work grows with loop nesting, not only with size).
-CHECK_FIXED_SECONDS = 0.02
+CHECK_FIXED_SECONDS = 0.03
 CHECK_SECONDS_PER_NODE = 100e-6
 CHECK_NODES_CAP = 100_000
-#: the steps of a check of two sizes (interpreting both programs at each, compiling, running
-#: the compiled program at each): its first step is predicted as this share of the estimate
-CHECK_STEPS = 7
+#: the first step of the check not done ahead is predicted as this share of the time kept for it
+CHECK_FIRST_SHARE = 0.5
+#: the check's first step (interpreting the input at the first size) is done before the run
+#: when check_seconds' guess for the whole check is under this share of the time left; then
+#: the check keeps CHECK_FIXED_SECONDS, compiling the optimised program (CHECK_COMPILE_PER_NODE
+#: per distinct node of the input: measured 0.1-0.5 ms of CPU) and CHECK_REST_FACTOR x what that
+#: step took (the optimised program interpreted, usually faster than the input, and run)
+CHECK_AHEAD_SHARE = 0.5
+CHECK_REST_FACTOR = 1.0
+CHECK_COMPILE_PER_NODE = 200e-6
+#: a step of the check is predicted to take this many times the longest one so far (the next
+#: sizes are larger; the compiled program's first call also compiles its NumPy code)
+CHECK_STEP_SAFETY = 2.0
 
 
-def check_seconds(prog: Program) -> float:
-    """A first estimate of the CPU seconds :func:`check_agrees` takes on ``prog`` and its
-    optimised version (the time limit keeps this much for it; the check then predicts each
-    of its steps from the ones it timed)."""
-    from .lang.normalize import tree_size
+def check_seconds(prog: Program, first_step: float | None = None) -> float:
+    """The CPU seconds to keep for :func:`check_agrees` on ``prog`` and its optimised version
+    (the check then predicts each of its steps from the ones it timed): with ``first_step``
+    (the CPU seconds :func:`first_check_value` took), compiling (``CHECK_COMPILE_PER_NODE`` per
+    distinct node of ``prog``) and ``CHECK_REST_FACTOR`` x that step; without, a guess from the
+    size of ``prog`` as a tree (what the interpreter walks)."""
+    from .lang.normalize import dag_size, tree_size
+    if first_step is not None:
+        return (CHECK_FIXED_SECONDS + CHECK_COMPILE_PER_NODE * dag_size(prog.body)
+                + CHECK_REST_FACTOR * first_step)
     return CHECK_FIXED_SECONDS + CHECK_SECONDS_PER_NODE * tree_size(prog.body, CHECK_NODES_CAP)
 
 
@@ -192,9 +211,40 @@ class _OutOfTime(Exception):
     pass
 
 
+def _check_inputs(before: Program, sizes: int, seed: int, trials: int, fallback_sizes: dict | None):
+    """The check's size plans and, for plan ``k``, its random inputs (one definition for
+    :func:`check_agrees` and :func:`first_check_value`)."""
+    names = known_size_names(before)
+    plans = _check_plans(names, sizes, fallback_sizes) if names else [{} for _ in range(trials)]
+
+    def args_of(k: int) -> list:
+        inputs = random_inputs(before, plans[k], seed=seed + k, low=-1.5, high=1.5)
+        return [inputs[p.name] for p in before.params]
+    return plans, args_of
+
+
+def first_check_value(before: Program, fallback_sizes: dict | None = None, sizes: int = 3, seed: int = 0,
+                      trials: int = 2):
+    """The first step of :func:`check_agrees` done ahead: the input program interpreted at the
+    first size tried.  Returns ``(value or the EvalError/ResourceLimitError raised, CPU
+    seconds it took)``; pass the first as ``check_agrees(..., first_value=)``.  ``optimize``
+    does it before the run, so that the time it keeps for the check is measured, not guessed."""
+    plans, args_of = _check_inputs(before, sizes, seed, trials, fallback_sizes)
+    t = time.process_time()
+    try:
+        value = evaluate(before, *args_of(0))
+    except (EvalError, ResourceLimitError) as e:
+        value = e
+    return value, time.process_time() - t
+
+
+_NOT_GIVEN = object()
+
+
 def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0, trials: int = 2,
                  rtol: float = 1e-7, atol: float = 1e-9, fallback_sizes: dict | None = None,
-                 compiled: bool = True, deadline: float | None = None, first_step: float = 0.0) -> str:
+                 compiled: bool = True, deadline: float | None = None, first_step: float = 0.0,
+                 first_value=_NOT_GIVEN) -> str:
     """Run both programs on random small inputs and raise :class:`EqsatError` if they
     disagree: ``after`` with the reference interpreter and, with ``compiled``, also compiled
     by the NumPy backend (so a backend bug shows too), both against ``before`` interpreted.
@@ -207,17 +257,12 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
     most 256, then 16, 32 and 64.
 
     ``deadline`` (a ``time.perf_counter()`` value): no step -- one interpretation, compiling,
-    one compiled run -- is started when it is predicted to end past it (predicted: the
-    longest step so far, ``first_step`` seconds before the first one), so the check ends by
-    the deadline but for a misprediction of one step; the sizes checked by then count."""
-    from .errors import EvalError, ResourceLimitError
-    from .lang.interp import evaluate
-    from .runtime import known_size_names
-    from .testing import random_inputs
-    names = known_size_names(before)
-    plans = _check_plans(names, sizes, fallback_sizes)
-    if not names:
-        plans = [{} for _ in range(trials)]
+    one compiled run -- is started when it is predicted to end past it (predicted:
+    ``CHECK_STEP_SAFETY`` times the longest step so far, ``first_step`` seconds before the
+    first one), so the check ends by the deadline but for a misprediction of one step; the
+    sizes checked by then count.  ``first_value``: :func:`first_check_value`'s value (the
+    input interpreted at the first size), not computed again."""
+    plans, args_of = _check_inputs(before, sizes, seed, trials, fallback_sizes)
     fn = None
     checked = 0
     why = ""
@@ -226,7 +271,7 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
     def step(f, *args):
         nonlocal longest
         t = time.perf_counter()
-        if deadline is not None and t + longest > deadline:
+        if deadline is not None and t + longest * (CHECK_STEP_SAFETY if longest > first_step else 1.0) > deadline:
             raise _OutOfTime
         try:
             return f(*args)
@@ -235,10 +280,14 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
 
     try:
         for k, dims in enumerate(plans):
-            inputs = random_inputs(before, dims, seed=seed + k, low=-1.5, high=1.5)
-            args = [inputs[p.name] for p in before.params]
+            args = args_of(k)
             try:
-                a = step(evaluate, before, *args)
+                if k == 0 and first_value is not _NOT_GIVEN:
+                    if isinstance(first_value, (EvalError, ResourceLimitError)):
+                        raise first_value
+                    a = first_value
+                else:
+                    a = step(evaluate, before, *args)
             except (EvalError, ResourceLimitError) as e:
                 why = str(e)
                 continue            # the input program is not defined at these sizes
@@ -253,7 +302,6 @@ def check_agrees(before: Program, after: Program, sizes: int = 3, seed: int = 0,
                                  f"({at}): {_short(a)} vs {_short(b)}")
             if compiled:
                 if fn is None:
-                    from .backend import compile as np_compile
                     try:
                         fn = step(np_compile, after)
                     except _OutOfTime:
@@ -455,8 +503,17 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
     model = cost_model or default_cost_model()
     prog = prepare(prog)
     sz = _sizes_for(prog, sizes, inputs, model.default_size)
+    first_value = _NOT_GIVEN
     if check:
-        budget.check_seconds = check_seconds(prog)
+        # the check's first step (the input interpreted at the first size) is done now, when
+        # the guess says it fits in a share of the time: what it took sizes the time kept for
+        # the rest (the optimised program interpreted, compiled and run at that size)
+        guess = check_seconds(prog)
+        if budget.remaining() > CHECK_AHEAD_SHARE * budget.pace() * guess:
+            first_value, first_cpu = first_check_value(prog, fallback_sizes=sz)
+            budget.check_seconds = check_seconds(prog, first_cpu)
+        else:
+            budget.check_seconds = guess
 
     files = _rule_files(rules, default_rules)
     _stage(progress, "loading rules")
@@ -515,7 +572,8 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
             _stage(progress, "numeric check (random inputs, interpreter and NumPy backend)")
             t_check = time.perf_counter()
             note = check_agrees(prog, out, fallback_sizes=sz, deadline=budget.deadline(),
-                                first_step=budget.pace() * budget.check_seconds / CHECK_STEPS)
+                                first_step=budget.pace() * budget.check_seconds * CHECK_FIRST_SHARE,
+                                first_value=first_value)
             report.extraction["seconds_check"] = time.perf_counter() - t_check
             report.check = "skipped: " + note[len(SKIPPED):] if note else "verified"
             if note:
