@@ -10,6 +10,7 @@ are ``:until`` facts.  Errors in a rule file name the file and the line.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from .costrules import cost_rules_text
 from .decode import decode_termdag
 from .allowlist import Vocabulary, check_rule_forms, check_until_text, declared_in
 from .egglog_compat import RefusedText, is_egglog_panic, parse_guarded, report_seconds
-from .eggtext import Form, RulesetInfo, phase_pragma, read_forms, rulesets_in, split_forms
+from .eggtext import (MAX_DEPTH, Form, RulesetInfo, phase_pragma, read_text_file, rulesets_in,
+                      split_forms)
 from .encode import Encoded, egg_string, encode_program
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -47,6 +49,28 @@ def default_rule_files() -> list[Path]:
     d = rules_dir()
     files = sorted(d.glob("*.egg"))
     return [d / "subst.egg"] + [f for f in files if f.name != "subst.egg"]
+
+
+#: the forms of each rule file read in this process, by (path, SHA-256 of its text): every
+#: session (every ``optimize`` call) loads the same files, and splitting and parsing them is half
+#: of loading them (the rest is egglog's own work, per e-graph)
+_FORMS_CACHE: dict[tuple[str, str], tuple[Form, ...]] = {}
+_FORMS_CACHE_MAX = 128
+
+
+def read_forms(path, what: str = "rule file") -> list[Form]:
+    """:func:`eqsat_ad.egraph.eggtext.read_forms`, once per process per file content: the forms
+    (and the trees they parse when first asked) are shared by the sessions that load the file;
+    a file whose text changed is read again."""
+    text = read_text_file(path, what)
+    key = (str(path), hashlib.sha256(text.encode()).hexdigest())
+    forms = _FORMS_CACHE.get(key)
+    if forms is None:
+        forms = tuple(split_forms(text, str(path), max_depth=MAX_DEPTH))
+        if len(_FORMS_CACHE) >= _FORMS_CACHE_MAX:
+            _FORMS_CACHE.pop(next(iter(_FORMS_CACHE)))
+        _FORMS_CACHE[key] = forms
+    return list(forms)
 
 
 _EGG_POS = re.compile(r"^In (\d+):(\d+)-(\d+)?:?.*$", re.M)
