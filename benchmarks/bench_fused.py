@@ -8,11 +8,15 @@ BLAS/OpenMP pools and XLA set to one thread), in one run:
   the Numba backend -- and its first compile time;
 * the derivative optimised for NumPy on the NumPy backend (what eqsat-ad ran before);
 * the hand-written NumPy derivative (``specs.numpy_grad`` / ``corpus.numpy_derivative``);
-* jax.grad+jit (``jax.jvp`` of ``jax.grad`` for an hvp) of the same function, in a worker
-  process of its own (the suite's peer functions, ``eqsat_ad/bench/peers``; the corpus's
-  NumPy functions run on ``jax.numpy``);
+* jax.grad+jit (``jax.jvp`` of ``jax.grad`` for an hvp) of the same function (the suite's
+  peer functions, ``eqsat_ad/bench/peers``; the corpus's NumPy functions traced on
+  ``jax.numpy``), in a process of its own as the peer baselines run it (in one process with
+  egglog and Numba, XLA's calls were 2-40x slower, erratically);
 
-the first three timed side by side (``protocol.interleaved``).  Then a second process loads
+the first three timed side by side (``protocol.interleaved``), and JAX side by side with the
+hand-written derivative in its process: the machine is shared and its load changes by the
+minute, so Numba / JAX is taken through the hand-written derivative both processes time
+(Numba / hand x hand / JAX, each a median of per-repeat ratios).  Then a second process loads
 every compiled kernel from the disk cache and reports its start time per function.  Writes
 ``benchmarks/results/fused.json``, ``fused.md`` and the table of ``docs/backend-numba.md``.
 
@@ -77,10 +81,14 @@ def case(name: str, group: str, n: int) -> dict:
 # the JAX worker (its own process: one thread pool, no Numba next to XLA)
 # ---------------------------------------------------------------------------------------
 def jax_worker(jobs: list) -> dict:
+    """jax.grad+jit of each job, timed side by side with the hand-written NumPy derivative
+    (the baseline both processes time: the ratio to it survives a change of machine load
+    between the processes)."""
     os.environ.setdefault("JAX_ENABLE_X64", "1")
     import jax
     import jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
+    from eqsat_ad.bench import corpus as C
     from eqsat_ad.bench import protocol
     out = {}
     for name, group, n in jobs:
@@ -88,10 +96,14 @@ def jax_worker(jobs: list) -> dict:
         try:
             fn, args = _jax_function(name, group, n, jax, jnp)
             jitted = jax.jit(fn)
-            jax.block_until_ready(jitted(*args))
-            t = protocol.interleaved([lambda f=jitted, a=args: jax.block_until_ready(f(*a))],
-                                     repeats=7, budget=0.5)
-            out[key] = {"seconds": t["seconds"][0], "result": np.asarray(jitted(*args))}
+            result = np.asarray(jax.block_until_ready(jitted(*args)))
+            C.np = np                     # the hand-written derivative: NumPy again
+            C.__dict__.pop("float", None)
+            hand = case(name, group, n)["hand"]
+            t = protocol.interleaved([lambda f=jitted, a=args: jax.block_until_ready(f(*a)), hand],
+                                     repeats=9, budget=1.0)
+            out[key] = {"seconds": t["seconds"][0], "hand": t["seconds"][1],
+                        "over_hand": 1.0 / t["ratios"][1], "result": result}
         except Exception as exc:      # noqa: BLE001 - a program JAX cannot run: reported, not fatal
             out[key] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     return out
@@ -208,14 +220,17 @@ def bench(programs: list, sizes: tuple, repeats: int, budget: float) -> dict:
             jx = jax_res.get(f"{name}/{n}", {})
             jerr = None
             if "result" in jx:
-                jerr = float(np.max(np.abs(np.asarray(jx["result"]) - want)) / max(1.0, float(np.max(np.abs(want)))))
+                jerr = float(np.max(np.abs(jx["result"] - want)) / max(1.0, float(np.max(np.abs(want)))))
             row = {"program": name, "group": group, "ops": ops, "n": n,
                    "numba": tm["seconds"][0], "numpy_backend": tm["seconds"][1], "hand": tm["seconds"][2],
-                   "jax": jx.get("seconds"), "jax_error": jx.get("error"),
+                   "jax": jx.get("seconds"), "jax_hand": jx.get("hand"), "jax_over_hand": jx.get("over_hand"),
+                   "jax_error": jx.get("error"),
                    "compile_seconds": t_compile, "optimize_seconds": t_opt, "max_rel_error": err,
                    "jax_max_rel_error": jerr, "fallback": f_nb.fallback}
-            row["numba_over_jax"] = row["numba"] / row["jax"] if row["jax"] else None
-            row["numba_over_hand"] = row["numba"] / row["hand"]
+            # ratios: medians of per-repeat ratios of calls timed side by side; Numba / JAX
+            # through the hand-written derivative, which both processes time
+            row["numba_over_hand"] = 1.0 / tm["ratios"][2]
+            row["numba_over_jax"] = row["numba_over_hand"] / jx["over_hand"] if "over_hand" in jx else None
             rows.append(row)
             print(f"{name:12s} n={n:>8}: numba {row['numba'] * 1e6:9.1f} us  numpy-backend "
                   f"{row['numpy_backend'] * 1e6:9.1f}  hand {row['hand'] * 1e6:9.1f}  jax "
@@ -278,7 +293,8 @@ def markdown(res: dict) -> str:
               "", f"Run of {m['date']}: python {m['python']}, numpy {m['numpy']}, numba {m['numba']}"
               + (f", jax {m['jax']}" if "jax" in m else "") + f"; {m['machine']}, one thread everywhere, "
               f"load average {', '.join(f'{x:.1f}' for x in m['load'])} (a shared machine: ±20 %); "
-              f"medians of {m['repeats']} interleaved repeats (JAX in its own process)."]
+              f"medians of {m['repeats']} interleaved repeats; ratios are medians of per-repeat ratios, "
+              f"Numba / jax taken through the hand-written derivative (timed in both processes)."]
     return "\n".join(lines)
 
 

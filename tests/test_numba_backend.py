@@ -163,6 +163,9 @@ def test_inputs_by_position_keyword_and_conversion():
     assert fn([1, 2], [3.0, 4.0]) == fn(x=np.array([1.0, 2.0]), w=[3, 4]) == 11.0
     assert fn(np.arange(4.0)[::2], np.ones(2)) == 2.0                   # a strided view
     assert fn(np.ones(2, np.float32), w=np.ones(2)) == 2.0
+    ro = np.ones(2)
+    ro.flags.writeable = False                                           # e.g. a view of a JAX array
+    assert fn(ro, np.broadcast_to(1.0, (2,))) == 2.0
 
 
 def test_bad_inputs_are_shape_errors():

@@ -209,8 +209,10 @@ def _wrapper_source(prog: Program, kernel: Kernel, py: dict, size_py: dict, para
     for _pname, code, t in param_leaves(prog, py):
         if isinstance(t, ArrayT):
             arrays.append(code)
-            # the kernel is compiled for C-ordered arrays (the converted inputs are)
-            body.append(f"if not {code}.flags.c_contiguous: {code} = _contig({code})")
+            # the kernel is compiled for writeable C-ordered arrays (the converted inputs are;
+            # Numba types a read-only array apart: a view of a JAX array, a broadcast)
+            body.append(f"_fl = {code}.flags")
+            body.append(f"if not (_fl.c_contiguous and _fl.writeable): {code} = _contig({code})")
     call_args = ", ".join(kernel.args[:-1] + ["_lim()"])
     kern = "_kernel"
     if parallel is None and arrays:
@@ -246,7 +248,8 @@ def _threads() -> int:
 
 
 def _contig(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a)
+    """A C-ordered, writeable copy (the kernel never writes it)."""
+    return np.array(a, order="C")
 
 
 def _lim() -> int:
@@ -267,10 +270,13 @@ def generate_source(prog: Program, parallel: bool = False) -> tuple[str, dict[st
     prog = elaborate(prog)
     py, size_py = default_names(prog)
     kernel = generate_kernel(prog, parallel=bool(parallel), names=(py, size_py))
-    return _sources(prog, kernel, py, size_py, parallel)
+    src, glb, _ = _sources(prog, kernel, py, size_py, parallel)
+    return src, glb
 
 
-def _sources(prog, kernel, py, size_py, parallel):
+def _sources(prog, kernel, py, size_py, parallel) -> tuple[str, dict, str]:
+    """The text shown as ``source`` (the kernel module, then the wrapper as comments), the
+    wrapper's globals, and the wrapper's own source."""
     wrapper = _wrapper_source(prog, kernel, py, size_py, parallel)
     _, consts = _prologue(prog, py, size_py)
     glb = {"_M": _MISSING, "_cin": _runtime.convert_input, "_nd": np.ndarray,
@@ -278,7 +284,7 @@ def _sources(prog, kernel, py, size_py, parallel):
            "_lim": _lim, "_threads": _threads, **consts}
     src = (kernel.source + "\n\n# --- the Python wrapper (checks the inputs, calls _kernel) ---\n"
            + "".join("# " + ln + "\n" if ln else "#\n" for ln in wrapper.splitlines()))
-    return src, {**glb, "_wrapper": wrapper}
+    return src, glb, wrapper
 
 
 def compile(prog: Program, *, parallel: bool | None = None, cache: bool | str | Path = True) -> NumbaProgram:
@@ -308,8 +314,7 @@ def compile(prog: Program, *, parallel: bool | None = None, cache: bool | str | 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _fallback(prog, prog2, f"Numba could not compile the kernel ({type(exc).__name__}: "
                                       f"{first[:200]})", options)
-    src, glb = _sources(prog2, kernel, py, size_py, parallel)
-    wrapper = glb.pop("_wrapper")
+    src, glb, wrapper = _sources(prog2, kernel, py, size_py, parallel)
     glb["_kernel"] = disp
     ns: dict[str, Any] = {}
     exec(builtins.compile(wrapper, "<eqsat_ad numba wrapper>", "exec"), glb, ns)   # noqa: S102
