@@ -167,8 +167,8 @@ def test_max_fold_gradient_becomes_an_argmax(prog, op, init):
     g = grad(f, "x")
     small = ea.optimize(g, sizes={"n": 100})
     assert f"arg{op}" in syntax.show_program(small.program)
-    ratios = []
-    for n in (10_000, 100_000):
+    ratios = []     # O(n): sizes past the cache, where a cost per element does not depend on n
+    for n in (10**6, 10**7):
         ratios.append(ea.optimize(g, sizes={"n": n}, check=False).cost
                       / ea.optimize(f, sizes={"n": n}, check=False).cost)
     assert ratios[1] / ratios[0] <= 1.5, ratios
