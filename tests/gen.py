@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from eqsat_ad.lang.ast import (Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,  # noqa: F401
-                               Param, Prim, Program, Snd, Sum, Var)
+                               Param, Prim, Program, Scan, Snd, Sum, Var)
 from eqsat_ad.lang.types import REAL, ArrayT, PairT, Type, mat, size_names, vec
 from eqsat_ad.random_programs import choose_params, generate
 
@@ -230,6 +230,11 @@ def tiny_eval(e: Expr, env: dict):
             for k in range(ev(e.size, env)):
                 acc = ev(e.body, {**env, e.acc: acc, e.var: k})
             return acc
+        if isinstance(e, Scan):         # every state of the fold, the initial one first
+            states = [ev(e.init, env)]
+            for k in range(ev(e.size, env)):
+                states.append(ev(e.body, {**env, e.acc: states[-1], e.var: k}))
+            return states
         if isinstance(e, Get):
             return get(ev(e.array, env), ev(e.index, env))
         if isinstance(e, Length):
