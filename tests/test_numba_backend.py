@@ -37,7 +37,7 @@ def _check(prog, inputs, fn=None):
 # ---------------------------------------------------------------------------------------
 # differential: random programs
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(16))
 def test_random_programs_match_the_interpreter(seed):
     rng = random.Random(seed)
     prog, sizes = rich_program(rng, smooth=rng.random() < 0.2)
@@ -64,7 +64,7 @@ def test_suite_gradients_optimised_for_numba(name):
     assert specs.max_rel_error(fn(**args), specs.reference(spec, n, args)) < 1e-9
 
 
-CORPUS_NAMES = ("logreg", "lse-hvp", "layernorm", "softmax-max", "rnn", "conv1d", "bundle-adjust", "kmeans")
+CORPUS_NAMES = ("logreg", "lse-hvp", "softmax-max", "rnn", "bundle-adjust", "kmeans")
 
 
 @pytest.mark.parametrize("name", CORPUS_NAMES)
