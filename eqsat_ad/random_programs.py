@@ -18,7 +18,8 @@ What the programs contain (the shapes executors get wrong, not only the common o
   ``(get v (argmax v))`` with the argmax/argmin primitives;
   inner folds read outer accumulators and loop indices;
 * ``get`` with indices that are in range by construction (loop variables, literals,
-  ``(- (- n 1) i)``, ``(+ i 1)`` under ``(- n 1)``) and **guarded** ones that are out of
+  ``(- (- n 1) i)``, ``(+ i 1)`` under ``(- n 1)``, integer division ``(div i 2)``,
+  ``(mod (* 3 k) n)``) and **guarded** ones that are out of
   range in the branch not taken (``(if (> i 0) (get x (- i 1)) e)``, ``(if (< i (length
   z)) (get z i) e)``);
 * ``let`` of reals, vectors and pairs, names reused so that shadowing happens (loop indices,
@@ -133,6 +134,12 @@ class ProgramGen:
             # reversed: (- (- n 1) i)
             opts += [lambda n=n: Prim("-", (Prim("-", (Var(s), Int(1))), Var(n))) for n, _ in here]
         opts += [lambda n=n: Prim("+", (Var(n), Int(1))) for n, room in here if room >= 1]
+        # integer division: i // 2 <= i; (3 k) mod s for an index k of any loop (a packed or
+        # wrapped position)
+        opts += [lambda n=n: Prim("div", (Var(n), Int(2))) for n, _ in here]
+        if ctx.concrete(s) >= 1:
+            opts += [lambda k=k: Prim("mod", (Prim("*", (Int(3), Var(k))), self.size_expr(s, ctx)))
+                     for k in sorted(ctx.indices)]
         if not self.smooth and ctx.loops < 3 and self.choose(5) == 0:
             vecs = [m for m, t in sorted(ctx.values.items()) if t == vec(s)]
             if vecs:                  # the position of the largest element (an argmax fold)

@@ -199,7 +199,8 @@ def tiny_eval(e: Expr, env: dict):
           "=": lambda a, b: a == b, "<": lambda a, b: a < b, ">": lambda a, b: a > b,
           "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
           "and": lambda a, b: a and b, "or": lambda a, b: a or b,
-          "max": nan2(max), "min": nan2(min)}
+          "max": nan2(max), "min": nan2(min),
+          "div": lambda a, b: a // b, "mod": lambda a, b: a % b}
 
     def get(a, i):
         if not (0 <= i < len(a)):

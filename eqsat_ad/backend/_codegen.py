@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from ..errors import EvalError
-from ..lang.primitives import ARG_EXTREMES, REAL_FNS
+from ..lang.primitives import ARG_EXTREMES, INT_DIVISION, REAL_FNS
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, fresh, subst
@@ -303,10 +303,28 @@ class _Gen(FoldMixin):
             return self.emit(f"({a.code} / {b.code})", vs, S, 0, "f")
         if op == "pow":
             return self.emit(f"_pow({a.code}, {b.code})", vs, S, 0, "f")
+        if op in INT_DIVISION:
+            return self.int_division(op, a, b, vs, S, e)
         if op in ("=", "<", ">", "<=", ">="):
             pop = "==" if op == "=" else op
             return self.emit(f"({a.code} {pop} {b.code})", vs, S, 0, "b")
         raise EvalError(f"unknown operator {op!r} in {_show(e)}")
+
+    def int_division(self, op: str, a: V, b: V, vs, S, e: Prim) -> V:
+        """``div``/``mod`` (floor, as Python's ``//``/``%``).  A nonzero literal divisor is
+        inline; any other divisor is checked first -- where a guard (an enclosing vectorised
+        ``if``, a loop's ``n > 0``) masks a zero out, it is not needed and gives 0."""
+        if a.dt != "i" or b.dt != "i":
+            raise EvalError(f"operands of {op} are not integers in {_show(e)}")
+        sym = "//" if op == "div" else "%"
+        if b.const is not None and b.const != 0:
+            return self.emit(f"({a.code} {sym} {b.code})", vs, S, 0, "i")
+        msg = self.const(_show(e, 100), "_w")
+        check = f"if _needed(({b.code}) == 0{self.guards_code()}): _raise_zero_div({msg})"
+        fn = "_floordiv" if op == "div" else "_mod"
+        v = self.emit(f"{fn}({a.code}, {b.code})", vs, S, 0, "i", mayfail=True, pre=[check])
+        self.raising(v.block)
+        return v
 
     # -- arrays ----------------------------------------------------------------------
     def length(self, a) -> V:

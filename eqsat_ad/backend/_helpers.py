@@ -167,6 +167,33 @@ def edge_rows(a: np.ndarray, off: int, n: int) -> np.ndarray:
     return out
 
 
+def floordiv(a: Any, b: Any) -> Any:
+    """``a // b`` (floor) where ``b`` may hold zeros at positions masked out by a guard: a zero
+    divisor gives 0 there (the check before the call raises where one is needed).
+
+    >>> floordiv(np.array([-7, 7, 3]), np.array([2, 0, -2]))
+    array([-4,  0, -2])
+    """
+    if isinstance(b, np.ndarray):
+        return np.where(b == 0, 0, np.floor_divide(a, np.where(b == 0, 1, b)))
+    return a // b if b else a * 0
+
+
+def mod(a: Any, b: Any) -> Any:
+    """``a % b`` (the divisor's sign), 0 where ``b`` is 0 (as :func:`floordiv`).
+
+    >>> mod(np.array([-7, 7, 3]), np.array([2, 0, -2]))
+    array([ 1,  0, -1])
+    """
+    if isinstance(b, np.ndarray):
+        return np.where(b == 0, 0, np.remainder(a, np.where(b == 0, 1, b)))
+    return a % b if b else a * 0
+
+
+def raise_zero_div(where: str) -> None:
+    raise EvalError(f"integer division by zero in {where}")
+
+
 def raise_oob(k: Any, n: int, where: str) -> None:
     """Raise the interpreter's out-of-range message for the first bad index in ``k``."""
     if isinstance(k, np.ndarray):

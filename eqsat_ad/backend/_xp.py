@@ -260,6 +260,17 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
             return xp.astype(fn(a, axis=0), i64)
         return f
 
+    def int_division(np_fn: Callable, xp_fn: Callable) -> Callable:
+        """``div``/``mod`` (:func:`._helpers.floordiv`): 0 where the divisor is 0 (masked out
+        by a guard; the generated check raises where a zero divisor is needed)."""
+        def call(a, b):
+            if not (is_array(a) or is_array(b)):
+                return np_fn(a, b)
+            b = arr(b, i64)
+            zero = b == 0
+            return xp.where(zero, xp.zeros((), dtype=i64), xp_fn(arr(a, i64), xp.where(zero, xp.ones((), dtype=i64), b)))
+        return call
+
     table: dict[str, Any] = dict(_GLOBALS)
     table.update({
         "_np": _NumpyLike(h), "_nd": ns.array_type,
@@ -278,6 +289,7 @@ def globals_table(ns: Namespace) -> dict[str, Any]:
         "_check_elems": H.check_elems if ns.check_alloc else (lambda count, what: None),
         "_out_array": h.out_array, "_unalias": h.out_array, "_float": h.out_real,
         "_out_scalar": h.out_scalar, "_out_array_xp": h.out_array,
+        "_floordiv": int_division(H.floordiv, xp.floor_divide), "_mod": int_division(H.mod, xp.remainder),
     })
     for p in REAL_FNS.values():
         table[p.numpy_name] = elementwise(p.interp, xp_fn(p.interp))

@@ -70,6 +70,7 @@ _GLOBALS = {
     "_out_array": H.out_array, "_unalias": H.unalias, "_fp_set": getattr(_runtime._FP_CV, "set", None),
     "_fp_reset": getattr(_runtime._FP_CV, "reset", None), "_FP_IGNORE": _runtime.FP_IGNORE_OBJ,
     "_errstate": np.errstate, "_float": float,
+    "_floordiv": H.floordiv, "_mod": H.mod, "_raise_zero_div": H.raise_zero_div,
 }
 
 

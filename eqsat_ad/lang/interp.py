@@ -19,7 +19,8 @@ Floating point follows IEEE 754 as NumPy does it: ``(/ 1.0 0.0)`` is ``inf``,
 ``(log 0.0)`` is ``-inf``, ``(log -1.0)`` and ``(sqrt -1.0)`` are ``nan``, overflow gives
 ``inf`` -- never an exception, and no NumPy warnings are printed (they are switched off
 while a program runs).  ``/``, ``pow`` and the unary operators always give a real, also on
-indices; ``+ - *`` on two indices give an index.
+indices; ``+ - *`` on two indices give an index; ``div``/``mod`` take and give indices
+(floor semantics, Python's ``//`` and ``%``; a zero divisor is an :class:`EvalError`).
 
 >>> from eqsat_ad.lang.ast import Program, Param, Sum, Get, Var, Prim, Length
 >>> from eqsat_ad.lang.types import vec
@@ -37,7 +38,7 @@ import numpy as np
 
 from ..errors import EvalError
 from ..runtime import bind_inputs, check_alloc, fp_ignore, pack, to_output
-from .primitives import ARG_EXTREMES, REAL_FNS
+from .primitives import ARG_EXTREMES, INT_DIVISION, REAL_FNS
 from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                   Prim, Program, Scan, Snd, Sum, Var)
 
@@ -133,6 +134,11 @@ def _prim(e: Prim, env: dict) -> Any:
             return a + b if op == "+" else a - b if op == "-" else a * b
         a, b = _real(a, e), _real(b, e)
         return a + b if op == "+" else a - b if op == "-" else a * b
+    if op in INT_DIVISION:
+        a, b = _as_index(a, e), _as_index(b, e)
+        if b == 0:
+            raise EvalError(f"integer division by zero in {show(e)}")
+        return a // b if op == "div" else a % b
     if op == "/":
         return _real(a, e) / _real(b, e)
     if op == "pow":

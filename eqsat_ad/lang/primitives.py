@@ -29,8 +29,14 @@ Typing (``typing``):
   ``argext``   a vector of reals, an ``index`` result: the position of its first largest
                (``argmax``) or smallest (``argmin``) element (NumPy's: a NaN counts as the
                extreme, the first one wins); 0 for an empty vector.  No tangent.
+  ``intdiv``   integer (index/size) operands and an integer result (a size when both are
+               sizes, else an index): ``div`` and ``mod`` with floor semantics, as Python's
+               ``//`` and ``%`` (``(div -7 2)`` is -4, ``(mod -7 2)`` is 1: the remainder
+               has the divisor's sign).  A zero divisor is an ``EvalError`` naming the
+               expression.  No tangent.  (A packed triangle's row and column, a flat index's
+               coordinates: ``(div k n)``, ``(mod k n)``.)
 
-The arithmetic, comparison and logic operators keep hand-written code in the interpreter and
+The arithmetic, comparison, logic and integer-division operators keep hand-written code in the interpreter and
 the backend (integer arithmetic, short-circuits, exact division and small integer powers);
 their rows give the name, arity, typing, constructor, cost and derivative.  The *real
 functions* (``typing == "real"`` with an ``interp``) are handled by every consumer from the
@@ -80,7 +86,7 @@ def _arg_extreme(find: Callable) -> Callable:
 class Primitive:
     name: str                    # the operator in program text: (name a ...)
     arity: int
-    typing: str                  # real | join | compare | logic | cast (module docstring)
+    typing: str                  # real | join | compare | logic | cast | argext | intdiv (docstring)
     ctor: str | None             # e-graph constructor; None: encoded through another one
     cost: float = 1.0            # default cost per element (float add = 1); opcosts.json overrides
     interp: Callable | None = None   # NumPy function of the real function (interpreter and backend)
@@ -153,6 +159,10 @@ _ROWS = [
               doc="the index of the first largest element of a vector (0 if empty)"),
     Primitive("argmin", 1, "argext", "Argmin", 1.0, _arg_extreme(np.argmin),
               doc="the index of the first smallest element of a vector (0 if empty)"),
+    # integer division on indices (issue 12): hand-written in the interpreter and backends
+    # (the zero-divisor check); an integer division costs about as much as a float division
+    Primitive("div", 2, "intdiv", "FloorDiv", 1.5, doc="integer division rounding down (Python's //)"),
+    Primitive("mod", 2, "intdiv", "Mod", 1.5, doc="remainder of div, the divisor's sign (Python's %)"),
 ]
 
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}
@@ -168,5 +178,6 @@ BINARY_ARITH = tuple(p.name for p in _ROWS if p.arity == 2 and p.typing in ("joi
 UNARY_REAL = tuple(p.name for p in _ROWS if p.is_real_fn and p.arity == 1)
 BINARY_REAL = tuple(p.name for p in _ROWS if p.is_real_fn and p.arity == 2)
 ARG_EXTREMES: dict[str, Primitive] = {p.name: p for p in _ROWS if p.typing == "argext"}
+INT_DIVISION = tuple(p.name for p in _ROWS if p.typing == "intdiv")
 # The operators whose operands are converted to real and whose result is real.
 REAL_RESULT = tuple(p.name for p in _ROWS if p.typing == "real")

@@ -26,7 +26,7 @@ one type.
 from __future__ import annotations
 
 from ..errors import TypeCheckError
-from .primitives import ARG_EXTREMES, REAL_RESULT
+from .primitives import ARG_EXTREMES, INT_DIVISION, REAL_RESULT
 from .ast import (COMPARISONS, PRIM_ARITY, Build, BoolLit, Expr, Fst,
                   Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Program, Scan, Snd, Sum, Var)
 from .binders import call_deep
@@ -249,6 +249,11 @@ class _Checker:
             if not (isinstance(ts[0], ArrayT) and ts[0].elem == REAL):
                 raise self.fail(e, f"the operand of '{op}'", "a vector of reals", ts[0])
             return INDEX, self._rebuild(e, tuple(new)), None
+        if op in INT_DIVISION:
+            for k, t in enumerate(ts):
+                if t not in (INDEX, SIZE):
+                    raise self.fail(e, f"operand {k + 1} of '{op}'", "an index", t)
+            return numeric_join(ts[0], ts[1]), self._rebuild(e, tuple(new)), None
         if op == "=" and ts[0] == BOOL and ts[1] == BOOL:
             return BOOL, self._rebuild(e, tuple(new)), None
         for k, t in enumerate(ts):

@@ -12,7 +12,7 @@ types of its pattern variables by unification (``types`` below), and then, for e
    of them, minus the names a ``set-not-contains`` condition forbids;
 3. generates a random term of the right type over those names (a small random program of the
    e-graph language: arithmetic, ``if``, ``let``, ``build``, ``sum``, ``ifold``, ``get``, pairs,
-   index arithmetic ``n-1``, ``n-1-i``; a ``get`` index always in range, no division by zero,
+   index arithmetic ``n-1``, ``n-1-i``, ``div``/``mod`` by a literal; a ``get`` index always in range, no division by zero,
    no log of a non-positive number, loop bodies that mostly use their index -- :data:`USE_INDEX`)
    -- and where nothing promises a range, values past it: the rule's own index variables
    (:data:`EDGE_INDEX`), free index names no ``ext`` bounds, extents shorter than their size
@@ -37,6 +37,7 @@ from ..lang.primitives import PRIMITIVES
 from .rules import App, Equation, PVar, pattern_vars
 
 _REAL_RESULT_CTORS = frozenset(p.ctor for p in PRIMITIVES.values() if p.typing == "real")
+_INT_DIVISION_CTORS = frozenset(p.ctor for p in PRIMITIVES.values() if p.typing == "intdiv")
 
 
 class NoInstance(Exception):
@@ -214,6 +215,11 @@ class Inference:
             return self.name_type(a[0])
         if h in ("Add", "Sub", "Mul"):
             t = TVar("num")
+            unify(inf(a[0]), t)
+            unify(inf(a[1]), t)
+            return t
+        if h in _INT_DIVISION_CTORS:         # div / mod: integer operands, an integer result
+            t = TVar("int")
             unify(inf(a[0]), t)
             unify(inf(a[1]), t)
             return t
@@ -643,7 +649,11 @@ class TermGen:
                         App("Add", (App("Var", (n,)), App("Int", (1,)))),
                         App("Sub", (App("Var", (n,)), App("Int", (1,)))),
                         App("Sub", (self.size(e.type[1], env), App("Var", (n,)))),
-                        App("Mul", (App("Var", (n,)), App("Var", (n,))))]),))] * w
+                        App("Mul", (App("Var", (n,)), App("Var", (n,)))),
+                        App("FloorDiv", (App("Sub", (App("Var", (n,)), App("Int", (2,)))),
+                                         App("Int", (self.rng.choice([2, -3]),)))),
+                        App("Mod", (App("Sub", (App("Var", (n,)), App("Int", (2,)))),
+                                    App("Int", (self.rng.choice([2, -3]),))))]),))] * w
             if t[0] == "pair":
                 if t[1] == REAL:
                     opts += [lambda n=n, e=e: App("Fst", (e.ref(n),))] * 2 * w
