@@ -87,12 +87,19 @@ def random_inputs(prog: Program, sizes: Mapping[str, int] | None = None, seed: i
 
 
 def differentiable_params(prog: Program) -> list[str]:
-    """Names of the parameters one can differentiate with respect to (real, vec, mat)."""
+    """Names of the parameters one can differentiate with respect to: real, or an array of
+    reals of any rank.
+
+    >>> from eqsat_ad.lang.syntax import parse
+    >>> differentiable_params(parse("(fun ((T (array (mat n k) m)) (i index) (w real)) w)"))
+    ['T', 'w']
+    """
     out = []
     for p in prog.params:
         t = p.type
-        if t == REAL or (isinstance(t, ArrayT) and (t.elem == REAL or (
-                isinstance(t.elem, ArrayT) and t.elem.elem == REAL))):
+        while isinstance(t, ArrayT):
+            t = t.elem
+        if isinstance(t, RealT):
             out.append(p.name)
     return out
 
@@ -181,7 +188,7 @@ def check_grads(prog: Program, wrt: str | Iterable[str] | None = None, inputs: M
                 evaluate: Callable | None = None) -> None:
     """Check every derivative program of ``prog`` against central finite differences.
 
-    For each ``wrt`` parameter (default: every real/vec/mat parameter) and a random
+    For each ``wrt`` parameter (default: every real or array-of-reals parameter) and a random
     direction ``v`` (seeded by ``seed``):
 
     - ``jvp``: ``jvp(prog, w)`` evaluated at ``(inputs, v)``  ==  FD along ``v``;

@@ -107,7 +107,8 @@ def _zero_seed(x: Expr, t: Type, names: NameSupply) -> Expr:
 
 
 def _one_hot(path: tuple, dirs: tuple[str, ...]) -> Expr:
-    """``if k = r then 1.0 else 0.0`` (and ``(and (= k r) (= l c))`` for matrices)."""
+    """``if k = r then 1.0 else 0.0`` (``(and (= k r) (= l c) ...)``, one test per axis, for
+    arrays of rank 2 and more)."""
     conds = [Prim("=", (k, Var(r))) for k, r in zip(path, dirs)]
     if not conds:
         return ONE
@@ -178,7 +179,17 @@ def dual_program(prog: Program, seeds: dict[str, Expr] | None = None,
     return body, out_t, dual_names, names
 
 
-def _check_wrt(prog: Program, wrt: str, kinds=("real", "vec", "mat")) -> Type:
+def _array_rank_of_reals(t: Type) -> int | None:
+    """The rank of ``t`` when it is real (0) or an array of any rank of reals, else None."""
+    rank = 0
+    while isinstance(t, ArrayT):
+        t, rank = t.elem, rank + 1
+    return rank if isinstance(t, RealT) else None
+
+
+def _check_wrt(prog: Program, wrt: str, max_rank: int | None = None) -> Type:
+    """The type of parameter ``wrt``: real or an array of reals of any rank (at most
+    ``max_rank``); one input direction per real of it."""
     if not isinstance(wrt, str):
         raise ADError(f"wrt must be a parameter name, got {wrt!r}")
     try:
@@ -187,13 +198,12 @@ def _check_wrt(prog: Program, wrt: str, kinds=("real", "vec", "mat")) -> Type:
         have = ", ".join(p.name for p in prog.params) or "none"
         raise ADError(f"unknown parameter {wrt!r} to differentiate with respect to "
                       f"(parameters: {have})") from None
-    ok = (isinstance(t, RealT) and "real" in kinds) \
-        or (isinstance(t, ArrayT) and t.elem == REAL and "vec" in kinds) \
-        or (isinstance(t, ArrayT) and isinstance(t.elem, ArrayT) and t.elem.elem == REAL
-            and "mat" in kinds)
-    if not ok:
+    rank = _array_rank_of_reals(t)
+    if rank is None or (max_rank is not None and rank > max_rank):
+        expected = ("real or an array of reals (vec, mat, (array (mat m n) k), ...)" if max_rank is None
+                    else "real or vec")
         raise ADError(f"cannot differentiate with respect to {wrt!r} of type {show_type(t)}: "
-                      f"expected {' or '.join(kinds)}")
+                      f"expected {expected}")
     return t
 
 
@@ -299,7 +309,8 @@ def derivative(prog: Program, wrt: str | Sequence[str]) -> Program:
 
     Seeds are type-directed: ``wrt : real`` gets ``(x, 1.0)``; ``wrt : (vec n)`` gives
     ``build n (λr. <tangent with x_d = build n (λk. (x[k], if k = r then 1.0 else 0.0))>)``;
-    ``(mat m n)`` two nested builds with a matrix one-hot.  Every other parameter gets a zero
+    ``(mat m n)`` two nested builds with a matrix one-hot, and so on for any rank (an array
+    of matrices: three).  Every other parameter gets a zero
     seed.  Result shape = shape(wrt) + shape(output).  With a sequence of names, the
     derivatives w.r.t. each, as (right-nested) pairs.
 
@@ -317,7 +328,7 @@ def derivative(prog: Program, wrt: str | Sequence[str]) -> Program:
     if not has_tangent(out_t):
         raise ADError(f"the program returns {show_type(out_t)}, which has no tangent")
     x = Var(wrt)
-    # input directions: r (and c for matrices)
+    # input directions: one index per axis of wrt (r, then c, c_1, ... for rank 2 and more)
     dirs: list[tuple[str, Expr]] = []
     level_t: Type = t
     level_x: Expr = x
@@ -385,7 +396,7 @@ def jacobian(prog: Program, wrt: str) -> Program:
     out_t = _output_type(prog)
     if isinstance(out_t, RealT):
         return derivative(prog, wrt)
-    t = _check_wrt(prog, wrt, kinds=("real", "vec"))
+    t = _check_wrt(prog, wrt, max_rank=1)
     if not (isinstance(out_t, ArrayT) and out_t.elem == REAL):
         raise ADError(f"jacobian needs a program returning real or (vec m); this one returns "
                       f"{show_type(out_t)} (use derivative)")

@@ -54,8 +54,8 @@ FORWARD_SHAPES = frozenset({"identity", "sum", "sub", "max", "min", "maximum", "
 
 
 def _state_ok(t: Type) -> bool:
-    """A real, a vector or a matrix of reals (the types ``grad`` differentiates with respect
-    to), or a pair of such states."""
+    """A real or an array of reals of any rank (the types ``grad`` differentiates with
+    respect to), or a pair of such states."""
     if isinstance(t, PairT):
         return _state_ok(t.fst) and _state_ok(t.snd)
     while isinstance(t, ArrayT):
@@ -104,8 +104,8 @@ def transposable_fold(prog: Program, wrt: str, always: bool = False) -> IFold | 
     """The first fold (outermost first) of ``prog`` (elaborated) whose gradient w.r.t. ``wrt``
     this module computes by transposition, in its closed form (:func:`_folds_in_context`), or
     None.  Such a fold reads only parameters, size names and ``let`` bindings of those (no
-    enclosing loop index or accumulator), depends on ``wrt``, has a real, vector or matrix
-    state (or pairs of them), and a body the forward form cannot make O(f)
+    enclosing loop index or accumulator), depends on ``wrt``, has a real or array-of-reals
+    state (any rank, or pairs of them), and a body the forward form cannot make O(f)
     (:data:`FORWARD_SHAPES`); unless ``always``, its state also has fewer components than
     ``wrt`` (:func:`_fewer_components`)."""
     from ..lang.typecheck import program_env, type_of
