@@ -22,7 +22,8 @@ EGRAPH_CHECKED = {"ifold-pair-fission",
                   # rules/index.egg: their conditions use the iarith relation
                   "solve-add-l", "solve-add-r", "solve-sub-l", "solve-sub-r", "solve-add-l-flip",
                   "solve-add-r-flip", "solve-sub-l-flip", "solve-sub-r-flip", "sum-onehot-range-l",
-                  "sum-onehot-range-r", "le-pred", "le-sub-nonneg", "lt-sub-swap"}
+                  "sum-onehot-range-r", "le-pred", "le-sub-nonneg", "lt-sub-swap",
+                  "mod-nonneg", "mod-below-divisor"}
 
 
 def shipped_rules():

@@ -327,8 +327,8 @@ EVALS: dict[str, dict[str, Function]] = {
 
 #: evals of GradBench this tool does not implement, and why (docs/gradbench.md has more)
 NOT_IMPLEMENTED = {
-    "ht": "hand tracking needs a skinned mesh: rank-3 parameters (bone transforms) and data-dependent "
-          "indexing of triangles; not attempted",
+    "ht": "hand tracking needs a skinned mesh with data-dependent indexing of triangles (its rank-3 "
+          "parameters, the bone transforms, are differentiable); not attempted",
     "particle": "needs nested AD with an argmin over a time of impact (a root-finding loop whose trip "
                 "count depends on the data); not attempted",
     "saddle": "needs nested gradient descent (AD of an optimiser's inner loop); not attempted",

@@ -64,8 +64,8 @@ ODE = """
 
 # Gaussian mixture model log-likelihood with a Wishart prior (GradBench's gmm, the JAX
 # tool's gmm_objective); its log-sum-exps are max-shifted as LSE's.  l holds the strict lower triangle of each L_j column by column:
-# L_j[r][c] (r > c) is l_j[c d - c (c + 1) / 2 + r - c - 1]; c (c + 1) / 2 is written as
-# sum_{t <= c} t (the language has no integer division).  const is the part that depends on
+# L_j[r][c] (r > c) is l_j[c d - c (c + 1) / 2 + r - c - 1], computed with an integer
+# division (no host-side index table).  const is the part that depends on
 # the sizes only: -n d log(2 pi) / 2 + k (nn d log(gamma / sqrt 2) - multigammaln(nn / 2, d))
 # with nn = d + m + 1, computed by the host (log-gamma is not a primitive of the language).
 GMM = """
@@ -73,7 +73,7 @@ GMM = """
       (m real) (gamma real) (const real))
   (let ((Ls (build k (lambda (j) (build d (lambda (r) (build d (lambda (c)
               (if (< c r)
-                  (get (get l j) (+ (- (* c d) (sum (+ c 1) (lambda (t) t))) (- (- r c) 1)))
+                  (get (get l j) (+ (- (* c d) (div (* c (+ c 1)) 2)) (- (- r c) 1)))
                   0.0))))))))
         (sum_qs (build k (lambda (j) (sum d (lambda (r) (get (get q j) r))))))
         (lse_alpha (let ((am (get alpha (argmax alpha))))
