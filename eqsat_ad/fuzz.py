@@ -424,11 +424,12 @@ def fuzz(cases: int | None = None, seconds: float | None = None, seed: int = 0, 
 # the NumPy backend against the reference interpreter, on programs that stress it
 # ======================================================================================
 def rich_program(rng: random.Random, smooth: bool = False, depth: int | None = None,
-                 sizes: dict | None = None) -> tuple[Program, dict]:
+                 sizes: dict | None = None, int_division: bool = False) -> tuple[Program, dict]:
     """(program, sizes): a random program of :mod:`eqsat_ad.random_programs` (pair
     accumulators, nested folds reading outer accumulators and indices, guarded gets, lets,
     conditionals, ...) over ``x : (vec n)`` and some of ``y, w, M, z, v``; result real,
-    vector, matrix or (real, vector)."""
+    vector, matrix or (real, vector); with ``int_division``, indices computed by ``div``/``mod``
+    too."""
     from .lang.types import PairT
     from .lang.typecheck import check_program
     from .random_programs import choose_params, generate
@@ -446,7 +447,8 @@ def rich_program(rng: random.Random, smooth: bool = False, depth: int | None = N
     result = rng.choice(results) if not smooth else rng.choice([REAL, REAL, vec("n")])
     depth = depth if depth is not None else rng.choice([2, 3, 3, 4, 4])
     for _ in range(20):
-        prog = Program(params, generate(choose, params, result, sizes, smooth=smooth, max_depth=depth))
+        prog = Program(params, generate(choose, params, result, sizes, smooth=smooth, max_depth=depth,
+                                        int_division=int_division))
         try:
             check_program(prog)
         except EqsatError:           # pragma: no cover - the generator makes well-typed terms
@@ -620,7 +622,7 @@ def backend_case(seed: int) -> tuple[Program, set, list, int, bool]:
     """Backend case ``seed``: (program, its features, problems, checks, fell back)."""
     import eqsat_ad as ea
     rng = random.Random(seed)
-    prog, sizes = rich_program(rng, smooth=rng.random() < 0.2)
+    prog, sizes = rich_program(rng, smooth=rng.random() < 0.2, int_division=True)
     nrng = np.random.default_rng(seed)
     # the drawn sizes, larger ones, and 0 or 1: empty loops, negative extents ((- n 1)),
     # index literals out of range (then both executors must raise the same kind of error)

@@ -113,7 +113,8 @@ def expressions(params: tuple[Param, ...], result_type: Type, sizes: dict[str, i
     """
     @st.composite
     def strat(draw):
-        return generate(_chooser(draw), params, result_type, sizes, smooth=smooth, max_depth=max_depth)
+        return generate(_chooser(draw), params, result_type, sizes, smooth=smooth, max_depth=max_depth,
+                        int_division=True)
     return strat()
 
 

@@ -92,7 +92,7 @@ def _namespaces():
 # globals that mean the same on every namespace: host scalars and dtypes, NumPy's error
 # state (host arithmetic), the error helpers
 HOST_GLOBALS = {"_f64", "_i64", "_inf", "_nan", "_fp_set", "_fp_reset", "_FP_IGNORE", "_errstate",
-                "_badmask", "_ragged", "_check_elems", "_float"}
+                "_badmask", "_ragged", "_check_elems", "_float", "_raise_zero_div"}
 
 
 def test_every_numpy_global_has_a_namespace_binding():
