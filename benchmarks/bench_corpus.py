@@ -270,6 +270,10 @@ def machine() -> dict:
                                                  capture_output=True).stdout.splitlines())
     except OSError:  # pragma: no cover
         pass
+    try:        # other work on the machine slows every optimisation (their limits are wall-clock)
+        info["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):  # pragma: no cover
+        pass
     return info
 
 
@@ -558,7 +562,9 @@ def markdown(res: dict) -> str:
          f"Run of {m['date']} measuring {code}, {m.get('cpu', '?')}, {m.get('cpu_count')} CPUs, python {m['python']}, "
          f"numpy {m['numpy']}, egglog {m.get('egglog', '?')}.  Mode: {'quick' if res['config']['quick'] else 'full'}; "
          f"optimisation timeout {res['config']['timeout']:.0f} s and memory limit {res['config']['memory']:g} GiB "
-         f"per run; extractors {', '.join(exs)}; wall time {m.get('wall_seconds', 0):.0f} s.  "
+         f"per run; extractors {', '.join(exs)}; wall time {m.get('wall_seconds', 0):.0f} s"
+         + (f"; load average {m['loadavg'][0]} at the start, {(m.get('loadavg_end') or ['?'])[0]} at the end "
+            f"(other work on the machine slows every step)" if m.get("loadavg") else "") + ".  "
          "Programs: `eqsat_ad/bench/corpus.py`; script: `benchmarks/bench_corpus.py`.", "",
          "## Targets", "",
          "| target | result | measured | failing programs |", "|---|---|---|---|"]
@@ -737,7 +743,9 @@ def main(argv=None) -> int:
         log(f"[{time.time() - t0:6.0f} s] {e.label}")
         res["programs"].append(bench_program(e, a, log))
         res["meta"]["wall_seconds"] = time.time() - t0
-        res["meta"]["commit_end"] = machine().get("commit")
+        end = machine()
+        res["meta"]["commit_end"] = end.get("commit")
+        res["meta"]["loadavg_end"] = end.get("loadavg")
         if CODE_DIR and not Path(CODE_DIR, "eqsat_ad").is_dir():      # pragma: no cover
             raise SystemExit("the code snapshot disappeared")
         res["targets"] = evaluate(res)
