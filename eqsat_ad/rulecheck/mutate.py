@@ -520,6 +520,24 @@ def _subst_guards() -> None:
 _subst_guards()
 
 
+def _focus_guards() -> None:
+    """Guards that keep a rule from firing where it is useless or cycles, not conditions on
+    values: constassoc.egg's ``(!= t a)`` (never union a product with its own operand's class)
+    and invariant.egg's ``(set-contains fa j)`` (the factor left in the sum depends on the
+    index; where it does not, pulling ``c`` out is just as right)."""
+    guards = {("constassoc", "(!= t a)"): "an e-graph guard against cycles (t = k*(m*t)), not a "
+              "condition on values: the constants fold the same way whatever a is",
+              ("invariant", "(set-contains fa j)"): "only chooses which factor stays in the sum: "
+              "c does not depend on j (the other guard), so it comes out of the sum whatever a is"}
+    for spec in shipped_specs():
+        for (ruleset, cond), why in guards.items():
+            if spec.ruleset == ruleset and cond in spec.text:
+                EQUIVALENT[f"{spec.name} | drop-cond | query: {cond} -> (dropped)"] = why
+
+
+_focus_guards()
+
+
 def _solve_guards() -> None:
     """index.egg's solve rules are guarded to loop indices j and to offsets c without j: the
     guards pick where solving is useful; the equations hold without them."""
