@@ -222,6 +222,7 @@ class Kernel:
     gets: list
     allocs: list
     parallel: bool
+    divs: list = field(default_factory=list)
 
 
 class _Gen:
@@ -231,6 +232,7 @@ class _Gen:
         self.n = 0
         self.fv_table = free_vars_table(prog.body)
         self.gets: list[str] = []
+        self.divs: list[str] = []
         self.allocs: list[str] = []
         self.helpers: set[str] = set()
         self.keep: list = []            # values kept alive (their ids are in memo keys)
@@ -359,6 +361,9 @@ class _Gen:
         stack = [(e, loops, shadow)]
         while stack:
             x, lp, sh = stack.pop()
+            if isinstance(x, Prim) and x.op in ("div", "mod") and not (
+                    isinstance(x.args[1], Int) and x.args[1].value != 0):
+                return True                       # a zero divisor raises
             if isinstance(x, Get):
                 i = x.index
                 if not (isinstance(i, Var) and i.name in lp and self._covers(lp[i.name], x.array, env, sh)):
@@ -486,6 +491,14 @@ class _Gen:
             self.helpers.add(op)
             return self.let_scalar(f"{_HELPERS[op][0]}({a.code})", "i", s)
         args = [self.scalar(self.ev(a, env, s), op) for a in e.args]
+        if op in ("div", "mod"):
+            # floor semantics (Python's // and %, as Numba's on int64); a zero divisor is
+            # the interpreter's EvalError (ZeroDivisionError(which) -> numba_backend)
+            a, b = args
+            if not (b.code.isdigit() and int(b.code) != 0):
+                self.divs.append(_show(e, 100))
+                s.emit(f"if {b.code} == 0: raise ZeroDivisionError({len(self.divs) - 1})")
+            return self.let_scalar(f"({a.code} {'//' if op == 'div' else '%'} {b.code})", "i", s)
         if op == "not":
             return self.let_scalar(f"not {args[0].code}", "b", s)
         if op in _CMP:
@@ -921,7 +934,7 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     kflags = flags + (", parallel=True" if parallel else "")
     src = "\n".join(head + helpers + [f"@njit({kflags})",
                                       f"def _kernel({', '.join(args)}):"] + lines) + "\n"
-    return Kernel(src, args, arg_types, _out_tree(out_kinds, ()), g.gets, g.allocs, parallel)
+    return Kernel(src, args, arg_types, _out_tree(out_kinds, ()), g.gets, g.allocs, parallel, g.divs)
 
 
 def _math_version() -> str:

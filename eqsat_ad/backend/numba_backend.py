@@ -85,6 +85,8 @@ class NumbaProgram(CompiledProgram):
         if isinstance(exc, IndexError) and len(args) == 3:
             k, n, which = args
             return EvalError(f"index {k} out of range for array of length {n} in {self._kernel.gets[which]}")
+        if isinstance(exc, ZeroDivisionError) and len(args) == 1 and isinstance(args[0], int):
+            return EvalError(f"integer division by zero in {self._kernel.divs[args[0]]}")
         if isinstance(exc, MemoryError) and len(args) == 2:
             count, which = args
             try:
