@@ -84,9 +84,8 @@ from ..lang.types import (
     SizeT,
     Type,
     scalar_leaf,
-    size_names,
 )
-from ._values import _int_exponent, _pyname_ok, _show, _Unsupported
+from ._values import _int_exponent, _pyname_ok, _show, _Unsupported, default_names
 
 __all__ = ["Kernel", "generate_kernel"]
 
@@ -966,20 +965,6 @@ def _out_tree(kinds: dict, path: tuple):
     if path in kinds:
         return kinds[path]
     return [_out_tree(kinds, path + (0,)), _out_tree(kinds, path + (1,))]
-
-
-def default_names(prog: Program) -> tuple[dict, dict]:
-    """Python names of the parameters and size names: their own where safe, else ``_p<k>`` /
-    ``_n<k>`` (as the NumPy backend names them)."""
-    names = [p.name for p in prog.params]
-    sizes: list[str] = []
-    for p in prog.params:
-        for s in size_names(p.type):
-            if s not in sizes:
-                sizes.append(s)
-    safe = all(_pyname_ok(n) for n in names + sizes)
-    return ({n: (n if safe else f"_p{k}") for k, n in enumerate(names)},
-            {s: (s if safe else f"_n{k}") for k, s in enumerate(sizes)})
 
 
 def _render(scope: Scope, depth: int) -> list[str]:

@@ -159,3 +159,18 @@ def _expand_pow(base: Expr, k: int) -> Expr:
 # ---------------------------------------------------------------------------------------
 # the code generator
 # ---------------------------------------------------------------------------------------
+
+
+def default_names(prog) -> tuple[dict, dict]:
+    """Python names of the parameters and size names in generated code: their own where all
+    are safe identifiers, else ``_p<k>`` / ``_n<k>`` (every backend names them this way)."""
+    from ..lang.types import size_names
+    names = [p.name for p in prog.params]
+    sizes: list[str] = []
+    for p in prog.params:
+        for s in size_names(p.type):
+            if s not in sizes:
+                sizes.append(s)
+    safe = all(_pyname_ok(n) for n in names + sizes)
+    return ({n: (n if safe else f"_p{k}") for k, n in enumerate(names)},
+            {s: (s if safe else f"_n{k}") for k, s in enumerate(sizes)})

@@ -45,7 +45,7 @@ from ..lang.primitives import ARG_EXTREMES, REAL_FNS
 from ..lang.types import ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, array_rank, scalar_leaf
 from . import _helpers as H
 from ._codegen import _Gen
-from ._values import IdxV, PairV, V, _leaves, _pyname_ok, _show, _Unsupported
+from ._values import IdxV, PairV, V, _leaves, _show, _Unsupported, default_names
 
 __all__ = ["compile", "CompiledProgram", "generate_source"]
 
@@ -203,14 +203,9 @@ def generate_source(prog: Program, portable: bool = False) -> tuple[str, dict[st
     prog = elaborate(prog)
     cache_hashes(prog.body)
     names = [p.name for p in prog.params]
-    sizes: list[str] = []
-    for p in prog.params:
-        for s in _size_names(p.type):
-            if s not in sizes:
-                sizes.append(s)
-    safe = all(_pyname_ok(n) for n in names + sizes)
-    py = {n: (n if safe else f"_p{k}") for k, n in enumerate(names)}
-    size_py = {s: (s if safe else f"_n{k}") for k, s in enumerate(sizes)}
+    py, size_py = default_names(prog)
+    sizes = list(size_py)
+    safe = all(py[n] == n for n in names) and all(size_py[z] == z for z in sizes)
     g = _Gen(prog)
     g.portable = portable
     g.size_py = size_py
