@@ -41,7 +41,7 @@ from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Pa
                         Scan, Snd, Sum, Var, map_expr, scoped_children)
 from ..lang.binders import all_names, call_deep, free_vars, free_vars_table, fresh, subst_all
 from ..lang.folds import peel_lets
-from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, size_names
+from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, array_sizes, size_names
 
 __all__ = ["grad_reverse", "transposable_fold", "FORWARD_SHAPES"]
 
@@ -128,11 +128,7 @@ def _components(t: Type) -> list[list]:
     leaf (``[]`` for a real)."""
     if isinstance(t, PairT):
         return _components(t.fst) + _components(t.snd)
-    dims = []
-    while isinstance(t, ArrayT):
-        dims.append(t.size)
-        t = t.elem
-    return [dims]
+    return [array_sizes(t)]
 
 
 def _fewer_components(state: Type, wrt: Type) -> bool:

@@ -83,6 +83,7 @@ from ..lang.types import (
     RealT,
     SizeT,
     Type,
+    array_sizes,
     scalar_leaf,
 )
 from ._values import _int_exponent, _pyname_ok, _show, _Unsupported, default_names
@@ -839,14 +840,6 @@ def _kind(t: Type) -> str:
     raise _Unsupported(f"parameters of type {t}")
 
 
-def _dims(t: Type) -> list:
-    out = []
-    while isinstance(t, ArrayT):
-        out.append(t.size)
-        t = t.elem
-    return out
-
-
 def param_leaves(prog: Program, py: dict[str, str]) -> list[tuple[str, str, Type]]:
     """The kernel arguments of the parameters: (parameter, argument name, leaf type);
     a pair parameter gives one argument per component."""
@@ -887,7 +880,7 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
             if isinstance(t, ArrayT):
                 dims = tuple(S(str(d), "i", g.root) if isinstance(d, int) else
                              S(size_py[d], "i", g.root) if isinstance(d, str) else
-                             S(f"{code}.shape[{ax}]", "i", g.root) for ax, d in enumerate(_dims(t)))
+                             S(f"{code}.shape[{ax}]", "i", g.root) for ax, d in enumerate(array_sizes(t)))
                 vals.append(Arr(code, (), len(dims), k, dims, g.root, False))
                 arg_types.append((k, len(dims)))
             else:
@@ -897,7 +890,7 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
         env[p.name] = vals[0] if len(vals) == 1 else _pair_of(vals, p.type)
         g.param_values[p.name] = env[p.name]
         if isinstance(p.type, ArrayT):
-            g.param_dims[p.name] = _dims(p.type)
+            g.param_dims[p.name] = array_sizes(p.type)
     for s_name, s_code in size_py.items():
         if s_name not in env:
             env[s_name] = S(s_code, "i", g.root)

@@ -55,6 +55,7 @@ from ..lang.types import (
     RealT,
     SizeT,
     array_rank,
+    array_sizes,
     scalar_leaf,
     show_type,
 )
@@ -569,14 +570,6 @@ class _Host:
         self.array, self.dims = array, dims
 
 
-def _axis_names(t) -> tuple:
-    out = []
-    while isinstance(t, ArrayT):
-        out.append(t.size)
-        t = t.elem
-    return tuple(out)
-
-
 def convert_input(ns: Namespace, name: str, t, v: Any, sizes: dict, stage_later: bool = False) -> Any:
     """One input for parameter ``name : t``: an array of the namespace is checked (rank,
     kind of numbers, sizes -- recorded in ``sizes`` as :func:`eqsat_ad.runtime.convert_input`
@@ -602,7 +595,7 @@ def convert_input(ns: Namespace, name: str, t, v: Any, sizes: dict, stage_later:
         if v.ndim != rank:
             raise ShapeError(f"input '{name}' should be {show_type(t)} (rank {rank}), got a "
                              f"{ns.name} array of shape {tuple(v.shape)}")
-        for axis, want in enumerate(_axis_names(t)):
+        for axis, want in enumerate(array_sizes(t)):
             got = v.shape[axis]
             if isinstance(got, float) and math.isnan(got):
                 raise ShapeError(f"input '{name}': a {ns.name} array of unknown shape "
@@ -621,9 +614,9 @@ def convert_input(ns: Namespace, name: str, t, v: Any, sizes: dict, stage_later:
         return v if v.dtype == _DTYPES[kind] else ns.xp.astype(v, _DTYPES[kind])
     out = _runtime.convert_input(name, t, v, sizes)
     if stage_later and isinstance(out, np.ndarray):
-        return _Host(out, _axis_names(t))
+        return _Host(out, tuple(array_sizes(t)))
     if isinstance(out, np.ndarray):
-        return ns.stage({name: out}, {name: _axis_names(t)}, {k: s for k, (s, _) in sizes.items()})[name]
+        return ns.stage({name: out}, {name: tuple(array_sizes(t))}, {k: s for k, (s, _) in sizes.items()})[name]
     return out
 
 

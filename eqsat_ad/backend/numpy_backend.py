@@ -42,7 +42,7 @@ from .. import runtime as _runtime
 from ..errors import EvalError, ShapeError
 from ..lang.ast import Program
 from ..lang.primitives import ARG_EXTREMES, REAL_FNS
-from ..lang.types import ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, array_rank, scalar_leaf
+from ..lang.types import ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, array_rank, array_sizes, scalar_leaf
 from . import _helpers as H
 from ._codegen import _Gen
 from ._values import IdxV, PairV, V, _leaves, _show, _Unsupported, default_names
@@ -143,10 +143,7 @@ def _prologue(prog: Program, py: dict[str, str], size_py: dict[str, str]) -> tup
             else:
                 lines.append(f"if type({name}) is not _nd or {name}.dtype is not {dt}: {cin}")
             r = array_rank(t)
-            sizes, tt = [], t
-            while isinstance(tt, ArrayT):
-                sizes.append(tt.size)
-                tt = tt.elem
+            sizes = array_sizes(t)
             checks = [f"{name}.ndim != {r}"]
             binds = []
             for ax, s in enumerate(sizes):
@@ -209,7 +206,7 @@ def generate_source(prog: Program, portable: bool = False) -> tuple[str, dict[st
     g = _Gen(prog)
     g.portable = portable
     g.size_py = size_py
-    g.param_dims = [[str(s) for s in _dims_of(p.type)] for p in prog.params]
+    g.param_dims = [[str(s) for s in array_sizes(p.type)] for p in prog.params]
     env: dict[str, Any] = {}
     pre_lines: list[str] = []
     for p in prog.params:
@@ -347,14 +344,6 @@ def _inline(lines: list[str]) -> list[str]:
     return [ln for ln in out if ln is not None]
 
 
-def _dims_of(t: Type) -> list:
-    out = []
-    while isinstance(t, ArrayT):
-        out.append(t.size)
-        t = t.elem
-    return out
-
-
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"
@@ -376,10 +365,7 @@ def _param_value(name: str, t: Type, code: str, g: _Gen, pre: list[str]):
         return PairV(a, b)
     if isinstance(t, ArrayT):
         r = array_rank(t)
-        dims, tt = [], t
-        while isinstance(tt, ArrayT):
-            dims.append(tt.size)
-            tt = tt.elem
+        dims = array_sizes(t)
         leaf = scalar_leaf(t)
         dt = "f" if isinstance(leaf, RealT) else "i" if isinstance(leaf, (IndexT, SizeT)) else "b"
         return V(code, frozenset(), r, dt, tuple(dims), g.root)

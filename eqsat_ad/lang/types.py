@@ -120,6 +120,16 @@ def array_rank(t: Type) -> int:
     return r
 
 
+def array_sizes(t: Type) -> list:
+    """The size of each array level, outermost first (``(mat m n)`` -> ``['m', 'n']``; a
+    size is a name, an int, or None where unknown; ``[]`` for a scalar)."""
+    out = []
+    while isinstance(t, ArrayT):
+        out.append(t.size)
+        t = t.elem
+    return out
+
+
 def scalar_leaf(t: Type) -> Type:
     """The element type under all array levels (``(mat m n)`` -> ``real``)."""
     while isinstance(t, ArrayT):
