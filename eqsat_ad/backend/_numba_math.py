@@ -54,19 +54,19 @@ _LN2_LO = 1.9082149292705877e-10
  _C13) = (1.0 / math.factorial(k) for k in range(14))
 
 
-# 'contract' lets LLVM fuse the polynomial's multiply-adds (FMA: one rounding instead of
-# two, about twice as fast); only inside this function -- it is not inlined by Numba (LLVM
-# inlines it, keeping each instruction's flags), so the kernels keep strict IEEE arithmetic
-@njit(fastmath={"contract"}, error_model="numpy", cache=True)
-def exp(x):
-    """e**x (vectorisable; see the module docstring)."""
-    # (comparisons, not max/min: a nan becomes -746 here, and the result is fixed below)
-    xc = x if x > -746.0 else -746.0          # noqa: FURB136
-    xc = xc if xc < 710.0 else 710.0          # noqa: FURB136
-    t = xc * _LOG2E + _ROUND
+# Both helpers are inlined into their callers (Numba IR), so the callers' fastmath flags --
+# 'contract', for the multiply-adds -- apply to them as to code written in place.
+@njit(inline="always", error_model="numpy", cache=True)
+def _reduce_ln2(x):
+    """``(k, r)`` with ``x = k ln 2 + r``, ``|r| <= ln2 / 2`` (Cody-Waite: ln 2 in two parts)."""
+    t = x * _LOG2E + _ROUND
     kf = t - _ROUND                           # round(x / ln 2)
-    k = _f64_bits(t) - _ROUND_BITS
-    r = (xc - kf * _LN2_HI) - kf * _LN2_LO   # |r| <= ln2 / 2
+    return _f64_bits(t) - _ROUND_BITS, (x - kf * _LN2_HI) - kf * _LN2_LO
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _taylor_from_c1(r):
+    """``1/1! + r/2! + ... + r**12/13!`` (Horner): ``(e**r - 1) / r``."""
     p = _C13
     p = p * r + _C12
     p = p * r + _C11
@@ -79,8 +79,20 @@ def exp(x):
     p = p * r + _C4
     p = p * r + _C3
     p = p * r + _C2
-    p = p * r + _C1
-    p = p * r + _C0
+    return p * r + _C1
+
+
+# 'contract' lets LLVM fuse the polynomial's multiply-adds (FMA: one rounding instead of
+# two, about twice as fast); only inside this function -- it is not inlined by Numba (LLVM
+# inlines it, keeping each instruction's flags), so the kernels keep strict IEEE arithmetic
+@njit(fastmath={"contract"}, error_model="numpy", cache=True)
+def exp(x):
+    """e**x (vectorisable; see the module docstring)."""
+    # (comparisons, not max/min: a nan becomes -746 here, and the result is fixed below)
+    xc = x if x > -746.0 else -746.0          # noqa: FURB136
+    xc = xc if xc < 710.0 else 710.0          # noqa: FURB136
+    k, r = _reduce_ln2(xc)
+    p = _taylor_from_c1(r) * r + _C0
     # 2**k in two factors, both normal numbers for every k here (subnormal results too)
     k1 = k >> 1
     res = p * _bits_f64((k1 + 1023) << 52) * _bits_f64((k - k1 + 1023) << 52)
@@ -109,24 +121,8 @@ def chunk_sum(b, m):
 def _expm1_small(x):
     """e**x - 1 for x in [-60, 0] (tanh's argument), accurate also near 0: the polynomial
     without its constant term when the reduction leaves no power of two, else p * 2**k - 1."""
-    t = x * _LOG2E + _ROUND
-    kf = t - _ROUND
-    k = _f64_bits(t) - _ROUND_BITS
-    r = (x - kf * _LN2_HI) - kf * _LN2_LO
-    q = _C13
-    q = q * r + _C12
-    q = q * r + _C11
-    q = q * r + _C10
-    q = q * r + _C9
-    q = q * r + _C8
-    q = q * r + _C7
-    q = q * r + _C6
-    q = q * r + _C5
-    q = q * r + _C4
-    q = q * r + _C3
-    q = q * r + _C2
-    q = q * r + _C1
-    q = q * r                                  # e**r - 1
+    k, r = _reduce_ln2(x)
+    q = _taylor_from_c1(r) * r                 # e**r - 1
     scaled = (q + 1.0) * _bits_f64((k + 1023) << 52) - 1.0
     return q if k == 0 else scaled
 
