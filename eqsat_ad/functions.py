@@ -161,10 +161,8 @@ class DerivativeFunction:
             raise TypeError(f"unknown option(s) {', '.join(unknown)}; the optimiser takes "
                             f"{', '.join(OPTIMIZE_OPTIONS)}")
         if options.get("backend") is not None:      # an unknown or uninstalled backend: say so now
-            from .backend.registry import get_backend
-            why = get_backend(options["backend"]).available()
-            if why is not None:
-                raise EqsatError(why)
+            from .backend.registry import require_backend
+            require_backend(options["backend"])
         self.kind = kind
         self.options = dict(options)
         self._cache_dir = _resolve_cache(cache)

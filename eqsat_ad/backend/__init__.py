@@ -13,11 +13,7 @@ from .registry import BACKENDS, Backend, backend_names, get_backend  # noqa: F40
 def compile(prog, backend=None, **options):   # noqa: A001 - the documented public name
     """``prog`` compiled by ``backend`` (a name of :data:`BACKENDS` or a :class:`Backend`;
     default ``"numpy"``); ``options`` go to that backend's ``compile``."""
-    b = get_backend(backend)
-    if b.name == "numpy" and not options:
-        from .numpy_backend import compile as np_compile
-        return np_compile(prog)
-    return b.compile(prog, **options)
+    return get_backend(backend).compile(prog, **options)
 
 
 __all__ = ["compile", "CompiledProgram", "generate_source", "BACKENDS", "Backend", "backend_names", "get_backend"]

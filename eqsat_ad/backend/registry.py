@@ -56,10 +56,7 @@ class Backend:
 
     def implementation(self):
         """The backend's module (imports it; a clear error when its packages are missing)."""
-        why = self.available()
-        if why is not None:
-            raise EqsatError(why)
-        return importlib.import_module(self.module, __package__)
+        return importlib.import_module(require_backend(self).module, __package__)
 
     def compile(self, prog, **options):
         """``prog`` compiled for this backend."""
@@ -117,6 +114,16 @@ def get_backend(backend: "str | Backend | None") -> Backend:
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise EqsatError(f"unknown backend {backend!r}; the backends are: {', '.join(BACKENDS)}")
     return BACKENDS[backend]
+
+
+def require_backend(backend: "str | Backend | None") -> Backend:
+    """:func:`get_backend`, refused with an :class:`EqsatError` naming the extra to install
+    when the backend's packages are missing."""
+    b = get_backend(backend)
+    why = b.available()
+    if why is not None:
+        raise EqsatError(why)
+    return b
 
 
 def to_numpy(value):

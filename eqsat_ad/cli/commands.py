@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ..backend.registry import require_backend
 from ..errors import EqsatError, LocatedError
 from .args import CLIFailure, UsageError, existing_file, parse_assignments, parse_inputs, parse_limits
 from .files import OutputGuard, atomic_path, atomic_write, read_program_text, write_text
@@ -113,7 +114,7 @@ def optimize_options(args, prog=None) -> dict:
     kw = dict(schedule=sched, rules=rules, default_rules=not args.no_default_rules,
               extractor=args.extractor, check=not args.no_check)
     if getattr(args, "backend", "numpy") != "numpy":
-        kw["backend"] = usable_backend(args.backend).name
+        kw["backend"] = require_backend(args.backend).name
     lim = parse_limits(args.limit)
     if lim is not None:
         kw["limits"] = lim
@@ -204,18 +205,8 @@ def fmt_cost(c) -> str:
     return "?" if c is None else f"{c:.6g}"
 
 
-def usable_backend(name: str):
-    """The backend called ``name``; a clear failure when its optional packages are missing."""
-    from ..backend.registry import get_backend
-    b = get_backend(name)
-    why = b.available()
-    if why is not None:
-        raise CLIFailure(why)
-    return b
-
-
 def compile_source(prog, progress=None, backend: str = "numpy") -> str:
-    b = usable_backend(backend)
+    b = require_backend(backend)
     with Progress(enabled=progress) as line:
         line.stage(f"compiling for {b.name}")
         fn = b.compile(prog)
@@ -325,7 +316,7 @@ def cmd_run(args) -> int:
             from ..lang.interp import evaluate
             value = evaluate(prog, **inputs)
         else:
-            b = usable_backend(args.backend)
+            b = require_backend(args.backend)
             with Progress(enabled=args.progress) as line:
                 line.stage(f"compiling for {b.name}")
                 fn = b.compile(prog)

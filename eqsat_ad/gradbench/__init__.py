@@ -42,10 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     tool = Tool(optimize=not args.no_optimize, extractor=args.extractor,
                 seconds=args.optimize_seconds, check=args.check, cache_dir=args.cache_dir,
                 backend=args.backend)
-    from ..backend.registry import get_backend
-    why = get_backend(args.backend).available()
-    if why is not None:
-        print(f"eqsat-ad gradbench: error: {why}", file=sys.stderr)
+    from ..backend.registry import require_backend
+    from ..errors import EqsatError
+    try:
+        require_backend(args.backend)
+    except EqsatError as e:
+        print(f"eqsat-ad gradbench: error: {e}", file=sys.stderr)
         return 2
     try:
         return tool.serve(sys.stdin, sys.stdout)
