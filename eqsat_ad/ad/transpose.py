@@ -38,7 +38,7 @@ from typing import Sequence
 from ..cost.semantics import fold_shape
 from ..errors import ADError
 from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Param, Prim, Program,
-                        Scan, Snd, Sum, Var, map_expr, scoped_children)
+                        Num, Scan, Snd, Sum, Var, map_expr, scoped_children)
 from ..lang.binders import all_names, call_deep, free_vars, free_vars_table, fresh, subst_all
 from ..lang.folds import peel_lets
 from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, array_sizes, size_names
@@ -202,6 +202,12 @@ def _add(terms: list[Expr], t: Type, names: _Names) -> Expr:
         for x in terms[1:]:
             out = Prim("+", (out, x))
         return out
+    if isinstance(t, PairT):
+        vs = [names("g") for _ in terms]
+        out = Pair(_add([Fst(Var(v)) for v in vs], t.fst, names), _add([Snd(Var(v)) for v in vs], t.snd, names))
+        for v, x in reversed(list(zip(vs, terms))):
+            out = Let(v, x, out)
+        return out
     assert isinstance(t, ArrayT)
     vs = [names("g") for _ in terms]
     k = names("k")
@@ -247,14 +253,14 @@ def _tree(t: Type, parts: dict, path: tuple = ()) -> Expr:
 
 
 def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: dict,
-                names: _Names, always: bool) -> Expr:
+                names: _Names, always: bool, tidy=lambda q: q) -> Expr:
     """``∇_x body`` at ``x = value`` (a state of type ``t``), the other parameters ``args``:
     :func:`grad_reverse` of the program ``(fun (params... (x t)) body)``, inlined.  A pair
     state is differentiated component by component (``grad`` takes no pair parameter) and the
     adjoint put back together in the state's structure."""
     leaves = _leaf_paths(t)
     if len(leaves) == 1:
-        return _inline(grad_reverse(Program(params + (Param(x, t),), body), x, always), {x: value, **args})
+        return _inline(tidy(grad_reverse(Program(params + (Param(x, t),), body), x, always)), {x: value, **args})
     leaf_names = [names(x) for _ in leaves]
     q = Program(params + tuple(Param(nm, lt) for (_, lt), nm in zip(leaves, leaf_names)),
                 subst_all(body, {x: _tree(t, {p: Var(nm) for (p, _), nm in zip(leaves, leaf_names)})}))
@@ -268,7 +274,7 @@ def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: d
         for _ in range(k):
             r = Snd(r)
         parts[p] = Fst(r) if k < len(leaves) - 1 else r
-    return Let(vn, value, Let(gn, _inline(g, {**comps, **args}), _tree(t, parts)))
+    return Let(vn, value, Let(gn, _inline(tidy(g), {**comps, **args}), _tree(t, parts)))
 
 
 def _inline(q: Program, args: dict[str, Expr]) -> Expr:
@@ -297,6 +303,187 @@ def grad_reverse(prog: Program, wrt: str | Sequence[str], always: bool = False) 
     if fold is None:
         return grad(prog, wrt, mode="forward")
     return Program(prog.params, _transpose(prog, wrt, fold, always))
+
+
+#: limits of the optimisation of one binding's VJP (:func:`_tidy`)
+PIECE_LIMITS = dict(seconds=20.0, nodes=20_000)
+_TIDY_CACHE: dict = {}
+
+
+def _tidy(q: Program) -> Program:
+    """One binding's VJP (a forward-mode gradient of a single binding of a fold body),
+    optimised on its own: the one-hot folding that makes it a VJP is local to the binding, and
+    done in a small e-graph it does not have to happen in the e-graph of the whole transposed
+    program, where the composed bindings (each stage of an RK4 step reads the one before,
+    through shifted indices) grew past the node limit before it was done.  The result is
+    checked by the optimiser (the reference interpreter on random inputs); the input is kept
+    where nothing cheaper was found."""
+    from ..lang.syntax import show_program
+    key = show_program(q)
+    if key not in _TIDY_CACHE:
+        from ..optimize import optimize
+        try:
+            _TIDY_CACHE[key] = optimize(q, limits=PIECE_LIMITS).program
+        except Exception:                                  # pragma: no cover - keep the input
+            _TIDY_CACHE[key] = q
+    return _TIDY_CACHE[key]
+
+
+def _has_real(t: Type) -> bool:
+    if isinstance(t, PairT):
+        return _has_real(t.fst) or _has_real(t.snd)
+    while isinstance(t, ArrayT):
+        t = t.elem
+    return isinstance(t, RealT)
+
+
+def _zeros_like(t: Type, v: Expr, names: _Names) -> Expr:
+    """A value of type ``t`` with the shape of ``v`` and every real 0.0."""
+    if isinstance(t, RealT):
+        return Num(0.0)
+    if isinstance(t, PairT):
+        return Pair(_zeros_like(t.fst, Fst(v), names), _zeros_like(t.snd, Snd(v), names))
+    assert isinstance(t, ArrayT)
+    k = names("k")
+    size = t.size if isinstance(t.size, int) and not isinstance(t.size, bool) else None
+    return Build(Int(size) if size is not None else Length(v), k, _zeros_like(t.elem, Get(v, Var(k)), names))
+
+
+def _size_args(t: Type, fresh: dict, v: Expr) -> dict[str, Expr]:
+    """The fresh size names (``fresh``) of a named type ``t``, read off a value ``v``."""
+    out: dict[str, Expr] = {}
+    if isinstance(t, ArrayT):
+        if t.size in fresh:
+            out[t.size] = Length(v)
+        out.update(_size_args(t.elem, fresh, Get(v, Int(0))))
+    elif isinstance(t, PairT):
+        out.update(_size_args(t.fst, fresh, Fst(v)))
+        out.update(_size_args(t.snd, fresh, Snd(v)))
+    return out
+
+
+class _Chain:
+    """A fold body ``let v1 = e1; ...; vK = eK in core`` read as straight-line code, and its
+    vector-Jacobian products built binding by binding (reverse mode over the lets): with the
+    cotangent ``c`` of the core, ``v̄_K = ∇_{vK} <core, c>``, ..., and for every binding the
+    contributions ``∇_u <e_b, v̄_b>`` to the variables ``u`` it reads (the state, earlier
+    bindings, ``wrt``).  Each contribution is an ordinary forward-mode gradient of one binding
+    (:func:`grad_reverse`, so a fold inside a binding is transposed in turn), which one-hot
+    folding makes a VJP of that binding alone -- instead of one gradient of the whole body,
+    whose one-hots sit in nested products of the stages (an RK4 step: k4 reads y3 reads k3 ...)
+    and which the optimiser does not collapse."""
+
+    def __init__(self, prog: Program, env: dict, la: str, li: str, h_t: Type, body: Expr,
+                 names: _Names, always: bool):
+        from ..lang.typecheck import type_of
+        self.ok = False
+        binds: list[tuple[str, Expr]] = []
+        e = body
+        while isinstance(e, Let):
+            binds.append((e.name, e.value))
+            e = e.body
+        self.core = e
+        if not binds:
+            return
+        taken = set(env) | {la, li}
+        self.env = {**env, la: h_t, li: INDEX}
+        self.types: dict[str, Type] = {}
+        self.fresh: dict[str, str] = {}
+        self.named: dict[str, Type] = {la: h_t}
+        self.diff: set[str] = {la}
+        for v, val in binds:
+            if v in taken:                        # a let shadowing a name: not a plain chain
+                return
+            taken.add(v)
+            t = type_of(val, self.env)
+            self.env[v] = t
+            self.types[v] = t
+            if _state_ok(t):
+                self.diff.add(v)
+            elif _has_real(t):                    # a real inside a pair with an index, ...
+                return
+            self.named[v] = _with_sizes(t, names, self.fresh)
+        self.core_t = type_of(self.core, self.env)
+        self.binds, self.prog, self.la, self.li, self.h_t = binds, prog, la, li, h_t
+        self.names, self.always = names, always
+        self.ok = True
+
+    def terms(self):
+        """(expression, its type (named), the name of its cotangent or None for the core)."""
+        yield self.core, self.h_t, None
+        for v, val in reversed(self.binds):
+            yield val, self.named[v], v
+
+    def reads_fold(self, wrt: str) -> bool:
+        """Does a binding (or the core) that reads ``wrt`` contain a fold?"""
+        from ..lang.ast import iter_nodes
+        return any(wrt in free_vars(e) and any(type(x) in (IFold, Scan) for x in iter_nodes(e))
+                   for e, _, _ in self.terms())
+
+    def _piece(self, term: Expr, term_t: Type, cot: Expr, u: str) -> Expr:
+        """``∇_u <term, cot>``: ``grad_reverse`` of a program whose parameters are the
+        program's, the state, the step index, the bindings ``term`` reads and the cotangent;
+        inlined (its parameters read the enclosing lets of the same names)."""
+        names = self.names
+        cn = names("ct")
+        fv = free_vars(term)
+        params = list(self.prog.params)
+        own = [(self.la, self.h_t), (self.li, INDEX)] + [(v, self.named[v]) for v, _ in self.binds]
+        params += [Param(v, t) for v, t in own if v in fv or v == u]
+        params.append(Param(cn, term_t))
+        args: dict[str, Expr] = {cn: cot}
+        args.update(_size_args(term_t, self.fresh, cot))
+        for v, t in own:
+            if v in fv or v == u:
+                args.update(_size_args(t, self.fresh, Var(v)))
+        body = _dot(term, Var(cn), term_t, names)
+        if u in {p.name for p in self.prog.params}:
+            q = Program(tuple(params), body)
+            names.add(q)
+            return _inline(_tidy(grad_reverse(q, u, self.always)), args)
+        t = next(t for v, t in own if v == u)
+        rest = tuple(p for p in params if p.name != u)
+        names.add(Program(tuple(params), body))
+        return _grad_state(rest, body, u, t, Var(u), {k: x for k, x in args.items() if k != u},
+                           names, self.always, _tidy)
+
+    def backward(self, state: Expr, index: Expr, cot: Expr, wrt: str | None):
+        """The lets of one backward step at ``state`` (the stored state before the step) and
+        ``index``, with ``cot`` the cotangent of the step's result: returns ``(lets, abar,
+        xbar)`` -- the lets (the primal bindings recomputed, then the cotangents of the
+        bindings, last first), the state's adjoint ``A_iᵀ cot`` and, when ``wrt`` is given,
+        the step's contribution ``B_iᵀ cot`` to the gradient (None when no binding reads it)."""
+        names = self.names
+        lets: list[tuple[str, Expr]] = [(self.la, state), (self.li, index)] + list(self.binds)
+        cn = names("c")
+        lets.append((cn, cot))
+        contrib: dict[str, list[Expr]] = {}
+        wterms: list[Expr] = []
+        for term, term_t, v in self.terms():
+            if v is None:
+                c = Var(cn)
+            else:
+                if v not in self.diff or not contrib.get(v):
+                    continue
+                vb = names("vb")
+                lets.append((vb, _add(contrib.pop(v), self.types[v], names)))
+                c = Var(vb)
+            fv = free_vars(term)
+            for u in [self.la] + [b for b, _ in self.binds]:
+                if u in fv and u in self.diff:
+                    contrib.setdefault(u, []).append(self._piece(term, term_t, c, u))
+            if wrt is not None and wrt in fv:
+                wterms.append(self._piece(term, term_t, c, wrt))
+        abar = (_add(contrib[self.la], self.h_t, names) if contrib.get(self.la)
+                else _zeros_like(self.h_t, Var(cn), names))
+        xbar = _add(wterms, self.prog.param(wrt).type, names) if wterms else None
+        return lets, abar, xbar
+
+
+def _lets(binds: list[tuple[str, Expr]], body: Expr) -> Expr:
+    for name, value in reversed(binds):
+        body = Let(name, value, body)
+    return body
 
 
 def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
@@ -334,17 +521,39 @@ def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
     la, li, ll = names("a"), names("i"), names("l")
     j, lv = names("j"), names("l")
     back_i = Prim("-", (Prim("-", (n, Int(1))), Var(j)))
-    step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
-                            _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names),
-                            la, h_t, Get(Var(hs), back_i),
-                            {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names, always)
-    binds.append((lams, Scan(lv, j, step_body, lam_n, n)))
-    # ∇x: through C directly, through every step's body, through the initial value
     terms: list[Expr] = []
     if wrt in free_vars(c_body):
         terms.append(_inline(grad_reverse(pc, wrt, always), state_sizes(Var(h))))
+    chain = _Chain(prog, env, la, li, h_t, subst_all(fold.body, {a: Var(la), i: Var(li)}), names, always)
+    body_reads = wrt in free_vars(fold.body)
+    # the step's contributions to the gradient accumulated in the backward fold itself (a
+    # pair state (λ, x̄)) where wrt is no larger than the state -- an O(|wrt|) addition per
+    # step then costs no more than the step -- or where a binding that reads wrt is itself a
+    # fold (a sum over the steps of its transposed gradient is not a one-hot sum)
+    accumulate = chain.ok and body_reads and (chain.reads_fold(wrt) or not _fewer_components(h_t, wrt_t))
+    if accumulate:
+        back = names("back")
+        lets, abar, xbar = chain.backward(Get(Var(hs), back_i), back_i, Fst(Var(lv)), wrt)
+        acc_x = Snd(Var(lv))
+        new_x = acc_x if xbar is None else _add([acc_x, xbar], wrt_t, names)
+        step = _lets(lets, Pair(abar, new_x))
+        binds.append((back, IFold(lv, j, step, Pair(lam_n, _zeros_like(wrt_t, Var(wrt), names)), n)))
+        lam_0: Expr = Fst(Var(back))
+        terms.append(Snd(Var(back)))
+    else:
+        if chain.ok:
+            lets, abar, _ = chain.backward(Get(Var(hs), back_i), back_i, Var(lv), None)
+            step_body = _lets(lets, abar)
+        else:
+            step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
+                                    _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names),
+                                    la, h_t, Get(Var(hs), back_i),
+                                    {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names, always)
+        binds.append((lams, Scan(lv, j, step_body, lam_n, n)))
+        lam_0 = _last(Var(lams))
+    # ∇x: through C directly, through every step's body, through the initial value
     hs_t = ArrayT(h_t, names("s"))
-    if wrt in free_vars(fold.body):
+    if body_reads and not accumulate:
         ps, pl, k = names("hs"), names("lam"), names("i")    # (k: n cannot mention it)
         adj = Get(Var(pl), Prim("-", (Prim("-", (n, Int(1))), Var(k))))
         body = _dot(subst_all(fold.body, {a: Get(Var(ps), Var(k)), i: Var(k)}), adj, h_t, names)
@@ -357,7 +566,7 @@ def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
         l0 = names("lam0")
         pz = Program(prog.params + (Param(l0, h_t),), _dot(fold.init, Var(l0), h_t, names))
         names.add(pz)
-        terms.append(_inline(grad_reverse(pz, wrt, always), {l0: _last(Var(lams)), **state_sizes(_last(Var(lams)))}))
+        terms.append(_inline(grad_reverse(pz, wrt, always), {l0: lam_0, **state_sizes(lam_0)}))
     if not terms:         # pragma: no cover - transposable_fold requires wrt free in the fold
         raise ADError(f"the fold does not depend on {wrt!r}")
     out = _add(terms, wrt_t, names)
