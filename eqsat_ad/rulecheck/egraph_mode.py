@@ -258,6 +258,15 @@ def check_rule_in_egraph(spec, file_specs, load, examples: int = 10, seed: int =
     from ..egraph.eggtext import read_forms
     wanted = set(spec.uses_relations)
     producers = [s for s in file_specs if s is not spec and wanted & set(s.adds_facts)]
+    # and the rules that compute what the producers match (a demand relation that starts a
+    # derived one: deepinv's inv-demand before inv-split), transitively
+    needed = set(wanted)
+    while True:
+        needed |= {r for s in producers for r in s.uses_relations}
+        more = [s for s in file_specs if s is not spec and s not in producers and needed & set(s.adds_facts)]
+        if not more:
+            break
+        producers += more
     res = RuleResult(spec.name, spec.ruleset, spec.file, spec.line, "skipped", mode="egraph")
     if not producers:
         res.reason = (f"its query matches {', '.join(sorted(wanted))}, which no rule of its file "
