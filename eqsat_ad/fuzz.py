@@ -424,7 +424,8 @@ def fuzz(cases: int | None = None, seconds: float | None = None, seed: int = 0, 
 # the NumPy backend against the reference interpreter, on programs that stress it
 # ======================================================================================
 def rich_program(rng: random.Random, smooth: bool = False, depth: int | None = None,
-                 sizes: dict | None = None, int_division: bool = False) -> tuple[Program, dict]:
+                 sizes: dict | None = None, int_division: bool = False,
+                 range_guards: bool = False) -> tuple[Program, dict]:
     """(program, sizes): a random program of :mod:`eqsat_ad.random_programs` (pair
     accumulators, nested folds reading outer accumulators and indices, guarded gets, lets,
     conditionals, ...) over ``x : (vec n)`` and some of ``y, w, M, z, v``; result real,
@@ -448,7 +449,7 @@ def rich_program(rng: random.Random, smooth: bool = False, depth: int | None = N
     depth = depth if depth is not None else rng.choice([2, 3, 3, 4, 4])
     for _ in range(20):
         prog = Program(params, generate(choose, params, result, sizes, smooth=smooth, max_depth=depth,
-                                        int_division=int_division))
+                                        int_division=int_division, range_guards=range_guards))
         try:
             check_program(prog)
         except EqsatError:           # pragma: no cover - the generator makes well-typed terms
@@ -469,6 +470,13 @@ def program_features(prog: Program) -> set[str]:
 
     def has_index(t) -> bool:
         return isinstance(t, IndexT) or isinstance(t, PairT) and (has_index(t.fst) or has_index(t.snd))
+    from .lang.ast import Build
+    for e in iter_nodes(p.body):
+        if isinstance(e, Build) and any(
+                isinstance(c, If) and e.var in free_vars(c.cond) and any(
+                    isinstance(g, Get) and not isinstance(g.index, Var) for g in iter_nodes(c))
+                for c in iter_nodes(e.body)):
+            out.add("range-guarded build")
     for e in iter_nodes(p.body):
         t = types.get(id(e))
         if isinstance(e, Let):
@@ -622,7 +630,7 @@ def backend_case(seed: int) -> tuple[Program, set, list, int, bool]:
     """Backend case ``seed``: (program, its features, problems, checks, fell back)."""
     import eqsat_ad as ea
     rng = random.Random(seed)
-    prog, sizes = rich_program(rng, smooth=rng.random() < 0.2, int_division=True)
+    prog, sizes = rich_program(rng, smooth=rng.random() < 0.2, int_division=True, range_guards=True)
     nrng = np.random.default_rng(seed)
     # the drawn sizes, larger ones, and 0 or 1: empty loops, negative extents ((- n 1)),
     # index literals out of range (then both executors must raise the same kind of error)

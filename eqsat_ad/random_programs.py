@@ -80,12 +80,15 @@ class ProgramGen:
     """Random expressions by type.  ``choose(k)`` returns a number in ``range(k)``."""
 
     def __init__(self, choose: Callable[[int], int], smooth: bool = False,
-                 names: Names | None = None, int_division: bool = False):
+                 names: Names | None = None, int_division: bool = False, range_guards: bool = False):
         self.choose, self.smooth = choose, smooth
         self.names = names or Names()
         # div/mod in indices: off by default while not every backend compiles them (the
         # Numba backend falls back to NumPy on them, and its tests require no fallback)
         self.int_division = int_division
+        # shifted reads under range guards on the index, as gradients of stencils have them
+        # (:meth:`range_guarded`): off by default, so that other tests' seeds keep their programs
+        self.range_guards = range_guards
 
     # -- helpers -----------------------------------------------------------------------
     def pick(self, options: list):
@@ -235,10 +238,77 @@ class ProgramGen:
                                 Get(x, Prim("+", (Var(i), Int(c)))), other),
                      lambda: If(Prim("and", (Prim(">", (Var(i), Int(0))), self.cond(ctx, 0))),
                                 Get(x, Prim("-", (Var(i), Int(1)))), other)]
+        if same and self.range_guards:
+            opts += [lambda: self.range_guarded(ctx, i, s, Var(self.pick(same)), other)] * 4
         # an index over one size into an array of another: in range only below its length
         y = Var(self.pick(vecs)[0])
         opts.append(lambda: If(Prim("<", (Var(i), Length(y))), Get(y, Var(i)), other))
         return self.one_of(opts)
+
+    def range_guarded(self, ctx: _Ctx, i: str, s, x: Var, other: Expr) -> Expr:
+        """Shifted reads ``x[i + k]``, ``-lo <= k <= hi``, under a guard that holds exactly
+        where all are in range: ``lo <= i < n - hi`` written in the ways gradients of stencils
+        write it (``(<= 1 i)``, ``(< i (- n 2))``, ``(< (+ i 1) (length x))``, conjunctions,
+        ``not``, the complement as ``or`` with the branches swapped, nested guards, the index
+        shifted by a ``let``), sometimes with a guard of another kind or an inner guard that
+        is only part of the range."""
+        lo, hi = self.pick([0, 1, 1, 2]), self.pick([0, 1, 1, 2])
+        n_expr = Var(s) if isinstance(s, str) else Length(x)
+        taken = set(ctx.values) | set(ctx.indices) | {x.name, i}
+        free = [nm for nm in self.names.let if nm not in taken]
+        t, sh = (self.pick(free), self.pick([-1, 1])) if free and self.choose(3) == 0 else (None, 0)
+        # t = i + sh: reads and comparisons may use it (i = t - sh)
+
+        def idx(k: int) -> Expr:
+            base, k2 = (Var(t), k - sh) if t is not None and self.choose(2) else (Var(i), k)
+            if k2 == 0:
+                return base
+            return self.pick([Prim("+", (base, Int(k2))), Prim("-", (base, Int(-k2))),
+                              Prim("+", (Int(k2), base))])
+
+        def lower(c: int) -> Expr:          # i >= c
+            if t is not None and self.choose(2):
+                v, c = Var(t), c + sh
+            else:
+                v = Var(i)
+            return self.pick([Prim("<=", (Int(c), v)), Prim(">=", (v, Int(c))), Prim(">", (v, Int(c - 1))),
+                              Prim("not", (Prim("<", (v, Int(c))),))])
+
+        def upper(h: int) -> Expr:          # i + h < n
+            return self.pick([Prim("<", (Prim("+", (Var(i), Int(h))), n_expr)),
+                              Prim("<", (Var(i), Prim("-", (n_expr, Int(h))))),
+                              Prim("<=", (Var(i), Prim("-", (n_expr, Int(h + 1))))),
+                              Prim(">", (Prim("-", (n_expr, Int(h))), Var(i))),
+                              # reversed: (n - 1 - i) >= h
+                              Prim(">=", (Prim("-", (Prim("-", (n_expr, Int(1))), Var(i))), Int(h)))])
+
+        def reads(lo_: int, hi_: int) -> Expr:
+            ks = [self.pick(list(range(-lo_, hi_ + 1))) for _ in range(self.pick([1, 2, 2, 3]))]
+            e = Get(x, idx(ks[0]))
+            for k in ks[1:]:
+                e = Prim(self.pick(["+", "-", "*"]), (e, Prim("*", (self.lit(), Get(x, idx(k))))))
+            return e
+        body = reads(lo, hi)
+        conds = ([lower(lo)] if lo or self.choose(2) else []) + ([upper(hi)] if hi or self.choose(2) else [])
+        if not conds:
+            conds = [lower(0)]
+        form = self.choose(5)
+        if form == 0 and len(conds) == 2:        # nested: the outer guard, then the inner one
+            inner_other = Prim("*", (Num(0.5), Get(x, idx(0)))) if self.choose(2) else other
+            e = If(conds[0], If(conds[1], body, inner_other), other)
+        elif form == 1:                          # the complement, branches swapped
+            neg = [Prim("not", (c,)) for c in conds]
+            c = neg[0] if len(neg) == 1 else Prim("or", (neg[0], neg[1]))
+            e = If(c, other, body)
+        elif form == 2:                          # a guard of another kind too: np.where
+            c = conds[0] if len(conds) == 1 else Prim("and", (conds[0], conds[1]))
+            e = If(Prim("and", (c, self.cond(ctx, 0))), body, other)
+        else:
+            c = conds[0] if len(conds) == 1 else Prim("and", (conds[0], conds[1]))
+            if self.choose(3) == 0:              # an inner guard on part of the range
+                body = Prim("+", (body, If(lower(lo + 1), Get(x, idx(-lo - 1)), Num(0.0))))
+            e = If(c, body, other)
+        return Let(t, Prim("+", (Var(i), Int(sh))), e) if t is not None else e
 
     def real_leaf_plain(self, ctx: _Ctx) -> Expr:
         reals = [n for n, t in sorted(ctx.values.items()) if t == REAL]
@@ -484,7 +554,7 @@ def choose_params(choose: Callable[[int], int]) -> tuple[Param, ...]:
 
 def generate(choose: Callable[[int], int], params: tuple[Param, ...], result: Type,
              sizes: dict, smooth: bool = False, max_depth: int = 4,
-             names: Names | None = None, int_division: bool = False) -> Expr:
+             names: Names | None = None, int_division: bool = False, range_guards: bool = False) -> Expr:
     """A random body of type ``result`` over ``params`` (their size names are in scope),
     in range for the concrete ``sizes``; with ``int_division``, indices computed by
     ``div``/``mod`` too."""
@@ -493,4 +563,4 @@ def generate(choose: Callable[[int], int], params: tuple[Param, ...], result: Ty
         for n in size_names(p.type):
             values.setdefault(n, SIZE)
     ctx = _Ctx(values, {}, dict(sizes))
-    return ProgramGen(choose, smooth, names, int_division).gen(result, ctx, max_depth)
+    return ProgramGen(choose, smooth, names, int_division, range_guards).gen(result, ctx, max_depth)

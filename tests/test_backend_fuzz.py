@@ -15,7 +15,7 @@ from eqsat_ad.fuzz import BackendReport, backend_case, check_backend, fuzz_backe
 
 FEATURES = ("pair accumulator", "nested fold reads outer accumulator", "nested fold reads outer index",
             "guarded get", "let", "if", "index accumulator", "index-dependent loop size",
-            "index arithmetic")
+            "index arithmetic", "range-guarded build")
 
 
 @pytest.fixture(scope="module")

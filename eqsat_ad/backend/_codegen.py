@@ -49,6 +49,13 @@ class _Gen(FoldMixin):
         self.taken: set[str] = set(all_names(prog.body)) | {p.name for p in prog.params}
         self.taken.update(s for p in prog.params for s in size_names(p.type))
         self.axis_name = self.fresh_var("%axis")
+        self.scalar_guards: set = set()   # guard codes that vary along no axis
+
+    def scalar_guard(self, code: str, v: V) -> str:
+        """``code`` (a guard computed from ``v``), noted as scalar when ``v`` varies along no axis."""
+        if not v.S:
+            self.scalar_guards.add(code)
+        return code
 
     def fresh_var(self, base: str) -> str:
         """A language-level variable name used nowhere in the program (nor given out before)."""
@@ -95,6 +102,8 @@ class _Gen(FoldMixin):
         for v in deps:
             for leaf in _leaves(v):
                 blk = leaf.ext.block if isinstance(leaf, IdxV) else leaf.block
+                if isinstance(leaf, IdxV) and leaf.off is not None and leaf.off.block.level > blk.level:
+                    blk = leaf.off.block
                 if blk.level > b.level:
                     b = blk
         if mayfail:
@@ -118,7 +127,7 @@ class _Gen(FoldMixin):
     def check_size(self, S, b: Block) -> None:
         """Before the first array with index axes ``S`` in block ``b``: refuse it if it
         would exceed the memory limit (not needed when an input is at least as big)."""
-        key = (S, id(b))
+        key = (S, id(b), tuple(self.ext[d].code for d in sorted(S)))
         if key in self.checked:
             return
         self.checked.add(key)
@@ -169,7 +178,8 @@ class _Gen(FoldMixin):
         idx = [n for n in names if isinstance(env[n], IdxV)]
         if len(idx) == 1:
             iv = env[idx[0]]
-            size = iv.ext.skey if iv.ext.skey is not None else iv.ext.code
+            size = (iv.ext.skey if iv.ext.skey is not None else iv.ext.code,
+                    None if iv.off is None else (iv.off.code, id(iv.off.block)))
             others = tuple(id(env[n]) for n in names if n != idx[0])
             g = tuple(c for c, _ in self.guard) if self.has_get(e) else ()
             akey = (subst(e, idx[0], Var(self.axis_name)), size, others, g)
@@ -222,7 +232,11 @@ class _Gen(FoldMixin):
                 self.note_elementwise(v, [self.ev(a, env) for a in e.args])
             return v
         if t is Let:
-            v = self.ev(e.value, env)
+            # an index shifted by a scalar, (let ((t (- i 1))) ..), stays an index (slices
+            # of it are views), not an array of positions (gathers)
+            v = self.shifted_index(e.value, env)
+            if v is None:
+                v = self.ev(e.value, env)
             env2 = dict(env)
             env2[e.name] = v
             return self.ev(e.body, env2)
@@ -251,10 +265,69 @@ class _Gen(FoldMixin):
 
     def materialise(self, iv: IdxV) -> V:
         if iv.mat is None or not iv.mat.block.open:
-            n, d = iv.ext.code, iv.d
-            code = f"_arange({n})" + (f"[:{', None' * (d - 1)}]" if d > 1 else "")
-            iv.mat = self.emit(code, [iv.ext], {d}, 0, "i")
+            n, d, o = iv.ext.code, iv.d, iv.off
+            code = f"_arange({n})" if o is None else f"_arange({o.code}, {o.code} + {n})"
+            code += f"[:{', None' * (d - 1)}]" if d > 1 else ""
+            iv.mat = self.emit(code, [iv.ext] + ([o] if o is not None else []), {d}, 0, "i")
         return iv.mat
+
+    # -- shifted indices -------------------------------------------------------------
+    def int_const(self, k: int) -> V:
+        return V(repr(int(k)), frozenset(), 0, "i", (), self.root, skey=int(k), const=int(k))
+
+    def add_int(self, a: "V | None", b: "V | None") -> "V | None":
+        """``a + b`` of scalar integer values (None: 0), folded when both are constants."""
+        if a is None or a.const == 0:
+            return b
+        if b is None or b.const == 0:
+            return a
+        if a.const is not None and b.const is not None:
+            return self.int_const(a.const + b.const)
+        return self.emit(f"({a.code} + {b.code})", [a, b], (), 0, "i")
+
+    def axis_offset(self, idx: Expr, env: dict):
+        """``(iv, off)`` when ``idx`` is an index variable ``i`` plus or minus a scalar integer
+        (``i``, ``(+ i k)``, ``(+ k i)``, ``(- i k)``): the total offset from ``i``'s position,
+        ``iv.off`` included (a scalar value; constant 0 for none); else None."""
+        iv, off = None, None
+        if type(idx) is Var and isinstance(env.get(idx.name), IdxV):
+            iv, off = env[idx.name], self.int_const(0)
+        elif type(idx) is Prim and idx.op in ("+", "-"):
+            x, y = idx.args
+            if idx.op == "+" and type(y) is Var and isinstance(env.get(y.name), IdxV) and not (
+                    type(x) is Var and isinstance(env.get(x.name), IdxV)):
+                x, y = y, x
+            if type(x) is Var and isinstance(env.get(x.name), IdxV):
+                o = self.ev(y, env)
+                if isinstance(o, V) and not o.S and o.rank == 0 and o.dt == "i":
+                    iv = env[x.name]
+                    if idx.op == "-":
+                        o = (self.int_const(-o.const) if o.const is not None
+                             else self.emit(f"(-{o.code})", [o], (), 0, "i"))
+                    off = o
+        if iv is None:
+            return None
+        return iv, (self.add_int(iv.off, off) or self.int_const(0))
+
+    def shifted_index(self, e: Expr, env: dict) -> "IdxV | None":
+        """The index variable ``i`` shifted by a scalar, for ``e`` = ``i`` / ``i +- k``
+        (the same object for the same shift: memo keys are ids), else None."""
+        if self.portable or type(e) not in (Var, Prim):
+            return None
+        r = self.axis_offset(e, env)
+        if r is None:
+            return None
+        iv, off = r
+        base = iv.off
+        if (base is None and off.const == 0) or (base is not None and off is base):
+            return iv
+        key = (iv.d, id(iv.ext), iv.ext.code, off.code, id(off.block))
+        hit = self.idx_intern.get(key)
+        if hit is not None and _alive(hit):
+            return hit
+        nv = self.idx_intern[key] = IdxV(iv.d, iv.ext, None if off.const == 0 else off)
+        self.keep.append(nv)
+        return nv
 
     # -- scalars ---------------------------------------------------------------------
     def prim(self, e: Prim, env: dict) -> V:
@@ -359,7 +432,7 @@ class _Gen(FoldMixin):
         self.depth = d
         self.ext[d] = ext
         if not (ext.const is not None and ext.const > 0):
-            self.guard = self.guard + ((f"({ext.code} > 0)", ext.block),)
+            self.guard = self.guard + ((self.scalar_guard(f"({ext.code} > 0)", ext), ext.block),)
         return iv, prev
 
     def close_scope(self, prev):
@@ -500,24 +573,9 @@ class _Gen(FoldMixin):
     def get(self, e: Get, env: dict):
         a = self.ev(e.array, env)
         idx = e.index
-        iv, off = None, None
-        if type(idx) is Var and isinstance(env.get(idx.name), IdxV):
-            iv, off = env[idx.name], V("0", frozenset(), 0, "i", (), self.root, const=0)
-        elif type(idx) is Prim and idx.op in ("+", "-"):
-            x, y = idx.args
-            if idx.op == "+" and type(y) is Var and isinstance(env.get(y.name), IdxV) and not (
-                    type(x) is Var and isinstance(env.get(x.name), IdxV)):
-                x, y = y, x
-            if type(x) is Var and isinstance(env.get(x.name), IdxV):
-                o = self.ev(y, env)
-                if isinstance(o, V) and not o.S and o.rank == 0 and o.dt == "i":
-                    iv = env[x.name]
-                    if idx.op == "-":
-                        o = (V(repr(-o.const), frozenset(), 0, "i", (), self.root, const=-o.const)
-                             if o.const is not None else self.emit(f"(-{o.code})", [o], (), 0, "i"))
-                    off = o
-        if iv is not None:
-            return self.get_axis(a, iv, off, e)
+        r = self.axis_offset(idx, env)
+        if r is not None:
+            return self.get_axis(a, r[0], r[1], e)
         k = self.ev(idx, env)
         if isinstance(k, PairV) or k.rank or k.dt not in ("i",):
             raise EvalError(f"index is not an integer in {_show(e)}")
@@ -547,9 +605,12 @@ class _Gen(FoldMixin):
             raise EvalError(f"get of a non-array in {_show(e)}")
         d = iv.d
         if d in a.S:
-            k = self.materialise(iv)
-            if off.const != 0:
-                k = self.emit(f"({k.code} + {off.code})", [k, off], k.S, 0, "i")
+            if iv.off is None:
+                k = self.materialise(iv)
+                if off.const != 0:
+                    k = self.emit(f"({k.code} + {off.code})", [k, off], k.S, 0, "i")
+            else:     # off is the total offset: positions + off
+                k = self.emit(f"(_arange_at({iv.ext.code}, {d}) + {off.code})", [iv.ext, off], {d}, 0, "i")
             return self.get_general(a, k, e)
         n, L, r, pa = iv.ext, a.dims[0], a.rank, a.p
         static_ok = (off.const == 0 and L is not None and L == n.skey) or (
@@ -647,6 +708,9 @@ class _Gen(FoldMixin):
         d = self.diagonal_if(e, env)
         if d is not None:
             return d
+        r = self.range_if(e, env)
+        if r is not None:
+            return r
         c = self.ev(e.cond, env)
         if isinstance(c, PairV) or c.rank or c.dt != "b":
             raise EvalError(f"condition is not a bool in {_show(e)}")
@@ -654,13 +718,253 @@ class _Gen(FoldMixin):
             return self.ev(e.then if c.const else e.else_, env)
         if not c.S:
             return self.scalar_if(c, e, env)
+        return self.where_if(c, e, env)
+
+    def where_if(self, c: V, e: If, env: dict, b=None):
+        """``np.where`` over both branches, each evaluated guarded (``b``: the else branch,
+        already evaluated under the guard ``not c``)."""
         saved = self.guard
         self.guard = saved + ((c.code, c.block),)
         a = self.ev(e.then, env)
-        self.guard = saved + ((f"(~{c.code})", c.block),)
-        b = self.ev(e.else_, env)
+        if b is None:
+            self.guard = saved + ((f"(~{c.code})", c.block),)
+            b = self.ev(e.else_, env)
         self.guard = saved
         return self.where(c, a, b, e)
+
+    # -- range guards --------------------------------------------------------------------
+    def _linear(self, e: Expr, env: dict):
+        """``e`` as ``sum(coef * index var) + sum(sign * scalar term) + const``: ``(coefs,
+        terms, const)`` with ``coefs`` {name: int} over names bound to index variables and
+        ``terms`` [(sign, Expr)] integer terms that vary along no axis; None otherwise."""
+        t = type(e)
+        if t is Int:
+            return {}, [], int(e.value)
+        if t is Var and isinstance(env.get(e.name), IdxV):
+            return {e.name: 1}, [], 0
+        if t is Prim and e.op in ("+", "-") and len(e.args) == 2:
+            x, y = self._linear(e.args[0], env), self._linear(e.args[1], env)
+            if x is None or y is None:
+                return None
+            sg = 1 if e.op == "+" else -1
+            coefs = dict(x[0])
+            for k, c in y[0].items():
+                coefs[k] = coefs.get(k, 0) + sg * c
+            return ({k: c for k, c in coefs.items() if c}, x[1] + [(sg * s_, a) for s_, a in y[1]],
+                    x[2] + sg * y[2])
+        for n in self.fv(e):             # a scalar term: nothing in it varies along an axis
+            v = env.get(n)
+            if v is None or isinstance(v, IdxV) or any(isinstance(x, IdxV) or x.S for x in _leaves(v)):
+                return None
+        return {}, [(1, e)], 0
+
+    _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+    def _range_facts(self, c: Expr, env: dict, neg: bool, out: list) -> bool:
+        """Collect into ``out`` the half-lines ``(name, kind, terms, const)`` -- the index
+        variable ``name`` is ``>= X`` (kind "lo") or ``< X`` ("hi"), ``X = sum(sign * term) +
+        const`` -- whose conjunction is ``c`` (``not c`` when ``neg``); False when ``c`` is
+        not such a conjunction (of comparisons affine in one index variable, ``and``, ``not``,
+        ``or`` under a negation)."""
+        if type(c) is not Prim:
+            return False
+        op, args = c.op, c.args
+        if op == "not":
+            return self._range_facts(args[0], env, not neg, out)
+        if (op == "and" and not neg) or (op == "or" and neg):
+            return all(self._range_facts(a, env, neg, out) for a in args)
+        if op not in ("<", "<=", ">", ">=", "=") or len(args) != 2:
+            return False
+        if neg:
+            if op == "=":
+                return False
+            op = self._FLIP[op]
+        lx, ly = self._linear(args[0], env), self._linear(args[1], env)
+        if lx is None or ly is None:
+            return False
+        coefs = dict(lx[0])
+        for k, v in ly[0].items():
+            coefs[k] = coefs.get(k, 0) - v
+        coefs = {k: v for k, v in coefs.items() if v}
+        if len(coefs) != 1:
+            return False
+        (name, coef), = coefs.items()
+        if coef not in (1, -1):
+            return False
+        # coef * v + S  op  0, S = scalar(lhs) - scalar(rhs); X = -S
+        terms = [(-sg, a) for sg, a in lx[1]] + [(sg, a) for sg, a in ly[1]]
+        const = ly[2] - lx[2]
+        kinds = {"<": [("hi", 0)], "<=": [("hi", 1)], ">": [("lo", 1)], ">=": [("lo", 0)],
+                 "=": [("lo", 0), ("hi", 1)]}[op]
+        for kind, plus in kinds:
+            if coef == 1:
+                out.append((name, kind, terms, const + plus))
+            else:      # -v < X: v >= -X + 1;  -v >= X: v < -X + 1
+                out.append((name, "lo" if kind == "hi" else "hi", [(-sg, a) for sg, a in terms],
+                            -(const + plus) + 1))
+        return True
+
+    def range_if(self, e: If, env: dict):
+        """``(if c a b)`` where ``c`` holds exactly on a range ``lo <= i < hi`` of one index
+        axis (affine comparisons of the index with scalars, conjunctions; the else branch on
+        the range when ``not c`` is one): ``a`` is computed on the sub-range only -- the index
+        restricted to it, shifted reads inside become plain slices, no mask, no where -- and
+        written into an array holding ``b`` elsewhere.  None: not such a guard (the caller
+        computes ``np.where``)."""
+        if self.portable or type(e.then) is BoolLit or type(e.else_) is BoolLit:
+            return None
+        facts: list = []
+        then, other = e.then, e.else_
+        if not self._range_facts(e.cond, env, False, facts):
+            facts = []
+            if not self._range_facts(e.cond, env, True, facts):
+                return None
+            then, other = other, then
+        ivs = [env[name] for name, *_ in facts]
+        iv0 = ivs[0]
+        d = iv0.d
+        if any(iv.d != d or iv.ext is not iv0.ext for iv in ivs) or iv0.ext is not self.ext.get(d):
+            return None
+        for name in self.fv(then):
+            v = env.get(name)
+            if isinstance(v, IdxV) and v.d != d and d in v.ext.S:
+                return None
+        n = iv0.ext
+        # the other branch, everywhere (guarded by "outside the range", a mask made only
+        # when a check fails)
+        lo_parts, hi_parts = [], []
+        for (name, kind, terms, const), iv in zip(facts, ivs):
+            vals = [(sg, self.ev(a, env)) for sg, a in terms]
+            if any(isinstance(v, PairV) or isinstance(v, IdxV) or v.S or v.rank or v.dt != "i"
+                   for _, v in vals):
+                return None
+            if iv.off is not None:          # the position is the value minus the shift
+                vals.append((-1, iv.off))
+            k = const
+            code = []
+            deps = []
+            for sg, v in vals:
+                if v.const is not None:
+                    k += sg * v.const
+                else:
+                    code.append(("+ " if sg > 0 else "- ") + v.code)
+                    deps.append(v)
+            (lo_parts if kind == "lo" else hi_parts).append((k, code, deps))
+        lo, hi, m = self._range_bounds(lo_parts, hi_parts, n)
+        inside = f"_range_mask({lo.code}, {hi.code}, {n.code}, {d})"
+        blk = self.target([lo, hi, n])
+        saved = self.guard
+        self.guard = saved + ((f"(~{inside})", blk),)
+        b = self.ev(other, env)
+        self.guard = saved
+        lb = [self.materialise(x) if isinstance(x, IdxV) else x for x in _leaves(b)]
+        if any(x.rank for x in lb):
+            # arrays in the branches: np.where after all (b is valid under "not c")
+            c = self.ev(e.cond, env)
+            if then is e.then:
+                return self.where_if(c, e, env, b)
+            saved = self.guard
+            self.guard = saved + ((f"(~{c.code})", c.block),)
+            a = self.ev(e.else_, env)
+            self.guard = saved
+            return self.where(c, b, a, e)
+        # the branch on the sub-range: the index restricted to it, values varying along the
+        # axis cut to it, guards too (they are read where a check fails)
+        env2 = dict(env)
+        for name in self.fv(then):
+            v = env.get(name)
+            if isinstance(v, IdxV):
+                if v.d == d:
+                    env2[name] = self.sub_index(v, lo, m)
+            elif v is not None and any(d in x.S for x in _leaves(v)):
+                env2[name] = _rebuild(v, [self.cut(x, lo, hi, d) for x in _leaves(v)])
+        saved_ext, saved = self.ext[d], self.guard
+        self.ext[d] = m
+        self.guard = tuple((g if g in self.scalar_guards else f"_cut_axis({g}, {lo.code}, {hi.code}, {d})", gb)
+                           for g, gb in saved) + ((self.scalar_guard(f"({m.code} > 0)", m), m.block),)
+        try:
+            a = self.ev(then, env2)
+        finally:
+            self.ext[d], self.guard = saved_ext, saved
+        la = [self.materialise(x) if isinstance(x, IdxV) else x for x in _leaves(a)]
+        if len(la) != len(lb):
+            raise EvalError(f"if branches of different types in {_show(e)}")
+        out = [self.range_select(x, y, lo, hi, d, e) for x, y in zip(la, lb)]
+        return _rebuild(a, out)
+
+    def _range_bounds(self, lo_parts, hi_parts, n: V):
+        """The sub-range ``lo <= p < hi`` of positions ``0 .. n-1``: scalar values, clamped
+        (``0 <= lo <= hi <= n``), and its extent ``m``."""
+        def bound(parts, kind):
+            consts = [k for k, code, _ in parts if not code]
+            exprs = []
+            for k, code, _ in parts:
+                if code:
+                    x = " ".join(([str(k)] if k else []) + code)
+                    exprs.append(x[2:] if x.startswith("+ ") else "-" + x[2:] if x.startswith("- ") else x)
+            if consts:
+                exprs.append(str(max(consts) if kind == "lo" else min(consts)))
+            return exprs, [v for _, _, ds in parts for v in ds], consts
+        lex, ldeps, lconst = bound(lo_parts, "lo")
+        hex_, hdeps, _ = bound(hi_parts, "hi")
+        if not lex or (len(lex) == 1 and lconst and max(lconst) <= 0):
+            lo = self.int_const(0)
+        elif n.const is not None and len(lex) == 1 and lconst:
+            lo = self.int_const(min(max(lconst), n.const))
+        elif len(lex) == 1 and lconst:
+            lo = self.emit(f"min({lex[0]}, {n.code})", [n], (), 0, "i")
+        else:
+            lo = self.emit(f"min(max({', '.join(lex + ['0'])}), {n.code})", ldeps + [n], (), 0, "i")
+        if not hex_:
+            hi = n
+        else:
+            hi = self.emit(f"max({lo.code}, min({', '.join(hex_ + [n.code])}))", hdeps + [lo, n], (), 0, "i")
+        m = self.emit(f"({hi.code} - {lo.code})", [lo, hi], (), 0, "i") if lo.const != 0 else hi
+        return lo, hi, m
+
+    def sub_index(self, iv: IdxV, lo: V, m: V) -> IdxV:
+        """``iv`` on the positions ``lo .. lo + m - 1`` of its axis: an index of extent ``m``
+        whose position 0 has the value ``lo + iv.off``."""
+        key = ("sub", iv.d, id(iv.ext), None if iv.off is None else iv.off.code, lo.code, m.code, id(m.block))
+        hit = self.idx_intern.get(key)
+        if hit is not None and _alive(hit):
+            return hit
+        nv = self.idx_intern[key] = IdxV(iv.d, m, self.add_int(iv.off, lo))
+        self.keep.append(nv)
+        return nv
+
+    def cut(self, v: V, lo: V, hi: V, d: int) -> V:
+        """``v`` (varying along the axis of depth ``d``) on the positions ``lo .. hi - 1`` of it."""
+        pos = v.rank + (v.p - d)
+        code = f"{v.code}[{', '.join([':'] * pos + [f'{lo.code}:{hi.code}'])}]"
+        return self.emit(code, [v, lo, hi], v.S, v.rank, v.dt, v.dims, ro=v.ro)
+
+    def range_select(self, a: V, b: V, lo: V, hi: V, d: int, e: Expr) -> V:
+        """An array over the axes of ``a`` and ``b`` (rank 0): ``a`` (computed on the positions
+        ``lo .. hi - 1`` of the axis of depth ``d``) there, ``b`` elsewhere."""
+        S = a.S | b.S | {d}
+        dt = "f" if "f" in (a.dt, b.dt) else a.dt
+        npdt = {"f": "_f64", "i": "_i64", "b": "_bool"}[dt]
+        tgt = self.target([a, b, lo, hi])
+        self.check_size(frozenset(S), tgt)
+        v = self.emit(f"_empty({self.axes_shape(S)}, {npdt})", [a, b, lo, hi], S, 0, dt)
+        rest = ", :" * (d - 1)
+        ell = "..., " if max(S) > d else ""
+
+        def at(sl):
+            return f"{v.code}[{ell}{sl}{rest}]"
+        lines = []
+        if d in b.S:
+            lines += [f"{at(':' + lo.code)} = {b.code}[{ell}:{lo.code}{rest}]",
+                      f"{at(hi.code + ':')} = {b.code}[{ell}{hi.code}:{rest}]"]
+        else:
+            if lo.const != 0:
+                lines.append(f"{at(':' + lo.code)} = {b.code}")
+            if hi.code != self.ext[d].code:
+                lines.append(f"{at(hi.code + ':')} = {b.code}")
+        lines.append(f"{at(lo.code + ':' + hi.code)} = {a.code}")
+        v.block.lines.extend(lines)
+        return v
 
     def diagonal_if(self, e: If, env: dict):
         """``(if (= i j) a b)`` for index axes ``i``, ``j`` of one extent

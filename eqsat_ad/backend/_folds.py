@@ -342,7 +342,7 @@ class FoldMixin:
                 env2[name] = av
             saved = self.guard
             if not (ext.const is not None and ext.const > 0):
-                self.guard = self.guard + ((f"({ext.code} > 0)", ext.block),)
+                self.guard = self.guard + ((self.scalar_guard(f"({ext.code} > 0)", ext), ext.block),)
             if masked:
                 self.guard = self.guard + ((f"({ivar} < {n.code})", blk),)
             res = [self.ev(b, env2) for b in bodies]

@@ -167,6 +167,32 @@ def edge_rows(a: np.ndarray, off: int, n: int) -> np.ndarray:
     return out
 
 
+def range_mask(lo: int, hi: int, n: int, d: int) -> np.ndarray:
+    """``lo <= i < hi`` for ``i = 0 .. n-1`` along the axis of depth ``d`` (shape ``(n, 1, ..,
+    1)``): the guard of a range-guarded ``if``'s other branch, made only where a check of that
+    branch fails (the fast path has no mask).
+
+    >>> range_mask(1, 3, 4, 1)
+    array([False,  True,  True, False])
+    """
+    k = np.arange(n)
+    return ((k >= lo) & (k < hi)).reshape((n,) + (1,) * (d - 1))
+
+
+def cut_axis(g: Any, lo: int, hi: int, d: int) -> Any:
+    """A guard ``g`` (a bool, or an array over index axes) on the positions ``lo .. hi - 1``
+    of the axis of depth ``d`` -- for a check inside the sub-range of a range-guarded ``if``.
+
+    >>> cut_axis(np.array([True, False, True]), 1, 3, 1)
+    array([False,  True])
+    >>> cut_axis(True, 1, 3, 1)
+    True
+    """
+    if isinstance(g, np.ndarray) and g.ndim >= d and g.shape[-d] > 1:
+        return g[(Ellipsis, slice(lo, hi)) + (slice(None),) * (d - 1)]
+    return g
+
+
 def floordiv(a: Any, b: Any) -> Any:
     """``a // b`` (floor) where ``b`` may hold zeros at positions masked out by a guard: a zero
     divisor gives 0 there (the check before the call raises where one is needed).
@@ -284,6 +310,6 @@ def out_real(v: Any) -> Any:
     return float(v)
 
 
-__all__ = ["gather", "diag_where", "oob", "badmask", "needed", "span_needed", "edge_rows", "raise_oob", "clip_idx", "arange_at", "expand",
+__all__ = ["gather", "diag_where", "oob", "badmask", "needed", "span_needed", "edge_rows", "range_mask", "cut_axis", "raise_oob", "clip_idx", "arange_at", "expand",
            "mul_n", "max_extent", "fold_extreme", "check_elems", "ragged", "out_array", "unalias",
            "ResourceLimitError"]

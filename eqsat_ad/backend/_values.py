@@ -63,18 +63,22 @@ class PairV:
 
 
 class IdxV:
-    """The index variable of a ``build``/``sum`` at depth ``d`` (materialised lazily)."""
-    __slots__ = ("d", "ext", "mat")
+    """The index variable of a ``build``/``sum`` at depth ``d`` (materialised lazily): position
+    ``p = 0 .. ext - 1`` along the axis of depth ``d`` has the value ``p + off`` (``off`` None:
+    0; a scalar integer value otherwise -- an index shifted by a ``let``, ``(let ((t (- i 1)))
+    ..)``, or the index restricted to the sub-range where a range guard holds, see
+    ``_codegen.range_if``)."""
+    __slots__ = ("d", "ext", "mat", "off")
 
-    def __init__(self, d: int, ext: V):
-        self.d, self.ext, self.mat = d, ext, None
+    def __init__(self, d: int, ext: V, off: "V | None" = None):
+        self.d, self.ext, self.mat, self.off = d, ext, None, off
 
 
 def _alive(v) -> bool:
     if isinstance(v, PairV):
         return _alive(v.fst) and _alive(v.snd)
     if isinstance(v, IdxV):
-        return v.ext.block.open
+        return v.ext.block.open and (v.off is None or v.off.block.open)
     return v.block.open
 
 

@@ -74,6 +74,12 @@ _GLOBALS = {
 }
 
 
+# what only NumPy code uses (the portable code, for the other namespaces, has no range guards:
+# ``_Gen.range_if`` writes into an array, which not every namespace can)
+_NUMPY_ONLY = {"_empty": np.empty, "_bool": np.dtype(np.bool_), "_range_mask": H.range_mask,
+               "_cut_axis": H.cut_axis}
+
+
 class CompiledProgram:
     """A program compiled to NumPy: call it with the inputs, positionally (parameter
     order) or by keyword.  ``source`` is the generated Python, ``program`` the (elaborated)
@@ -246,6 +252,8 @@ def generate_source(prog: Program, portable: bool = False) -> tuple[str, dict[st
         lines += ["    with _errstate(all='ignore'):"] + ["        " + ln for ln in body]
     src = "\n".join(lines) + "\n"
     glb = dict(_GLOBALS)
+    if not portable:
+        glb.update(_NUMPY_ONLY)
     glb.update(g.consts)
     glb.update(consts)
     glb["_M"] = _MISSING
