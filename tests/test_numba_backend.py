@@ -281,3 +281,124 @@ def test_parallel_kernels():
     fn = nb.compile(p, parallel=True, cache=False)
     assert "prange" in fn.source
     _check(p, {"x": np.linspace(-1, 1, 50)}, fn)
+
+
+# ---------------------------------------------------------------------------------------
+# loop fusion: sibling sums in one loop, a term of an earlier loop stored for a later one
+# ---------------------------------------------------------------------------------------
+def _kernel_text(fn) -> str:
+    return fn.source.split("# --- the Python wrapper")[0]
+
+
+def _sizes_check(p, make, sizes=(0, 1, 7, 256, 300, 600)):
+    fn = None
+    for n in sizes:
+        fn = _check(p, make(n), fn)
+    return fn
+
+
+def _vecs(*names, m=None):
+    def make(n):
+        rng = np.random.default_rng(n)
+        out = {k: rng.uniform(-2, 2, n) for k in names}
+        if m is not None:
+            out.update({k: rng.uniform(-2, 2, (n, m)) for k in m})
+        return out
+    return make
+
+
+LSE_HVP = ("(fun ((x (vec n)) (dx (vec n))) (let ((t0 (sum n (lambda (i) (exp (get x i))))) "
+           "(t1 (sum n (lambda (i) (* (get dx i) (exp (get x i)))))) (t2 (* t0 t0))) "
+           "(build n (lambda (i) (/ (* (- (* t0 (get dx i)) t1) (exp (get x i))) t2)))))")
+
+
+def test_sibling_sums_are_one_loop_and_the_build_reads_their_term():
+    """lse-hvp's optimised Hessian-vector product: the two sums over n are one loop with two
+    accumulators (exp computed once per element there), which also stores exp x_i for the
+    build after it; the build reads it and writes its result into that array."""
+    fn = _sizes_check(ea.parse(LSE_HVP), _vecs("x", "dx"))
+    k = _kernel_text(fn)
+    assert k.count("range(0, n, 256)") == 1 and k.count("_chunk_sum(") == 2
+    assert k.count("_vexp(") == 1
+    (store,) = [ln.split("=")[0].strip() for ln in k.splitlines() if "np.empty((n,)" in ln]
+    assert f"= {store}\n" in k                     # the build's output is that array
+
+
+def test_a_reduction_then_a_build_compute_the_shared_term_once():
+    p = ea.parse("(fun ((x (vec n))) (let ((s (sum n (lambda (i) (exp (get x i)))))) "
+                 "(build n (lambda (j) (/ (exp (get x j)) s)))))")
+    p2 = ea.parse("(fun ((x (vec n))) (let ((s (sum n (lambda (i) (exp (get x i)))))) "
+                  "(build n (lambda (i) (/ (exp (get x i)) s)))))")
+    fn = _sizes_check(p2, _vecs("x"))
+    assert _kernel_text(fn).count("_vexp(") == 1
+    _sizes_check(p, _vecs("x"))                    # another index name: recomputed, still right
+
+
+FUSION_CASES = {
+    # the second sum reads the first: two loops (the second may read the first's exp)
+    "dependent": "(fun ((x (vec n))) (let ((a (sum n (lambda (i) (exp (get x i))))) "
+                 "(b (sum n (lambda (i) (* a (exp (get x i))))))) (+ a b)))",
+    # the second sum may raise (x at i + 1): not fused, the interpreter's error
+    "raising": "(fun ((x (vec n))) (let ((a (sum n (lambda (i) (exp (get x i))))) "
+               "(b (sum n (lambda (i) (get x (+ i 1)))))) (+ a b)))",
+    "other size": "(fun ((x (vec n)) (y (vec m))) (let ((a (sum n (lambda (i) (exp (get x i))))) "
+                  "(b (sum m (lambda (i) (exp (get y i)))))) (* a b)))",
+    # other index names; one whose body mentions the first's index name (bound outside): not fused
+    "renamed": "(fun ((x (vec n)) (y (vec m))) (build m (lambda (i) (let ((a (sum n (lambda (j) "
+               "(exp (get x j))))) (b (sum n (lambda (k) (* (get x k) (get y i)))))) (+ a b)))))",
+    "capture": "(fun ((x (vec n)) (y (vec n))) (build n (lambda (j) (let ((a (sum n (lambda (j) "
+               "(exp (get x j))))) (b (sum n (lambda (k) (* (exp (get x k)) (get y j)))))) (+ a b)))))",
+    # two builds read the stored term: the first writes into it, the second gets its own
+    "two readers": "(fun ((x (vec n))) (let ((s (sum n (lambda (i) (exp (get x i)))))) "
+                   "(pair (build n (lambda (i) (/ (exp (get x i)) s))) "
+                   "(build n (lambda (i) (* (exp (get x i)) 2.0))))))",
+    "reader returns it": "(fun ((x (vec n))) (let ((s (sum n (lambda (i) (exp (get x i)))))) "
+                         "(pair s (build n (lambda (i) (exp (get x i)))))))",
+    "int beside real": "(fun ((x (vec n))) (let ((a (sum n (lambda (i) (exp (get x i))))) "
+                       "(c (sum n (lambda (i) i)))) (+ a (real c))))",
+    "nested reader": "(fun ((x (vec n))) (let ((s (sum n (lambda (i) (exp (get x i)))))) "
+                     "(build n (lambda (i) (build 3 (lambda (k) (* (real k) (/ (exp (get x i)) s))))))))",
+    "branch": "(fun ((x (vec n))) (let ((s (sum n (lambda (i) (if (> (get x i) 0.0) (exp (get x i)) 0.0))))) "
+              "(build n (lambda (i) (if (> (get x i) 0.0) (/ (exp (get x i)) s) (log (exp (get x i))))))))",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUSION_CASES))
+def test_fusion_keeps_the_interpreters_results(name):
+    p = ea.parse(FUSION_CASES[name])
+    names = [q.name for q in p.params]
+
+    def make(n):
+        rng = np.random.default_rng(n)
+        out = {}
+        for q in p.params:
+            shape = (n + 1,) if q.name == "y" and name == "other size" else (n,)
+            out[q.name] = rng.uniform(-2, 2, shape)
+        return out
+    assert names
+    _sizes_check(p, make, sizes=(0, 1, 7, 300))
+
+
+_TERMS = ["(exp (get x i))", "(* (get y i) (exp (get x i)))", "(log (+ 1.0 (* (get x i) (get x i))))",
+          "(tanh (get y i))", "(/ 1.0 (+ 1.0 (exp (neg (get x i)))))", "(* (get x i) (get y i))"]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_let_chains_of_sums_and_builds(seed):
+    """Random let chains of sums over one range (some reading the earlier ones) and builds
+    reading their terms and sums: fused or not, the interpreter's results."""
+    rng = random.Random(seed)
+    lets, names = [], []
+    for k in range(rng.randint(2, 5)):
+        t = rng.choice(_TERMS)
+        if names and rng.random() < 0.3:
+            t = f"(* {rng.choice(names)} {t})"
+        lets.append(f"(a{k} (sum n (lambda (i) {t})))")
+        names.append(f"a{k}")
+    outs = []
+    for _ in range(rng.randint(1, 3)):
+        t = rng.choice(_TERMS)
+        outs.append(f"(build n (lambda (i) (/ {t} (+ 1.0 (* {rng.choice(names)} {rng.choice(names)})))))")
+    body = outs[0] if len(outs) == 1 else f"(pair {outs[0]} {outs[1]})"
+    p = ea.parse(f"(fun ((x (vec n)) (y (vec n))) (let ({' '.join(lets)}) {body}))")
+    _sizes_check(p, _vecs("x", "y"), sizes=(0, 5, 300))

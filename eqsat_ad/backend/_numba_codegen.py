@@ -72,7 +72,7 @@ from ..lang.ast import (
     iter_nodes,
     scoped_children,
 )
-from ..lang.binders import free_vars, free_vars_table
+from ..lang.binders import free_vars, free_vars_table, subst
 from ..lang.folds import peel_lets
 from ..lang.primitives import ARG_EXTREMES, REAL_FNS
 from ..lang.types import (
@@ -121,13 +121,17 @@ class Scope:
     """A block of generated lines: the kernel body, a loop body or an ``if`` branch.  Lines
     are strings or ``(header, Scope)`` for a nested block.  ``memo`` holds the values
     computed here (visible to the blocks nested inside, while they are generated)."""
-    __slots__ = ("depth", "kind", "lines", "memo", "parent")
+    __slots__ = ("borrowed", "depth", "index", "kind", "lines", "loops", "memo", "parent", "siblings")
 
     def __init__(self, parent: Scope | None, kind: str):
         self.parent, self.kind = parent, kind
         self.lines: list = []
         self.memo: dict = {}
         self.depth = 0 if parent is None else parent.depth + 1
+        self.loops: list = []         # the loops emitted here (_Loop), for sibling reuse
+        self.siblings: list = []      # a loop: the earlier loops over the same range beside it
+        self.index = None             # a loop: its index (S)
+        self.borrowed: list = []      # a loop: the arrays of sibling values it reads (_Loop.stored)
 
     def emit(self, line) -> None:
         self.lines.append(line)
@@ -195,6 +199,20 @@ def _scope_of(v) -> Scope:
     return v.scope
 
 
+@dataclass(eq=False)
+class _Loop:
+    """A loop emitted in a scope: its size (code), index variable and value, the scope of
+    its body (where values computed per element are memoised), the line holding it in the
+    enclosing scope, and the arrays its body was made to store values into (Gen.sibling)."""
+    size: str
+    var: str
+    index: S
+    body: Scope
+    line: tuple
+    extent: str
+    stored: dict = field(default_factory=dict)     # memo key -> array name
+
+
 @dataclass
 class _Dest:
     """The outputs of a build being generated: one array per leaf of its element (pairs
@@ -241,6 +259,8 @@ class _Gen:
         self._expensive: dict = {}
         self.param_dims: dict[str, list] = {}
         self.param_values: dict[str, object] = {}
+        self._prebound: dict = {}        # id(Let) -> (value, bindings): a sum fused with an earlier one
+        self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
 
     # -- names -------------------------------------------------------------------------
     def tmp(self, prefix: str = "_t") -> str:
@@ -432,6 +452,8 @@ class _Gen:
             s = s.parent
         where = self.place(e, env, cur)
         v = self.materialised(e, env, where, cur)
+        if v is None and where.siblings:
+            v = self.sibling(e, env, key, where)
         if v is None:
             v = self.node(e, env, where)
         where.memo[key] = v
@@ -442,7 +464,13 @@ class _Gen:
         if isinstance(e, Prim):
             return self.prim(e, env, s)
         if isinstance(e, Let):
-            v = self.ev(e.value, env, s)
+            pre = self._prebound.get(id(e))
+            if pre is not None and pre[1] == self.bindings(e.value, env):
+                v = pre[0]
+            else:
+                v = self.fuse_sums(e, env, s) if isinstance(e.value, Sum) else None
+                if v is None:
+                    v = self.ev(e.value, env, s)
             return self.ev(e.body, {**env, e.name: v}, s)
         if isinstance(e, Pair):
             return P(self.ev(e.fst, env, s), self.ev(e.snd, env, s))
@@ -471,6 +499,124 @@ class _Gen:
         if _Scan is not None and isinstance(e, _Scan):
             return self.ifold(e, env, s, states=True)
         raise _Unsupported(f"cannot compile {type(e).__name__}")
+
+    def bindings(self, e: Expr, env: dict) -> tuple:
+        """What ``e``'s free variables are bound to (the memo key's second half)."""
+        return tuple(sorted((v, id(env[v])) for v in self.fv(e) if v in env))
+
+    # -- loop fusion ---------------------------------------------------------------------
+    def fuse_sums(self, e: Let, env: dict, s: Scope):
+        """Sibling sums in one loop: ``(let ((a (sum n f)) ... (b (sum n g)) ...) body)`` where
+        ``g`` reads nothing bound from ``a`` on is one loop over ``n`` with an accumulator per
+        sum (a sum of a pair), so a term both bodies compute (``exp x_i``) is computed once per
+        element.  Each sum is summed as alone (its own chunked accumulator: the same result);
+        the sums must be placed in the same block and must not raise (an error would come
+        from another sum than the interpreter's).  Returns the first sum's value (the others
+        are bound when their ``let`` is reached), or None."""
+        first = e.value
+        where = self.place(first, env, s)
+        if self.may_raise(first, env) or where.memo.get((first, self.bindings(first, env))) is not None:
+            return None
+        bound, members = {e.name}, []
+        x = e.body
+        while isinstance(x, Let):
+            v = x.value
+            if (isinstance(v, Sum) and id(x) not in self._prebound and v.size == first.size
+                    and not (self.fv(v) & bound) and (v.var == first.var or first.var not in self.fv(v.body))
+                    and self.place(v, env, s) is where and not self.may_raise(v, env)
+                    and where.memo.get((v, self.bindings(v, env))) is None):
+                members.append(x)
+            bound.add(x.name)
+            x = x.body
+        if not members:
+            return None
+        bodies = [first.body] + [m.value.body if m.value.var == first.var else
+                                 subst(m.value.body, m.value.var, Var(first.var)) for m in members]
+        tree = bodies[-1]
+        for b in reversed(bodies[:-1]):
+            tree = Pair(b, tree)
+        fused = Sum(first.size, first.var, tree)
+        self.keep.append(fused)
+        val = self.ev(fused, env, s)
+        parts = []
+        for _ in members:
+            parts.append(val.a)
+            val = val.b
+        parts.append(val)
+        for m, part in zip([e] + members, parts):
+            key = (m.value, self.bindings(m.value, env))
+            where.memo[key] = part
+            if m is not e:
+                self._prebound[id(m)] = (part, key[1])
+        self.keep.append(members)
+        return parts[0]
+
+    def sibling(self, e: Expr, env: dict, key: tuple, where: Scope):
+        """A term of a loop's index that an earlier loop over the same range beside this one
+        computed already (``exp x_i`` in the sum of ``(let ((s (sum n (λi. exp x_i)))) (build
+        n (λi. (/ (exp x_i) s))))``): that loop stores it into an array as it goes, and this
+        loop reads it -- when the cost table prices recomputing it above a store and a load.
+        A build that reads such an array writes its result into it (``build`` -> ``allocate``):
+        element ``i`` is read before it is overwritten, and no other loop reads it.  None when
+        that does not apply."""
+        i = where.index
+        var = next((v for v in self.fv(e) if env.get(v) is i), None)
+        if var is None or self.recompute_cost(e) <= self.store_cost():
+            return None
+        for rec in reversed(where.siblings):
+            if rec.var != var:
+                continue
+            k2 = (e, tuple((v, id(rec.index)) if v == var else (v, b) for v, b in key[1]))
+            old = rec.body.memo.get(k2)
+            if not isinstance(old, S):
+                continue
+            arr = rec.stored.get(k2)
+            if arr is None:
+                arr = self.tmp("_s")
+                self.allocs.append("the values a loop shares with a later one")
+                enclosing = where.parent
+                at = next(k for k, ln in enumerate(enclosing.lines) if ln is rec.line)
+                enclosing.lines[at:at] = [
+                    f"if {rec.extent} > _lim: raise MemoryError({rec.extent}, {len(self.allocs) - 1})",
+                    f"{arr} = np.empty(({rec.extent},), {_DTYPE[old.dt]})"]
+                rec.body.emit(f"{arr}[{self.unsigned(rec.index)}] = {old.code}")
+                rec.stored[k2] = arr
+            where.borrowed.append((arr, old.dt, rec, k2))
+            return self.let_scalar(f"{arr}[{self.unsigned(i)}]", old.dt, where)
+        return None
+
+    def recompute_cost(self, e: Expr) -> float:
+        """Per element, what computing ``e`` costs (the backend's cost table: its operations;
+        a loop inside is never worth recomputing)."""
+        c = self._recompute.get(id(e))
+        if c is None:
+            model = _cost_model()
+            from ..cost.model import _ctor
+            c = 0.0
+            for x in iter_nodes(e):
+                if isinstance(x, (Sum, IFold, Build)) or (_Scan is not None and isinstance(x, _Scan)):
+                    c = math.inf
+                    break
+                if isinstance(x, (Prim, Get)):
+                    c += model.op_cost(_ctor(x))
+            self._recompute[id(e)] = c
+            self.keep.append(e)
+        return c
+
+    @staticmethod
+    def store_cost() -> float:
+        """A value stored into an array in one loop and loaded in another (the cost table)."""
+        model = _cost_model()
+        return model.op_cost("Build") + model.op_cost("GetAxis")
+
+    def register_loop(self, s: Scope, n: S, var: str, i: S, body: Scope, line: tuple) -> None:
+        ext = n.code if (n.code.isdigit() or n.code in self.nonneg) else f"max({n.code}, 0)"
+        s.loops.append(_Loop(n.code, var, i, body, line, ext))
+
+    def open_loop(self, s: Scope, n: S, i: S, loop: Scope) -> None:
+        """A new loop over ``n`` in ``s``: the earlier loops over ``n`` there are its siblings."""
+        loop.index = i
+        loop.siblings = [r for r in s.loops if r.size == n.code]
 
     def scalar(self, v, what: str) -> S:
         if not isinstance(v, S):
@@ -632,10 +778,30 @@ class _Gen:
         n = self.size(e.size, env, s)
         loop = Scope(s, "loop")
         i = self.index(self.fresh_name(e.var), n, e.size, loop)
+        self.open_loop(s, n, i, loop)
         self.into(e.body, {**env, e.var: i}, loop, dest, (), (i.code,), (self.extent(n, s),))
-        out = self.allocate(dest, s)
-        s.emit((self.loop_header(i, n, s), loop))
+        out = self.allocate(dest, s, self.reusable(dest, loop))
+        line = (self.loop_header(i, n, s), loop)
+        s.emit(line)
+        self.register_loop(s, n, e.var, i, loop, line)
         return out
+
+    @staticmethod
+    def reusable(dest: _Dest, loop: Scope) -> dict:
+        """The output a one-dimensional build can write into an array of sibling values it
+        reads (``sibling``): element ``i`` of that array is read in iteration ``i`` only,
+        before the store.  The array is then no longer the sibling loop's (a later reader
+        gets an array of its own)."""
+        if len(dest.leaves) != 1 or () not in dest.leaves or not loop.borrowed:
+            return {}
+        name, dt, ext = dest.leaves[()]
+        if len(ext) != 1:
+            return {}
+        for arr, adt, rec, k2 in loop.borrowed:
+            if adt == dt and rec.stored.get(k2) == arr:
+                del rec.stored[k2]
+                return {(): arr}
+        return {}
 
     def fresh_name(self, var: str) -> str:
         """A loop index's name in the kernel: its own when that is free, else a new one
@@ -690,9 +856,13 @@ class _Gen:
             raise _Unsupported("a build whose elements differ in kind or shape")
         return name
 
-    def allocate(self, dest: _Dest, s: Scope):
+    def allocate(self, dest: _Dest, s: Scope, reuse: dict | None = None):
         vals = {}
         for path, (name, dt, ext) in dest.leaves.items():
+            if reuse and path in reuse:
+                s.emit(f"{name} = {reuse[path]}")          # (build: reusable)
+                vals[path] = Arr(name, (), len(ext), dt, tuple(ext), s, True)
+                continue
             count = " * ".join(x.code for x in ext)
             self.allocs.append(f"build of {len(ext)}-d array")
             s.emit(f"if {count} > _lim: raise MemoryError({count}, {len(self.allocs) - 1})")
@@ -705,6 +875,7 @@ class _Gen:
         n = self.size(e.size, env, s)
         loop = Scope(s, "loop")
         i = self.index(self.fresh_name(e.var), n, e.size, loop)
+        self.open_loop(s, n, i, loop)
         v = self.ev(e.body, {**env, e.var: i}, loop)
         leaves = _leaves(v)
         chunked = all(isinstance(x, S) for _, x in leaves) and any(x.dt == "f" for _, x in leaves)
@@ -742,10 +913,12 @@ class _Gen:
             chunk.emit((f"for {i.code} in range({c}, {m}):", loop))
             for ln in finish:
                 chunk.emit(ln.replace("{m}", f"{m} - {c}"))
-            s.emit((f"for {c} in range(0, {n.code}, {_CHUNK}):", chunk))
+            line = (f"for {c} in range(0, {n.code}, {_CHUNK}):", chunk)
             self.helpers.add("chunk_sum")
         else:
-            s.emit((f"for {i.code} in range({n.code}):", loop))
+            line = (f"for {i.code} in range({n.code}):", loop)
+        s.emit(line)
+        self.register_loop(s, n, e.var, i, loop, line)
         return _tree(vals, ())
 
     def ifold(self, e: IFold, env: dict, s: Scope, states: bool = False):
@@ -927,6 +1100,22 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     src = "\n".join(head + helpers + [f"@njit({kflags})",
                                       f"def _kernel({', '.join(args)}):"] + lines) + "\n"
     return Kernel(src, args, arg_types, _out_tree(out_kinds, ()), g.gets, g.allocs, parallel, g.divs)
+
+
+def _cost_model():
+    """The Numba backend's cost table (``eqsat_ad/cost/opcosts-numba.json``): what the code
+    generator's choices (``_Gen.sibling``) are priced by, as the extractor prices programs."""
+    global _COSTS
+    if _COSTS is None:
+        from pathlib import Path
+
+        from ..cost.model import CostModel
+        path = Path(__file__).resolve().parent.parent / "cost" / "opcosts-numba.json"
+        _COSTS = CostModel.from_json(path) if path.exists() else CostModel()
+    return _COSTS
+
+
+_COSTS = None
 
 
 def _math_version() -> str:
