@@ -238,6 +238,26 @@ def test_kernels_are_cached_on_disk(tmp_path):
     assert float(second.stdout.split()[0]) == float(first.stdout.split()[0])
 
 
+def test_numba_start_up_without_scipy_linalg(tmp_path):
+    """The first kernel of a process starts Numba without importing scipy.linalg
+    (numba_backend._numba_start); Numba still finds BLAS (np.dot), and scipy.linalg and its
+    cython_blas import as usual afterwards."""
+    pytest.importorskip("scipy")
+    src = ("import sys, numpy as np, numba\n"
+           "from eqsat_ad.backend import numba_backend as nb\n"
+           "import eqsat_ad as ea\n"
+           "fn = nb.compile(ea.parse('(fun ((x (vec n))) (sum n (lambda (i) (exp (get x i)))))'))\n"
+           "print(fn(np.zeros(3)), 'scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules)\n"
+           "import numba.np.arraymath as am\n"
+           "d = numba.njit(lambda a, b: np.dot(a, b))\n"
+           "import scipy.linalg.cython_blas, scipy.linalg\n"
+           "print(am._HAVE_BLAS, d(np.ones((2, 2)), np.ones(2)).tolist(), hasattr(scipy.linalg, 'cython_blas'),\n"
+           "      scipy.linalg.solve(np.eye(2), np.ones(2)).tolist())\n")
+    env = {**os.environ, "EQSAT_AD_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", src], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["3.0 False False", "True [2.0, 2.0] True [1.0, 1.0]"], out.stdout
+
+
 def test_without_a_cache_directory_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.setenv("EQSAT_AD_CACHE_DIR", "off")
     fn = nb.compile(ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* 5.0 (get x i)))))"))

@@ -158,6 +158,7 @@ def _load(kernel: Kernel, cache: bool | str | Path = True):
                                     f"<eqsat_ad numba kernel {key[:12]}>", "exec")
             exec(code, ns)                                                   # noqa: S102
         disp = ns["_kernel"]
+        _numba_start()
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")        # NumbaWarnings (e.g. an uncachable function)
@@ -165,6 +166,51 @@ def _load(kernel: Kernel, cache: bool | str | Path = True):
         disp.disable_compile()
         _LOADED[memo] = disp
         return disp
+
+
+_STARTED = False
+
+
+def _numba_start() -> None:
+    """Numba's one-time start-up (its CPU target's typing and lowering registries), without
+    importing ``scipy.linalg``.  Numba checks for BLAS while registering its NumPy functions
+    (``numba.np.arraymath._check_blas``: ``import scipy.linalg.cython_blas``), which imports
+    the whole ``scipy.linalg`` package -- about half of the start-up, before any cached kernel
+    can be loaded, and unused by our kernels.  Here the ``cython_blas`` extension module alone
+    is loaded under its name for that check (Numba finds BLAS as before), then its entry is
+    dropped from ``sys.modules``, so a later ``import scipy.linalg.cython_blas`` (Numba's
+    own, for ``np.dot``, or the user's) imports the package as usual.  Anything unexpected:
+    the usual start-up."""
+    global _STARTED
+    if _STARTED:
+        return
+    _STARTED = True
+    name = "scipy.linalg.cython_blas"
+    mod = None
+    try:
+        if "numba.np.arraymath" not in sys.modules and "scipy.linalg" not in sys.modules \
+                and name not in sys.modules:
+            import importlib.machinery
+            spec = importlib.util.find_spec("scipy")
+            if spec is not None and spec.submodule_search_locations:
+                d = Path(next(iter(spec.submodule_search_locations))) / "linalg"
+                path = next((d / f"cython_blas{suf}" for suf in importlib.machinery.EXTENSION_SUFFIXES
+                             if (d / f"cython_blas{suf}").exists()), None)
+                if path is not None:
+                    espec = importlib.util.spec_from_file_location(name, path)
+                    mod = importlib.util.module_from_spec(espec)
+                    sys.modules[name] = mod
+                    espec.loader.exec_module(mod)
+    except Exception:          # noqa: BLE001 - the usual start-up below imports it as usual
+        if sys.modules.get(name) is mod:
+            sys.modules.pop(name, None)
+        mod = None
+    try:
+        from numba.core.registry import cpu_target
+        cpu_target.target_context.refresh()
+    finally:
+        if mod is not None and sys.modules.get(name) is mod:
+            del sys.modules[name]
 
 
 def _import_cached(kernel: Kernel, key: str, directory: Path) -> dict:
