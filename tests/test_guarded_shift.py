@@ -225,24 +225,66 @@ def _range_program(rng) -> str:
             f"(if {c} {body} {other}))))))")
 
 
-@pytest.mark.parametrize("seed", range(120))
+def _stencil_gradient(rng) -> str:
+    """The shape of a stencil's gradient: a sum over shifts s of the stencil f read at
+    i - s under the guard where that read is in range (sometimes one shift too many: an
+    error), times a factor, with 0.0 elsewhere; 1-D or along either axis of a 2-D build."""
+    K = rng.randint(1, 3)
+    coef = [rng.choice(["1.0", "-2.0", "0.5", "(get w 0)", "(get w 1)"]) for _ in range(K)]
+    two_d = rng.random() < 0.3
+    v, size = ("r", "m") if two_d and rng.random() < 0.5 else ("i", "n")
+    inner_axis = two_d and v == "i"
+
+    def read(k_expr: str) -> str:
+        if not two_d:
+            return f"(get x {k_expr})"
+        return f"(get (get M r) {k_expr})" if inner_axis else f"(get (get M {k_expr}) i)"
+
+    def f(shift: int) -> str:     # f(j) at j = v - shift
+        rs = [f"(* {coef[k]} {read(_idx(rng, v, k - shift))})" for k in range(K)]
+        return rs[0] if K == 1 else "(+ " + " ".join(rs[:2]) + ")" if K == 2 else \
+            f"(+ (+ {rs[0]} {rs[1]}) {rs[2]})"
+    terms = []
+    shifts = list(range(K)) + ([K] if rng.random() < 0.15 else [])
+    for sh in shifts:
+        lo, hi = sh, K - 1 - sh
+        c = _cond(rng, v, lo, max(hi, 0), size) if sh < K else f"(<= 0 {v})"
+        body = f(sh)
+        term = f"(if {c} {body} 0.0)" if rng.random() < 0.8 else f"(if (not {c}) 0.0 {body})"
+        if rng.random() < 0.5:
+            term = f"(* {rng.choice(['2.0', '(get w 1)', '(get x 0)'])} {term})"
+        terms.append(term)
+    e = terms[0]
+    for t in terms[1:]:
+        e = f"({rng.choice(['+', '-'])} {e} {t})"
+    if rng.random() < 0.3:
+        e = f"(- (* 0.5 (get x i)) {e})"
+    params = "((x (vec n)) (w (vec 2)) (M (mat m n)))"
+    if not two_d:
+        return f"(fun {params} (build n (lambda (i) {e})))"
+    return f"(fun {params} (build m (lambda (r) (build n (lambda (i) {e})))))"
+
+
+@pytest.mark.parametrize("seed", range(160))
 def test_range_guards_agree_with_the_interpreter(seed):
     import random
     rng = random.Random(seed)
-    text = _range_program(rng)
+    text = _range_program(rng) if seed < 100 else _stencil_gradient(rng)
     p = ea.parse(text)
     fn = ea.compile(p)
     assert fn.fallback is None
     nrng = np.random.default_rng(seed)
+    names = {q.name for q in p.params}
     for n, m in [(0, 0), (1, 1), (2, 3), (3, 1), (5, 4), (7, 6)]:
         x, M = nrng.standard_normal(n), nrng.standard_normal((m, n))
+        args = {k: v for k, v in {"x": x, "M": M, "w": np.array([0.5, -1.5])}.items() if k in names}
         try:
-            want = ea.evaluate(p, x=x, M=M)
+            want = ea.evaluate(p, **args)
         except EvalError as err:
             with pytest.raises(EvalError, match=str(err).split(" in ")[0]):
-                fn(x=x, M=M)
+                fn(**args)
             continue
-        got = fn(x=x, M=M)
+        got = fn(**args)
         if np.size(want) == 0:       # the interpreter cannot know the shape of an empty build
             assert np.size(got) == 0
             continue
@@ -253,5 +295,8 @@ def test_range_guards_agree_with_the_interpreter(seed):
 def test_range_guards_are_lowered_in_the_random_programs():
     """The generated tests above do reach the new lowering (not only np.where)."""
     import random
-    hits = sum("_empty(" in ea.compile(ea.parse(_range_program(random.Random(s)))).source for s in range(120))
+    hits = sum("_empty(" in ea.compile(ea.parse(_range_program(random.Random(s)))).source for s in range(100))
     assert hits >= 80, hits
+    srcs = [ea.compile(ea.parse(_stencil_gradient(random.Random(s)))).source for s in range(100, 160)]
+    assert sum("] += " in s or "] -= " in s for s in srcs) >= 40           # summed into slices
+    assert sum("a read out of range in the guarded range" in s for s in srcs) >= 30   # stencils

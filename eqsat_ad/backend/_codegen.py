@@ -50,6 +50,9 @@ class _Gen(FoldMixin):
         self.taken.update(s for p in prog.params for s in size_names(p.type))
         self.axis_name = self.fresh_var("%axis")
         self.scalar_guards: set = set()   # guard codes that vary along no axis
+        self.written: set = set()         # arrays written in place after their line (range_sum)
+        self.stencil_var = self.fresh_var("%J")
+        self.stencil_ext: dict = {}
 
     def scalar_guard(self, code: str, v: V) -> str:
         """``code`` (a guard computed from ``v``), noted as scalar when ``v`` varies along no axis."""
@@ -228,7 +231,8 @@ class _Gen(FoldMixin):
             return self.materialise(v) if isinstance(v, IdxV) else v
         if t is Prim:
             v = self.prim(e, env)
-            if type(v) is V and v.S and not v.rank and v.ew is None and e.op not in ("and", "or"):
+            if type(v) is V and v.S and not v.rank and v.ew is None and e.op not in ("and", "or") \
+                    and v.code not in self.written:
                 self.note_elementwise(v, [self.ev(a, env) for a in e.args])
             return v
         if t is Let:
@@ -340,6 +344,10 @@ class _Gen(FoldMixin):
             k = _int_exponent(args[1])
             if k is not None:
                 return self.ev(_expand_pow(args[0], k), env)
+        if op in ("+", "-") and not self.portable:
+            r = self.range_sum(e, env)
+            if r is not None:
+                return r
         vs = [self.ev(a, env) for a in args]
         if op in ARG_EXTREMES:     # along the vector's axis (the first); loop axes stay
             (a,) = vs
@@ -493,7 +501,7 @@ class _Gen(FoldMixin):
         elementwise from the rank-0 values ``ops``, so that :meth:`relayout` can compute it
         in another axis order.  ``make(codes, layout)`` gives the code from the operands'
         codes (default: ``code`` with each operand's code replaced)."""
-        if any(not isinstance(o, V) or o.rank or o is v for o in ops):
+        if any(not isinstance(o, V) or o.rank or o is v for o in ops) or v.code in self.written:
             return
         if make is None:
             prefix = f"{v.code} = "
@@ -804,13 +812,10 @@ class _Gen(FoldMixin):
                             -(const + plus) + 1))
         return True
 
-    def range_if(self, e: If, env: dict):
-        """``(if c a b)`` where ``c`` holds exactly on a range ``lo <= i < hi`` of one index
-        axis (affine comparisons of the index with scalars, conjunctions; the else branch on
-        the range when ``not c`` is one): ``a`` is computed on the sub-range only -- the index
-        restricted to it, shifted reads inside become plain slices, no mask, no where -- and
-        written into an array holding ``b`` elsewhere.  None: not such a guard (the caller
-        computes ``np.where``)."""
+    def range_guard(self, e: If, env: dict):
+        """``(then, other, d, facts)`` when ``e``'s condition holds exactly on a range of one
+        index axis (of depth ``d``): ``then`` is the branch taken there, ``other`` the one
+        elsewhere; None otherwise.  Nothing is emitted."""
         if self.portable or type(e.then) is BoolLit or type(e.else_) is BoolLit:
             return None
         facts: list = []
@@ -829,11 +834,13 @@ class _Gen(FoldMixin):
             v = env.get(name)
             if isinstance(v, IdxV) and v.d != d and d in v.ext.S:
                 return None
-        n = iv0.ext
-        # the other branch, everywhere (guarded by "outside the range", a mask made only
-        # when a check fails)
+        return then, other, d, list(zip(facts, ivs))
+
+    def range_of(self, facts: list, n: V, env: dict):
+        """``(lo, hi, m)``: the positions ``lo <= p < hi`` (``m = hi - lo`` of them) where the
+        facts of :meth:`range_guard` hold; None when a bound varies along an axis."""
         lo_parts, hi_parts = [], []
-        for (name, kind, terms, const), iv in zip(facts, ivs):
+        for (name, kind, terms, const), iv in facts:
             vals = [(sg, self.ev(a, env)) for sg, a in terms]
             if any(isinstance(v, PairV) or isinstance(v, IdxV) or v.S or v.rank or v.dt != "i"
                    for _, v in vals):
@@ -850,7 +857,203 @@ class _Gen(FoldMixin):
                     code.append(("+ " if sg > 0 else "- ") + v.code)
                     deps.append(v)
             (lo_parts if kind == "lo" else hi_parts).append((k, code, deps))
-        lo, hi, m = self._range_bounds(lo_parts, hi_parts, n)
+        return self._range_bounds(lo_parts, hi_parts, n)
+
+    def on_range(self, then: Expr, env: dict, d: int, lo: V, hi: V, m: V):
+        """``then`` computed on the positions ``lo .. hi - 1`` of the axis of depth ``d``
+        only: the index restricted to them, values varying along the axis cut to them, guards
+        too (they are read where a check fails), and the guard ``m > 0``.  A stencil (see
+        :meth:`stencil`) is a slice of its values computed once."""
+        st = self.stencil(then, env, d, lo, hi, m)
+        if st is not None:
+            return st
+        return self._on_range(then, env, d, lo, hi, m)
+
+    _STENCIL_OPS = frozenset({"+", "-", "*", "/", "pow"}) | frozenset(REAL_FNS)
+
+    def _canon(self, e: Expr, env: dict, d: int, sub: dict, reads: list):
+        """``e`` with the indices along depth ``d`` written ``J + c`` (``sub``: name -> c;
+        index lets inlined); every use of them a read ``(get a (+ J c))`` of an array that
+        does not vary along ``d``; nothing that can fail (reads at a constant index in range
+        of a static length, no division of integers).  None: not such a term."""
+        t = type(e)
+        if t is Num or t is Int:
+            return e
+        if t is Var:
+            if e.name in sub:
+                return None                   # an index used as a value
+            v = env.get(e.name)
+            if v is None or isinstance(v, IdxV) or any(isinstance(x, IdxV) or x.S for x in _leaves(v)):
+                return None
+            return e
+        if t is Get:
+            if type(e.array) is not Var:
+                return None
+            a = env.get(e.array.name)
+            if not isinstance(a, V) or a.S or a.rank != 1:
+                return None
+            idx, c = e.index, None
+            if type(idx) is Var and idx.name in sub:
+                c = sub[idx.name]
+            elif type(idx) is Prim and idx.op in ("+", "-") and len(idx.args) == 2:
+                x, y = idx.args
+                if idx.op == "+" and type(y) is Var and y.name in sub:
+                    x, y = y, x
+                if type(x) is Var and x.name in sub and type(y) is Int:
+                    c = sub[x.name] + (y.value if idx.op == "+" else -y.value)
+            if c is not None:
+                reads.append((e.array.name, c))
+                return Get(e.array, Prim("+", (Var(self.stencil_var), Int(c))))
+            if type(idx) is Int and isinstance(a.dims[0], int) and 0 <= idx.value < a.dims[0]:
+                return e
+            return None
+        if t is Let:
+            v = e.value
+            c = None
+            if type(v) is Var and v.name in sub:
+                c = sub[v.name]
+            elif type(v) is Prim and v.op in ("+", "-") and len(v.args) == 2 and type(v.args[0]) is Var \
+                    and v.args[0].name in sub and type(v.args[1]) is Int:
+                c = sub[v.args[0].name] + (v.args[1].value if v.op == "+" else -v.args[1].value)
+            if c is None:
+                return None
+            return self._canon(e.body, env, d, {**sub, e.name: c}, reads)
+        if t is Prim and e.op in self._STENCIL_OPS:
+            args = [self._canon(a, env, d, sub, reads) for a in e.args]
+            if any(a is None for a in args):
+                return None
+            return Prim(e.op, tuple(args))
+        return None
+
+    def stencil(self, then: Expr, env: dict, d: int, lo: V, hi: V, m: V):
+        """``then`` on the sub-range ``lo .. hi - 1`` when it is a stencil -- a function of
+        reads ``x[i + c]`` of arrays that do not vary along the axis, and of values that do
+        not either (:meth:`_canon`): the same function read at other shifts (the gradient of
+        a convolution reads its residual at i, i - 1, i - 2 under three guards) is computed
+        once, ``F[J] = f(x[J + c - cmin], ...)`` over every ``J`` where all its reads are in
+        range, and each use is a slice of ``F``.  Where the slice would leave ``F`` (a read
+        out of range in the guarded range: an error, unless masked) the term is computed on
+        the sub-range as it stands, which raises the interpreter's error."""
+        if self.portable:
+            return None
+        sub = {}
+        for name in self.fv(then):
+            v = env.get(name)
+            if isinstance(v, IdxV) and v.d == d:
+                if v.off is not None and v.off.const is None:
+                    return None
+                sub[name] = 0 if v.off is None else v.off.const
+        if not sub:
+            return None
+        reads: list = []
+        canon = self._canon(then, env, d, sub, reads)
+        if canon is None or not reads:
+            return None
+        kmin = min(c for _, c in reads)
+        if kmin:
+            canon = subst(canon, self.stencil_var, Prim("+", (Var(self.stencil_var), Int(-kmin))))
+            canon = self._fold_shifts(canon)
+        # the extent of F: every J with all reads in range
+        key = tuple(sorted({(a, c - kmin) for a, c in reads}))
+        ext = self.stencil_ext.get(key)
+        if ext is None or not _alive(ext):
+            parts = []
+            for a, c in key:
+                ln = self.length(env[a])
+                parts.append((ln, c))
+            deps = [ln for ln, _ in parts]
+            code = ", ".join(f"{ln.code} - {c}" if c else ln.code for ln, c in parts)
+            ext = self.emit(f"max(min({code}), 0)" if len(parts) > 1 or parts[0][1] else code, deps, (), 0, "i")
+            self.stencil_ext[key] = ext
+        jv = self.idx_intern.get(("stencil", d, ext.code, id(ext.block)))
+        if jv is None or not _alive(jv):
+            jv = self.idx_intern[("stencil", d, ext.code, id(ext.block))] = IdxV(d, ext)
+            self.keep.append(jv)
+        env_c = {n: env[n] for n in self.fv(canon) if n != self.stencil_var}
+        env_c[self.stencil_var] = jv
+        saved_ext, saved = self.ext[d], self.guard
+        # it cannot fail (an empty F aside): computed under no other guard, shared
+        self.ext[d], self.guard = ext, ((self.scalar_guard(f"({ext.code} > 0)", ext), ext.block),)
+        try:
+            F = self.ev(canon, env_c)
+        finally:
+            self.ext[d], self.guard = saved_ext, saved
+        if not isinstance(F, V) or F.rank or F.S != frozenset({d}):
+            return None              # pragma: no cover - a real over the axis
+        # J = position + kmin on the sub-range: F[lo + kmin : lo + kmin + m]
+        start = self.add_int(lo, self.int_const(kmin)) or self.int_const(0)
+        cond = self.emit(f"({m.code} > 0 and ({start.code} < 0 or {start.code} + {m.code} > {ext.code}))",
+                         [m, start, ext], (), 0, "b")
+        outer_cur, outer_barrier = self.cur, self.barrier
+        blk = Block(outer_cur, "branch")
+        self.cur = self.barrier = blk
+        try:
+            a = self._on_range(then, env, d, lo, hi, m)
+            a = self.materialise(a) if isinstance(a, IdxV) else a
+        finally:
+            blk.open = False
+            self.cur, self.barrier = outer_cur, outer_barrier
+        if not isinstance(a, V) or a.rank:
+            return None              # pragma: no cover
+        name = self.tmp("_r")
+        sl = f"{F.code}[{start.code}:{start.code} + {m.code}]" if start.const != 0 else f"{F.code}[:{m.code}]"
+        tgt = self.target([F, start, m, cond])
+        if tgt is not outer_cur:
+            tgt = outer_cur
+        tgt.lines.append(f"if {cond.code}:      # a read out of range in the guarded range")
+        tgt.lines.extend("    " + ln for ln in blk.lines + [f"{name} = {a.code}"])
+        tgt.lines += ["else:", f"    {name} = {sl}"]
+        return V(name, a.S, 0, a.dt, (), tgt)
+
+    def _fold_shifts(self, e: Expr) -> Expr:
+        """``(+ (+ J a) b)`` -> ``(+ J a+b)`` in the canonical reads."""
+        J = self.stencil_var
+        if type(e) is Get and type(e.index) is Prim and e.index.op == "+":
+            x, y = e.index.args
+            if type(x) is Prim and x.op == "+" and x.args[0] == Var(J) and type(x.args[1]) is Int \
+                    and type(y) is Int:
+                return Get(e.array, Prim("+", (Var(J), Int(x.args[1].value + y.value))))
+            return e
+        if type(e) is Prim:
+            return Prim(e.op, tuple(self._fold_shifts(a) for a in e.args))
+        return e
+
+    def _on_range(self, then: Expr, env: dict, d: int, lo: V, hi: V, m: V):
+        env2 = dict(env)
+        for name in self.fv(then):
+            v = env.get(name)
+            if isinstance(v, IdxV):
+                if v.d == d:
+                    env2[name] = self.sub_index(v, lo, m)
+            elif v is not None and any(d in x.S for x in _leaves(v)):
+                env2[name] = _rebuild(v, [self.cut(x, lo, hi, d) for x in _leaves(v)])
+        saved_ext, saved = self.ext[d], self.guard
+        self.ext[d] = m
+        self.guard = tuple((g if g in self.scalar_guards else f"_cut_axis({g}, {lo.code}, {hi.code}, {d})", gb)
+                           for g, gb in saved) + ((self.scalar_guard(f"({m.code} > 0)", m), m.block),)
+        try:
+            return self.ev(then, env2)
+        finally:
+            self.ext[d], self.guard = saved_ext, saved
+
+    def range_if(self, e: If, env: dict):
+        """``(if c a b)`` where ``c`` holds exactly on a range ``lo <= i < hi`` of one index
+        axis (affine comparisons of the index with scalars, conjunctions; the else branch on
+        the range when ``not c`` is one): ``a`` is computed on the sub-range only -- the index
+        restricted to it, shifted reads inside become plain slices, no mask, no where -- and
+        written into an array holding ``b`` elsewhere.  None: not such a guard (the caller
+        computes ``np.where``)."""
+        g = self.range_guard(e, env)
+        if g is None:
+            return None
+        then, other, d, facts = g
+        n = self.ext[d]
+        r = self.range_of(facts, n, env)
+        if r is None:
+            return None
+        lo, hi, m = r
+        # the other branch, everywhere (guarded by "outside the range", a mask made only
+        # when a check fails)
         inside = f"_range_mask({lo.code}, {hi.code}, {n.code}, {d})"
         blk = self.target([lo, hi, n])
         saved = self.guard
@@ -868,29 +1071,95 @@ class _Gen(FoldMixin):
             a = self.ev(e.else_, env)
             self.guard = saved
             return self.where(c, b, a, e)
-        # the branch on the sub-range: the index restricted to it, values varying along the
-        # axis cut to it, guards too (they are read where a check fails)
-        env2 = dict(env)
-        for name in self.fv(then):
-            v = env.get(name)
-            if isinstance(v, IdxV):
-                if v.d == d:
-                    env2[name] = self.sub_index(v, lo, m)
-            elif v is not None and any(d in x.S for x in _leaves(v)):
-                env2[name] = _rebuild(v, [self.cut(x, lo, hi, d) for x in _leaves(v)])
-        saved_ext, saved = self.ext[d], self.guard
-        self.ext[d] = m
-        self.guard = tuple((g if g in self.scalar_guards else f"_cut_axis({g}, {lo.code}, {hi.code}, {d})", gb)
-                           for g, gb in saved) + ((self.scalar_guard(f"({m.code} > 0)", m), m.block),)
-        try:
-            a = self.ev(then, env2)
-        finally:
-            self.ext[d], self.guard = saved_ext, saved
+        a = self.on_range(then, env, d, lo, hi, m)
         la = [self.materialise(x) if isinstance(x, IdxV) else x for x in _leaves(a)]
         if len(la) != len(lb):
             raise EvalError(f"if branches of different types in {_show(e)}")
         out = [self.range_select(x, y, lo, hi, d, e) for x, y in zip(la, lb)]
         return _rebuild(a, out)
+
+    @staticmethod
+    def _zero(e: Expr) -> bool:
+        return type(e) is Num and e.value == 0.0
+
+    def range_sum(self, e: Prim, env: dict):
+        """A sum (``+``/``-``, nested) of terms of which some are range-guarded with 0 elsewhere,
+        ``(if c a 0.0)`` times a factor that does not vary along the guarded axis: the other
+        terms' sum (or zeros) in a fresh array, then each guarded term added into the slice of
+        its range, ``out[lo:hi] += k * a`` -- as NumPy code writes a stencil's gradient, no
+        array with a zero fill per term.  None: no such term."""
+        terms: list = []
+
+        def flat(x: Expr, sg: int) -> None:
+            if type(x) is Prim and x.op in ("+", "-") and len(x.args) == 2:
+                flat(x.args[0], sg)
+                flat(x.args[1], sg if x.op == "+" else -sg)
+            elif type(x) is Prim and x.op == "neg":
+                flat(x.args[0], -sg)
+            else:
+                terms.append((sg, x))
+        flat(e, 1)
+        guarded, plain, d = [], [], None
+        for sg, t in terms:
+            core, factor = t, None
+            if type(t) is Prim and t.op == "*" and len(t.args) == 2:
+                if type(t.args[1]) is If:
+                    core, factor = t.args[1], t.args[0]
+                elif type(t.args[0]) is If:
+                    core, factor = t.args[0], t.args[1]
+            g = self.range_guard(core, env) if type(core) is If else None
+            if g is not None and self._zero(g[1]) and (d is None or g[2] == d):
+                d = g[2]
+                guarded.append((sg, factor, g))
+            else:
+                plain.append((sg, t))
+        if not guarded:
+            return None
+        n = self.ext[d]
+        parts = []       # (sign, factor value, a on its range, lo, hi)
+        for sg, factor, (then, _, _, facts) in guarded:
+            k = self.ev(factor, env) if factor is not None else None
+            if k is not None and (not isinstance(k, V) or k.rank or d in k.S):
+                return None
+            r = self.range_of(facts, n, env)
+            if r is None:
+                return None
+            lo, hi, m = r
+            a = self.on_range(then, env, d, lo, hi, m)
+            a = self.materialise(a) if isinstance(a, IdxV) else a
+            if not isinstance(a, V) or a.rank:
+                return None      # pragma: no cover - a real branch (the other one is 0.0)
+            parts.append((sg, k, a, lo, hi))
+        vs = [(sg, self.ev(t, env)) for sg, t in plain]
+        for _, v in vs:
+            if not isinstance(v, V) or v.rank:
+                return None      # pragma: no cover - the terms of a real sum
+        S = frozenset({d}).union(*(v.S for _, v in vs), *(a.S for _, _, a, _, _ in parts),
+                                 *(k.S for _, k, _, _, _ in parts if k is not None))
+        deps = [v for _, v in vs] + [x for _, k, a, lo, hi in parts for x in (k, a, lo, hi) if x is not None]
+        shape = self.axes_shape(S)
+        self.check_size(frozenset(S), self.target(deps))
+        if not vs:
+            out = self.emit(f"_zeros({shape})", deps, S, 0, "f")
+        else:
+            code = ""
+            for sg, v in vs:
+                code += (" + " if sg > 0 else " - ") + v.code if code else ("" if sg > 0 else "-") + v.code
+            # the result of an operation on an array over all the axes is a fresh array
+            fresh = (len(vs) > 1 or vs[0][0] < 0) and frozenset().union(*(v.S for _, v in vs)) == S \
+                and any(v.dt == "f" for _, v in vs)
+            if fresh:           # the result of an operation on an array over all the axes
+                out = self.emit(f"({code})", deps, S, 0, "f")
+            else:
+                out = self.emit(f"_empty({shape}, _f64)", deps, S, 0, "f")
+                out.block.lines.append(f"{out.code}[...] = {code}")
+        rest = ", :" * (d - 1)
+        ell = "..., " if max(S) > d else ""
+        for sg, k, a, lo, hi in parts:
+            val = a.code if k is None else f"{k.code} * {a.code}"
+            out.block.lines.append(f"{out.code}[{ell}{lo.code}:{hi.code}{rest}] {'+' if sg > 0 else '-'}= {val}")
+        self.written.add(out.code)
+        return out
 
     def _range_bounds(self, lo_parts, hi_parts, n: V):
         """The sub-range ``lo <= p < hi`` of positions ``0 .. n-1``: scalar values, clamped

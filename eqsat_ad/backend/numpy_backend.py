@@ -76,7 +76,7 @@ _GLOBALS = {
 
 # what only NumPy code uses (the portable code, for the other namespaces, has no range guards:
 # ``_Gen.range_if`` writes into an array, which not every namespace can)
-_NUMPY_ONLY = {"_empty": np.empty, "_bool": np.dtype(np.bool_), "_range_mask": H.range_mask,
+_NUMPY_ONLY = {"_empty": np.empty, "_zeros": np.zeros, "_bool": np.dtype(np.bool_), "_range_mask": H.range_mask,
                "_cut_axis": H.cut_axis}
 
 
@@ -263,6 +263,7 @@ def generate_source(prog: Program, portable: bool = False) -> tuple[str, dict[st
 
 _ASSIGN = re.compile(r"^(\s*)(_t\d+) = ")
 _TMP = re.compile(r"\b_[tr]\d+\b")
+_WRITE = re.compile(r"^\s*(_t\d+)\[[^=]*\] [+-]?= ")
 
 
 def _indent(ln: str) -> int:
@@ -275,25 +276,33 @@ def _dce(lines: list[str]) -> list[str]:
     lines = list(lines)
     uses: dict[str, int] = {}
     defs: dict[str, list[int]] = {}
+    writes: dict[str, list[int]] = {}     # _t3[lo:hi] = ... / += ...: writes into an array
     for k, ln in enumerate(lines):
         for name in _TMP.findall(ln):
             uses[name] = uses.get(name, 0) + 1
         m = _ASSIGN.match(ln)
         if m:
             defs.setdefault(m.group(2), []).append(k)
-    work = [n for n, ks in defs.items() if len(ks) == 1 and uses.get(n, 0) == 1]
+        m = _WRITE.match(ln)
+        if m:
+            writes.setdefault(m.group(1), []).append(k)
+
+    def dead(n: str) -> bool:
+        return len(defs.get(n, ())) == 1 and uses.get(n, 0) == 1 + len(writes.get(n, ()))
+    work = [n for n in defs if dead(n)]
     while work:
         name = work.pop()
         k = defs[name][0]
         if lines[k] is None:
             continue
-        for other in _TMP.findall(lines[k]):
-            if other == name:
-                continue
-            uses[other] -= 1
-            if uses[other] == 1 and len(defs.get(other, ())) == 1:
-                work.append(other)
-        lines[k] = None
+        for kk in [k] + writes.get(name, []):
+            for other in _TMP.findall(lines[kk]):
+                if other == name:
+                    continue
+                uses[other] -= 1
+                if dead(other):
+                    work.append(other)
+            lines[kk] = None
     lines = [ln for ln in lines if ln is not None]
     # comments describing code that is gone; blocks left empty
     out = []
