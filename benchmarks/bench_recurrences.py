@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import eqsat_ad as ea  # noqa: E402
 from eqsat_ad.bench.protocol import interleaved  # noqa: E402
 from eqsat_ad.cost.model import default_cost_model  # noqa: E402
+from eqsat_ad.gradbench import programs as gradbench_programs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = (1000, 10000)
@@ -92,6 +93,125 @@ def rnn_grad(W, U, X, h0):
     return D.T @ H[:n]
 
 
+def _shift(y):
+    """(1, y_0, ..., y_{m-2}): the factor of x in f(y)_i = x_i y_{i-1}, f(y)_0 = x_0."""
+    return np.concatenate(([1.0], y[:-1]))
+
+
+def rk4_grad(x, n):
+    """d/dx of y_n[m-1], y by n RK4 steps of y' = f(y) (GradBench's ode) from 0 to t = 2:
+    states forward, then every step's four stages recomputed and transposed."""
+    m, h = len(x), 2.0 / n
+    f = lambda y: x * _shift(y)                             # noqa: E731
+    back = lambda c: np.concatenate(((c * x)[1:], [0.0]))  # noqa: E731  (VJP of f in y)
+    Y = np.empty((n + 1, m))
+    y = np.zeros(m)
+    Y[0] = y
+    for t in range(n):
+        k1 = f(y)
+        k2 = f(y + h / 2 * k1)
+        k3 = f(y + h / 2 * k2)
+        k4 = f(y + h * k3)
+        y = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        Y[t + 1] = y
+    lam = np.zeros(m)
+    lam[-1] = 1.0
+    gx = np.zeros(m)
+    for t in range(n - 1, -1, -1):
+        y = Y[t]
+        k1 = f(y)
+        y1 = y + h / 2 * k1
+        k2 = f(y1)
+        y2 = y + h / 2 * k2
+        k3 = f(y2)
+        y3 = y + h * k3
+        c4, c3, c2, c1 = h / 6 * lam, h / 3 * lam, h / 3 * lam, h / 6 * lam
+        gy = lam.copy()
+        gx += c4 * _shift(y3)
+        g3 = back(c4)
+        gy += g3
+        c3 = c3 + h * g3
+        gx += c3 * _shift(y2)
+        g2 = back(c3)
+        gy += g2
+        c2 = c2 + h / 2 * g2
+        gx += c2 * _shift(y1)
+        g1 = back(c2)
+        gy += g1
+        c1 = c1 + h / 2 * g1
+        gx += c1 * _shift(y)
+        gy += back(c1)
+        lam = gy
+    return gx
+
+
+def _sig(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def lstm_grad(main, extra, state, seq, l):
+    """d/dmain, d/dextra of ADBench's LSTM loss (GradBench's lstm; the program is
+    eqsat_ad/gradbench/programs.py's LSTM): the steps and layers forward, storing the gates,
+    then backpropagation through time and the layers."""
+    c, b = seq.shape
+    S = state.copy()
+    tape = []
+    total = 0.0
+    for t in range(c - 1):
+        x = seq[t] * extra[0]
+        layers = []
+        for j in range(l):
+            w, bi, h, cl = main[2 * j], main[2 * j + 1], S[2 * j].copy(), S[2 * j + 1].copy()
+            fg = _sig(x * w[:b] + bi[:b])
+            ig = _sig(h * w[b:2 * b] + bi[b:2 * b])
+            og = _sig(x * w[2 * b:3 * b] + bi[2 * b:3 * b])
+            ch = np.tanh(h * w[3 * b:] + bi[3 * b:])
+            cn = cl * fg + ig * ch
+            tc = np.tanh(cn)
+            hn = og * tc
+            layers.append((x, h, cl, fg, ig, og, ch, tc))
+            S[2 * j], S[2 * j + 1] = hn, cn
+            x = hn
+        yp = x * extra[1] + extra[2]
+        e = np.exp(yp)
+        se = 2.0 + e.sum()
+        gold = seq[t + 1]
+        total += float(gold @ (yp - np.log(se)))
+        tape.append((layers, x, e / se, gold))
+    gm, ge = np.zeros_like(main), np.zeros_like(extra)
+    Sh, Sc = np.zeros((l, b)), np.zeros((l, b))
+    g = -1.0 / ((c - 1) * b)
+    for t in range(c - 2, -1, -1):
+        layers, xo, p, gold = tape[t]
+        gy = g * (gold - gold.sum() * p)
+        ge[1] += gy * xo
+        ge[2] += gy
+        gx = gy * extra[1]
+        for j in range(l - 1, -1, -1):
+            x, h, cl, fg, ig, og, ch, tc = layers[j]
+            w = main[2 * j]
+            gw, gb = gm[2 * j], gm[2 * j + 1]
+            ghn = gx + Sh[j]
+            gcn = Sc[j] + ghn * og * (1.0 - tc * tc)
+            po = ghn * tc * og * (1.0 - og)
+            pf = gcn * cl * fg * (1.0 - fg)
+            pi = gcn * ch * ig * (1.0 - ig)
+            pc = gcn * ig * (1.0 - ch * ch)
+            gw[:b] += pf * x
+            gw[b:2 * b] += pi * h
+            gw[2 * b:3 * b] += po * x
+            gw[3 * b:] += pc * h
+            gb[:b] += pf
+            gb[b:2 * b] += pi
+            gb[2 * b:3 * b] += po
+            gb[3 * b:] += pc
+            gx = pf * w[:b] + po * w[2 * b:3 * b]
+            Sh[j] = pi * w[b:2 * b] + pc * w[3 * b:]
+            Sc[j] = gcn * fg
+        ge[0] += gx * seq[t]
+    return gm, ge
+
+
 CASES = {
     "poly": dict(
         text="(fun ((c (vec n)) (t real)) (ifold (lambda (a i) (+ (* a t) (get c i))) 0.0 n))",
@@ -117,6 +237,31 @@ CASES = {
         inputs=lambda n, rng: {"W": rng.normal(size=(RNN_M, RNN_M)) * 0.3,
                                "U": rng.normal(size=(RNN_M, RNN_D)) * 0.3,
                                "X": rng.normal(size=(n, RNN_D)), "h0": rng.normal(size=RNN_M) * 0.1}),
+    "rk4": dict(
+        text="""(fun ((x (vec m)) (n size))
+  (let ((h (/ 2.0 (real n)))
+        (yT (ifold (lambda (y step)
+              (let ((k1 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y (- i 1)))))))
+                    (y1 (build m (lambda (i) (+ (get y i) (* (/ h 2.0) (get k1 i))))))
+                    (k2 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y1 (- i 1)))))))
+                    (y2 (build m (lambda (i) (+ (get y i) (* (/ h 2.0) (get k2 i))))))
+                    (k3 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y2 (- i 1)))))))
+                    (y3 (build m (lambda (i) (+ (get y i) (* h (get k3 i))))))
+                    (k4 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y3 (- i 1))))))))
+                (build m (lambda (i)
+                  (+ (get y i) (* (/ h 6.0) (+ (get k1 i) (+ (* 2.0 (get k2 i)) (+ (* 2.0 (get k3 i)) (get k4 i))))))))))
+              (build m (lambda (i) 0.0))
+              n)))
+    (get yT (- m 1))))""",
+        wrt="x", hand=rk4_grad, hand_text="RK4 states by a Python loop; each step's stages recomputed and transposed",
+        inputs=lambda n, rng: {"x": rng.uniform(0.0, 1.0, RNN_M), "n": n}),
+    "lstm": dict(
+        text=gradbench_programs.LSTM, wrt=["main", "extra"], hand=lstm_grad,
+        hand_text="ADBench LSTM (2 layers, b = 7): gates stored forward, BPTT through steps and layers",
+        sizes=lambda n: {"L2": 4, "B4": 28, "b": 7, "c": n + 1, "l": 2},
+        inputs=lambda n, rng: {"main": rng.random((4, 28)), "extra": rng.random((3, 7)),
+                               "state": rng.random((4, 7)),
+                               "seq": rng.integers(0, 2, (n + 1, 7)).astype(float), "l": 2}),
 }
 
 
@@ -133,7 +278,7 @@ def run_case(name: str, spec: dict, repeats: int, budget: float, rng) -> list[di
     f = ea.compile(prog)
     rows = []
     for n in SIZES:
-        sizes = {"n": n, "m": RNN_M, "d": RNN_D}
+        sizes = spec["sizes"](n) if "sizes" in spec else {"n": n, "m": RNN_M, "d": RNN_D}
         t0 = time.perf_counter()
         res = ea.optimize(g, sizes=sizes)
         opt_s = time.perf_counter() - t0
@@ -143,7 +288,7 @@ def run_case(name: str, spec: dict, repeats: int, budget: float, rng) -> list[di
         if not np.allclose(_flat(got), _flat(want), rtol=1e-7, atol=1e-9):
             raise SystemExit(f"{name} n={n}: the gradient differs from the hand-written one")
         if n == SIZES[0]:
-            small = spec["inputs"](7, np.random.default_rng(1))
+            small = spec["inputs"](5, np.random.default_rng(1))
             assert np.allclose(_flat(gfn(**small)), _flat(ea.evaluate(g, **small)), rtol=1e-9)
         r = interleaved([lambda kw=kw: f(**kw), lambda kw=kw, gfn=gfn: gfn(**kw),
                          lambda kw=kw: spec["hand"](**kw)], repeats, budget)

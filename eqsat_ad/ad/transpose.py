@@ -107,7 +107,8 @@ def transposable_fold(prog: Program, wrt: str, always: bool = False) -> IFold | 
     enclosing loop index or accumulator), depends on ``wrt``, has a real or array-of-reals
     state (any rank, or pairs of them), and a body the forward form cannot make O(f)
     (:data:`FORWARD_SHAPES`); unless ``always``, its state also has fewer components than
-    ``wrt`` (:func:`_fewer_components`)."""
+    ``wrt`` (:func:`_fewer_components`) or its body is a chain of lets
+    (:func:`_straight_line`)."""
     from ..lang.typecheck import program_env, type_of
     env = program_env(prog)
     for _, node in _folds_in_context(prog.body, set(env)):
@@ -118,9 +119,25 @@ def transposable_fold(prog: Program, wrt: str, always: bool = False) -> IFold | 
         if shape is not None and shape.kind in FORWARD_SHAPES:
             continue
         state = type_of(node, env)
-        if _state_ok(state) and (always or _fewer_components(state, env[wrt])):
+        if _state_ok(state) and (always or _fewer_components(state, env[wrt])
+                                 or _straight_line(prog, env, node, state)):
             return node
     return None
+
+
+def _straight_line(prog: Program, env: dict, fold: IFold, state: Type) -> bool:
+    """Is the fold's body a chain of lets, one at least of a value with reals (an RK4 step's
+    stages, an LSTM cell's gates)?  Its adjoint step is then built binding by binding
+    (:class:`_Chain`): one VJP per binding, each folded to the cost of that binding, so the
+    transposed gradient costs a constant times the fold whatever the sizes of the state and of
+    ``wrt`` (the rule ``auto`` mode adds to the component count of :func:`_fewer_components`)."""
+    if not isinstance(fold.body, Let):
+        return False
+    names = _Names(prog)
+    la, li = names("a"), names("i")
+    body = subst_all(fold.body, {fold.acc: Var(la), fold.var: Var(li)})
+    chain = _Chain(prog, env, la, li, _with_sizes(state, names, {}), body, names, False)
+    return chain.ok and len(chain.diff) > 1
 
 
 def _components(t: Type) -> list[list]:
