@@ -53,6 +53,7 @@ class _Gen(FoldMixin):
         self.written: set = set()         # arrays written in place after their line (range_sum)
         self.stencil_var = self.fresh_var("%J")
         self.stencil_ext: dict = {}
+        self.let_src: dict = {}           # id(value of a let) -> (its build, env)
 
     def scalar_guard(self, code: str, v: V) -> str:
         """``code`` (a guard computed from ``v``), noted as scalar when ``v`` varies along no axis."""
@@ -241,6 +242,10 @@ class _Gen(FoldMixin):
             v = self.shifted_index(e.value, env)
             if v is None:
                 v = self.ev(e.value, env)
+                if type(e.value) is Build and isinstance(v, V):
+                    # a sum over its elements is a sum of its body (_folds.reduce)
+                    self.let_src[id(v)] = (e.value, env)
+                    self.keep.append(v)
             env2 = dict(env)
             env2[e.name] = v
             return self.ev(e.body, env2)
@@ -584,10 +589,35 @@ class _Gen(FoldMixin):
         r = self.axis_offset(idx, env)
         if r is not None:
             return self.get_axis(a, r[0], r[1], e)
+        w = self.window(a, idx, env, e)
+        if w is not None:
+            return w
         k = self.ev(idx, env)
         if isinstance(k, PairV) or k.rank or k.dt not in ("i",):
             raise EvalError(f"index is not an integer in {_show(e)}")
         return self.get_general(a, k, e)
+
+    def window(self, a, idx: Expr, env: dict, e: Expr):
+        """``(get x (+ i k))`` for two index axes ``i``, ``k`` and a vector ``x`` that varies
+        along neither: a sliding-window view of ``x`` (strides, no index array, no gather:
+        a convolution's ``x[i + k]``; :func:`eqsat_ad.cost.semantics.window_read`); where an
+        index is out of range, the general guarded read (``_helpers.window``)."""
+        if self.portable or type(idx) is not Prim or idx.op != "+" or len(idx.args) != 2:
+            return None
+        x, y = idx.args
+        if not (type(x) is Var and type(y) is Var and isinstance(env.get(x.name), IdxV)
+                and isinstance(env.get(y.name), IdxV)):
+            return None
+        i1, i2 = env[x.name], env[y.name]
+        if i1.d == i2.d or not isinstance(a, V) or a.rank != 1 or a.S:
+            return None
+        start = self.add_int(i1.off, i2.off) or self.int_const(0)
+        S = frozenset({i1.d, i2.d})
+        msg = self.const(_show(e, 100), "_w")
+        v = self.emit(f"_window({a.code}, {start.code}, {self.axes_shape(S)}, ({i1.d}, {i2.d}), {msg}"
+                      f"{self.guards_code()})", [a, start, i1.ext, i2.ext], S, 0, a.dt, mayfail=True, ro=True)
+        self.raising(v.block)
+        return v
 
     def _check_lines(self, cond: str, kcode: str, acode: str, e: Expr, gather_code: str,
                      result: str, fast_code: str) -> list[str]:

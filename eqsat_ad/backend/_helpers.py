@@ -193,6 +193,34 @@ def cut_axis(g: Any, lo: int, hi: int, d: int) -> Any:
     return g
 
 
+def window(a: np.ndarray, start: int, shape: tuple, depths: tuple, where: str, *guards: Any) -> np.ndarray:
+    """``get a (+ i k)`` for index axes of the given depths (extents in ``shape``, the layout's
+    axis dims; ``start``: the sum of their shifts) and a vector ``a``: a read-only strided view
+    (a sliding window), no index array.  Where an index is out of range it is an error if a
+    guard needs it, else clipped (the general guarded read).
+
+    >>> window(np.arange(5.0), 0, (3, 2), (2, 1), "w")       # [k, i] = a[i + k]
+    array([[0., 1.],
+           [1., 2.],
+           [2., 3.]])
+    """
+    L = a.shape[0]
+    p = len(shape)
+    exts = [shape[p - d] for d in depths]
+    if min(exts) <= 0:
+        return np.zeros(shape, dtype=a.dtype)
+    if start < 0 or start + sum(exts) - len(exts) >= L:
+        k: Any = start
+        for ext, d in zip(exts, depths):
+            k = k + arange_at(ext, d)
+        if needed(badmask(k, L), *guards):
+            raise_oob(k, L, where)
+        k, aa = clip_idx(k, a)
+        return np.broadcast_to(aa[k], shape)
+    strides = tuple(a.strides[0] if (p - pos) in depths else 0 for pos in range(p))
+    return np.lib.stride_tricks.as_strided(a[start:], shape=shape, strides=strides, writeable=False)
+
+
 def floordiv(a: Any, b: Any) -> Any:
     """``a // b`` (floor) where ``b`` may hold zeros at positions masked out by a guard: a zero
     divisor gives 0 there (the check before the call raises where one is needed).
@@ -310,6 +338,6 @@ def out_real(v: Any) -> Any:
     return float(v)
 
 
-__all__ = ["gather", "diag_where", "oob", "badmask", "needed", "span_needed", "edge_rows", "range_mask", "cut_axis", "raise_oob", "clip_idx", "arange_at", "expand",
+__all__ = ["gather", "diag_where", "oob", "badmask", "needed", "span_needed", "edge_rows", "range_mask", "cut_axis", "window", "raise_oob", "clip_idx", "arange_at", "expand",
            "mul_n", "max_extent", "fold_extreme", "check_elems", "ragged", "out_array", "unalias",
            "ResourceLimitError"]

@@ -77,7 +77,7 @@ _GLOBALS = {
 # what only NumPy code uses (the portable code, for the other namespaces, has no range guards:
 # ``_Gen.range_if`` writes into an array, which not every namespace can)
 _NUMPY_ONLY = {"_empty": np.empty, "_zeros": np.zeros, "_bool": np.dtype(np.bool_), "_range_mask": H.range_mask,
-               "_cut_axis": H.cut_axis}
+               "_cut_axis": H.cut_axis, "_window": H.window}
 
 
 class CompiledProgram:
