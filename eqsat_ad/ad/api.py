@@ -358,7 +358,10 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
     ``scan``, adjoints by a backward ``scan``), where one pass per direction would cost
     (number of directions) x (the fold).  ``"auto"`` (the default) is ``"forward"`` for a
     real ``wrt`` (a single direction is already as cheap as the function) and for a fold
-    whose state has as many components as ``wrt`` has directions, ``"reverse"`` otherwise.
+    whose state has as many components as ``wrt`` has directions, unless the fold's body is
+    a chain of lets (an RK4 step's stages, an LSTM cell's gates: its adjoint step is then
+    built binding by binding, see :func:`eqsat_ad.ad.transpose._straight_line`);
+    ``"reverse"`` otherwise.
     ``grad(prog, ["x", "w"])`` returns ``(pair grad_x grad_w)``.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim, Pair
