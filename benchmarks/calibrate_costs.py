@@ -150,9 +150,23 @@ def _element_ops(n: int, rng, quick: bool) -> tuple[dict, dict]:
     ops["EinsumLoop"] = (lambda: np.einsum("ab,ab->b", M, M, optimize=False),
                          lambda: np.einsum("ab,ab->b", m, m, optimize=False))
     ops["Copy"] = (lambda: np.array(A), lambda: np.array(a))         # a result that aliases an input
+
+    # issue 11 (cost.semantics): a range guard's select (a fresh array, a fill of each side, the
+    # range assigned), a shifted read's padded copy under a where guard, a sliding window read
+    def select(X, k):
+        out = np.empty(k)
+        out[:1] = 0.0
+        out[k - 1:] = 0.0
+        out[1:k - 1] = X[1:k - 1]
+        return out
+    ops["RangeSelect"] = (lambda: select(A, n), lambda: select(a, small))
+    ops["EdgeRows"] = (lambda: H.edge_rows(A, -1, n), lambda: H.edge_rows(a, -1, small))
+    q = n // 4
+    ops["Window"] = (lambda: np.ascontiguousarray(H.window(A, 0, (4, q), (2, 1), "w")),
+                     lambda: np.ascontiguousarray(H.window(a, 0, (4, 4), (2, 1), "w")))
     sizes = {"Sum": (side * side * 2, 32), "GetAxis": (side * side, 16), "Prod": (side * side * 2, 32),
              "Max": (side * side * 2, 32), "Gemv": (side * side, 16), "Gemm": (g ** 3, 64),
-             "EinsumLoop": (side * side, 16)}
+             "EinsumLoop": (side * side, 16), "Window": (4 * q, 16)}
     return ops, sizes
 
 
@@ -201,6 +215,17 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
     t_plan = max(timeit(lambda: np.einsum("ab,bc->ac", g1, g2, optimize=True), repeat) - t_einsum, 0.0)
     t_extreme = timeit(lambda: H.fold_extreme(a, b, True), repeat)
     t_copy = timeit(lambda: H.unalias(a, (a, b)), repeat)
+    # the calls of a range select, of a guarded shifted read's check and padded copy, of a window
+
+    def select_calls():
+        out = np.empty(small)
+        out[:1] = 0.0
+        out[small - 1:] = 0.0
+        out[1:small - 1] = a[1:small - 1]
+        return out
+    t_select = timeit(select_calls, repeat)
+    t_edge = timeit(lambda: (H.span_needed(-1, small, small, 1, True, c), H.edge_rows(a, -1, small)), repeat)
+    t_window = timeit(lambda: H.window(a, 0, (2, 8), (2, 1), "w"), repeat)
     # a call over several broadcast axes: small 2-D and 3-D ufuncs minus a 1-D one, per extra axis
     v8, M8, T8 = a[:8], rng.uniform(0.5, 1.5, (8, 8)), rng.uniform(0.5, 1.5, (8, 8, 8))
     t_1d = statistics.median([timeit(lambda: v8 * v8, repeat), timeit(lambda: v8 + v8, repeat)])
@@ -244,7 +269,9 @@ def calibrate(n: int = 1 << 18, repeat: int = 7, quick: bool = False) -> dict:
         "call_overhead": {"EinsumLoop": round(t_einsum / t_add, 1), "EinsumPlan": round(t_plan / t_add, 1),
                           "Extreme": round(t_extreme / t_add, 1), "Copy": round(t_copy / t_add, 1),
                           "Entry": round(t_entry / t_add, 1), "EntryParam": round(t_param / t_add, 1),
-                          "GetAxis": round(t_view / t_add, 1), "NdCall": round(max(t_nd, 0.0) / t_add, 1)},
+                          "GetAxis": round(t_view / t_add, 1), "NdCall": round(max(t_nd, 0.0) / t_add, 1),
+                          "RangeSelect": round(t_select / t_add, 1), "EdgeRows": round(t_edge / t_add, 1),
+                          "Window": round(t_window / t_add, 1)},
     }
 
 

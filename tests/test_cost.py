@@ -243,3 +243,44 @@ def test_each_input_of_a_compiled_program_is_paid_once_per_call():
     assert m.dag_cost(three, {"n": 10}) - m.dag_cost(one, {"n": 10}) == pytest.approx(2 * 7.0)
     # uncalibrated: free
     assert CostModel().calls_overhead("EntryParam") == 0.0
+
+
+# -- issue 11: what the backend does with range guards, windows, summed builds -----------------
+def test_a_range_guard_is_priced_as_the_backend_runs_it():
+    m = default_cost_model()
+    sel = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (if (<= 1 i) (get x (- i 1)) 1.0))))")
+    br = m.breakdown(sel, {"n": 1000})
+    assert "RangeSelect" in br and "If" not in br and "Le" not in br and "EdgeRows" not in br
+    assert "_where(" not in ea.compile(sel).source and "_empty(" in ea.compile(sel).source
+    # in a sum, with 0 elsewhere: added into the slice of the range, the sum's Add only
+    summed = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (- (if (<= 1 i) (get x (- i 1)) 0.0)"
+                      " (if (< i (- n 1)) (get x (+ i 1)) 0.0)))))")
+    br = m.breakdown(summed, {"n": 1000})
+    assert "RangeSelect" not in br and "If" not in br and "Sub" in br
+    assert "] += " in ea.compile(summed).source
+    # a guard of another kind: np.where, and the shifted read under it a padded copy
+    where = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (if (< (get x i) 0.5) (get x (- i 1)) 0.0))))")
+    br = m.breakdown(where, {"n": 1000})
+    assert "If" in br and "EdgeRows" in br
+    assert "_where(" in ea.compile(where).source and "_edge_rows(x" in ea.compile(where).source
+
+
+def test_a_shifted_index_let_is_an_index():
+    m = default_cost_model()
+    p = ea.parse("(fun ((x (vec n))) (sum (- n 1) (lambda (i) (let ((t (+ i 1))) (* (get x t) (get x i))))))")
+    assert "Get" not in m.breakdown(p, {"n": 1000})
+    assert "_gather(" not in ea.compile(p).source and "x[" in ea.compile(p).source
+
+
+def test_windows_and_summed_builds_are_priced_as_the_backend_runs_them():
+    m = default_cost_model()
+    conv = ea.parse("(fun ((x (vec n)) (w (vec K))) (build (+ (- n K) 1) (lambda (i)"
+                    " (sum K (lambda (k) (* (get w k) (get x (+ i k))))))))")
+    br = m.breakdown(conv, {"n": 1000, "K": 8})
+    assert "Window" in br and "Get" not in br
+    assert "_window(" in ea.compile(conv).source
+    logreg = ea.parse("(fun ((X (mat N d)) (w (vec d))) (sum N (lambda (n) (let ((v (build (length (get X n))"
+                      " (lambda (i) (* (get (get X n) i) (get w i)))))) (exp (sum (length v) (lambda (i) (get v i))))))))")
+    br = m.breakdown(logreg, {"N": 1000, "d": 8})
+    assert "Gemv" in br and "Mul" not in br
+    assert "_dot(X, w)" in ea.compile(logreg).source

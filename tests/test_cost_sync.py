@@ -62,3 +62,13 @@ def test_a_static_length_is_no_masked_reduction():
                     "(lambda (i) (* (get (get X n) i) (get w i)))))) (sum (length v) (lambda (i) (get v i)))))))")
     assert "If" not in default_cost_model().breakdown(prog, {"N": 100, "d": 10})
     assert "_where" not in ea.compile(prog).source
+
+
+def test_the_backend_reads_the_range_window_and_summed_build_declarations():
+    from eqsat_ad.backend import _codegen
+    from eqsat_ad.cost import model
+    for mod in (_codegen, model):
+        assert mod.range_condition is semantics.range_condition
+        assert mod.window_read is semantics.window_read and mod.summed_build is semantics.summed_build
+    assert _folds.summed_build is semantics.summed_build
+    assert "def _range_facts" not in inspect.getsource(_codegen) and "def _linear" not in inspect.getsource(_codegen)

@@ -14,7 +14,7 @@ from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, 
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, fresh, subst
 from ..lang.types import size_names
-from ..cost.semantics import diagonal_select
+from ..cost.semantics import diagonal_select, range_condition, summed_build, window_read
 from ._folds import FoldMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_pow, _int_exponent, _leaves, _lit,
                       _rebuild, _show, _Unsupported)
@@ -602,13 +602,11 @@ class _Gen(FoldMixin):
         along neither: a sliding-window view of ``x`` (strides, no index array, no gather:
         a convolution's ``x[i + k]``; :func:`eqsat_ad.cost.semantics.window_read`); where an
         index is out of range, the general guarded read (``_helpers.window``)."""
-        if self.portable or type(idx) is not Prim or idx.op != "+" or len(idx.args) != 2:
+        ij = None if self.portable else window_read(
+            idx, lambda n: env.get(n) if isinstance(env.get(n), IdxV) else None)
+        if ij is None:
             return None
-        x, y = idx.args
-        if not (type(x) is Var and type(y) is Var and isinstance(env.get(x.name), IdxV)
-                and isinstance(env.get(y.name), IdxV)):
-            return None
-        i1, i2 = env[x.name], env[y.name]
+        i1, i2 = env[ij[0]], env[ij[1]]
         if i1.d == i2.d or not isinstance(a, V) or a.rank != 1 or a.S:
             return None
         start = self.add_int(i1.off, i2.off) or self.int_const(0)
@@ -771,75 +769,12 @@ class _Gen(FoldMixin):
         return self.where(c, a, b, e)
 
     # -- range guards --------------------------------------------------------------------
-    def _linear(self, e: Expr, env: dict):
-        """``e`` as ``sum(coef * index var) + sum(sign * scalar term) + const``: ``(coefs,
-        terms, const)`` with ``coefs`` {name: int} over names bound to index variables and
-        ``terms`` [(sign, Expr)] integer terms that vary along no axis; None otherwise."""
-        t = type(e)
-        if t is Int:
-            return {}, [], int(e.value)
-        if t is Var and isinstance(env.get(e.name), IdxV):
-            return {e.name: 1}, [], 0
-        if t is Prim and e.op in ("+", "-") and len(e.args) == 2:
-            x, y = self._linear(e.args[0], env), self._linear(e.args[1], env)
-            if x is None or y is None:
-                return None
-            sg = 1 if e.op == "+" else -1
-            coefs = dict(x[0])
-            for k, c in y[0].items():
-                coefs[k] = coefs.get(k, 0) + sg * c
-            return ({k: c for k, c in coefs.items() if c}, x[1] + [(sg * s_, a) for s_, a in y[1]],
-                    x[2] + sg * y[2])
-        for n in self.fv(e):             # a scalar term: nothing in it varies along an axis
+    def _scalar_term(self, e: Expr, env: dict) -> bool:
+        """Does nothing in ``e`` vary along an axis (its free names bound to such values)?"""
+        for n in self.fv(e):
             v = env.get(n)
             if v is None or isinstance(v, IdxV) or any(isinstance(x, IdxV) or x.S for x in _leaves(v)):
-                return None
-        return {}, [(1, e)], 0
-
-    _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-
-    def _range_facts(self, c: Expr, env: dict, neg: bool, out: list) -> bool:
-        """Collect into ``out`` the half-lines ``(name, kind, terms, const)`` -- the index
-        variable ``name`` is ``>= X`` (kind "lo") or ``< X`` ("hi"), ``X = sum(sign * term) +
-        const`` -- whose conjunction is ``c`` (``not c`` when ``neg``); False when ``c`` is
-        not such a conjunction (of comparisons affine in one index variable, ``and``, ``not``,
-        ``or`` under a negation)."""
-        if type(c) is not Prim:
-            return False
-        op, args = c.op, c.args
-        if op == "not":
-            return self._range_facts(args[0], env, not neg, out)
-        if (op == "and" and not neg) or (op == "or" and neg):
-            return all(self._range_facts(a, env, neg, out) for a in args)
-        if op not in ("<", "<=", ">", ">=", "=") or len(args) != 2:
-            return False
-        if neg:
-            if op == "=":
                 return False
-            op = self._FLIP[op]
-        lx, ly = self._linear(args[0], env), self._linear(args[1], env)
-        if lx is None or ly is None:
-            return False
-        coefs = dict(lx[0])
-        for k, v in ly[0].items():
-            coefs[k] = coefs.get(k, 0) - v
-        coefs = {k: v for k, v in coefs.items() if v}
-        if len(coefs) != 1:
-            return False
-        (name, coef), = coefs.items()
-        if coef not in (1, -1):
-            return False
-        # coef * v + S  op  0, S = scalar(lhs) - scalar(rhs); X = -S
-        terms = [(-sg, a) for sg, a in lx[1]] + [(sg, a) for sg, a in ly[1]]
-        const = ly[2] - lx[2]
-        kinds = {"<": [("hi", 0)], "<=": [("hi", 1)], ">": [("lo", 1)], ">=": [("lo", 0)],
-                 "=": [("lo", 0), ("hi", 1)]}[op]
-        for kind, plus in kinds:
-            if coef == 1:
-                out.append((name, kind, terms, const + plus))
-            else:      # -v < X: v >= -X + 1;  -v >= X: v < -X + 1
-                out.append((name, "lo" if kind == "hi" else "hi", [(-sg, a) for sg, a in terms],
-                            -(const + plus) + 1))
         return True
 
     def range_guard(self, e: If, env: dict):
@@ -848,13 +783,12 @@ class _Gen(FoldMixin):
         elsewhere; None otherwise.  Nothing is emitted."""
         if self.portable or type(e.then) is BoolLit or type(e.else_) is BoolLit:
             return None
-        facts: list = []
-        then, other = e.then, e.else_
-        if not self._range_facts(e.cond, env, False, facts):
-            facts = []
-            if not self._range_facts(e.cond, env, True, facts):
-                return None
-            then, other = other, then
+        rc = range_condition(e.cond, lambda n: env.get(n) if isinstance(env.get(n), IdxV) else None,
+                             lambda x: self._scalar_term(x, env))
+        if rc is None:
+            return None
+        swapped, facts = rc
+        then, other = (e.else_, e.then) if swapped else (e.then, e.else_)
         ivs = [env[name] for name, *_ in facts]
         iv0 = ivs[0]
         d = iv0.d

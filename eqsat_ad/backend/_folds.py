@@ -3,7 +3,7 @@ sequential loops of the NumPy backend's code generator (a mixin of ``_codegen._G
 """
 from __future__ import annotations
 
-from ..cost.semantics import SCAN_ACCUMULATE, contraction, fold_shape, is_literal_zero
+from ..cost.semantics import SCAN_ACCUMULATE, contraction, fold_shape, is_literal_zero, summed_build
 from ..lang.folds import peel_lets
 from ..lang.ast import (Get, Build, Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Scan, Snd, Sum, Var,
                         scoped_children)
@@ -20,19 +20,17 @@ class FoldMixin:
             "minimum": "_minr"}
 
     def reduce(self, kind: str, size_e: Expr, var: str, body_e: Expr, env: dict, node: Expr):
-        if kind == "sum" and type(body_e) is Get and type(body_e.array) is Var and type(body_e.index) is Var \
-                and body_e.index.name == var:
+        name = summed_build(body_e, var, lambda n: self.let_src.get(id(env.get(n)))) if kind == "sum" else None
+        if name is not None:
             # the sum of the elements of a let-bound build, (let ((v (build k f))) .. (sum k (get v i))),
             # is the sum of its body: a dot / matrix-vector product instead of the product
-            # array (materialised, transposed) reduced (semantics.summed_build)
-            src = self.let_src.get(id(env.get(body_e.array.name)))
-            if src is not None:
-                b, benv = src
-                n0 = self.ev(size_e, env)
-                n1 = self.ev(b.size, benv)
-                if isinstance(n0, V) and isinstance(n1, V) and not n0.S and not n1.S and (
-                        n0 is n1 or n0.code == n1.code or n0.const is not None and n0.const == n1.const):
-                    return self.reduce("sum", b.size, b.var, b.body, benv, node)
+            # array (materialised, transposed) reduced
+            b, benv = self.let_src[id(env[name])]
+            n0 = self.ev(size_e, env)
+            n1 = self.ev(b.size, benv)
+            if isinstance(n0, V) and isinstance(n1, V) and not n0.S and not n1.S and (
+                    n0 is n1 or n0.code == n1.code or n0.const is not None and n0.const == n1.const):
+                return self.reduce("sum", b.size, b.var, b.body, benv, node)
         n = self.extent(self.ev(size_e, env), node)
         masked = bool(n.S)
         ext = self.emit(f"_max_extent({n.code})", [n], (), 0, "i") if masked else n

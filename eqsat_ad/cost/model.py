@@ -67,7 +67,8 @@ DEFAULT_OPCOST: dict[str, float] = {
 from .semantics import (ENTRY, ENTRY_PARAM, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMBINE, FOLD_REDUCTION,  # noqa: E402
                         NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, SCAN_ACCUMULATE, contraction,
                         contraction_terms,
-                        ND_CALL, diagonal_select, extra_axes, fold_shape,
+                        ND_CALL, EDGE_ROWS, RANGE_SELECT, WINDOW, diagonal_select, extra_axes, fold_shape,
+                        range_condition, summed_build, window_read,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
@@ -239,6 +240,13 @@ class _Walk:
         self._vids: dict = {}
         self.shapes: dict[str, list] = {}
         self.nfold = 0
+        # issue 11: shifted index lets (name -> True), let-bound builds (name -> (build, scope,
+        # depth)), ifs summed into slices, axes whose sub-range we are in, inside a where branch
+        self.shifted: set = set()
+        self.let_builds: dict = {}
+        self.summed_ifs: set = set()
+        self.range_axes: frozenset = frozenset()
+        self.in_where = 0
         self._fv: dict = {}
         for p in prog.params:
             self.shapes[p.name] = self._type_shape(p.type)
@@ -445,6 +453,15 @@ class _Walk:
         # interned: a vid nests the vids of the lets its value reads, so along a chain of lets
         # hashing the memo keys grew with the chain (60 lets: 18 s; interned: 0.1 s, same cost)
         vid = ("let", self._vids.setdefault(vid, len(self._vids)))
+        alias = self._shifted_axis(e.value, scope)
+        if alias is not None:
+            # an index shifted by a scalar stays an index in the backend (slices are views)
+            if alias[1]:
+                self.shifted.add(e.name)
+            self.shapes[e.name] = []
+            return {**scope, e.name: scope[alias[0]]}
+        if isinstance(e.value, Build):
+            self.let_builds[e.name] = (e.value, scope, depth)
         lazy = _Lazy(lambda: self.walk(e.value, scope, depth))
         # kept after the body (lazy parts of it are walked later); names are unique
         self.shapes[e.name] = self.shape(e.value)
@@ -470,6 +487,11 @@ class _Walk:
             is_build = isinstance(e, Build)
             masked = bool(na - self.seq)        # the extent varies along an axis: a masked reduction
             bv = None
+            name = None if is_build or masked else summed_build(e.body, e.var, self.let_builds.get)
+            if name is not None and name in scope and self.extent(self.let_builds[name][0].size) == n:
+                # the sum of a let-bound build's elements is the sum of its body (a dot / gemv)
+                b, bscope, bdepth = self.let_builds[name]
+                return self.walk(Sum(b.size, b.var, b.body), bscope, bdepth)
             if not is_build and not masked:
                 bv = self._contraction(e, inner, depth + 1, na)
                 if isinstance(bv, tuple):       # a BLAS / einsum call: paid, done
@@ -498,13 +520,25 @@ class _Walk:
             idx = e.index
             iv = self._axis_index(idx, scope, depth)
             if iv is not None:
+                iv, shifted = iv
                 ia = frozenset([iv])
+                # a shifted read under a vectorised where (not in a sub-range of its axis) is a
+                # padded copy of the rows (semantics.EDGE_ROWS)
+                edge = shifted and self.in_where and iv not in self.range_axes
 
                 def get_axis(aa):
                     # a view (slice / transpose), unless the array varies along that axis itself
-                    self.pay("Get" if iv in aa else "GetAxis", aa | ia)
+                    self.pay("Get" if iv in aa else EDGE_ROWS if edge else "GetAxis", aa | ia)
                     return aa | ia
                 return self.lift(av, get_axis)
+            ik = window_read(idx, lambda v: v if self._is_axis(Var(v), scope) else None)
+            if ik is not None:
+                ia = frozenset(self._axis_of(v, scope) for v in ik)
+
+                def window(aa):
+                    self.pay(WINDOW if not aa and len(ia) == 2 else "Get", aa | ia)
+                    return aa | ia
+                return self.lift(av, window)
             ia = self.ax(self.walk(idx, scope, depth))
 
             def gather(aa):
@@ -524,9 +558,17 @@ class _Walk:
                 self.pay("DiagFill", full)
                 self.pay("DiagSet", full - {hi})
                 return full
+            r = self._range_if(e, scope, depth)
+            if r is not None:
+                return r
             ca = self.ax(self.walk(e.cond, scope, depth))
-            tv = self.walk(e.then, scope, depth)
-            ev = self.walk(e.else_, scope, depth)
+            vec = bool(ca - self.seq)
+            self.in_where += vec
+            try:
+                tv = self.walk(e.then, scope, depth)
+                ev = self.walk(e.else_, scope, depth)
+            finally:
+                self.in_where -= vec
             return self._where(ca, tv, ev)
         if isinstance(e, Length):
             sh = self.shape(e.array)
@@ -545,6 +587,12 @@ class _Walk:
                     self.pay("Div", ba)
                 return ba
         kids = e.children()
+        if isinstance(e, Prim) and e.op in ("+", "-"):
+            for c in kids:       # (if c a 0.0) terms of a sum are added into slices (RANGE_SELECT)
+                if isinstance(c, Prim) and c.op == "*" and len(c.args) == 2:
+                    c = c.args[0] if isinstance(c.args[0], If) else c.args[1]
+                if isinstance(c, If):
+                    self.summed_ifs.add(id(c))
         ax = frozenset().union(*[self.ax(self.walk(c, scope, depth)) for c in kids]) if kids else frozenset()
         ctor = _ctor(e)
         if ctor in ("And", "Or"):
@@ -560,6 +608,70 @@ class _Walk:
         self.pay("If", ca | ta | ea_)
         return ca | ta | ea_
 
+    def _shifted_axis(self, e: Expr, scope: dict):
+        """``(axis variable, shifted?)`` when ``e`` is an index ``i`` or ``i +- k`` with ``k`` a
+        scalar integer (the backend binds a let of it as a shifted index), else None."""
+        if isinstance(e, Var) and self._is_axis(e, scope):
+            return e.name, e.name in self.shifted
+        if isinstance(e, Prim) and e.op in ("+", "-") and len(e.args) == 2:
+            x, y = e.args
+            if e.op == "+" and isinstance(y, Var) and self._is_axis(y, scope) and not self._is_axis(x, scope):
+                x, y = y, x
+            if isinstance(x, Var) and self._is_axis(x, scope) and self._intish(y, scope) and not any(
+                    self._is_axis(Var(v), scope) for v in self.fv(y)) and all(
+                    v not in scope or isinstance(scope[v][1], tuple) and scope[v][1][0] == "fold"
+                    and len(scope[v][1]) == 2 for v in self.fv(y)):
+                return x.name, True
+        return None
+
+    def _axis_of(self, name: str, scope: dict) -> str:
+        """The axis (index variable) a name bound to an index stands for (itself, or the index
+        a shifted-index let aliases)."""
+        return next(iter(scope[name][0]))
+
+    def _scalar(self, x: Expr, scope: dict) -> bool:
+        """Does ``x`` vary along no axis?  (Its lets are walked: the backend computes them.)"""
+        for v in self.fv(x):
+            if v in scope and (self._is_axis(Var(v), scope) or self.ax(scope[v][0]) - self.seq):
+                return False
+        return True
+
+    def _range_if(self, e: If, scope: dict, depth: int):
+        """A range guard (:func:`~eqsat_ad.cost.semantics.range_condition`): the branch taken on
+        the range priced on it, the other everywhere, one select (``RangeSelect``) -- none under
+        a sum with the other branch the literal 0 (added into the slice: the sum's ``Add``)."""
+        rc = range_condition(e.cond, lambda v: v if self._is_axis(Var(v), scope) else None,
+                             lambda x: self._scalar(x, scope))
+        if rc is None:
+            return None
+        swapped, facts = rc
+        axes = {self._axis_of(name, scope) for name, *_ in facts}
+        if len(axes) != 1:
+            return None
+        axis = next(iter(axes))
+        if axis in self.seq:
+            return None
+        for _, _, terms, _ in facts:
+            for _, t in terms:
+                self.ax(self.walk(t, scope, depth))
+        then, other = (e.else_, e.then) if swapped else (e.then, e.else_)
+        saved = self.range_axes, self.in_where
+        self.range_axes, self.in_where = self.range_axes | {axis}, 0
+        try:
+            ta = self.ax(self.walk(then, scope, depth))
+        finally:
+            self.range_axes, self.in_where = saved
+        if isinstance(other, Num) and other.value == 0.0 and id(e) in self.summed_ifs:
+            return ta | {axis}
+        self.in_where += 1
+        try:
+            oa = self.ax(self.walk(other, scope, depth))
+        finally:
+            self.in_where -= 1
+        full = ta | oa | {axis}
+        self.pay(RANGE_SELECT, full)
+        return full
+
     @staticmethod
     def _is_axis(x: Expr, scope: dict) -> bool:
         b = scope.get(x.name) if isinstance(x, Var) else None
@@ -570,7 +682,7 @@ class _Walk:
         or ``i + k`` / ``i - k`` with ``k`` a scalar integer -- a slice), else None.  The
         offset ``k`` is paid here."""
         if self._is_axis(idx, scope):
-            return idx.name
+            return self._axis_of(idx.name, scope), idx.name in self.shifted
         if isinstance(idx, Prim) and idx.op in ("+", "-") and len(idx.args) == 2:
             x, y = idx.args
             if idx.op == "+" and self._is_axis(y, scope) and not self._is_axis(x, scope):
@@ -579,7 +691,8 @@ class _Walk:
                     v not in scope or isinstance(scope[v][1], tuple) and scope[v][1][0] == "fold"
                     and len(scope[v][1]) == 2 for v in self.fv(y)):
                 self.ax(self.walk(y, scope, depth))
-                return x.name
+                zero = isinstance(y, Int) and y.value == 0 and x.name not in self.shifted
+                return self._axis_of(x.name, scope), not zero
         return None
 
     def _intish(self, e: Expr, scope: dict) -> bool:

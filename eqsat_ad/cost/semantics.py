@@ -58,7 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..lang.ast import Expr, If, Int, Num, Prim, Var
+from ..lang.ast import Expr, Get, If, Int, Num, Prim, Var
 
 # -- calls -----------------------------------------------------------------------------------
 #: Constructors that issue no NumPy call of their own (views, compile-time pairs, names; a
@@ -305,4 +305,134 @@ def diagonal_select(cond: Expr, axis: Callable[[str], object]) -> tuple[str, str
         x, y = cond.args
         if type(x) is Var and type(y) is Var and x.name != y.name and axis(x.name) and axis(y.name):
             return x.name, y.name
+    return None
+
+
+# -- range guards, shifted reads, windows, summed builds (issue 11) ------------------------------
+#: ``(if c a b)`` where ``c`` holds exactly on a range ``lo <= i < hi`` of one vectorised index
+#: (:func:`range_condition`): ``a`` is computed on the sub-range only (shifted reads inside are
+#: plain slices, views) and written into a fresh array holding ``b`` elsewhere: per element one
+#: write (``np.empty``, a fill of each side, the assignment of the range), per call those few
+#: statements.  Under a sum (``+``/``-``) with ``b`` the literal 0 the term is instead added into
+#: the slice of its range (``out[lo:hi] += a``): the sum's own ``Add``, no select.
+RANGE_SELECT = "RangeSelect"
+#: A read ``(get x (+ i k))`` shifted along a vectorised index under a vectorised ``where`` guard
+#: (not inside the sub-range of a range guard): the rows that stick out are clamped to the edge
+#: row -- a padded copy (``_helpers.edge_rows``) per element, the guard test at the few rows that
+#: stick out (``span_needed``) per call.
+EDGE_ROWS = "EdgeRows"
+#: ``(get x (+ i k))`` for two vectorised indices: a sliding-window view of ``x`` (as_strided,
+#: ``_helpers.window``): no index array, no gather; what reads it reads strided memory (a matrix
+#: product copies it), so it is priced like a copy per element, with the helper's call.
+WINDOW = "Window"
+EXTRA_OPCOST.update({RANGE_SELECT: 1.0, EDGE_ROWS: 1.0, WINDOW: 1.0})
+EXTRA_CALLS.update({RANGE_SELECT: 3.0, EDGE_ROWS: 6.0, WINDOW: 6.0})
+_OWN_CALLS = _OWN_CALLS | {RANGE_SELECT, EDGE_ROWS, WINDOW}
+
+_FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def linear_index(e: Expr, axis: Callable[[str], object], scalar: Callable[[Expr], bool]):
+    """``e`` as ``sum(coef * index) + sum(sign * scalar term) + const``: ``({name: coef},
+    [(sign, term)], const)`` over the names ``axis`` says are vectorised indices (anything not
+    None), with every other term an integer ``scalar(term)`` accepts (it varies along no axis);
+    None otherwise."""
+    if isinstance(e, Int):
+        return {}, [], int(e.value)
+    if isinstance(e, Var) and axis(e.name) is not None:
+        return {e.name: 1}, [], 0
+    if isinstance(e, Prim) and e.op in ("+", "-") and len(e.args) == 2:
+        x, y = linear_index(e.args[0], axis, scalar), linear_index(e.args[1], axis, scalar)
+        if x is None or y is None:
+            return None
+        sg = 1 if e.op == "+" else -1
+        coefs = dict(x[0])
+        for k, c in y[0].items():
+            coefs[k] = coefs.get(k, 0) + sg * c
+        return ({k: c for k, c in coefs.items() if c}, x[1] + [(sg * s, a) for s, a in y[1]], x[2] + sg * y[2])
+    if scalar(e):
+        return {}, [(1, e)], 0
+    return None
+
+
+def range_facts(c: Expr, axis: Callable[[str], object], scalar: Callable[[Expr], bool],
+                neg: bool = False) -> list | None:
+    """The half-lines ``(name, kind, terms, const)`` -- the index ``name`` is ``>= X`` (kind
+    ``"lo"``) or ``< X`` (``"hi"``), ``X = sum(sign * term) + const`` -- whose conjunction is
+    ``c`` (``not c`` when ``neg``): comparisons (``< <= > >= =``) affine in one index with
+    coefficient +-1, ``and``, ``not``, ``or`` under a negation; None when ``c`` is none of these."""
+    out: list = []
+
+    def go(c: Expr, neg: bool) -> bool:
+        if not isinstance(c, Prim):
+            return False
+        op, args = c.op, c.args
+        if op == "not":
+            return go(args[0], not neg)
+        if (op == "and" and not neg) or (op == "or" and neg):
+            return all(go(a, neg) for a in args)
+        if op not in ("<", "<=", ">", ">=", "=") or len(args) != 2:
+            return False
+        if neg:
+            if op == "=":
+                return False
+            op = _FLIP[op]
+        lx, ly = linear_index(args[0], axis, scalar), linear_index(args[1], axis, scalar)
+        if lx is None or ly is None:
+            return False
+        coefs = dict(lx[0])
+        for k, v in ly[0].items():
+            coefs[k] = coefs.get(k, 0) - v
+        coefs = {k: v for k, v in coefs.items() if v}
+        if len(coefs) != 1:
+            return False
+        (name, coef), = coefs.items()
+        if coef not in (1, -1):
+            return False
+        # coef * v + S  op  0 with S = scalar(lhs) - scalar(rhs); X = -S
+        terms = [(-sg, a) for sg, a in lx[1]] + [(sg, a) for sg, a in ly[1]]
+        const = ly[2] - lx[2]
+        kinds = {"<": [("hi", 0)], "<=": [("hi", 1)], ">": [("lo", 1)], ">=": [("lo", 0)],
+                 "=": [("lo", 0), ("hi", 1)]}[op]
+        for kind, plus in kinds:
+            if coef == 1:
+                out.append((name, kind, terms, const + plus))
+            else:      # -v < X: v >= -X + 1;  -v >= X: v < -X + 1
+                out.append((name, "lo" if kind == "hi" else "hi", [(-sg, a) for sg, a in terms],
+                            -(const + plus) + 1))
+        return True
+    return out if go(c, neg) else None
+
+
+def range_condition(cond: Expr, axis: Callable[[str], object], scalar: Callable[[Expr], bool]):
+    """``(swapped, facts)`` when ``(if cond a b)`` may be a range guard: ``facts``
+    (:func:`range_facts`; the caller checks that they name one axis), the branch taken on the
+    range is ``a`` (``b`` when ``swapped``: ``cond`` is the complement of a range); None
+    otherwise."""
+    for swapped in (False, True):
+        facts = range_facts(cond, axis, scalar, swapped)
+        if facts:
+            return swapped, facts
+    return None
+
+
+def window_read(idx: Expr, axis: Callable[[str], object]) -> tuple[str, str] | None:
+    """``(i, k)`` when ``(get x idx)`` reads ``x[i + k]`` for two vectorised indices of
+    different loops (:data:`WINDOW`); None otherwise."""
+    if isinstance(idx, Prim) and idx.op == "+" and len(idx.args) == 2:
+        x, y = idx.args
+        if isinstance(x, Var) and isinstance(y, Var) and x.name != y.name and axis(x.name) is not None \
+                and axis(y.name) is not None:
+            return x.name, y.name
+    return None
+
+
+def summed_build(body: Expr, var: str, let_value: Callable[[str], object]):
+    """The let-bound name ``v`` when ``(sum k (lambda (var) body))`` sums the elements of it,
+    ``body = (get v var)`` (``let_value(v)``: the build it is bound to, or None): the backend
+    computes the sum of the build's body instead -- a dot / matrix-vector product, not the
+    product array reduced -- where ``k`` is the build's extent."""
+    if isinstance(body, Get) and isinstance(body.array, Var) and isinstance(body.index, Var) \
+            and body.index.name == var and let_value(body.array.name) is not None:
+        return body.array.name
     return None
