@@ -599,7 +599,7 @@ class _Gen(FoldMixin):
 
     def window(self, a, idx: Expr, env: dict, e: Expr):
         """``(get x (+ i k))`` for two index axes ``i``, ``k`` and a vector ``x`` that varies
-        along neither: a sliding-window view of ``x`` (strides, no index array, no gather:
+        along neither: a sliding window of ``x`` (a strided view copied, no index array, no gather:
         a convolution's ``x[i + k]``; :func:`eqsat_ad.cost.semantics.window_read`); where an
         index is out of range, the general guarded read (``_helpers.window``)."""
         ij = None if self.portable else window_read(
@@ -613,7 +613,7 @@ class _Gen(FoldMixin):
         S = frozenset({i1.d, i2.d})
         msg = self.const(_show(e, 100), "_w")
         v = self.emit(f"_window({a.code}, {start.code}, {self.axes_shape(S)}, ({i1.d}, {i2.d}), {msg}"
-                      f"{self.guards_code()})", [a, start, i1.ext, i2.ext], S, 0, a.dt, mayfail=True, ro=True)
+                      f"{self.guards_code()})", [a, start, i1.ext, i2.ext], S, 0, a.dt, mayfail=True)
         self.raising(v.block)
         return v
 
