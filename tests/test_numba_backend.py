@@ -106,7 +106,7 @@ def test_loop_invariant_sums_are_computed_once():
     kernel = fn.source.split("# --- the Python wrapper")[0]
     build_loop = kernel.split("np.empty((n,), np.float64)")[1]
     # both sums are computed before the build's loop, which has no loop inside
-    assert build_loop.count("for ") == 1 and kernel.count("_chunk_sum(") == 2
+    assert build_loop.count("for ") == 1 and kernel.count("_radd(") == 2
 
 
 def test_a_chain_is_one_loop_without_temporary_arrays():
@@ -338,7 +338,7 @@ def test_sibling_sums_are_one_loop_and_the_build_reads_their_term():
     build after it; the build reads it and writes its result into that array."""
     fn = _sizes_check(ea.parse(LSE_HVP), _vecs("x", "dx"))
     k = _kernel_text(fn)
-    assert k.count("range(0, n, 256)") == 1 and k.count("_chunk_sum(") == 2
+    assert k.count("for ") == 2 and k.count("_radd(") == 2           # one loop for both sums
     assert k.count("_vexp(") == 1
     (store,) = [ln.split("=")[0].strip() for ln in k.splitlines() if "np.empty((n,)" in ln]
     assert f"= {store}\n" in k                     # the build's output is that array
@@ -422,3 +422,68 @@ def test_random_let_chains_of_sums_and_builds(seed):
     body = outs[0] if len(outs) == 1 else f"(pair {outs[0]} {outs[1]})"
     p = ea.parse(f"(fun ((x (vec n)) (y (vec n))) (let ({' '.join(lets)}) {body}))")
     _sizes_check(p, _vecs("x", "y"), sizes=(0, 5, 300))
+
+
+# ---------------------------------------------------------------------------------------
+# the pool: a call's arrays reused by the next call when nothing refers to them any more
+# ---------------------------------------------------------------------------------------
+SOFTMAX = ("(fun ((x (vec n))) (let ((s (sum n (lambda (i) (exp (get x i)))))) "
+           "(build n (lambda (i) (/ (exp (get x i)) s)))))")
+
+
+def _softmax(x):
+    e = np.exp(x)
+    return e / e.sum()
+
+
+def test_the_pool_never_writes_a_result_still_referenced():
+    fn = nb.compile(ea.parse(SOFTMAX))
+    assert fn._kernel.pool and fn._kernel.pool[0][2] == 0       # the result is a pool slot
+    x, y = np.linspace(-1, 1, 300), np.linspace(0, 2, 300)
+    r1 = fn(x)
+    r2 = fn(y)                                    # r1 is held: a new array
+    assert not np.shares_memory(r1, r2)
+    v = r2[3:]                                    # a view keeps r2's memory
+    del r2
+    r3 = fn(x)
+    assert not np.shares_memory(r3, v)
+    np.testing.assert_allclose(v, _softmax(y)[3:], rtol=1e-13)
+    np.testing.assert_allclose(r1, _softmax(x), rtol=1e-13)
+    base = r3.__array_interface__["data"][0]
+    del r3
+    r4 = fn(y)                                    # r3 dropped: its memory is reused
+    assert r4.__array_interface__["data"][0] == base
+    np.testing.assert_allclose(r4, _softmax(y), rtol=1e-13)
+    r5 = fn(fn(x))                                # a result as the next call's input
+    np.testing.assert_allclose(r5, _softmax(_softmax(x)), rtol=1e-13)
+    r6 = fn(np.zeros(7))                          # another size: a new array
+    np.testing.assert_allclose(r6, np.full(7, 1 / 7), rtol=1e-13)
+
+
+def test_the_pool_keeps_scratch_arrays_out_of_the_result():
+    fn = nb.compile(ea.parse(FUSION_CASES["dependent"]))
+    assert any(where is None for _, _, where in fn._kernel.pool)      # a scratch array
+    x = np.linspace(-1, 1, 300)
+    want = np.exp(x).sum() * (1 + np.exp(x).sum())
+    for _ in range(3):
+        r = fn(x)
+        assert isinstance(r, float) and abs(r - want) <= 1e-12 * abs(want)
+
+
+def test_the_pool_under_threads():
+    import threading
+    fn = nb.compile(ea.parse(SOFTMAX))
+    xs = [np.linspace(-k, k, 1000 + k) for k in range(1, 9)]
+    bad = []
+
+    def work(k):
+        for _ in range(50):
+            r = fn(xs[k])
+            if not np.allclose(r, _softmax(xs[k]), rtol=1e-12):
+                bad.append(k)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad

@@ -6,9 +6,9 @@ preallocated output and ``for i in range(n)``, ``sum`` an accumulator loop, ``if
 sequential loop, ``let`` a local, ``if`` a branch, ``get`` indexing, pairs are split at
 compile time (an array of pairs is a pair of arrays).  Every sub-term is one assignment to a
 scalar local, so an elementwise chain and its reduction are one loop with no temporary
-arrays.  A real ``sum`` runs in chunks of 256: the terms go to a small buffer (a loop with
-no reduction in it, which LLVM vectorises), then four partial sums add the chunk up
-(``_numba_math.chunk_sum``); loop indices read arrays as ``uint64`` (see ``Gen.unsigned``).
+arrays.  A real ``sum``'s accumulator is the one add that may be reassociated
+(``_numba_math.sum_add``: LLVM keeps partial sums in vector registers); loop indices read
+arrays as ``uint64`` (see ``Gen.unsigned``).
 
 **Placement (loop-invariant code motion).**  Every sub-term is generated in the outermost
 block where its free variables are defined: a term inside ``build n (λi. ...)`` that does
@@ -24,24 +24,20 @@ bindings of their free variables, so a repeated term is computed once per block.
 >>> src = generate_kernel(parse(
 ...     "(fun ((x (vec n))) (build n (lambda (i) (/ (get x i) (sum n (lambda (j) (get x j)))))))"))
 >>> print(src.source.split("def _kernel")[1])          # the sum is hoisted out of the build
-(x, n, _lim):
+(x, n, _lim, _pool0):
     _t5 = 0.0
-    _b6 = np.empty(256, np.float64)
-    for _c7 in range(0, n, 256):
-        _m8 = min(_c7 + 256, n)
-        for j in range(_c7, _m8):
-            _u3 = np.uint64(j)
-            _t4 = x[_u3]
-            _b6[j - _c7] = _t4
-        _t5 += _chunk_sum(_b6, _m8 - _c7)
+    for j in range(n):
+        _u3 = np.uint64(j)
+        _t4 = x[_u3]
+        _t5 = _radd(_t5, _t4)
     if n > _lim: raise MemoryError(n, 0)
-    _o10 = np.empty((n,), np.float64)
+    _o7 = _pool0 if _pool0.shape[0] == n else np.empty((n,), np.float64)
     for i in range(n):
         _u1 = np.uint64(i)
         _t2 = x[_u1]
-        _t9 = (_t2 / _t5)
-        _o10[i] = _t9
-    return (_o10,)
+        _t6 = (_t2 / _t5)
+        _o7[i] = _t6
+    return (_o7,)
 <BLANKLINE>
 """
 from __future__ import annotations
@@ -105,10 +101,8 @@ _SCALAR_FN = {"exp": "_vexp", "log": "_vlog", "sin": "math.sin", "cos": "math.co
               "tan": "math.tan", "sqrt": "math.sqrt", "tanh": "_vtanh", "log1p": "math.log1p",
               "abs": "abs", "sign": "np.sign", "max": "np.maximum", "min": "np.minimum"}
 # helpers the generated module defines when a kernel uses them (compiled with the kernel)
-#: the terms of a real sum are computed in chunks of this many (a buffer in L1)
-_CHUNK = 256
 _HELPERS = {
-    "chunk_sum": ("_chunk_sum", "from eqsat_ad.backend._numba_math import chunk_sum as _chunk_sum\n"),
+    "sum_add": ("_radd", "from eqsat_ad.backend._numba_math import sum_add as _radd\n"),
     "argmax": ("_argmax", "def _argmax(a):\n    return np.argmax(a) if a.shape[0] > 0 else 0\n"),
     "argmin": ("_argmin", "def _argmin(a):\n    return np.argmin(a) if a.shape[0] > 0 else 0\n"),
 }
@@ -229,7 +223,7 @@ class _Dest:
 class Kernel:
     """The generated kernel module: ``source`` (a Python module defining ``_kernel``),
     ``args`` (the kernel's parameters: the program's leaves then its size names, in order,
-    then ``_lim``), ``arg_types`` (per argument: ('f'|'i'|'b', rank)), ``out`` (the result's
+    then ``_lim``, then the pool's arrays), ``arg_types`` (per argument: ('f'|'i'|'b', rank)), ``out`` (the result's
     shape: a tree of ('f'|'i'|'b', rank) leaves, tuples for pairs), ``gets`` (the source of
     the ``get`` each bounds check belongs to, by number) and ``allocs`` (what each
     allocation builds, by number)."""
@@ -241,6 +235,12 @@ class Kernel:
     allocs: list
     parallel: bool
     divs: list = field(default_factory=list)
+    #: the arrays the kernel allocates once per call (before every loop): per slot its kind
+    #: and rank, and where the kernel returns it -- the index of the result leaf it is, or
+    #: None (a scratch array, returned after the results).  The kernel takes one argument
+    #: per slot (``_pool<k>``, after ``_lim``): an array of that shape is used instead of a new
+    #: one (numba_backend reuses an earlier call's array that nothing else refers to any more).
+    pool: list = field(default_factory=list)
 
 
 class _Gen:
@@ -260,6 +260,8 @@ class _Gen:
         self.param_dims: dict[str, list] = {}
         self.param_values: dict[str, object] = {}
         self._prebound: dict = {}        # id(Let) -> (value, bindings): a sum fused with an earlier one
+        self.pool: list = []             # (array name, kind, rank): allocations in the kernel's top block
+        self.alias: dict = {}            # an output written into a sibling array -> that array
         self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
 
     # -- names -------------------------------------------------------------------------
@@ -509,7 +511,7 @@ class _Gen:
         """Sibling sums in one loop: ``(let ((a (sum n f)) ... (b (sum n g)) ...) body)`` where
         ``g`` reads nothing bound from ``a`` on is one loop over ``n`` with an accumulator per
         sum (a sum of a pair), so a term both bodies compute (``exp x_i``) is computed once per
-        element.  Each sum is summed as alone (its own chunked accumulator: the same result);
+        element.  Each sum is summed as alone (its own accumulator);
         the sums must be placed in the same block and must not raise (an error would come
         from another sum than the interpreter's).  Returns the first sum's value (the others
         are bound when their ``let`` is reached), or None."""
@@ -576,9 +578,7 @@ class _Gen:
                 self.allocs.append("the values a loop shares with a later one")
                 enclosing = where.parent
                 at = next(k for k, ln in enumerate(enclosing.lines) if ln is rec.line)
-                enclosing.lines[at:at] = [
-                    f"if {rec.extent} > _lim: raise MemoryError({rec.extent}, {len(self.allocs) - 1})",
-                    f"{arr} = np.empty(({rec.extent},), {_DTYPE[old.dt]})"]
+                enclosing.lines[at:at] = self.alloc_lines(arr, old.dt, [rec.extent], enclosing)
                 rec.body.emit(f"{arr}[{self.unsigned(rec.index)}] = {old.code}")
                 rec.stored[k2] = arr
             where.borrowed.append((arr, old.dt, rec, k2))
@@ -861,15 +861,31 @@ class _Gen:
         for path, (name, dt, ext) in dest.leaves.items():
             if reuse and path in reuse:
                 s.emit(f"{name} = {reuse[path]}")          # (build: reusable)
+                self.alias[name] = reuse[path]
                 vals[path] = Arr(name, (), len(ext), dt, tuple(ext), s, True)
                 continue
-            count = " * ".join(x.code for x in ext)
             self.allocs.append(f"build of {len(ext)}-d array")
-            s.emit(f"if {count} > _lim: raise MemoryError({count}, {len(self.allocs) - 1})")
-            shape = ", ".join(x.code for x in ext) + ("," if len(ext) == 1 else "")
-            s.emit(f"{name} = np.empty(({shape}), {_DTYPE[dt]})")
+            for ln in self.alloc_lines(name, dt, [x.code for x in ext], s):
+                s.emit(ln)
             vals[path] = Arr(name, (), len(ext), dt, tuple(ext), s, True)
         return _tree(vals, ())
+
+    def alloc_lines(self, name: str, dt: str, ext: list, s: Scope) -> list:
+        """The lines allocating array ``name`` (extents ``ext``, code) in ``s``, after the size
+        limit check (message: the last entry of ``allocs``).  In the kernel's top block the
+        array is a pool slot: the caller's array ``_pool<k>`` when it has that shape."""
+        count = " * ".join(ext)
+        lines = [f"if {count} > _lim: raise MemoryError({count}, {len(self.allocs) - 1})"]
+        shape = ", ".join(ext) + ("," if len(ext) == 1 else "")
+        fresh = f"np.empty(({shape}), {_DTYPE[dt]})"
+        if s is self.root:
+            arg = f"_pool{len(self.pool)}"
+            self.pool.append((name, dt, len(ext)))
+            same = " and ".join(f"{arg}.shape[{k}] == {x}" for k, x in enumerate(ext))
+            lines.append(f"{name} = {arg} if {same} else {fresh}")
+        else:
+            lines.append(f"{name} = {fresh}")
+        return lines
 
     def sum(self, e: Sum, env: dict, s: Scope):
         n = self.size(e.size, env, s)
@@ -878,8 +894,7 @@ class _Gen:
         self.open_loop(s, n, i, loop)
         v = self.ev(e.body, {**env, e.var: i}, loop)
         leaves = _leaves(v)
-        chunked = all(isinstance(x, S) for _, x in leaves) and any(x.dt == "f" for _, x in leaves)
-        vals, finish = {}, []
+        vals = {}
         for path, leaf in leaves:
             acc = self.tmp()
             if isinstance(leaf, Arr):
@@ -892,31 +907,14 @@ class _Gen:
                 continue
             s.emit(f"{acc} = {_ZERO[leaf.dt] if leaf.dt != 'b' else '0'}")
             vals[path] = S(acc, leaf.dt if leaf.dt != "b" else "i", s)
-            if chunked and leaf.dt == "f":
-                # the terms of a chunk go to a buffer (this loop has no reduction: LLVM
-                # vectorises it), then four partial sums add the chunk up
-                # allocated once per call, before every loop (per sum with prange: a
-                # buffer per thread)
-                buf = self.tmp("_b")
-                (s if self.parallel else self.root).emit(f"{buf} = np.empty({_CHUNK}, np.float64)")
-                loop.emit(f"{buf}[{i.code} - {{c}}] = {leaf.code}")
-                finish.append(f"{acc} += _chunk_sum({buf}, {{m}})")
+            if leaf.dt == "f":
+                # the one add that may be reassociated (_numba_math.sum_add): LLVM keeps
+                # several partial sums in vector registers; a strict accumulator would not vectorise
+                loop.emit(f"{acc} = _radd({acc}, {leaf.code})")
+                self.helpers.add("sum_add")
             else:
                 loop.emit(f"{acc} += {leaf.code}")
-        if chunked:
-            c, m = self.tmp("_c"), self.tmp("_m")
-            # (the index runs from c, not from 0 plus an offset: then LLVM sees it is
-            # never negative and drops Numba's negative-index test, which stops vectorising)
-            loop.lines = [ln.replace("{c}", c) if isinstance(ln, str) else ln for ln in loop.lines]
-            chunk = Scope(s, "loop")
-            chunk.emit(f"{m} = min({c} + {_CHUNK}, {n.code})")
-            chunk.emit((f"for {i.code} in range({c}, {m}):", loop))
-            for ln in finish:
-                chunk.emit(ln.replace("{m}", f"{m} - {c}"))
-            line = (f"for {c} in range(0, {n.code}, {_CHUNK}):", chunk)
-            self.helpers.add("chunk_sum")
-        else:
-            line = (f"for {i.code} in range({n.code}):", loop)
+        line = (f"for {i.code} in range({n.code}):", loop)
         s.emit(line)
         self.register_loop(s, n, e.var, i, loop, line)
         return _tree(vals, ())
@@ -1074,18 +1072,34 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     result = call_deep(g.ev, prog.body, env, g.root, what="program")
     # results never share memory with an input (nor with another part of the result)
     rets, seen, out_kinds = [], set(), {}
+    slot_of = {name: k for k, (name, _, _) in enumerate(g.pool)}
+    returned: dict[int, int] = {}
     for path, leaf in _leaves(result):
         if isinstance(leaf, Arr):
             code = leaf.code
-            if not leaf.fresh or leaf.idx or code in seen:
+            target = g.alias.get(code, code)
+            if not leaf.fresh or leaf.idx or code in seen or target in seen:
                 code = f"np.copy({code})"
-            seen.add(leaf.code)
+            elif target in slot_of and slot_of[target] not in returned:
+                returned[slot_of[target]] = len(rets)
+            seen.update((leaf.code, target))
             out_kinds[path] = (leaf.dt, leaf.rank)
         else:
             code = leaf.code
             out_kinds[path] = (leaf.dt, 0)
         rets.append(code)
-    g.root.emit(f"return ({', '.join(rets)},)")
+    pool = []
+    extra = []
+    for k, (name, dt, rank) in enumerate(g.pool):
+        if k in returned:
+            pool.append((dt, rank, returned[k]))
+        else:
+            pool.append((dt, rank, None))
+            extra.append(name)
+    g.root.emit(f"return ({', '.join(rets + extra)},)")
+    for k, (_name, dt, rank) in enumerate(g.pool):
+        args.append(f"_pool{k}")
+        arg_types.append((dt, rank))
     lines = _render(g.root, 1)
     flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
     head = ["import math", "import numpy as np", "from numba import njit, prange", "",
@@ -1099,7 +1113,7 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     kflags = flags + (", parallel=True" if parallel else "")
     src = "\n".join(head + helpers + [f"@njit({kflags})",
                                       f"def _kernel({', '.join(args)}):"] + lines) + "\n"
-    return Kernel(src, args, arg_types, _out_tree(out_kinds, ()), g.gets, g.allocs, parallel, g.divs)
+    return Kernel(src, args, arg_types, _out_tree(out_kinds, ()), g.gets, g.allocs, parallel, g.divs, pool)
 
 
 def _cost_model():

@@ -28,7 +28,7 @@ from numba import njit
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["chunk_sum", "exp", "log", "tanh"]
+__all__ = ["chunk_sum", "exp", "log", "sum_add", "tanh"]
 
 
 @intrinsic
@@ -111,6 +111,16 @@ def exp(x):
     res = math.inf if x > 709.782712893384 else res
     res = 0.0 if x < -745.1332191019412 else res
     return x if x != x else res               # noqa: PLR0124 - x is nan
+
+
+# 'reassoc' on this one add only (LLVM inlines it into the kernel's loop, keeping the flag):
+# the loop vectorizer may then keep several partial sums of a real sum's terms (as NumPy's
+# pairwise sum and XLA's reductions do), where a single strict accumulator waits for each add
+# in turn; every other operation of the kernel stays strict IEEE arithmetic
+@njit(fastmath={"reassoc"}, error_model="numpy", cache=True)
+def sum_add(acc, t):
+    """``acc + t`` for the accumulator of a real ``sum`` (may be reassociated: see above)."""
+    return acc + t
 
 
 @njit(inline="always", fastmath=False, error_model="numpy", cache=True)

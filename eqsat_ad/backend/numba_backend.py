@@ -56,6 +56,22 @@ __all__ = ["PARALLEL_MIN_ELEMENTS", "NumbaProgram", "array_namespace", "compile"
 PARALLEL_MIN_ELEMENTS = 1 << 17
 
 _LOCK = threading.Lock()
+_NP_DTYPE = {"f": np.float64, "i": np.int64, "b": np.bool_}
+
+
+def _refcounts_work() -> bool:
+    """Does ``sys.getrefcount`` count references as the pool (``NumbaProgram._take``) assumes
+    (CPython with its GIL)?  Otherwise the pool is off: every call allocates."""
+    if getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+        return False
+    a = np.empty(1)
+    b = a
+    with_b = sys.getrefcount(a)
+    del b
+    return with_b - sys.getrefcount(a) == 1 and sys.getrefcount(a) == 2
+
+
+_POOL_OK = _refcounts_work()
 _LOADED: dict[tuple, Any] = {}       # (source hash, cached?) -> compiled kernel dispatcher
 
 
@@ -95,12 +111,51 @@ class NumbaProgram(CompiledProgram):
                 return err
         return EvalError(f"the compiled program failed: {type(exc).__name__}: {exc}")
 
+    # -- the pool: the kernel's arrays reused from one call to the next ------------------------
+    def _take(self) -> list:
+        """Per pool slot (``Kernel.pool``), the array an earlier call left there when nothing
+        else refers to it any more (its result was dropped: no reference to the array, to a
+        view of it, nor to its memory), else an empty array (the kernel allocates a new one).
+        Reusing it saves the page faults of fresh memory on every call (what XLA's buffer
+        allocator does); a result still referenced is never written."""
+        out = []
+        slots = self._slots
+        for k, (dt, rank, _where) in enumerate(self._kernel.pool):
+            if not _POOL_OK:
+                out.append(np.empty((0,) * rank, _NP_DTYPE[dt]))
+                continue
+            with self._plock:                 # (taken by one call only)
+                a = slots[k]
+                slots[k] = None
+            if a is not None and sys.getrefcount(a) == 2:          # this local and the argument
+                b = a.base
+                if b is None or (not isinstance(b, np.ndarray) and sys.getrefcount(b) == 3
+                                 and getattr(b, "refcount", 0) == 1):
+                    out.append(a)
+                    continue
+            del a
+            out.append(np.empty((0,) * rank, _NP_DTYPE[dt]))
+        return out
+
+    def _keep(self, r: tuple) -> None:
+        """Keep this call's arrays for the next call (``_take``)."""
+        j = self._n_out
+        slots = self._slots
+        for k, (_dt, _rank, where) in enumerate(self._kernel.pool):
+            if where is None:
+                slots[k] = r[j]
+                j += 1
+            else:
+                slots[k] = r[where]
+
     def _parallel_kernel(self):
         """The ``prange`` kernel, compiled on first use (the serial one if that fails)."""
         k = self.__dict__.get("_par")
         if k is None:
             try:
                 kern = generate_kernel(self.program, parallel=True, names=self._names)
+                if kern.pool != self._kernel.pool:
+                    raise ValueError("another pool layout")
                 k = _load(kern, self._options.get("cache", True))
             except Exception:          # noqa: BLE001 - Numba's own errors: keep the serial kernel
                 k = self._serial
@@ -261,7 +316,10 @@ def _wrapper_source(prog: Program, kernel: Kernel, py: dict, size_py: dict, para
             # Numba types a read-only array apart: a view of a JAX array, a broadcast)
             body.append(f"_fl = {code}.flags")
             body.append(f"if not (_fl.c_contiguous and _fl.writeable): {code} = _contig({code})")
-    call_args = ", ".join(kernel.args[:-1] + ["_lim()"])
+    lim = kernel.args.index("_lim")
+    call_args = ", ".join(kernel.args[:lim] + ["_lim()"] + (["*_ps"] if kernel.pool else []))
+    if kernel.pool:
+        body.append("_ps = self._take()")
     kern = "_kernel"
     if parallel is None and arrays:
         body.append(f"_k = _kernel if {' + '.join(a + '.size' for a in arrays)} < {PARALLEL_MIN_ELEMENTS} "
@@ -270,8 +328,10 @@ def _wrapper_source(prog: Program, kernel: Kernel, py: dict, size_py: dict, para
     body += ["try:",
              f"    _r = {kern}({call_args})",
              "except Exception as _exc:",
-             "    raise self._kernel_error(_exc) from None",
-             f"return {_out_expr(kernel.out, iter(range(10 ** 9)))}"]
+             "    raise self._kernel_error(_exc) from None"]
+    if kernel.pool:
+        body.append("self._keep(_r)")
+    body += [f"return {_out_expr(kernel.out, iter(range(10 ** 9)))}"]
     return "\n".join(head + ["    " + ln for ln in body]) + "\n"
 
 
@@ -373,7 +433,12 @@ def compile(prog: Program, *, parallel: bool | None = None, cache: bool | str | 
     obj.parallel = parallel
     obj._input_program, obj._options, obj._names = prog, options, (py, size_py)
     obj._kernel, obj._serial = kernel, disp
+    obj._slots, obj._plock, obj._n_out = [None] * len(kernel.pool), threading.Lock(), _count_leaves(kernel.out)
     return obj
+
+
+def _count_leaves(tree) -> int:
+    return _count_leaves(tree[0]) + _count_leaves(tree[1]) if isinstance(tree, list) else 1
 
 
 def _fallback(prog: Program, prog2: Program, why: str, options: dict) -> NumbaProgram:
