@@ -133,7 +133,7 @@ def calibrate(n: int = 1 << 20, repeat: int = 7) -> dict:
     cost["Fill"] = round(t.per_element("(build n (lambda (i) 1.5))", memory=True) / unit, 3)
     gather = t.per_element("(build n (lambda (i) (get x (- (- n 1) i))))", memory=True)
     cost["Get"] = round(max((gather - one) / unit + cost["GetAxis"], 0.05), 3)
-    # a real sum (chunked, four partial sums), a sequential ifold iteration, a product fold
+    # a real sum (a reassociated, vectorised accumulator), a sequential ifold iteration, a product fold
     cost["Sum"] = round(max(t.per_element(f"(sum n (lambda (i) {xi}))", memory=True) / unit
                             - cost["GetAxis"], 0.05), 3)
     loop = t.per_element(f"(ifold (lambda (acc i) (+ (* acc 0.5) {xi})) 0.0 n)")
