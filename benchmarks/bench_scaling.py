@@ -34,7 +34,9 @@ from eqsat_ad.bench.protocol import interleaved  # noqa: E402
 
 #: program -> the size that scales (the others stay at the program's first benchmark size)
 PROGRAMS = {"fd-penalty": "n", "second-diff": "n", "conv3-signal": "n", "convk-signal": "n",
-            "lse-max": "n", "softmax-max": "n", "kmeans": "N", "hinge": "N", "l1-regression": "N"}
+            "lse-max": "n", "softmax-max": "n", "kmeans": "N", "hinge": "N", "l1-regression": "N",
+            # reductions feeding back (issue 11's O(n^2) list)
+            "layernorm": "n", "chain60": "n"}
 COST_SIZES = (100, 1000, 10_000, 100_000)
 TIME_SIZES = (10_000, 100_000)
 
