@@ -487,3 +487,17 @@ def test_the_pool_under_threads():
     for t in threads:
         t.join()
     assert not bad
+
+
+def test_fused_sums_shared_between_branches():
+    """One let chain object (the optimiser's programs share nodes) in both branches of an if:
+    the sums fused in one branch are not reused in the other."""
+    from eqsat_ad.lang.ast import If, Program
+    chain = ea.parse("(fun ((x (vec n))) (let ((a (sum n (lambda (i) (exp (get x i))))) "
+                     "(b (sum n (lambda (i) (* (get x i) (exp (get x i))))))) (/ b a)))").body
+    cond = ea.parse("(fun ((x (vec n))) (> (length x) 3))").body
+    p0 = ea.parse("(fun ((x (vec n))) 0.0)")
+    p = Program(p0.params, If(cond, chain, ea.parse("(fun ((x (vec n))) (+ 1.0 0.0))").body))
+    p2 = Program(p0.params, If(cond, chain, chain))
+    for prog in (p, p2):
+        _sizes_check(prog, _vecs("x"), sizes=(0, 2, 5, 300))

@@ -467,7 +467,7 @@ class _Gen:
             return self.prim(e, env, s)
         if isinstance(e, Let):
             pre = self._prebound.get(id(e))
-            if pre is not None and pre[1] == self.bindings(e.value, env):
+            if pre is not None and pre[1] == self.bindings(e.value, env) and any(x is pre[2] for x in s.chain()):
                 v = pre[0]
             else:
                 v = self.fuse_sums(e, env, s) if isinstance(e.value, Sum) else None
@@ -547,9 +547,10 @@ class _Gen:
         parts.append(val)
         for m, part in zip([e] + members, parts):
             key = (m.value, self.bindings(m.value, env))
-            where.memo[key] = part
-            if m is not e:
-                self._prebound[id(m)] = (part, key[1])
+            home = _scope_of(part)    # (where, unless the fused sum was made an array: then here)
+            home.memo[key] = part
+            if m is not e:            # (the value, what it was computed for, the block holding it)
+                self._prebound[id(m)] = (part, key[1], home)
         self.keep.append(members)
         return parts[0]
 
