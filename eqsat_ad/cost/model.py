@@ -654,6 +654,8 @@ class _Walk:
         for _, _, terms, _ in facts:
             for _, t in terms:
                 self.ax(self.walk(t, scope, depth))
+        # the bounds, clamped to the axis: a few scalar operations
+        self.pay("Lt", frozenset(), 2 + len(facts))
         then, other = (e.else_, e.then) if swapped else (e.then, e.else_)
         saved = self.range_axes, self.in_where
         self.range_axes, self.in_where = self.range_axes | {axis}, 0
