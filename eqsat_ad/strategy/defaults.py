@@ -22,7 +22,12 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
 7. ``commute`` -- ``comm`` and constant folding across reassociation (files that declare
    ``;; @phase commute``) with everything algebra and cleanup run; bounded by growth: they
    explode when saturated, and after the loops have collapsed the e-graph is small.
-8. ``finish`` -- factoring (files that declare ``;; @phase finish``) with constant folding,
+8. ``split`` -- rulesets that split a loop body along relations they derive (files that declare
+   ``;; @phase split``: the one-hot part of a body at any depth) with everything algebra and
+   user run, without commutativity; after commute, because the terms they add give
+   commutativity more to commute (layer normalisation's gradient stopped at commute's growth
+   bound before reaching O(n)); bounded by growth, not started on a large e-graph.
+9. ``finish`` -- factoring (files that declare ``;; @phase finish``) with constant folding,
    ring and cond, without commutativity (with it factoring explodes); bounded by growth.
 
 The growth caps are :data:`PHASE_GROWTH`.  A rule file places its rulesets in a phase with a banner line ``;; @phase NAME`` (NAME one of
@@ -46,7 +51,7 @@ DEFAULT_PHASE_ITERATIONS = 400
 
 #: the phases of the default schedule, in the order they run; a rule file's ``;; @phase NAME``
 #: names one of them (``user`` runs only when a ruleset is placed there)
-DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup", "commute", "finish")
+DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup", "commute", "split", "finish")
 
 #: the rulesets each phase always runs (rulesets placed by a pragma join them)
 PHASE_RULESETS: dict[str, tuple[str, ...]] = {
@@ -57,12 +62,15 @@ PHASE_RULESETS: dict[str, tuple[str, ...]] = {
     "user": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse", "eta"),
     "cleanup": ("eta", "ring", "cond", "fuse", "tuple", "let"),
     "commute": ("eta", "ring", "cond", "fuse", "tuple", "let", "fold", "motion", "fission"),
+    "split": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse"),
     "finish": ("constassoc", "ring", "cond"),
 }
 #: phases that also run the rulesets placed in other phases: commute is a last, bounded pass of
 #: everything algebra runs, with commutativity, factoring and constant folding across products
-#: (which explode with the algebra earlier on, when the e-graph is still large)
-ALSO_RUNS = {"commute": ("algebra",)}
+#: (which explode with the algebra earlier on, when the e-graph is still large); split runs the
+#: splitting rulesets with the algebra's and user's (the rest of a split sum has its invariant
+#: factors taken out by deepinv, its one-hot part collapsed by fold or index)
+ALSO_RUNS = {"commute": ("algebra",), "split": ("algebra", "user")}
 
 #: the phases that run explosive rulesets, with their caps on e-graph growth (a multiple of the
 #: e-graph's size when the phase starts; the driver stops the phase, stop reason ``node limit``,
@@ -70,19 +78,19 @@ ALSO_RUNS = {"commute": ("algebra",)}
 #: the factoring/constant rules grow without end on realistic gradients (their banners say how),
 #: and ring's factoring with the one-hot rules keeps growing what they leave; bounded, they
 #: reach the cost saturation reaches with a fraction of the e-graph (benchmarks/bench_strategies.py).
-PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "finish": 1.5}
+PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "split": 2.0, "finish": 1.5}
 #: phases that do not start on an e-graph larger than this: one iteration of commutativity with
 #: the algebra took pipeline20's gradient from 19,739 to 307,437 e-nodes (growth is predicted
 #: from the previous iteration, which a phase's first iteration does not have)
-PHASE_NODES = {"commute": 10_000, "finish": 10_000}
+PHASE_NODES = {"commute": 10_000, "split": 10_000, "finish": 10_000}
 #: phases with a lower iteration cap than :data:`DEFAULT_PHASE_ITERATIONS`: the split relations
 #: of the guided algebra (distrib's oh-split, deepinv's inv-split) are carried up one level of a
 #: term per iteration and every sum they split is split again, so on a deep chain of loops they run
 #: long without converging (chain60's gradient: 166 iterations of algebra and 128 of user, 4 s, for
 #: a costlier program than 7 and 9 iterations gave); the corpus needs at most 28 and 20
-PHASE_ITERATIONS = {"algebra": 40, "user": 40}
+PHASE_ITERATIONS = {"algebra": 40, "user": 40, "split": 40}
 #: the phases that exist only for rulesets placed by a pragma (the default runs them only then)
-PLACED_ONLY_PHASES = ("algebra", "user", "commute", "finish")
+PLACED_ONLY_PHASES = ("algebra", "user", "commute", "split", "finish")
 
 SHIPPED_RULESETS = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "eta", "comm")
 
