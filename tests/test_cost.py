@@ -284,3 +284,22 @@ def test_windows_and_summed_builds_are_priced_as_the_backend_runs_them():
     br = m.breakdown(logreg, {"N": 1000, "d": 8})
     assert "Gemv" in br and "Mul" not in br
     assert "_dot(X, w)" in ea.compile(logreg).source
+
+
+def test_a_stencil_read_at_several_shifts_is_paid_once():
+    """(semantics.stencil_form) the gradient of a 2-tap convolution reads its residual at i and
+    i - 1 under two guards: the backend computes it once and slices it twice."""
+    m = default_cost_model()
+    r = "(- (+ (* (get w 0) (get x {a})) (* (get w 1) (get x {b}))) (get t {a}))"
+    one = ea.parse("(fun ((x (vec n)) (w (vec 2)) (t (vec n))) (build n (lambda (i) (* (get w 0)"
+                   f" (if (< i (- n 1)) {r.format(a='i', b='(+ i 1)')} 0.0)))))")
+    two = ea.parse("(fun ((x (vec n)) (w (vec 2)) (t (vec n))) (build n (lambda (i) (+ (* (get w 0)"
+                   f" (if (< i (- n 1)) {r.format(a='i', b='(+ i 1)')} 0.0)) (* (get w 1) (if (<= 1 i)"
+                   f" {r.format(a='(- i 1)', b='i')} 0.0))))))")
+    s = {"n": 100000}
+    b1, b2 = m.breakdown(one, s), m.breakdown(two, s)
+    assert b2["Mul"] < 1.6 * b1["Mul"]          # the residual's products once, the factors twice
+    assert "a read out of range in the guarded range" in ea.compile(two).source   # a stencil, sliced
+    import numpy as np
+    x, w, t = np.linspace(0, 1, 7), np.array([0.5, -2.0]), np.linspace(1, 2, 7)
+    np.testing.assert_allclose(ea.compile(two)(x=x, w=w, t=t), ea.evaluate(two, x=x, w=w, t=t), rtol=1e-12)

@@ -14,7 +14,7 @@ from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, 
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, fresh, subst
 from ..lang.types import size_names
-from ..cost.semantics import diagonal_select, range_condition, summed_build, window_read
+from ..cost.semantics import diagonal_select, range_condition, stencil_form, summed_build, window_read
 from ._folds import FoldMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_pow, _int_exponent, _leaves, _lit,
                       _rebuild, _show, _Unsupported)
@@ -833,66 +833,10 @@ class _Gen(FoldMixin):
             return st
         return self._on_range(then, env, d, lo, hi, m)
 
-    _STENCIL_OPS = frozenset({"+", "-", "*", "/", "pow"}) | frozenset(REAL_FNS)
-
-    def _canon(self, e: Expr, env: dict, d: int, sub: dict, reads: list):
-        """``e`` with the indices along depth ``d`` written ``J + c`` (``sub``: name -> c;
-        index lets inlined); every use of them a read ``(get a (+ J c))`` of an array that
-        does not vary along ``d``; nothing that can fail (reads at a constant index in range
-        of a static length, no division of integers).  None: not such a term."""
-        t = type(e)
-        if t is Num or t is Int:
-            return e
-        if t is Var:
-            if e.name in sub:
-                return None                   # an index used as a value
-            v = env.get(e.name)
-            if v is None or isinstance(v, IdxV) or any(isinstance(x, IdxV) or x.S for x in _leaves(v)):
-                return None
-            return e
-        if t is Get:
-            if type(e.array) is not Var:
-                return None
-            a = env.get(e.array.name)
-            if not isinstance(a, V) or a.S or a.rank != 1:
-                return None
-            idx, c = e.index, None
-            if type(idx) is Var and idx.name in sub:
-                c = sub[idx.name]
-            elif type(idx) is Prim and idx.op in ("+", "-") and len(idx.args) == 2:
-                x, y = idx.args
-                if idx.op == "+" and type(y) is Var and y.name in sub:
-                    x, y = y, x
-                if type(x) is Var and x.name in sub and type(y) is Int:
-                    c = sub[x.name] + (y.value if idx.op == "+" else -y.value)
-            if c is not None:
-                reads.append((e.array.name, c))
-                return Get(e.array, Prim("+", (Var(self.stencil_var), Int(c))))
-            if type(idx) is Int and isinstance(a.dims[0], int) and 0 <= idx.value < a.dims[0]:
-                return e
-            return None
-        if t is Let:
-            v = e.value
-            c = None
-            if type(v) is Var and v.name in sub:
-                c = sub[v.name]
-            elif type(v) is Prim and v.op in ("+", "-") and len(v.args) == 2 and type(v.args[0]) is Var \
-                    and v.args[0].name in sub and type(v.args[1]) is Int:
-                c = sub[v.args[0].name] + (v.args[1].value if v.op == "+" else -v.args[1].value)
-            if c is None:
-                return None
-            return self._canon(e.body, env, d, {**sub, e.name: c}, reads)
-        if t is Prim and e.op in self._STENCIL_OPS:
-            args = [self._canon(a, env, d, sub, reads) for a in e.args]
-            if any(a is None for a in args):
-                return None
-            return Prim(e.op, tuple(args))
-        return None
-
     def stencil(self, then: Expr, env: dict, d: int, lo: V, hi: V, m: V):
         """``then`` on the sub-range ``lo .. hi - 1`` when it is a stencil -- a function of
         reads ``x[i + c]`` of arrays that do not vary along the axis, and of values that do
-        not either (:meth:`_canon`): the same function read at other shifts (the gradient of
+        not either (:func:`~eqsat_ad.cost.semantics.stencil_form`): the same function read at other shifts (the gradient of
         a convolution reads its residual at i, i - 1, i - 2 under three guards) is computed
         once, ``F[J] = f(x[J + c - cmin], ...)`` over every ``J`` where all its reads are in
         range, and each use is a slice of ``F``.  Where the slice would leave ``F`` (a read
@@ -909,16 +853,18 @@ class _Gen(FoldMixin):
                 sub[name] = 0 if v.off is None else v.off.const
         if not sub:
             return None
-        reads: list = []
-        canon = self._canon(then, env, d, sub, reads)
-        if canon is None or not reads:
+
+        def array(name):
+            a = env.get(name)
+            if not isinstance(a, V) or a.S or a.rank != 1:
+                return None
+            return a.dims[0] if isinstance(a.dims[0], int) else True
+        r = stencil_form(then, sub, self.stencil_var, array, lambda name: self._scalar_term(Var(name), env))
+        if r is None:
             return None
-        kmin = min(c for _, c in reads)
-        if kmin:
-            canon = subst(canon, self.stencil_var, Prim("+", (Var(self.stencil_var), Int(-kmin))))
-            canon = self._fold_shifts(canon)
+        canon, kmin, key = r
+        key = tuple(key)
         # the extent of F: every J with all reads in range
-        key = tuple(sorted({(a, c - kmin) for a, c in reads}))
         ext = self.stencil_ext.get(key)
         if ext is None or not _alive(ext):
             parts = []
@@ -968,19 +914,6 @@ class _Gen(FoldMixin):
         tgt.lines.extend("    " + ln for ln in blk.lines + [f"{name} = {a.code}"])
         tgt.lines += ["else:", f"    {name} = {sl}"]
         return V(name, a.S, 0, a.dt, (), tgt)
-
-    def _fold_shifts(self, e: Expr) -> Expr:
-        """``(+ (+ J a) b)`` -> ``(+ J a+b)`` in the canonical reads."""
-        J = self.stencil_var
-        if type(e) is Get and type(e.index) is Prim and e.index.op == "+":
-            x, y = e.index.args
-            if type(x) is Prim and x.op == "+" and x.args[0] == Var(J) and type(x.args[1]) is Int \
-                    and type(y) is Int:
-                return Get(e.array, Prim("+", (Var(J), Int(x.args[1].value + y.value))))
-            return e
-        if type(e) is Prim:
-            return Prim(e.op, tuple(self._fold_shifts(a) for a in e.args))
-        return e
 
     def _on_range(self, then: Expr, env: dict, d: int, lo: V, hi: V, m: V):
         env2 = dict(env)

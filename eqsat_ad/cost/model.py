@@ -68,7 +68,7 @@ from .semantics import (ENTRY, ENTRY_PARAM, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMB
                         NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, SCAN_ACCUMULATE, contraction,
                         contraction_terms,
                         ND_CALL, EDGE_ROWS, RANGE_SELECT, WINDOW, diagonal_select, extra_axes, fold_shape,
-                        range_condition, summed_build, window_read,
+                        range_condition, stencil_form, summed_build, window_read,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
@@ -243,6 +243,8 @@ class _Walk:
         # issue 11: shifted index lets (name -> True), let-bound builds (name -> (build, scope,
         # depth)), ifs summed into slices, axes whose sub-range we are in, inside a where branch
         self.shifted: set = set()
+        self.shift_of: dict = {}          # shifted index let -> its constant shift (or None)
+        self.stencils: set = set()        # canonical stencils already computed
         self.let_builds: dict = {}
         self.summed_ifs: set = set()
         self.range_axes: frozenset = frozenset()
@@ -458,6 +460,14 @@ class _Walk:
             # an index shifted by a scalar stays an index in the backend (slices are views)
             if alias[1]:
                 self.shifted.add(e.name)
+            v = e.value
+            base = v if isinstance(v, Var) else v.args[0] if isinstance(v.args[0], Var) and \
+                self._is_axis(v.args[0], scope) else v.args[1]
+            k = 0 if isinstance(v, Var) else next((a.value for a in v.args if isinstance(a, Int)), None)
+            if k is not None and isinstance(v, Prim) and v.op == "-":
+                k = -k
+            b0 = self.shift_of.get(base.name, 0)
+            self.shift_of[e.name] = None if k is None or b0 is None else b0 + k
             self.shapes[e.name] = []
             return {**scope, e.name: scope[alias[0]]}
         if isinstance(e.value, Build):
@@ -657,6 +667,18 @@ class _Walk:
         # the bounds, clamped to the axis: a few scalar operations
         self.pay("Lt", frozenset(), 2 + len(facts))
         then, other = (e.else_, e.then) if swapped else (e.then, e.else_)
+        if self._stencil_seen(then, axis, scope):
+            ta = frozenset([axis])              # a slice of the stencil computed before
+            self.pay("GetAxis", ta)
+            if isinstance(other, Num) and other.value == 0.0 and id(e) in self.summed_ifs:
+                return ta
+            self.in_where += 1
+            try:
+                oa = self.ax(self.walk(other, scope, depth))
+            finally:
+                self.in_where -= 1
+            self.pay(RANGE_SELECT, ta | oa)
+            return ta | oa
         saved = self.range_axes, self.in_where
         self.range_axes, self.in_where = self.range_axes | {axis}, 0
         try:
@@ -673,6 +695,37 @@ class _Walk:
         full = ta | oa | {axis}
         self.pay(RANGE_SELECT, full)
         return full
+
+    def _stencil_seen(self, then: Expr, axis: str, scope: dict) -> bool:
+        """Is ``then`` a stencil along ``axis`` (:func:`~eqsat_ad.cost.semantics.stencil_form`)
+        whose canonical form was computed before (then the backend slices it)?  Notes it."""
+        shifts = {}
+        for v in self.fv(then):
+            if v in scope and self._is_axis(Var(v), scope) and self._axis_of(v, scope) == axis:
+                k = self.shift_of.get(v, 0)
+                if k is None:
+                    return False
+                shifts[v] = k
+
+        def array(name):
+            if name in scope:
+                return None
+            sh = self.shapes.get(name) or []
+            return (sh[0] if sh[0] is not None else True) if len(sh) == 1 else None
+
+        def scalar(name):
+            return name not in scope or (not self._is_axis(Var(name), scope)
+                                         and not (self.ax(scope[name][0]) - self.seq) and not self.shapes.get(name))
+        if not shifts:
+            return False
+        r = stencil_form(then, shifts, "%J", array, scalar)
+        if r is None:
+            return False
+        key = (r[0], tuple(sorted((v, scope[v][1]) for v in self.fv(r[0]) if v in scope)))
+        if key in self.stencils:
+            return True
+        self.stencils.add(key)
+        return False
 
     @staticmethod
     def _is_axis(x: Expr, scope: dict) -> bool:

@@ -436,3 +436,74 @@ def summed_build(body: Expr, var: str, let_value: Callable[[str], object]):
             and body.index.name == var and let_value(body.array.name) is not None:
         return body.array.name
     return None
+
+
+#: The operations a stencil (:func:`stencil_form`) may apply: they cannot fail.
+STENCIL_OPS = frozenset({"+", "-", "*", "/", "pow", "neg", "exp", "log", "sin", "cos", "tan", "sqrt", "tanh",
+                         "log1p", "abs", "sign", "max", "min"})
+
+
+def stencil_form(e: Expr, shifts: dict, J: str, array: Callable[[str], object],
+                 scalar: Callable[[str], bool]):
+    """``(canonical, kmin, reads)`` when ``e`` is a **stencil** along one index: a function of
+    reads ``(get a (+ i c))`` (``shifts``: the names standing for that index, each with its
+    constant shift ``c``; index lets inlined) of vectors ``a`` that do not vary along it
+    (``array(a)``: its static length, an int, or True; None: not such a vector), of scalars
+    that do not vary along any axis (``scalar(name)``), of constant reads in range of a static
+    length, combined by :data:`STENCIL_OPS` -- nothing that can fail.  ``canonical`` is ``e``
+    with every read written ``(get a (+ J (c - kmin)))``: the value of ``e`` at index ``v`` is
+    ``canonical`` at ``J = v + kmin``, so the same stencil read at other shifts (the gradient of
+    a convolution reads its residual at i, i - 1, i - 2) has the same canonical form, and the
+    backend computes it once (a slice of it per use).  ``reads``: the ``(a, c - kmin)``.
+    None: not a stencil."""
+    reads: list = []
+
+    def go(e: Expr, sub: dict):
+        if isinstance(e, (Num, Int)):
+            return e
+        if isinstance(e, Var):
+            return None if e.name in sub or not scalar(e.name) else e
+        if isinstance(e, Get):
+            if not isinstance(e.array, Var) or array(e.array.name) is None:
+                return None
+            idx, c = e.index, None
+            if isinstance(idx, Var) and idx.name in sub:
+                c = sub[idx.name]
+            elif isinstance(idx, Prim) and idx.op in ("+", "-") and len(idx.args) == 2:
+                x, y = idx.args
+                if idx.op == "+" and isinstance(y, Var) and y.name in sub:
+                    x, y = y, x
+                if isinstance(x, Var) and x.name in sub and isinstance(y, Int):
+                    c = sub[x.name] + (y.value if idx.op == "+" else -y.value)
+            if c is not None:
+                reads.append((e.array.name, c))
+                return Get(e.array, Prim("+", (Var(J), Int(c))))
+            n = array(e.array.name)
+            if isinstance(idx, Int) and isinstance(n, int) and not isinstance(n, bool) and 0 <= idx.value < n:
+                return e
+            return None
+        if type(e).__name__ == "Let":
+            v, c = e.value, None
+            if isinstance(v, Var) and v.name in sub:
+                c = sub[v.name]
+            elif isinstance(v, Prim) and v.op in ("+", "-") and len(v.args) == 2 and isinstance(v.args[0], Var) \
+                    and v.args[0].name in sub and isinstance(v.args[1], Int):
+                c = sub[v.args[0].name] + (v.args[1].value if v.op == "+" else -v.args[1].value)
+            return None if c is None else go(e.body, {**sub, e.name: c})
+        if isinstance(e, Prim) and e.op in STENCIL_OPS:
+            args = [go(a, sub) for a in e.args]
+            return None if any(a is None for a in args) else Prim(e.op, tuple(args))
+        return None
+    canon = go(e, dict(shifts))
+    if canon is None or not reads:
+        return None
+    kmin = min(c for _, c in reads)
+
+    def shift(e: Expr) -> Expr:
+        if isinstance(e, Get) and isinstance(e.index, Prim) and e.index.op == "+" \
+                and e.index.args[0] == Var(J) and isinstance(e.index.args[1], Int):
+            return Get(e.array, Prim("+", (Var(J), Int(e.index.args[1].value - kmin))))
+        if isinstance(e, Prim):
+            return Prim(e.op, tuple(shift(a) for a in e.args))
+        return e
+    return shift(canon), kmin, sorted({(a, c - kmin) for a, c in reads})
