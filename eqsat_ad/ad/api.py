@@ -373,6 +373,16 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
     """
     if mode not in GRAD_MODES:
         raise ADError(f"grad mode must be one of {', '.join(GRAD_MODES)}; got {mode!r}")
+    if (mode != "forward" and not isinstance(wrt, str) and all(isinstance(w, str) for w in wrt)
+            and len(set(wrt)) == len(wrt) > 1):
+        # several names through one fold: one transposition for all (transpose._shared)
+        from .transpose import _shared
+        p0 = prepare(prog)
+        if isinstance(_output_type(p0), RealT) and (
+                mode == "reverse" or all(isinstance(_check_wrt(p0, w), ArrayT) for w in wrt)):
+            shared = _shared(p0, wrt, always=mode == "reverse")
+            if shared is not None:
+                return shared
     several = _several(lambda p, w: grad(p, w, mode), prog, wrt)
     if several is not None:
         return several

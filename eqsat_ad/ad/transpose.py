@@ -41,7 +41,7 @@ from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Pa
                         Num, Scan, Snd, Sum, Var, map_expr, scoped_children)
 from ..lang.binders import all_names, call_deep, free_vars, free_vars_table, fresh, subst_all
 from ..lang.folds import peel_lets
-from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, array_sizes, size_names
+from ..lang.types import INDEX, SIZE, ArrayT, PairT, RealT, SizeT, Type, array_sizes, size_names
 
 __all__ = ["grad_reverse", "transposable_fold", "FORWARD_SHAPES"]
 
@@ -311,6 +311,10 @@ def grad_reverse(prog: Program, wrt: str | Sequence[str], always: bool = False) 
     :func:`eqsat_ad.ad.api.grad`'s forward form.  Same result and type as ``grad``.
     ``always``: transpose also where the state has as many components as ``wrt``."""
     from .api import _check_wrt, _several, grad, prepare
+    if not isinstance(wrt, str):
+        shared = _shared(prog, wrt, always)
+        if shared is not None:
+            return shared
     several = _several(lambda p, w: grad_reverse(p, w, always), prog, wrt)
     if several is not None:
         return several
@@ -320,6 +324,26 @@ def grad_reverse(prog: Program, wrt: str | Sequence[str], always: bool = False) 
     if fold is None:
         return grad(prog, wrt, mode="forward")
     return Program(prog.params, _transpose(prog, wrt, fold, always))
+
+
+def _shared(prog: Program, wrts: Sequence[str], always: bool) -> Program | None:
+    """The gradients w.r.t. several names (right-nested pairs, as ``grad``) through one
+    transposition of their fold -- one states ``scan``, one backward fold whose state carries
+    the adjoint and every name's accumulated gradient -- instead of one transposition per name.
+    Only where every name's gradient goes through the same fold, its body is a chain of lets
+    and every name read by the body accumulates (:func:`_transpose`'s rule); None otherwise."""
+    from .api import _check_wrt, prepare
+    wrts = list(wrts)
+    if len(wrts) < 2 or len(set(wrts)) != len(wrts) or not all(isinstance(w, str) for w in wrts):
+        return None
+    prog = prepare(prog)
+    for w in wrts:
+        _check_wrt(prog, w)
+    folds = [call_deep(transposable_fold, prog, w, always, what="program") for w in wrts]
+    if folds[0] is None or any(f != folds[0] for f in folds):
+        return None
+    out = _transpose(prog, wrts, folds[0], always, shared_only=True)
+    return None if out is None else Program(prog.params, out)
 
 
 #: limits of the optimisation of one binding's VJP (:func:`_tidy`)
@@ -338,9 +362,14 @@ def _tidy(q: Program) -> Program:
     from ..lang.syntax import show_program
     key = show_program(q)
     if key not in _TIDY_CACHE:
+        from ..lang.normalize import normalize_program
         from ..optimize import optimize
         try:
-            _TIDY_CACHE[key] = optimize(q, limits=PIECE_LIMITS).program
+            # normalised first: where the optimiser finds nothing cheaper it returns its input,
+            # and the model prices a dead dual seed (a one-hot over every direction of a
+            # component the binding does not read) at nothing, which the backend computes
+            n = normalize_program(q)
+            _TIDY_CACHE[key] = optimize(n, limits=PIECE_LIMITS).program
         except Exception:                                  # pragma: no cover - keep the input
             _TIDY_CACHE[key] = q
     return _TIDY_CACHE[key]
@@ -377,6 +406,23 @@ def _size_args(t: Type, fresh: dict, v: Expr) -> dict[str, Expr]:
         out.update(_size_args(t.fst, fresh, Fst(v)))
         out.update(_size_args(t.snd, fresh, Snd(v)))
     return out
+
+
+def _params_read(params, reads: set, keep: set = frozenset(), others: tuple = ()) -> list[Param]:
+    """The program parameters a piece reads (or must keep): a piece's zero seeds are made for
+    its parameters, and one for a large input the binding does not read (an LSTM's whole text,
+    c x b, in every backward step) would cost O(that input) per step.  A size name of a
+    dropped parameter's type that the piece still needs becomes a ``size`` parameter."""
+    kept = [p for p in params if p.name in reads or p.name in keep or isinstance(p.type, SizeT)]
+    have = {p.name for p in kept} | {n for p in list(kept) + list(others) for n in size_names(p.type)}
+    for p in params:
+        if p in kept:
+            continue
+        for nm in size_names(p.type):
+            if nm not in have:
+                kept.append(Param(nm, SIZE))
+                have.add(nm)
+    return kept
 
 
 class _Chain:
@@ -444,9 +490,9 @@ class _Chain:
         names = self.names
         cn = names("ct")
         fv = free_vars(term)
-        params = list(self.prog.params)
         own = [(self.la, self.h_t), (self.li, INDEX)] + [(v, self.named[v]) for v, _ in self.binds]
-        params += [Param(v, t) for v, t in own if v in fv or v == u]
+        mine = [Param(v, t) for v, t in own if v in fv or v == u] + [Param(cn, term_t)]
+        params = _params_read(self.prog.params, fv, {u}, mine) + mine[:-1]
         params.append(Param(cn, term_t))
         args: dict[str, Expr] = {cn: cot}
         args.update(_size_args(term_t, self.fresh, cot))
@@ -464,18 +510,70 @@ class _Chain:
         return _grad_state(rest, body, u, t, Var(u), {k: x for k, x in args.items() if k != u},
                            names, self.always, _tidy)
 
-    def backward(self, state: Expr, index: Expr, cot: Expr, wrt: str | None):
+    def _pieces(self, term: Expr, term_t: Type, cot: Expr, us: list[str]) -> dict[str, Expr]:
+        """``∇_u <term, cot>`` for every ``u`` of ``us``, in one program (:func:`grad_reverse`
+        of several names, optimised as one by :func:`_tidy`): what the pieces have in common
+        -- the gates of an LSTM cell, recomputed from the stored state -- is computed once, and
+        a binding that contains a fold (the LSTM's layers) is transposed once for all of them
+        (:func:`_shared`: its states and adjoints shared)."""
+        if len(us) < 2:
+            return {u: self._piece(term, term_t, cot, u) for u in us}
+        names = self.names
+        cn = names("ct")
+        fv = free_vars(term)
+        own = [(self.la, self.h_t), (self.li, INDEX)] + [(v, self.named[v]) for v, _ in self.binds]
+        params = _params_read(self.prog.params, fv, set(us),
+                              [Param(v, t) for v, t in own if v in fv or v in us] + [Param(cn, term_t)])
+        args: dict[str, Expr] = {cn: cot, **_size_args(term_t, self.fresh, cot)}
+        leaves_of: dict[str, list] = {}
+        sub: dict[str, Expr] = {}
+        for v, t in own:
+            if v not in fv and v not in us:
+                continue
+            args.update(_size_args(t, self.fresh, Var(v)))
+            if v in us and len(_leaf_paths(t)) > 1:       # a pair: one parameter per component
+                leaves = [(path, lt, names(v)) for path, lt in _leaf_paths(t)]
+                leaves_of[v] = leaves
+                params += [Param(nm, lt) for _, lt, nm in leaves]
+                sub[v] = _tree(t, {path: Var(nm) for path, _, nm in leaves})
+                args.update({nm: _project(Var(v), path) for path, _, nm in leaves})
+            else:
+                params.append(Param(v, t))
+        params.append(Param(cn, term_t))
+        body = subst_all(_dot(term, Var(cn), term_t, names), sub)
+        order = [nm for u in us for nm in ([x[2] for x in leaves_of[u]] if u in leaves_of else [u])]
+        q = Program(tuple(params), body)
+        names.add(q)
+        g = _tidy(grad_reverse(q, order, self.always))
+        gn = names("g")
+        self.extra_lets.append((gn, _inline(g, args)))
+        comp = {}
+        for k, nm in enumerate(order):
+            r: Expr = Var(gn)
+            for _ in range(k):
+                r = Snd(r)
+            comp[nm] = Fst(r) if k < len(order) - 1 else r
+        out = {}
+        for u in us:
+            if u in leaves_of:
+                t = next(t for v, t in own if v == u)
+                out[u] = _tree(t, {path: comp[nm] for path, _, nm in leaves_of[u]})
+            else:
+                out[u] = comp[u]
+        return out
+
+    def backward(self, state: Expr, index: Expr, cot: Expr, wrts: Sequence[str] = ()):
         """The lets of one backward step at ``state`` (the stored state before the step) and
         ``index``, with ``cot`` the cotangent of the step's result: returns ``(lets, abar,
-        xbar)`` -- the lets (the primal bindings recomputed, then the cotangents of the
-        bindings, last first), the state's adjoint ``A_iᵀ cot`` and, when ``wrt`` is given,
-        the step's contribution ``B_iᵀ cot`` to the gradient (None when no binding reads it)."""
+        xbars)`` -- the lets (the primal bindings recomputed, then the cotangents of the
+        bindings, last first), the state's adjoint ``A_iᵀ cot`` and, for each of ``wrts``, the
+        step's contribution ``B_iᵀ cot`` to its gradient (None when no binding reads it)."""
         names = self.names
         lets: list[tuple[str, Expr]] = [(self.la, state), (self.li, index)] + list(self.binds)
         cn = names("c")
         lets.append((cn, cot))
         contrib: dict[str, list[Expr]] = {}
-        wterms: list[Expr] = []
+        wterms: dict[str, list[Expr]] = {w: [] for w in wrts}
         for term, term_t, v in self.terms():
             if v is None:
                 c = Var(cn)
@@ -486,15 +584,19 @@ class _Chain:
                 lets.append((vb, _add(contrib.pop(v), self.types[v], names)))
                 c = Var(vb)
             fv = free_vars(term)
-            for u in [self.la] + [b for b, _ in self.binds]:
-                if u in fv and u in self.diff:
-                    contrib.setdefault(u, []).append(self._piece(term, term_t, c, u))
-            if wrt is not None and wrt in fv:
-                wterms.append(self._piece(term, term_t, c, wrt))
+            us = [u for u in [self.la] + [b for b, _ in self.binds] if u in fv and u in self.diff]
+            ws = [w for w in wrts if w in fv]
+            self.extra_lets = []
+            pieces = self._pieces(term, term_t, c, us + ws)
+            lets += self.extra_lets
+            for u in us:
+                contrib.setdefault(u, []).append(pieces[u])
+            for w in ws:
+                wterms[w].append(pieces[w])
         abar = (_add(contrib[self.la], self.h_t, names) if contrib.get(self.la)
                 else _zeros_like(self.h_t, Var(cn), names))
-        xbar = _add(wterms, self.prog.param(wrt).type, names) if wterms else None
-        return lets, abar, xbar
+        xbars = {w: _add(ts, self.prog.param(w).type, names) if ts else None for w, ts in wterms.items()}
+        return lets, abar, xbars
 
 
 def _lets(binds: list[tuple[str, Expr]], body: Expr) -> Expr:
@@ -503,10 +605,13 @@ def _lets(binds: list[tuple[str, Expr]], body: Expr) -> Expr:
     return body
 
 
-def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
+def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared_only: bool = False) -> Expr | None:
+    """The transposed gradient's body; with a list ``wrt`` (``shared_only``) the gradients of
+    every name through one backward fold (right-nested pairs), or None where that does not
+    apply (see :func:`_shared`)."""
     from ..lang.typecheck import program_env, type_of
     env = program_env(prog)
-    wrt_t = prog.param(wrt).type
+    wrts = [wrt] if isinstance(wrt, str) else list(wrt)
     state_t = type_of(fold, env)
     names = _Names(prog)
     sizes: dict[str, str] = {}
@@ -538,28 +643,52 @@ def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
     la, li, ll = names("a"), names("i"), names("l")
     j, lv = names("j"), names("l")
     back_i = Prim("-", (Prim("-", (n, Int(1))), Var(j)))
-    terms: list[Expr] = []
-    if wrt in free_vars(c_body):
-        terms.append(_inline(grad_reverse(pc, wrt, always), state_sizes(Var(h))))
     chain = _Chain(prog, env, la, li, h_t, subst_all(fold.body, {a: Var(la), i: Var(li)}), names, always)
-    body_reads = wrt in free_vars(fold.body)
     # the step's contributions to the gradient accumulated in the backward fold itself (a
     # pair state (λ, x̄)) where wrt is no larger than the state -- an O(|wrt|) addition per
     # step then costs no more than the step -- or where a binding that reads wrt is itself a
     # fold (a sum over the steps of its transposed gradient is not a one-hot sum)
-    accumulate = chain.ok and body_reads and (chain.reads_fold(wrt) or not _fewer_components(h_t, wrt_t))
+    reading = [w for w in wrts if w in free_vars(fold.body)]
+    acc_ok = {w: chain.ok and (chain.reads_fold(w) or not _fewer_components(h_t, prog.param(w).type))
+              for w in reading}
+    if shared_only:
+        if not chain.ok or not all(acc_ok.values()):
+            return None
+    terms_of: dict[str, list[Expr]] = {w: [] for w in wrts}
+    for w in wrts:
+        if w in free_vars(c_body):
+            terms_of[w].append(_inline(grad_reverse(pc, w, always), state_sizes(Var(h))))
+    wrt = wrts[0]
+    wrt_t = prog.param(wrt).type
+    terms = terms_of[wrt]
+    body_reads = wrt in free_vars(fold.body)
+    accumulate = bool(reading) and all(acc_ok.values())
     if accumulate:
         back = names("back")
-        lets, abar, xbar = chain.backward(Get(Var(hs), back_i), back_i, Fst(Var(lv)), wrt)
-        acc_x = Snd(Var(lv))
-        new_x = acc_x if xbar is None else _add([acc_x, xbar], wrt_t, names)
-        step = _lets(lets, Pair(abar, new_x))
-        binds.append((back, IFold(lv, j, step, Pair(lam_n, _zeros_like(wrt_t, Var(wrt), names)), n)))
+        lets, abar, xbars = chain.backward(Get(Var(hs), back_i), back_i, Fst(Var(lv)), reading)
+        new_xs, zeros, reads = [], [], []
+        for k, w in enumerate(reading):           # the accumulators: right-nested pairs
+            acc_x: Expr = Snd(Var(lv))
+            for _ in range(k):
+                acc_x = Snd(acc_x)
+            if k < len(reading) - 1:
+                acc_x = Fst(acc_x)
+            w_t = prog.param(w).type
+            new_xs.append(acc_x if xbars[w] is None else _add([acc_x, xbars[w]], w_t, names))
+            zeros.append(_zeros_like(w_t, Var(w), names))
+            read: Expr = Snd(Var(back))
+            for _ in range(k):
+                read = Snd(read)
+            reads.append(Fst(read) if k < len(reading) - 1 else read)
+        nest = lambda xs: xs[0] if len(xs) == 1 else Pair(xs[0], nest(xs[1:]))   # noqa: E731
+        step = _lets(lets, Pair(abar, nest(new_xs)))
+        binds.append((back, IFold(lv, j, step, Pair(lam_n, nest(zeros)), n)))
         lam_0: Expr = Fst(Var(back))
-        terms.append(Snd(Var(back)))
+        for w, r in zip(reading, reads):
+            terms_of[w].append(r)
     else:
         if chain.ok:
-            lets, abar, _ = chain.backward(Get(Var(hs), back_i), back_i, Var(lv), None)
+            lets, abar, _ = chain.backward(Get(Var(hs), back_i), back_i, Var(lv))
             step_body = _lets(lets, abar)
         else:
             step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
@@ -579,14 +708,19 @@ def _transpose(prog: Program, wrt: str, fold: IFold, always: bool) -> Expr:
         gb = grad_reverse(pb, wrt, always)
         terms.append(_inline(gb, {ps: Var(hs), pl: Var(lams), hs_t.size: Length(Var(hs)),
                                   **state_sizes(Get(Var(hs), Int(0)))}))
-    if wrt in free_vars(fold.init):
-        l0 = names("lam0")
-        pz = Program(prog.params + (Param(l0, h_t),), _dot(fold.init, Var(l0), h_t, names))
-        names.add(pz)
-        terms.append(_inline(grad_reverse(pz, wrt, always), {l0: lam_0, **state_sizes(lam_0)}))
-    if not terms:         # pragma: no cover - transposable_fold requires wrt free in the fold
-        raise ADError(f"the fold does not depend on {wrt!r}")
-    out = _add(terms, wrt_t, names)
+    outs = []
+    for w in wrts:
+        if w in free_vars(fold.init):
+            l0 = names("lam0")
+            pz = Program(prog.params + (Param(l0, h_t),), _dot(fold.init, Var(l0), h_t, names))
+            names.add(pz)
+            terms_of[w].append(_inline(grad_reverse(pz, w, always), {l0: lam_0, **state_sizes(lam_0)}))
+        if not terms_of[w]:    # pragma: no cover - transposable_fold requires wrt free in the fold
+            raise ADError(f"the fold does not depend on {w!r}")
+        outs.append(_add(terms_of[w], prog.param(w).type, names))
+    out = outs[-1]
+    for x in reversed(outs[:-1]):
+        out = Pair(x, out)
     for name, value in reversed(binds):
         out = Let(name, value, out)
     return out
