@@ -890,8 +890,12 @@ class Instantiator:
         self.fixed_sizes = None      # sizes shared by every instance (the e-graph mode)
         Inference(eq, rhs=False)     # fail early (TypeClash) if the left side cannot be typed
         self.term_vars = sorted(v for v in pattern_vars(eq.lhs) if eq.sorts.get(v, "Term") == "Term")
+        # a String variable only the query's other atoms name (the v of (= vb (Build v m b))
+        # (set-contains (fv a) v): "a mentions the index of some build") is a free name of
+        # the rule too
+        cond_vars = {x for c in eq.conditions for arg in c.args for x in pattern_vars(arg)}
         self.string_vars = sorted(v for v, s in eq.sorts.items() if s == "String"
-                                  and v in pattern_vars(eq.lhs))
+                                  and (v in pattern_vars(eq.lhs) or v in cond_vars))
         self.lit_vars = sorted(v for v in pattern_vars(eq.lhs) if eq.sorts.get(v) in ("f64", "i64"))
         # variables that are an extent somewhere (their value must be the size their type
         # names); another size-typed variable is just an integer (any_size)

@@ -553,3 +553,28 @@ def _solve_guards() -> None:
 
 
 _solve_guards()
+
+
+def _site_guards() -> None:
+    """separate.egg's and separate-late.egg's rules are each an identity between the term they
+    match, ``t``, and the term their action unions it with (for finite values where marked);
+    every other atom of the query -- the term around ``t`` (a sum, a quotient, a data-dependent
+    ``if``), the build or sum binder, the ``Get`` a factor must be, the conditions on free
+    variables -- only chooses where the identity is worth adding.  A mutant that drops or changes one of those atoms and leaves
+    the ``(= t ...)`` atom and the action as they were is still an identity."""
+    for spec in shipped_specs():
+        if spec.ruleset not in ("separate", "separate-late") or spec.kind != "rule":
+            continue
+        (form,) = read_sexp(spec.text)
+        query, action = form[1], show(form[2])
+        core = {show(a) for a in query if _head(a) == "=" and a[1] == Sym("t")}
+        for m in mutants_of(spec):
+            (mf,) = read_sexp(m.text)
+            if show(mf[2]) != action or not core <= {show(a) for a in mf[1]}:
+                continue
+            EQUIVALENT[m.id] = ("a guard or the context of the matched term, not the identity: "
+                                "t and the action's term are equal whatever the rest of the query "
+                                "says (separate.egg's banner)")
+
+
+_site_guards()
