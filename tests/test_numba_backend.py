@@ -501,3 +501,13 @@ def test_fused_sums_shared_between_branches():
     p2 = Program(p0.params, If(cond, chain, chain))
     for prog in (p, p2):
         _sizes_check(prog, _vecs("x"), sizes=(0, 2, 5, 300))
+
+
+def test_reassociated_sums_keep_the_special_values():
+    """A real sum's accumulator may be reassociated (_numba_math.sum_add): the sums of inf,
+    -inf, nan and of nothing are still the interpreter's."""
+    fn = nb.compile(ea.parse("(fun ((x (vec n))) (sum n (lambda (i) (* 2.0 (get x i)))))"))
+    inf, nan = np.inf, np.nan
+    for xs in ([], [inf] + [1.0] * 40, [1.0] * 40 + [-inf], [inf, -inf] + [0.5] * 33, [nan] + [1.0] * 17,
+               [-0.0] * 9, [1e308] * 3 + [0.0] * 30):
+        _check(fn.program, {"x": np.array(xs, dtype=float)}, fn)

@@ -28,7 +28,7 @@ from numba import njit
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["chunk_sum", "exp", "log", "sum_add", "tanh"]
+__all__ = ["exp", "log", "sum_add", "tanh"]
 
 
 @intrinsic
@@ -121,22 +121,6 @@ def exp(x):
 def sum_add(acc, t):
     """``acc + t`` for the accumulator of a real ``sum`` (may be reassociated: see above)."""
     return acc + t
-
-
-@njit(inline="always", fastmath=False, error_model="numpy", cache=True)
-def chunk_sum(b, m):
-    """``b[0] + ... + b[m-1]`` in four partial sums (independent adds: LLVM overlaps or
-    vectorises them; a single accumulator waits for each add in turn)."""
-    a0 = a1 = a2 = a3 = 0.0
-    m4 = m - m % 4
-    for j in range(0, m4, 4):
-        a0 += b[j]
-        a1 += b[j + 1]
-        a2 += b[j + 2]
-        a3 += b[j + 3]
-    for j in range(m4, m):
-        a0 += b[j]
-    return (a0 + a1) + (a2 + a3)
 
 
 @njit(fastmath={"contract"}, error_model="numpy", cache=True)
