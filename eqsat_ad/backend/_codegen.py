@@ -54,6 +54,7 @@ class _Gen(FoldMixin):
         self.stencil_var = self.fresh_var("%J")
         self.stencil_ext: dict = {}
         self.let_src: dict = {}           # id(value of a let) -> (its build, env)
+        self.sub_parent: dict = {}        # id(extent of a sub-range) -> the extent it is part of
 
     def scalar_guard(self, code: str, v: V) -> str:
         """``code`` (a guard computed from ``v``), noted as scalar when ``v`` varies along no axis."""
@@ -136,6 +137,10 @@ class _Gen(FoldMixin):
             return
         self.checked.add(key)
         exts = [self.ext[d] for d in sorted(S)]
+        for k, x in enumerate(exts):      # a sub-range is no longer than its axis
+            while id(x) in self.sub_parent:
+                x = self.sub_parent[id(x)]
+            exts[k] = x
         keys = sorted(str(x.skey) for x in exts)
         if all(isinstance(x.skey, str) for x in exts) and any(
                 all(keys.count(k) <= dims.count(k) for k in keys) for dims in self.param_dims):
@@ -875,6 +880,8 @@ class _Gen(FoldMixin):
             code = ", ".join(f"{ln.code} - {c}" if c else ln.code for ln, c in parts)
             ext = self.emit(f"max(min({code}), 0)" if len(parts) > 1 or parts[0][1] else code, deps, (), 0, "i")
             self.stencil_ext[key] = ext
+            self.sub_parent[id(ext)] = parts[0][0]     # no longer than the array it reads
+            self.keep.append(ext)
         jv = self.idx_intern.get(("stencil", d, ext.code, id(ext.block)))
         if jv is None or not _alive(jv):
             jv = self.idx_intern[("stencil", d, ext.code, id(ext.block))] = IdxV(d, ext)
@@ -1097,6 +1104,9 @@ class _Gen(FoldMixin):
             return hit
         nv = self.idx_intern[key] = IdxV(iv.d, m, self.add_int(iv.off, lo))
         self.keep.append(nv)
+        if m is not iv.ext:
+            self.sub_parent[id(m)] = iv.ext
+            self.keep.append(m)
         return nv
 
     def cut(self, v: V, lo: V, hi: V, d: int) -> V:
