@@ -349,6 +349,7 @@ def _shared(prog: Program, wrts: Sequence[str], always: bool) -> Program | None:
 #: limits of the optimisation of one binding's VJP (:func:`_tidy`)
 PIECE_LIMITS = dict(seconds=20.0, nodes=20_000)
 _TIDY_CACHE: dict = {}
+_TIDY_CACHE_MAX = 1024
 
 
 def _tidy(q: Program) -> Program:
@@ -361,6 +362,8 @@ def _tidy(q: Program) -> Program:
     where nothing cheaper was found."""
     from ..lang.syntax import show_program
     key = show_program(q)
+    if len(_TIDY_CACHE) > _TIDY_CACHE_MAX:
+        _TIDY_CACHE.clear()
     if key not in _TIDY_CACHE:
         from ..lang.normalize import normalize_program
         from ..optimize import optimize
