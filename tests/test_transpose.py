@@ -323,3 +323,10 @@ def test_gradbench_lstm_transposed():
     want = ea.evaluate(ea.grad(p, "main", mode="forward"), **inputs)
     assert np.allclose(ea.evaluate(rev, **inputs), want, rtol=1e-9, atol=1e-12)
     check_grads(p, wrt=["main"], inputs=inputs, modes=("grad",))
+    # both weight matrices through one transposition (one backward fold, two accumulators)
+    both = ea.grad(p, ["main", "extra"])
+    assert sum(isinstance(x, Scan) for x in iter_nodes(both.body)) < 2 * sum(
+        isinstance(x, Scan) for x in iter_nodes(rev.body))
+    got = ea.evaluate(both, **inputs)
+    want = ea.evaluate(ea.grad(p, ["main", "extra"], mode="forward"), **inputs)
+    assert all(np.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(got, want))
