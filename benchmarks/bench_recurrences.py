@@ -3,8 +3,11 @@ function and vs hand-written reverse-mode NumPy.
 
 For each recurrence -- polynomial by recurrence ``acc*t + c[i]`` (w.r.t. ``c`` and ``t``),
 running product, exponential moving average (w.r.t. ``x`` and ``alpha``), a tanh RNN with
-vector state (w.r.t. ``W``) -- at n = 10^3 and 10^4: ``ea.grad`` (which transposes the fold:
-a ``scan`` of the states and a backward ``scan`` of the adjoints), optimised for that n and
+vector state (w.r.t. ``W``), RK4 over n steps of GradBench's ODE with 16 coefficients (w.r.t.
+them: the step's four stages are lets, transposed binding by binding), GradBench's LSTM
+(2 layers, b = 7, w.r.t. both weight matrices: layers in an inner fold) -- at n = 10^3 and
+10^4: ``ea.grad`` (which transposes the fold: a ``scan`` of the states and a backward
+``scan`` or fold of the adjoints), optimised for that n and
 compiled; the function compiled; a hand-written reverse-mode NumPy gradient (in this file).
 Reported: gradient cost / function cost by the cost model and measured, the growth of both
 from 10^3 to 10^4 (target <= 1.5x), and gradient time / hand-written time (target <= 3x).
