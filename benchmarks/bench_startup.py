@@ -8,6 +8,9 @@ fresh process, median of 5 (after one untimed warm-up run, so the files are in t
 
 The target (issue 14): ``import eqsat_ad`` <= 0.5 s, ``eqsat-ad --version`` well under a second.
 The import loads neither egglog nor scipy nor matplotlib; ``ea.optimize`` loads egglog.
+Issue 15: a compiled Numba kernel loaded from the disk cache in a fresh process (the first one
+includes ``import numba`` and Numba's one-time start-up; the difference of the 1- and
+5-kernel lines is the time of 4 more).
 """
 from __future__ import annotations
 
@@ -35,6 +38,15 @@ CASES = {
                                            "ea.grad(ea.parse('(fun ((x (vec n))) (sum n (lambda (i) "
                                            "(* (get x i) (get x i)))))'), 'x')",
     "import eqsat_ad; touch ea.optimize (loads egglog)": "import eqsat_ad as ea\nea.optimize",
+    # the Numba backend (issue 15): kernels from the disk cache (the warm-up run fills it)
+    "import numba": "import numba",
+    "numba backend: import eqsat_ad, 1 kernel from the disk cache": (
+        "import eqsat_ad as ea\nfrom eqsat_ad.backend import numba_backend as nb\n"
+        "nb.compile(ea.parse('(fun ((x (vec n))) (sum n (lambda (i) (exp (get x i)))))'))"),
+    "numba backend: import eqsat_ad, 5 kernels from the disk cache": (
+        "import eqsat_ad as ea\nfrom eqsat_ad.backend import numba_backend as nb\n"
+        "for op in ('exp', 'log', 'tanh', 'sin', 'sqrt'):\n"
+        "    nb.compile(ea.parse(f'(fun ((x (vec n))) (sum n (lambda (i) ({op} (get x i)))))'))"),
 }
 
 
@@ -53,6 +65,7 @@ def _once(code, env: dict) -> float:
 
 def measure(repeats: int = 5, src: str | None = None) -> dict:
     env = dict(os.environ)
+    env["EQSAT_AD_CACHE_DIR"] = tempfile.mkdtemp(prefix="eqsat-ad-startup-")   # (Numba kernels)
     if src:
         env["PYTHONPATH"] = os.pathsep.join([str(Path(src).resolve())] + [p for p in [env.get("PYTHONPATH")] if p])
     rows = {}
@@ -66,14 +79,15 @@ def measure(repeats: int = 5, src: str | None = None) -> dict:
                       "runs": times}
     return {"repeats": repeats, "src": src or "this checkout", "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "cases": rows,
-            "date": time.strftime("%Y-%m-%d")}
+            "date": time.strftime("%Y-%m-%d"), "load": os.getloadavg()}
 
 
 def markdown(res: dict, before: dict | None = None) -> str:
     out = [f"# Start-up time ({res['src']})", "",
            f"Each line: a fresh `python -c` process (Python {res['python']}, {res['machine']}), "
            f"median of {res['repeats']} after one warm-up run; measured {res['date']} with "
-           "`python benchmarks/bench_startup.py`" + (f" --before {before['src']}" if before else "") + ". "
+           "`python benchmarks/bench_startup.py`" + (f" --before {before['src']}" if before else "") + ", "
+           f"load average {', '.join(f'{x:.1f}' for x in res.get('load', ()))}. "
            "The machine may be busy: compare lines of one table, not tables of different runs.", ""]
     if before:
         out += ["| what | before: median s | now: median s | now: min s | now: max s |",
