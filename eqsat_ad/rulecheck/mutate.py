@@ -578,3 +578,32 @@ def _site_guards() -> None:
 
 
 _site_guards()
+
+
+def _split_guards() -> None:
+    """The split rules of onehotsplit.egg and deepinv.egg: the demand rules (``oh-demand-*``,
+    ``inv-demand-*``) only say where the split relations are computed -- no equality follows
+    from a demand fact, so every mutant of them is still sound (the splits hold wherever they
+    are computed); ``inv-split-mul-l/r``'s ``(set-contains fr j)`` only keeps a product that is
+    invariant as a whole for motion's sum-factor (t = c * r whatever r mentions); and the sum
+    interchanges' guards that a binder name is not free where it cannot be with the unique names
+    the encoder gives (k in a or in the outer extent, i in that extent, i != k)."""
+    name_guards = ("(set-not-contains fa k)", "(set-not-contains fm k)", "(set-not-contains fm i)", "(!= i k)")
+    for spec in shipped_specs():
+        if spec.name.startswith(("oh-demand-", "inv-demand-")):
+            for m in mutants_of(spec):
+                EQUIVALENT[m.id] = ("a demand rule: it only says where a split relation is computed; "
+                                    "no equality follows from a demand fact")
+        elif spec.name in ("inv-split-mul-l", "inv-split-mul-r"):
+            EQUIVALENT[f"{spec.name} | drop-cond | query: (set-contains fr j) -> (dropped)"] = (
+                "t = c * r whatever r mentions; the guard leaves a product invariant as a whole to "
+                "motion's sum-factor")
+        elif spec.name.startswith(("sum-swap-onehot-", "sum-swap-split-")):
+            for g in name_guards:
+                if g in spec.text:
+                    EQUIVALENT[f"{spec.name} | drop-cond | query: {g} -> (dropped)"] = (
+                        "a binder name is not free where the unique names the encoder gives never put "
+                        "it (k is bound inside the inner sum, i by the outer one)")
+
+
+_split_guards()
