@@ -580,15 +580,24 @@ def test_ctrl_c_while_running_exits_130_without_traceback(tmp_path):
     sched.write_text("(run-schedule (saturate (run ac)))\n")
     exe = Path(sys.executable).parent / "eqsat-ad"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "eqsat_ad.cli"]
+    def as_from_a_shell():
+        # the child gets Ctrl-C as a user's shell delivers it: default disposition, not blocked
+        # (a disposition or mask left in this test process by a library would be inherited)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    parent = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
     for delay in (0.5, 1.5):
         p = subprocess.Popen(cmd + ["optimize", str(prog), "--rules", str(BAD / "ac_blowup.egg"),
                                     "--schedule", str(sched), "--limit", "seconds=100",
                                     "--limit", "nodes=100000000"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                             preexec_fn=as_from_a_shell)
         time.sleep(delay)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=200)
-        assert p.returncode == 130 and err == "eqsat-ad: error: interrupted\n", (delay, err)
+        assert p.returncode == 130 and err == "eqsat-ad: error: interrupted\n", \
+            (delay, p.returncode, err, out[-400:], parent)
 
 
 def test_sizes_and_inputs_for_parameters_named_like_python_keywords(capsys, tmp_path):
