@@ -32,7 +32,9 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
 
 The growth caps are :data:`PHASE_GROWTH`.  A rule file places its rulesets in a phase with a banner line ``;; @phase NAME`` (NAME one of
 :data:`DEFAULT_PHASES`); :func:`check_phase_pragma` refuses any other name, at the pragma's
-line.  A ruleset of a user's file without the pragma runs in ``user``.
+line.  A ruleset of a user's file without the pragma runs in ``user``; so does one of a shipped
+file (``eqsat_ad/rules/``) without it, unless it is one of the rulesets the phases always run
+(:data:`PHASE_RULESETS`) -- a new rule file is never left out of the default.
 
 ``saturate_all()`` is the baseline: every loaded ruleset in one ruleset, to saturation.
 
@@ -104,21 +106,31 @@ def check_phase_pragma(pragma) -> None:
 
 
 @lru_cache(maxsize=None)
-def _shipped_placements(files: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+def _shipped_rulesets(files: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
     from ..egraph.eggtext import read_forms, rulesets_in
     out = []
     for f in files:
         for name, info in rulesets_in(read_forms(f)).items():
-            if name and info.phase is not None:
-                check_phase_pragma(info.phase)
-                out.append((name, info.phase.name))
+            if name:
+                if info.phase is not None:
+                    check_phase_pragma(info.phase)
+                out.append((name, info.phase.name if info.phase is not None else None))
     return tuple(out)
 
 
-def shipped_placements() -> dict[str, str]:
-    """Ruleset -> phase for the shipped rule files that declare a phase (``;; @phase``)."""
+def _shipped() -> tuple[tuple[str, str | None], ...]:
     from ..egraph.session import default_rule_files
-    return dict(_shipped_placements(tuple(str(f) for f in default_rule_files())))
+    return _shipped_rulesets(tuple(str(f) for f in default_rule_files()))
+
+
+def shipped_placements() -> dict[str, str]:
+    """Ruleset -> phase for the shipped rule files that declare a phase (``;; @phase``), and
+    ``user`` for a shipped ruleset that declares none and is not one of the rulesets the phases
+    always run (:data:`PHASE_RULESETS`): a rule file added to ``eqsat_ad/rules/`` without the
+    pragma runs in ``user``, like a user's, rather than nowhere."""
+    fixed = {r for rs in PHASE_RULESETS.values() for r in rs} | set(SHIPPED_RULESETS) | {"analysis", "subst", "cost"}
+    return {name: ph if ph is not None else "user" for name, ph in _shipped()
+            if ph is not None or name not in fixed}
 
 
 def default_schedule(user_rulesets: Iterable[str] = (), placed: Mapping[str, str] | None = None) -> Strategy:
