@@ -1,0 +1,76 @@
+"""The default schedule's placement of shipped rule files, and negdiv.egg's start => goal.
+
+A rule file added to ``eqsat_ad/rules/`` declares its phase with ``;; @phase NAME``; one that
+declares none runs in ``user`` (before, it ran in no phase at all: the report's "loaded but not
+run" note was the only trace).  negdiv moves a negation out of a quotient so that the invariant
+factor under it leaves the sum (the Gaussian-mixture gradient's shape)."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+import eqsat_ad as ea
+import eqsat_ad.egraph.session as session_mod
+from eqsat_ad.lang.interp import evaluate
+from eqsat_ad.strategy.combinators import phases_of, rulesets_used
+from eqsat_ad.strategy.defaults import SHIPPED_RULESETS, default_schedule, shipped_placements
+
+optimize_mod = importlib.import_module("eqsat_ad.optimize")    # the module, not the function
+
+SQUARE = '(rewrite (Mul a a) (Pow a (Num 2.0)) :ruleset {rs} :name "square-{rs}")\n'
+PROG = "(fun ((x (vec n))) (sum n (lambda (i) (* (exp (get x i)) (exp (get x i))))))"
+
+
+def _ship(monkeypatch, tmp_path, banner: str, rs: str):
+    """Make ``rs.egg`` (with ``banner``) one of the shipped rule files for this test."""
+    f = tmp_path / f"{rs}.egg"
+    f.write_text(banner + f"(ruleset {rs})\n" + SQUARE.format(rs=rs))
+    shipped = list(session_mod.default_rule_files())
+    monkeypatch.setattr(session_mod, "default_rule_files", lambda: shipped + [f])
+    monkeypatch.setattr(optimize_mod, "default_rule_files", lambda: shipped + [f])
+    return f
+
+
+def _where(rs: str, schedule) -> list[str]:
+    return [ph.name for ph in phases_of(schedule) if rs in rulesets_used(ph.body)]
+
+
+def test_a_shipped_file_without_a_pragma_runs_in_the_user_phase(monkeypatch, tmp_path):
+    _ship(monkeypatch, tmp_path, ";; squares, no phase\n", "newfile")
+    assert shipped_placements()["newfile"] == "user"
+    assert _where("newfile", default_schedule()) == ["user", "split"]     # split reruns what user runs
+    res = ea.optimize(ea.parse(PROG), sizes={"n": 10})
+    assert not [n for n in res.report.notes if n.startswith("loaded but not run")], res.report.notes
+    user = next(ph for ph in res.report.phases if ph.name == "user")
+    assert user.matches.get("square-newfile", 0) >= 1
+
+
+def test_a_shipped_file_with_a_pragma_runs_in_its_phase(monkeypatch, tmp_path):
+    _ship(monkeypatch, tmp_path, ";; squares\n;; @phase finish\n", "newfile2")
+    assert shipped_placements()["newfile2"] == "finish"
+    assert _where("newfile2", default_schedule()) == ["finish"]
+
+
+def test_the_rulesets_the_phases_always_run_are_not_sent_to_user():
+    placed = shipped_placements()
+    assert not [r for r in SHIPPED_RULESETS if placed.get(r) == "user"]
+    assert placed["negdiv"] == "cleanup"
+
+
+def test_a_negation_in_a_quotient_no_longer_hides_an_invariant_factor():
+    # the Gaussian-mixture gradient's shape: sum_k ((-(a_k t) c_k) / s_k) with t invariant in k
+    # (it depends on the outer i only); t leaves the sum, so the loop over k is no longer
+    # inside the loop over i for the t part
+    src = ("(fun ((a (vec n)) (c (vec n)) (s (vec n)) (u (vec m)))"
+           " (build m (lambda (i) (sum n (lambda (k)"
+           " (/ (* (neg (* (get a k) (exp (get u i)))) (get c k)) (get s k)))))))")
+    res = ea.optimize(ea.parse(src), sizes={"n": 1000, "m": 1000})
+    text = ea.show_expr(res.program.body)
+    # the sum over k does not depend on i: it is computed once, outside the build
+    assert res.cost < res.cost_before / 50, (res.cost_before, res.cost, text)
+    rng = np.random.default_rng(3)
+    inputs = dict(a=rng.uniform(-1, 1, 7), c=rng.uniform(-1, 1, 7), s=rng.uniform(1, 2, 7), u=rng.uniform(-1, 1, 5))
+    want = evaluate(ea.parse(src), **inputs)
+    assert np.allclose(evaluate(res.program, **inputs), want)
+    assert np.allclose(ea.compile(res.program)(**inputs), want)
