@@ -16,11 +16,12 @@ from ..lang.binders import all_names, fresh, subst
 from ..lang.types import size_names
 from ..cost.semantics import diagonal_select, range_condition, stencil_form, summed_build, window_read
 from ._folds import FoldMixin
+from ._taps import TapMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_pow, _int_exponent, _leaves, _lit,
                       _rebuild, _show, _Unsupported)
 
 
-class _Gen(FoldMixin):
+class _Gen(FoldMixin, TapMixin):
     #: code for another array namespace (numpy_backend.generate_source(portable=True))
     portable = False
 
@@ -270,6 +271,9 @@ class _Gen(FoldMixin):
         if t is Build:
             return self.build(e, env)
         if t is Sum:
+            r = self.tap_loop(e, env)
+            if r is not None:
+                return r
             return self.reduce("sum", e.size, e.var, e.body, env, e)
         if t is IFold:
             return self.ifold(e, env)

@@ -49,6 +49,7 @@ from pathlib import Path
 
 from ..lang.ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
                         Program, Scan, Snd, Sum, Var)
+from ..lang.binders import all_names, fresh
 from ..egraph.constructors import PRIM_TO_CTOR
 from ..lang.primitives import PRIMITIVES
 from ..errors import EqsatError
@@ -68,7 +69,7 @@ from .semantics import (ENTRY, ENTRY_PARAM, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMB
                         NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, SCAN_ACCUMULATE, contraction,
                         contraction_terms,
                         ND_CALL, EDGE_ROWS, RANGE_SELECT, WINDOW, diagonal_select, extra_axes, fold_shape,
-                        range_condition, stencil_form, summed_build, window_read,
+                        range_condition, stencil_form, summed_build, tap_sum, window_read,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
@@ -472,10 +473,22 @@ class _Walk:
             return {**scope, e.name: scope[alias[0]]}
         if isinstance(e.value, Build):
             self.let_builds[e.name] = (e.value, scope, depth)
-        lazy = _Lazy(lambda: self.walk(e.value, scope, depth))
+        lazy = _Lazy(lambda: self._walk_let(e.value, scope, depth))
         # kept after the body (lazy parts of it are walked later); names are unique
         self.shapes[e.name] = self.shape(e.value)
         return {**scope, e.name: (lazy, vid)}
+
+    def _walk_let(self, value: Expr, scope: dict, depth: int):
+        """A let's value, walked when first demanded -- possibly inside a loop whose index has
+        the name of one of the value's own loops (binders are renamed by nesting level: the
+        attention gradient's ``sum T (i)`` forced inside ``build d (i)``).  Extents are keyed by
+        index name, so the names' extents are restored afterwards; without that the rest of the
+        outer loop was priced over T instead of d (a matrix-vector product 16x too dear)."""
+        saved = dict(self.ext)
+        try:
+            return self.walk(value, scope, depth)
+        finally:
+            self.ext.update(saved)
 
     def _node(self, e: Expr, scope: dict, depth: int):
         if isinstance(e, Let):
@@ -502,6 +515,15 @@ class _Walk:
                 # the sum of a let-bound build's elements is the sum of its body (a dot / gemv)
                 b, bscope, bdepth = self.let_builds[name]
                 return self.walk(Sum(b.size, b.var, b.body), bscope, bdepth)
+            if not is_build and not masked and tap_sum(
+                    e.body, e.var, lambda v: v if v != e.var and self._is_axis(Var(v), scope) else None,
+                    lambda x: all(v == e.var or v in scope for v in self.fv(x)) and self._scalar(x, scope),
+                    self.fv):
+                # semantics.TAP_LOOP: a loop over the taps, the moving range guards of its body
+                # range guards of one axis (the sequential loop of ifold of acc + body)
+                acc = fresh("%tap", set(all_names(e.body)) | {e.var})
+                return self._loop(IFold(acc, e.var, Prim("+", (Var(acc), e.body)), Num(0.0), e.size),
+                                  frozenset(), na, scope, depth)
             if not is_build and not masked:
                 bv = self._contraction(e, inner, depth + 1, na)
                 if isinstance(bv, tuple):       # a BLAS / einsum call: paid, done

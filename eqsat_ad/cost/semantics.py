@@ -507,3 +507,56 @@ def stencil_form(e: Expr, shifts: dict, J: str, array: Callable[[str], object],
             return Prim(e.op, tuple(shift(a) for a in e.args))
         return e
     return shift(canon), kmin, sorted({(a, c - kmin) for a, c in reads})
+
+
+# -- taps: a sum whose range guards move with its index (issue 11) ----------------------------
+#: ``(sum m (lambda (j) body))`` where a term of ``body`` is range-guarded along another index
+#: ``i`` with bounds that move with ``j`` (:func:`tap_sum`): a K-tap convolution's gradient,
+#: ``g_i = sum_j w_j (if (j <= i < j + t0) r[i - j] 0)``.  Vectorised over ``(j, i)`` that is a
+#: gather of ``r`` at ``i - j`` and two ``where`` over ``m x n`` elements; the backend instead
+#: runs a Python loop over ``j`` (a scalar there), each step adding the term into the slice of its
+#: range (``out[j:j + t0] += w[j] * r``, a shifted slice per tap, as NumPy code writes it): the
+#: sequential loop of an ``ifold`` of ``acc + body`` (``Loop`` per step, the body's operations
+#: paid per step with their calls).
+TAP_LOOP = "TapLoop"
+
+
+def _flat_terms(e: Expr, out: list) -> list:
+    if isinstance(e, Prim) and e.op in ("+", "-") and len(e.args) == 2:
+        _flat_terms(e.args[0], out)
+        _flat_terms(e.args[1], out)
+    elif isinstance(e, Prim) and e.op == "neg":
+        _flat_terms(e.args[0], out)
+    else:
+        out.append(e)
+    return out
+
+
+def tap_sum(body: Expr, var: str, axis: Callable[[str], object], scalar: Callable[[Expr], bool],
+            free: Callable[[Expr], "frozenset | set | tuple"]) -> bool:
+    """Does the backend compute ``(sum m (lambda (var) body))`` as a loop over ``var``
+    (:data:`TAP_LOOP`)?  Yes when a term of ``body`` (its ``+``/``-``/``neg`` operands) is
+    ``(if c a 0.0)``, alone or times a factor, where ``c`` is a range condition
+    (:func:`range_condition`, ``var`` counted as a scalar) of ONE index axis other than ``var``
+    whose bounds mention ``var`` and whose width does not stay constant (a one-hot ``(= i j)``, a
+    range ``j <= i < j + 2``: O(1) elements a step).  ``axis(name)``: a vectorised index other than ``var`` (not
+    None); ``scalar(x)``: ``x`` varies along no axis but ``var``; ``free(x)``: its free names."""
+    for t in _flat_terms(body, []):
+        core = t
+        if isinstance(t, Prim) and t.op == "*" and len(t.args) == 2:
+            core = t.args[1] if isinstance(t.args[1], If) else t.args[0]
+        if not (isinstance(core, If) and isinstance(core.else_, Num) and core.else_.value == 0.0):
+            continue
+        facts = range_facts(core.cond, axis, scalar)
+        if not facts or len({name for name, *_ in facts}) != 1 or any(name == var for name, *_ in facts):
+            continue
+        if not any(var in free(x) for _, _, terms, _ in facts for _, x in terms):
+            continue
+        # a range of constant width (a one-hot (= i j), j <= i < j + 2): O(1) elements a tap --
+        # a loop of m steps for m elements is no better than the vectorised select
+        key = lambda terms: sorted((sg, repr(x)) for sg, x in terms)      # noqa: E731
+        los = [key(terms) for _, kind, terms, _ in facts if kind == "lo"]
+        if any(key(terms) in los for _, kind, terms, _ in facts if kind == "hi"):
+            continue
+        return True
+    return False
