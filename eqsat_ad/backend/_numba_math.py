@@ -1,4 +1,5 @@
-"""Real functions for the Numba kernels that LLVM can vectorise: ``exp``, ``log``, ``tanh``.
+"""Real functions for the Numba kernels that LLVM can vectorise: ``exp``, ``log``, ``tanh``,
+``sin``, ``cos``, ``tan``, ``log1p``.
 
 ``math.exp`` in a Numba loop is a call into the C library per element, which stops LLVM
 from vectorising the loop; NumPy's and XLA's ``exp`` are SIMD code, 2-3x faster per element.
@@ -9,8 +10,15 @@ than NumPy's ``exp`` here: within 2 ulp of the C library's ``exp`` (``tests/test
 checks it), with the same results at the edges (overflow to ``inf``, subnormals, underflow
 to 0, ``nan``, ``±inf``).  :func:`log` (fdlibm's reduction, within 2 ulp) and :func:`tanh`
 (from an ``expm1`` with the same reduction and a degree-13 Taylor polynomial, within
-5 ulp) likewise; the other functions stay
-C library calls.
+5 ulp) likewise.  :func:`sin`, :func:`cos` and :func:`tan` reduce by pi/2 for every finite
+argument without a branch (Cody-Waite in three parts up to ~1.6e6, a Payne-Hanek table
+beyond, both computed and one selected: a branch to the C library would stop vectorisation)
+and use fdlibm's polynomials: within 1 ulp (``tan``: 2) of the C library's, nan for ``±inf``,
+``-0.0`` kept; :func:`log1p` is :func:`log` with Goldberg's correction (2 ulp)
+(``tests/test_numba_math.py``).  They are inlined into their callers by LLVM (``forceinline``:
+they are too large for its inliner's threshold), keeping their own fast-math flags.
+``sqrt`` needs nothing here (``math.sqrt`` is an instruction); non-integer ``pow`` stays a C
+library call.
 
 >>> import numpy as np
 >>> from numba import njit
@@ -23,12 +31,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from llvmlite import ir
 from numba import njit
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["exp", "log", "sum_add", "tanh"]
+__all__ = ["cos", "exp", "log", "log1p", "sin", "sum_add", "tan", "tanh"]
 
 
 @intrinsic
@@ -187,3 +196,218 @@ def log(x):
     res = math.inf if x == math.inf else res
     res = -math.inf if x == 0.0 else res
     return math.nan if x < 0.0 or x != x else res   # noqa: PLR0124 - x is nan
+
+
+# --- sin and cos -------------------------------------------------------------------------
+# x = (4k + n) pi/2 + (y0 + y1), |y0 + y1| <= ~pi/4, two reductions, both computed and one
+# selected (a branch to the C library would stop vectorisation):
+# * |x| <= _CW_MAX: Cody-Waite, pi/2 in three parts (fdlibm's: the first two of 33 bits, so
+#   q * part is exact for |q| < 2**20; the third the rest), 118 bits of pi/2;
+# * larger finite |x|: Payne-Hanek with a table: |x| = M 2**e (M < 2**53 an integer), and
+#   the bits of 1/(2 pi) of weight >= 2**-e only add whole turns to |x| / (2 pi), so row e
+#   of _RPI holds the bits below (four doubles: ~212 bits); |x| times it in double-double
+#   arithmetic (exact products with fused multiply-adds), whole quarter turns taken out as it
+#   goes, the rest times 2 pi: ~2**-104 absolute in turns, so within an ulp of the C library
+#   but for arguments within ~2**-50 of a multiple of pi/2.
+# The polynomials on |y| <= pi/4 are fdlibm's __kernel_sin / __kernel_cos (with the tail
+# y1), within 1 ulp.
+
+def _pi_fixed(bits: int) -> int:
+    """floor-ish(pi * 2**bits) (Machin's formula in integers; the last few bits uncertain)."""
+    one = 1 << (bits + 24)
+
+    def atan_inv(k):
+        s, t, n, sign = 0, one // k, 1, 1
+        while t:
+            s += sign * (t // n)
+            t //= k * k
+            n += 2
+            sign = -sign
+        return s
+    return (16 * atan_inv(5) - 4 * atan_inv(239)) >> 24
+
+
+def _rpi_table():
+    """Rows 0..971 (e = max(0, exponent - 52) of a finite double), 4 doubles each: the bits of
+    1/(2 pi) of weight below 2**-e, as t0 + t1 + t2 + t3 (each the rest rounded); rows from
+    _RPI_SCALED_ROW on times 2**_RPI_SCALE (t3 would be subnormal), the argument divided by it."""
+    bits = 1300
+    g = (1 << (2 * bits + 48)) // (2 * _pi_fixed(bits + 48))      # 1/(2 pi) * 2**bits
+    rows = np.empty((972, 4))
+    for e in range(972):
+        rest = g & ((1 << (bits - e)) - 1)
+        scale = bits - (_RPI_SCALE if e >= _RPI_SCALED_ROW else 0)  # value = rest / 2**scale
+        for k in range(4):
+            t = rest / (1 << scale)           # int / int: correctly rounded
+            rows[e, k] = t
+            num, den = t.as_integer_ratio()
+            rest -= (num << scale) // den     # exact: den is a power of 2 <= 2**scale
+    return rows.ravel()
+
+
+
+_RPI_SCALE = 128
+_RPI_SCALED_ROW = 512
+_RPI = _rpi_table()
+_TWO_M_RPI_SCALE = 2.0 ** -_RPI_SCALE
+_CW_MAX = 1647099.0                   # ~2**20 pi/2: |q| < 2**20 (Cody-Waite's exact products)
+_2_OVER_PI = 6.36619772367581382433e-01
+_PIO2_1 = 1.57079632673412561417e+00  # the first 33 bits of pi/2
+_PIO2_2 = 6.07710050630396597660e-11  # the next 33 bits
+_PIO2_2T = 2.02226624879595063154e-21  # pi/2 - (_PIO2_1 + _PIO2_2)
+_2PI_HI = 6.283185307179586            # 2 pi = _2PI_HI + _2PI_LO
+_2PI_LO = 2.4492935982947064e-16
+_S1, _S2, _S3, _S4, _S5, _S6 = (-1.66666666666666324348e-01, 8.33333333332248946124e-03,
+                                -1.98412698298579493134e-04, 2.75573137070700676789e-06,
+                                -2.50507602534068634195e-08, 1.58969099521155010221e-10)
+_K1, _K2, _K3, _K4, _K5, _K6 = (4.16666666666666019037e-02, -1.38888888888741095749e-03,
+                                2.48015872894767294178e-05, -2.75573143513906633035e-07,
+                                2.08757232129817482790e-09, -1.13596475577881948265e-11)
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c with one rounding (LLVM's llvm.fma: an instruction where the CPU has one)."""
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _two_sum(a, b):
+    """(s, t) with s = fl(a + b), a + b = s + t exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _round_quarters(v):
+    """w = 4v rounded to an integer (as a float; 4v itself when |4v| >= 2**52: then one)."""
+    y = 4.0 * v
+    ay = abs(y)
+    r = (ay + _TWO52) - _TWO52
+    r = r if y >= 0.0 else -r
+    return y if ay >= _TWO52 else r
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _reduce_big(a):
+    """``(q, h, l)`` with a = (4k + q) pi/2 + h + l for a finite a >= 0 (Payne-Hanek, above)."""
+    bits = _f64_bits(a)
+    e = ((bits >> 52) & 2047) - 1075
+    e = max(0, e)
+    big = e >= _RPI_SCALED_ROW
+    a = a * _TWO_M_RPI_SCALE if big else a
+    row = np.uint64(e) * np.uint64(4)
+    t0, t1, t2, t3 = _RPI[row], _RPI[row + np.uint64(1)], _RPI[row + np.uint64(2)], _RPI[row + np.uint64(3)]
+    p0 = a * t0
+    e0 = _fma(a, t0, -p0)                    # a t0 = p0 + e0 exactly
+    w = _round_quarters(p0)
+    f0 = p0 - 0.25 * w                       # exact, |f0| <= 1/8
+    p1 = a * t1
+    e1 = _fma(a, t1, -p1)
+    h, l0 = _two_sum(f0, e0)
+    h, l1 = _two_sum(h, p1)
+    l = l0 + l1 + e1 + a * t2 + a * t3
+    w2 = _round_quarters(h)
+    h = h - 0.25 * w2                        # exact
+    h, l = _two_sum(h, l)                    # turns: |h + l| <= ~1/8
+    q = np.int64(w) + np.int64(w2)
+    rh = h * _2PI_HI
+    rl = _fma(h, _2PI_HI, -rh) + (h * _2PI_LO + l * _2PI_HI)
+    return q, rh, rl
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _reduce_pio2(x):
+    """``(n, y0, y1)``: x = (4k + n) pi/2 + y0 + y1, |y0 + y1| <= ~pi/4, for a finite x."""
+    # Cody-Waite (fdlibm's medium case, its second iteration always), good for |x| <= _CW_MAX
+    t = x * _2_OVER_PI + _ROUND
+    qf = t - _ROUND
+    n = _f64_bits(t) - _ROUND_BITS
+    a = x - qf * _PIO2_1
+    w1 = qf * _PIO2_2
+    b = a - w1
+    w = qf * _PIO2_2T - ((a - b) - w1)
+    y0 = b - w
+    y1 = (b - y0) - w
+    # Payne-Hanek for |x| (sin(-x) = -sin x), computed for every x and selected
+    ax = abs(x)
+    qb, hb, lb = _reduce_big(ax if ax < math.inf else 0.0)
+    hb, lb = _two_sum(hb, lb)
+    neg = x < 0.0
+    qb = -qb if neg else qb
+    hb = -hb if neg else hb
+    lb = -lb if neg else lb
+    small = ax <= _CW_MAX
+    return (n if small else qb) & 3, y0 if small else hb, y1 if small else lb
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _kernel_sin(x, y):
+    """sin(x + y) for |x| <= ~pi/4, |y| <= ulp(x)/2 (fdlibm's __kernel_sin)."""
+    z = x * x
+    w = z * z
+    r = _S2 + z * (_S3 + z * _S4) + z * w * (_S5 + z * _S6)
+    v = z * x
+    return x - ((z * (0.5 * y - v * r) - y) - v * _S1)
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _kernel_cos(x, y):
+    """cos(x + y) for |x| <= ~pi/4 (fdlibm's __kernel_cos)."""
+    z = x * x
+    w = z * z
+    r = z * (_K1 + z * (_K2 + z * _K3)) + w * w * (_K4 + z * (_K5 + z * _K6))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    return w + (((1.0 - w) - hz) + (z * r - x * y))
+
+
+@njit(fastmath={"contract"}, error_model="numpy", cache=True, forceinline=True)
+def sin(x):
+    """sin x (vectorisable; within 1 ulp of the C library's, see above): x itself for
+    |x| < 2**-27 (-0.0 too), nan for nan and ±inf."""
+    n, y0, y1 = _reduce_pio2(x)
+    s = _kernel_sin(y0, y1)
+    c = _kernel_cos(y0, y1)
+    res = c if n & 1 else s
+    res = -res if n & 2 else res
+    res = x if abs(x) < 7.450580596923828e-09 else res
+    return res if abs(x) < math.inf else x - x
+
+
+@njit(fastmath={"contract"}, error_model="numpy", cache=True, forceinline=True)
+def cos(x):
+    """cos x (vectorisable; within 1 ulp of the C library's, see above): nan for nan and ±inf."""
+    n, y0, y1 = _reduce_pio2(x)
+    s = _kernel_sin(y0, y1)
+    c = _kernel_cos(y0, y1)
+    res = s if n & 1 else c
+    res = -res if (n + 1) & 2 else res
+    return res if abs(x) < math.inf else x - x
+
+
+@njit(fastmath={"contract"}, error_model="numpy", cache=True, forceinline=True)
+def tan(x):
+    """tan x = sin / cos of the reduced argument (-cos / sin in odd quadrants; vectorisable,
+    within 2 ulp of the C library's): x itself for |x| < 2**-27, nan for nan and ±inf."""
+    n, y0, y1 = _reduce_pio2(x)
+    s = _kernel_sin(y0, y1)
+    c = _kernel_cos(y0, y1)
+    res = -c / s if n & 1 else s / c
+    res = x if abs(x) < 7.450580596923828e-09 else res
+    return res if abs(x) < math.inf else x - x
+
+
+@njit(error_model="numpy", cache=True, forceinline=True)
+def log1p(x):
+    """log(1 + x) = log(u) x / (u - 1) with u = fl(1 + x) (the rounding error of 1 + x
+    cancels: within a few ulp; Goldberg's trick, with the vectorisable :func:`log`); x itself
+    where u = 1 (-0.0 too), -inf at -1, nan below, inf at inf."""
+    u = 1.0 + x
+    d = u - 1.0
+    res = log(u) * (x / d)
+    res = x if d == 0.0 else res
+    return res if x != math.inf else x
