@@ -115,7 +115,7 @@ class Scope:
     """A block of generated lines: the kernel body, a loop body or an ``if`` branch.  Lines
     are strings or ``(header, Scope)`` for a nested block.  ``memo`` holds the values
     computed here (visible to the blocks nested inside, while they are generated)."""
-    __slots__ = ("borrowed", "depth", "index", "kind", "lines", "loops", "memo", "parent", "siblings")
+    __slots__ = ("borrowed", "depth", "index", "kind", "lines", "loops", "memo", "parent", "siblings", "spec")
 
     def __init__(self, parent: Scope | None, kind: str):
         self.parent, self.kind = parent, kind
@@ -126,6 +126,7 @@ class Scope:
         self.siblings: list = []      # a loop: the earlier loops over the same range beside it
         self.index = None             # a loop: its index (S)
         self.borrowed: list = []      # a loop: the arrays of sibling values it reads (_Loop.stored)
+        self.spec = None              # a "try" block (_Gen.speculate): its _Spec
 
     def emit(self, line) -> None:
         self.lines.append(line)
@@ -207,6 +208,30 @@ class _Loop:
     stored: dict = field(default_factory=dict)     # memo key -> array name
 
 
+@dataclass(eq=False)
+class _Spec:
+    """A speculated term (``_Gen.speculate``), computed by a function of its own: its name,
+    the variables receiving its error (kind, -1 for none, and three arguments), its value
+    (variables of the block calling it), its body (a Scope) and results (variable, code in
+    the body, placeholder when it fails).  In a block's lines it is the call."""
+    name: str
+    err: tuple
+    value: object = None
+    body: object = None
+    results: list = field(default_factory=list)
+
+
+# the placeholders of a speculated term's results, in a statement returning its error
+_PLACEHOLDERS = "__placeholders__"
+
+
+def _try_of(s: Scope):
+    """The speculated term's block ``s`` is in (None: the kernel's own code)."""
+    while s is not None and s.kind != "try":
+        s = s.parent
+    return s
+
+
 @dataclass
 class _Dest:
     """The outputs of a build being generated: one array per leaf of its element (pairs
@@ -263,6 +288,7 @@ class _Gen:
         self.pool: list = []             # (array name, kind, rank): allocations in the kernel's top block
         self.alias: dict = {}            # an output written into a sibling array -> that array
         self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
+        self.origin: dict = {}           # id(value) -> (term, env) that computed it
 
     # -- names -------------------------------------------------------------------------
     def tmp(self, prefix: str = "_t") -> str:
@@ -316,21 +342,19 @@ class _Gen:
         what the NumPy backend's layout does by construction; recomputing it in every
         iteration of the outer loop would multiply its cost by that loop's extent.  None when
         that does not apply."""
-        if where.kind != "loop" or not self.expensive(e):
+        if where.kind != "loop" or not self.expensive(e) or self.may_raise(e, env):
             return None
         pins = [v for v in self.fv(e) if v in env and _scope_of(env[v]) is where]
-        if len(pins) != 1:
+        found = self.index_roots([env[v] for v in pins], where)
+        if found is None:
             return None
-        i = env[pins[0]]
-        if not (isinstance(i, S) and i.size is not None and i.scope is where) or self.may_raise(e, env):
-            return None
-        target = self.root
-        for v in self.fv(e):
-            b = env.get(v)
-            if b is not None and v != pins[0] and _scope_of(b).depth > target.depth:
-                target = _scope_of(b)
+        i, target = found
         if i.size.scope.depth > target.depth:
             target = i.size.scope
+        for v in self.fv(e):
+            b = env.get(v)
+            if b is not None and v not in pins and _scope_of(b).depth > target.depth:
+                target = _scope_of(b)
         out = self.lift(target, where.parent)
         s = where.parent
         while s is not out and s.kind != "loop":
@@ -346,13 +370,182 @@ class _Gen:
         if arr is None:
             dest = _Dest(out)
             loop = Scope(out, "loop")
-            j = self.index(self.fresh_name(pins[0]), i.size, i.size_expr, loop)
-            self.into(e, {**env, pins[0]: j}, loop, dest, (), (j.code,), (self.extent(i.size, out),))
+            j = self.index(self.fresh_name(f"_m{i.code}"), i.size, i.size_expr, loop)
+            rebound: dict = {id(i): j}
+            env2 = {**env, **{v: self.rebind(env[v], where, loop, rebound) for v in pins}}
+            self.into(e, env2, loop, dest, (), (j.code,), (self.extent(i.size, out),))
             arr = self.allocate(dest, out)
             out.emit((f"for {j.code} in range({i.size.code}):", loop))
             out.memo[key] = arr
             self.keep.append(arr)
-        return self.get(Get(Var("(materialised)"), Var(pins[0])), arr, i, cur)
+        # read at i, which runs over range(size): no bounds check (the extent is max(size, 0))
+        arr = _tree({path: Arr(a.base, a.idx, a.rank, a.dt, (i.size,) + a.dims[1:], a.scope, a.fresh)
+                     for path, a in _leaves(arr)}, ())
+        self.keep.append(arr)
+        return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, cur)
+
+    def index_roots(self, vals: list, where: Scope):
+        """The loop index of ``where`` that the values ``vals`` (bound in ``where``) are made
+        of, and the innermost scope of the other values they read, following the terms that
+        computed them (``origin``): ``t = -1 + 2 j / (n - 1)`` bound by a ``let`` in the loop
+        over ``j`` is made of ``j`` alone.  None when they read anything else bound in
+        ``where`` (an accumulator, a value of no known term, a term that may raise) or more
+        than one index."""
+        roots, target, seen = set(), self.root, set()
+        stack = list(vals)
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if isinstance(v, P):
+                stack += [v.a, v.b]
+                continue
+            sc = _scope_of(v)
+            if sc is not where:
+                if sc.depth > target.depth:
+                    target = sc
+                continue
+            if isinstance(v, S) and v.size is not None:
+                roots.add(v)
+                continue
+            origin = self.origin.get(id(v))
+            if origin is None:
+                return None
+            oe, oenv = origin
+            if self.may_raise(oe, oenv):
+                return None
+            stack += [oenv[x] for x in self.fv(oe) if x in oenv]
+        if len(roots) != 1:
+            return None
+        i = roots.pop()
+        return i, target
+
+    def rebind(self, v, where: Scope, loop: Scope, done: dict):
+        """Value ``v`` (of ``where``) computed again in ``loop``, with ``where``'s index
+        replaced by ``loop``'s (``done`` maps the values already rebound, by id)."""
+        hit = done.get(id(v))
+        if hit is not None:
+            return hit
+        if isinstance(v, P):
+            r = P(self.rebind(v.a, where, loop, done), self.rebind(v.b, where, loop, done))
+        elif _scope_of(v) is not where:
+            return v
+        else:
+            oe, oenv = self.origin[id(v)]
+            env2 = dict(oenv)
+            for x in self.fv(oe):
+                if x in oenv:
+                    env2[x] = self.rebind(oenv[x], where, loop, done)
+            r = self.ev(oe, env2, loop)
+        done[id(v)] = r
+        self.keep.append(r)
+        return r
+
+    # -- speculation: an expensive term that may raise, out of the loops it does not depend on
+    def speculate(self, e: Expr, env: dict, key: tuple, cur: Scope):
+        """An expensive term that may raise (a ``get`` the generator cannot prove in range,
+        guarded by an ``if`` it does not understand: the transposed RK4's ``(scan ...)``, whose
+        body reads ``acc[l - 1]`` when ``l != 0``) but does not depend on the loops around it
+        would be computed in every iteration of those loops.  It is computed once, where its
+        variables are defined, by a function of its own (``_spec<k>``, compiled with the
+        kernel): an error there is returned (its kind and arguments), not raised; every use
+        of the value first raises that error when there was one -- so the kernel raises
+        exactly when the program evaluates the term and it fails, as the interpreter does.
+        The value is visible after the check only (``spec_use``), so nothing computed from it
+        leaves the block of the check.  None when this does not apply (the term's own
+        operation is cheap -- an expensive term inside it is speculated by itself -- or there
+        is no loop to leave)."""
+        if not (isinstance(e, (Build, Sum, IFold)) or (_Scan is not None and isinstance(e, _Scan))
+                or (isinstance(e, Prim) and e.op in _COSTLY)):
+            return None
+        target = self.root
+        for v in self.fv(e):
+            b = env.get(v)
+            if b is not None and _scope_of(b).depth > target.depth:
+                target = _scope_of(b)
+        if target is cur:
+            return None
+        out = self.lift(target, cur)
+        s = cur
+        while s is not out and s.kind != "loop":
+            s = s.parent
+        if s is out or not self.may_raise(e, env):
+            return None
+        k = self.n + 1
+        self.n = k
+        rec = _Spec(f"_spec{k}", tuple(f"_se{k}_{j}" for j in range(4)))
+        tb = Scope(out, "try")
+        tb.spec = rec
+        v = self.node(e, env, tb)
+        vals = {}
+        for path, leaf in _leaves(v):
+            vals[path] = self.export(leaf, rec, out)
+        rec.value = _tree(vals, ())
+        rec.body = tb
+        out.emit(rec)
+        out.memo[key] = rec
+        self.keep.append(rec)
+        return self.spec_use(rec, cur)
+
+    def export(self, leaf, rec: _Spec, out: Scope):
+        """A leaf computed in a speculated term's function: one of its results, a variable
+        of ``out`` (its placeholder when the function fails: a value of its kind)."""
+        name = self.tmp("_h")
+        if isinstance(leaf, S):
+            rec.results.append((name, leaf.code, _ZERO[leaf.dt]))
+            return S(name, leaf.dt, out)
+        dims = []
+        for d in leaf.dims:
+            if _scope_of(d).depth > out.depth:
+                d = self.export(d, rec, out)
+            dims.append(d)
+        shape = ", ".join("0" for _ in range(leaf.rank)) + ("," if leaf.rank == 1 else "")
+        rec.results.append((name, leaf.code, f"np.empty(({shape}), {_DTYPE[leaf.dt]})"))
+        return Arr(name, (), leaf.rank, leaf.dt, tuple(dims), out, leaf.fresh)
+
+    def spec_use(self, rec: _Spec, cur: Scope):
+        """The value of a speculated term in ``cur``: after a check that raises its error
+        (once per block: a check in an enclosing block ran before this one)."""
+        mk = ("spec", id(rec))
+        s = cur
+        while s is not None:
+            hit = s.memo.get(mk)
+            if hit is not None:
+                return hit
+            s = s.parent
+        br = Scope(cur, "branch")
+        k, a = rec.err[0], rec.err[1:]
+        t = _try_of(cur)
+        if t is not None:          # inside another speculated term's function: return it
+            br.emit(f"return ({k}, {a[0]}, {a[1]}, {a[2]}, {_PLACEHOLDERS})")
+        else:
+            br.emit(f"if {k} == 0: raise IndexError({a[0]}, {a[1]}, {a[2]})")
+            br.emit(f"if {k} == 1: raise ZeroDivisionError({a[0]})")
+            br.emit(f"raise MemoryError({a[0]}, {a[1]})")
+        cur.emit((f"if {k} >= 0:", br))
+
+        def wrap(v):
+            if isinstance(v, P):
+                return P(wrap(v.a), wrap(v.b))
+            if isinstance(v, S):
+                return S(v.code, v.dt, cur)
+            return Arr(v.base, v.idx, v.rank, v.dt, tuple(wrap(d) for d in v.dims), cur, v.fresh)
+        w = wrap(rec.value)
+        cur.memo[mk] = w
+        self.keep.append(w)
+        return w
+
+    @staticmethod
+    def raise_stmt(s: Scope, kind: int, *args: str) -> str:
+        """The statement raising error ``kind`` (0 IndexError(k, n, which), 1
+        ZeroDivisionError(which), 2 MemoryError(count, which)) in block ``s``; inside a
+        speculated term's function (``speculate``), returning it."""
+        if _try_of(s) is not None:
+            a = list(args) + ["0"] * (3 - len(args))
+            return f"return ({kind}, {a[0]}, {a[1]}, {a[2]}, {_PLACEHOLDERS})"
+        exc = ("IndexError", "ZeroDivisionError", "MemoryError")[kind]
+        return f"raise {exc}({', '.join(args)})"
 
     def expensive(self, e: Expr) -> bool:
         """Does ``e`` contain a loop or a transcendental function (worth an array)?"""
@@ -450,9 +643,13 @@ class _Gen:
         while s is not None:
             hit = s.memo.get(key)
             if hit is not None:
-                return hit
+                return self.spec_use(hit, cur) if isinstance(hit, _Spec) else hit
             s = s.parent
         where = self.place(e, env, cur)
+        if where is cur:
+            spec = self.speculate(e, env, key, cur)
+            if spec is not None:
+                return spec
         v = self.materialised(e, env, where, cur)
         if v is None and where.siblings:
             v = self.sibling(e, env, key, where)
@@ -460,6 +657,8 @@ class _Gen:
             v = self.node(e, env, where)
         where.memo[key] = v
         self.keep.append(v)
+        if id(v) not in self.origin:
+            self.origin[id(v)] = (e, env)     # how it was made (index_roots, rebind)
         return v
 
     def node(self, e: Expr, env: dict, s: Scope):
@@ -644,7 +843,7 @@ class _Gen:
             a, b = args
             if not (b.code.isdigit() and int(b.code) != 0):
                 self.divs.append(_show(e, 100))
-                s.emit(f"if {b.code} == 0: raise ZeroDivisionError({len(self.divs) - 1})")
+                s.emit(f"if {b.code} == 0: {self.raise_stmt(s, 1, str(len(self.divs) - 1))}")
             return self.let_scalar(f"({a.code} {'//' if op == 'div' else '%'} {b.code})", "i", s)
         if op == "not":
             return self.let_scalar(f"not {args[0].code}", "b", s)
@@ -732,7 +931,8 @@ class _Gen:
         n = a.dims[0]
         if k.bound is None or k.bound != n.code:
             self.gets.append(_show(e, 100))
-            s.emit(f"if not 0 <= {k.code} < {n.code}: raise IndexError({k.code}, {n.code}, {len(self.gets) - 1})")
+            s.emit(f"if not 0 <= {k.code} < {n.code}: "
+                   f"{self.raise_stmt(s, 0, k.code, n.code, str(len(self.gets) - 1))}")
             code = k.code
         else:
             code = self.unsigned(k)
@@ -876,7 +1076,7 @@ class _Gen:
         limit check (message: the last entry of ``allocs``).  In the kernel's top block the
         array is a pool slot: the caller's array ``_pool<k>`` when it has that shape."""
         count = " * ".join(ext)
-        lines = [f"if {count} > _lim: raise MemoryError({count}, {len(self.allocs) - 1})"]
+        lines = [f"if {count} > _lim: {self.raise_stmt(s, 2, count, str(len(self.allocs) - 1))}"]
         shape = ", ".join(ext) + ("," if len(ext) == 1 else "")
         fresh = f"np.empty(({shape}), {_DTYPE[dt]})"
         if s is self.root:
@@ -1101,7 +1301,8 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     for k, (_name, dt, rank) in enumerate(g.pool):
         args.append(f"_pool{k}")
         arg_types.append((dt, rank))
-    lines = _render(g.root, 1)
+    funcs: list = []
+    lines = _render(g.root, 1, funcs)
     flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
     head = ["import math", "import numpy as np", "from numba import njit, prange", "",
             ("from eqsat_ad.backend._numba_math import exp as _vexp, log as _vlog, tanh as _vtanh, "
@@ -1112,6 +1313,8 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     for h in sorted(g.helpers):
         code = _HELPERS[h][1]
         helpers += [code] if code.startswith("from ") else [f"@njit({flags})", code]
+    for f in funcs:                 # speculated terms (_Gen.speculate), callees first
+        helpers += [f"@njit({flags})", f]
     kflags = flags + (", parallel=True" if parallel else "")
     src = "\n".join(head + helpers + [f"@njit({kflags})",
                                       f"def _kernel({', '.join(args)}):"] + lines) + "\n"
@@ -1165,15 +1368,48 @@ def _out_tree(kinds: dict, path: tuple):
     return [_out_tree(kinds, path + (0,)), _out_tree(kinds, path + (1,))]
 
 
-def _render(scope: Scope, depth: int) -> list[str]:
+def _render(scope: Scope, depth: int, funcs: list | None = None) -> list[str]:
+    """The lines of ``scope`` at indentation ``depth``; a speculated term is a call, its
+    function's source is appended to ``funcs``."""
     out = []
     pad = "    " * depth
     for ln in scope.lines:
         if isinstance(ln, tuple):
             header, inner = ln
             out.append(pad + header)
-            body = _render(inner, depth + 1)
+            body = _render(inner, depth + 1, funcs)
             out += body if body else [pad + "    pass"]
+        elif isinstance(ln, _Spec):
+            params, src = _spec_function(ln, funcs)
+            names = list(ln.err) + [r[0] for r in ln.results]
+            out.append(pad + f"{', '.join(names)}, = {ln.name}({', '.join(params)})")
         else:
             out.append(pad + ln)
     return out
+
+
+def _spec_function(rec: _Spec, funcs: list) -> tuple[list, str]:
+    """The function computing a speculated term (``_Gen.speculate``): its parameters (the
+    names its body reads and does not define: the kernel's values) and its source, added
+    to ``funcs``.  It returns (-1, 0, 0, 0, results...) or, where the term fails, the
+    error's kind and arguments and the results' placeholders."""
+    import ast
+    import builtins
+    body = _render(rec.body, 1, funcs)
+    ph = ", ".join(r[2] for r in rec.results)
+    body = [ln.replace(_PLACEHOLDERS, ph) for ln in body]
+    body.append(f"    return (-1, 0, 0, 0, {', '.join(r[1] for r in rec.results)})")
+    loads, stores = set(), set()
+    for node in ast.walk(ast.parse("def _f():\n" + "\n".join(body))):
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else stores).add(node.id)
+    glob = set(dir(builtins)) | _MODULE_NAMES | _GLOBALS | {h[0] for h in _HELPERS.values()}
+    params = sorted(n for n in loads - stores if n not in glob and not n.startswith("_spec"))
+    src = "\n".join([f"def {rec.name}({', '.join(params)}):"] + body)
+    if funcs is not None:
+        funcs.append(src)
+    return params, src
+
+
+# names the kernel module defines (not parameters of a speculated term's function)
+_GLOBALS = frozenset({"_vexp", "_vlog", "_vtanh", "_vsin", "_vcos", "_vtan", "_vlog1p", "_inf", "_nan", "_CACHE"})
