@@ -25,6 +25,7 @@ of several runs (the machine is shared).
 
     python benchmarks/calibrate_numba_costs.py                 # writes the JSON
     python benchmarks/calibrate_numba_costs.py --runs 1 --out /tmp/opcosts-numba.json
+    python benchmarks/calibrate_numba_costs.py --only Sin,Cos   # just these, against Log's entry
 """
 from __future__ import annotations
 
@@ -177,13 +178,60 @@ def calibrate(n: int = 1 << 20, repeat: int = 7) -> dict:
     }
 
 
+def recalibrate(ops: list[str], anchor: str = "Log", runs: int = 3, repeat: int = 7,
+                path: Path = OUT) -> dict:
+    """Re-measure the unary operations ``ops`` only, against ``anchor`` (an entry of the table
+    that did not change): each one's marginal time over the anchor's, timed side by side in
+    each of ``runs`` runs (median), times the anchor's entry.  For a change to one function
+    (``sin`` made vectorisable) without a full calibration (whose unit, one add, moves with
+    the machine's load)."""
+    table = json.loads(Path(path).read_text())
+    t = _Timer(IN_CACHE[-1], repeat)
+    xi = "(get x i)"
+
+    def body(op: str) -> str:
+        return _build(lambda a, op=op: f"({op} (* {xi} {a}))")
+    ratios: dict[str, list[float]] = {c: [] for c in ops}
+    for _ in range(max(1, runs)):
+        base = t.per_element(_build(lambda a: f"(* {xi} {a})"))
+        ref = t.per_element(body(UNARY[anchor])) - base
+        times = {c: t.per_element(body(UNARY[c])) - base for c in ops}
+        if ref > 0:                   # (a run disturbed by another process can time 0 or less)
+            for c in ops:
+                ratios[c].append(times[c] / ref)
+    old = {c: table["opcost"][c] for c in ops}
+    if not ratios[ops[0]]:
+        raise RuntimeError(f"no run timed {anchor} above the baseline (a busy machine?)")
+    for c in ops:
+        table["opcost"][c] = round(float(np.median(ratios[c])) * table["opcost"][anchor], 3)
+    table["note"] += (f"; {datetime.datetime.now().isoformat(timespec='minutes')}: "
+                      f"{', '.join(ops)} re-measured against {anchor} (median of {runs} side-by-side runs "
+                      f"x {anchor}'s entry; --only)")
+    return {"table": table, "old": old, "ratios": ratios}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1 << 20, help="elements for the memory figures")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--runs", type=int, default=3, help="median of this many calibrations")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--only", help="comma-separated unary entries (e.g. Sin,Cos): re-measure just these "
+                                   "against --anchor and update the table at --out in place")
+    ap.add_argument("--anchor", default="Log", help="the unchanged entry --only measures against")
     args = ap.parse_args(argv)
+    if args.only:
+        ops = args.only.split(",")
+        bad = [c for c in ops + [args.anchor] if c not in UNARY]
+        if bad:
+            ap.error(f"not a unary entry: {', '.join(bad)} (one of {', '.join(UNARY)})")
+        r = recalibrate(ops, args.anchor, args.runs, args.repeat, Path(args.out))
+        Path(args.out).write_text(json.dumps(r["table"], indent=1) + "\n")
+        for c in ops:
+            print(f"  {c:<6} {r['old'][c]:9.3f} -> {r['table']['opcost'][c]:9.3f}  "
+                  f"(x {args.anchor}: {', '.join(f'{v:.3f}' for v in r['ratios'][c])})")
+        print(f"wrote {args.out}")
+        return 0
     res = combine([calibrate(args.n, args.repeat) for _ in range(max(1, args.runs))])
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     print(f"float add in a fused loop: {res['unit_seconds'] * 1e9:.3f} ns/element (= 1); "
