@@ -960,6 +960,9 @@ class _Gen(FoldMixin, TapMixin):
         if r is None:
             return None
         lo, hi, m = r
+        split = self.range_split(then, other, env, d, n, lo, hi, m, e)
+        if split is not None:
+            return split
         # the other branch, everywhere (guarded by "outside the range", a mask made only
         # when a check fails)
         inside = f"_range_mask({lo.code}, {hi.code}, {n.code}, {d})"
@@ -984,6 +987,32 @@ class _Gen(FoldMixin, TapMixin):
         if len(la) != len(lb):
             raise EvalError(f"if branches of different types in {_show(e)}")
         out = [self.range_select(x, y, lo, hi, d, e) for x, y in zip(la, lb)]
+        return _rebuild(a, out)
+
+    def range_split(self, then: Expr, other: Expr, env: dict, d: int, n: V, lo: V, hi: V, m: V, e: If):
+        """The range ``lo .. hi - 1`` starts at 0 or ends at ``n``: its complement is one range
+        too, and the other branch is computed there only (:meth:`on_range`), as the range's
+        branch is -- ``(if (= i 0) a (* x_i (get y (- i 1))))`` writes ``a`` into ``out[:1]`` and
+        ``x[1:] * y[:-1]`` into ``out[1:]``: no mask of the range, no padded copy of ``y``.  None
+        when the complement is two ranges or a branch is an array (the caller's ``where``)."""
+        if lo.const == 0 and hi is not n:
+            lo2, hi2 = hi, n
+            m2 = self.emit(f"({n.code} - {hi.code})", [n, hi], (), 0, "i")
+        elif hi is n and lo.const != 0:
+            lo2, hi2, m2 = self.int_const(0), lo, lo
+        else:
+            return None
+        # (not through :meth:`stencil`: its slow path is a branch in the current block, which
+        # keeps a loop-invariant branch -- a read of a parameter -- inside a fold's loop)
+        b = self._on_range(other, env, d, lo2, hi2, m2)
+        lb = [self.materialise(x) if isinstance(x, IdxV) else x for x in _leaves(b)]
+        if any(x.rank for x in lb):
+            return None              # the values computed are dead code, dropped
+        a = self.on_range(then, env, d, lo, hi, m)
+        la = [self.materialise(x) if isinstance(x, IdxV) else x for x in _leaves(a)]
+        if len(la) != len(lb) or any(x.rank for x in la):
+            raise EvalError(f"if branches of different types in {_show(e)}")
+        out = [self.range_select(x, y, lo, hi, d, e, (lo2, hi2)) for x, y in zip(la, lb)]
         return _rebuild(a, out)
 
     @staticmethod
@@ -1119,9 +1148,10 @@ class _Gen(FoldMixin, TapMixin):
         code = f"{v.code}[{', '.join([':'] * pos + [f'{lo.code}:{hi.code}'])}]"
         return self.emit(code, [v, lo, hi], v.S, v.rank, v.dt, v.dims, ro=v.ro)
 
-    def range_select(self, a: V, b: V, lo: V, hi: V, d: int, e: Expr) -> V:
+    def range_select(self, a: V, b: V, lo: V, hi: V, d: int, e: Expr, comp=None) -> V:
         """An array over the axes of ``a`` and ``b`` (rank 0): ``a`` (computed on the positions
-        ``lo .. hi - 1`` of the axis of depth ``d``) there, ``b`` elsewhere."""
+        ``lo .. hi - 1`` of the axis of depth ``d``) there, ``b`` elsewhere (``comp``: the
+        range ``(lo2, hi2)``, the rest of the axis, on which ``b`` was computed)."""
         S = a.S | b.S | {d}
         dt = "f" if "f" in (a.dt, b.dt) else a.dt
         npdt = {"f": "_f64", "i": "_i64", "b": "_bool"}[dt]
@@ -1134,7 +1164,9 @@ class _Gen(FoldMixin, TapMixin):
         def at(sl):
             return f"{v.code}[{ell}{sl}{rest}]"
         lines = []
-        if d in b.S:
+        if comp is not None:
+            lines.append(f"{at(comp[0].code + ':' + comp[1].code)} = {b.code}")
+        elif d in b.S:
             lines += [f"{at(':' + lo.code)} = {b.code}[{ell}:{lo.code}{rest}]",
                       f"{at(hi.code + ':')} = {b.code}[{ell}{hi.code}:{rest}]"]
         else:
