@@ -215,11 +215,13 @@ def test_most_shipped_rules_are_checked():
     assert set(skipped) <= EGRAPH_CHECKED, skipped
 
 
-def test_shipped_rules_pass_with_exit_status_0(capsys):
-    # what .ci/run runs: no flags; every shipped rule is checked (none skipped) and sound
-    assert main(["--examples", "15"]) == 0
-    out = capsys.readouterr().out
-    assert "skipped" not in out.splitlines()[-1] and "unloadable" not in out.splitlines()[-1]
+def test_shipped_rule_files_pass_with_exit_status_0(capsys):
+    # the command .ci/run runs over every shipped file (there, after the tests); here on three
+    # files, since test_shipped_rule_is_sound already checks every shipped rule one by one
+    files = [str(rules_dir() / f"{name}.egg") for name in ("ring", "cond", "fold")]
+    assert main(["--examples", "15", *files]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "sound" in last and "skipped" not in last and "unloadable" not in last
 
 
 # ---------------------------------------------------------------------------------------
