@@ -238,12 +238,16 @@ def _rpi_table():
         rest = g & ((1 << (bits - e)) - 1)
         scale = bits - (_RPI_SCALE if e >= _RPI_SCALED_ROW else 0)  # value = rest / 2**scale
         for k in range(4):
-            t = rest / (1 << scale)           # int / int: correctly rounded
+            # rest's top 64 bits, as a float (rounded once more than correctly: it does not
+            # matter, the next part takes what this one left), then rest less it, exactly
+            a = abs(rest)
+            sh = max(a.bit_length() - 64, 0)
+            t = math.ldexp(float(a >> sh), sh - scale)
+            t = t if rest >= 0 else -t
             rows[e, k] = t
-            num, den = t.as_integer_ratio()
-            rest -= (num << scale) // den     # exact: den is a power of 2 <= 2**scale
+            m, ex = math.frexp(t)
+            rest -= int(math.ldexp(m, 53)) << (ex - 53 + scale)     # t * 2**scale: an integer
     return rows.ravel()
-
 
 
 _RPI_SCALE = 128
