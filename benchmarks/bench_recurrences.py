@@ -101,9 +101,10 @@ def _shift(y):
     return np.concatenate(([1.0], y[:-1]))
 
 
-def rk4_grad(x, n):
-    """d/dx of y_n[m-1], y by n RK4 steps of y' = f(y) (GradBench's ode) from 0 to t = 2:
+def rk4_grad(x, s):
+    """d/dx of y_s[m-1], y by s RK4 steps of y' = f(y) (GradBench's ode) from 0 to t = 2:
     states forward, then every step's four stages recomputed and transposed."""
+    n = s
     m, h = len(x), 2.0 / n
     f = lambda y: x * _shift(y)                             # noqa: E731
     back = lambda c: np.concatenate(((c * x)[1:], [0.0]))  # noqa: E731  (VJP of f in y)
@@ -241,23 +242,12 @@ CASES = {
                                "U": rng.normal(size=(RNN_M, RNN_D)) * 0.3,
                                "X": rng.normal(size=(n, RNN_D)), "h0": rng.normal(size=RNN_M) * 0.1}),
     "rk4": dict(
-        text="""(fun ((x (vec m)) (n size))
-  (let ((h (/ 2.0 (real n)))
-        (yT (ifold (lambda (y step)
-              (let ((k1 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y (- i 1)))))))
-                    (y1 (build m (lambda (i) (+ (get y i) (* (/ h 2.0) (get k1 i))))))
-                    (k2 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y1 (- i 1)))))))
-                    (y2 (build m (lambda (i) (+ (get y i) (* (/ h 2.0) (get k2 i))))))
-                    (k3 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y2 (- i 1)))))))
-                    (y3 (build m (lambda (i) (+ (get y i) (* h (get k3 i))))))
-                    (k4 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y3 (- i 1))))))))
-                (build m (lambda (i)
-                  (+ (get y i) (* (/ h 6.0) (+ (get k1 i) (+ (* 2.0 (get k2 i)) (+ (* 2.0 (get k3 i)) (get k4 i))))))))))
-              (build m (lambda (i) 0.0))
-              n)))
-    (get yT (- m 1))))""",
+        # GradBench's ODE program (eqsat_ad/gradbench/programs.py), the last element of its
+        # final state: n = RNN_M coefficients, s steps
+        text=gradbench_programs.ode_objective("(get yT (- n 1))"),
+        sizes=lambda n: {"n": RNN_M, "s": n},
         wrt="x", hand=rk4_grad, hand_text="RK4 states by a Python loop; each step's stages recomputed and transposed",
-        inputs=lambda n, rng: {"x": rng.uniform(0.0, 1.0, RNN_M), "n": n}),
+        inputs=lambda n, rng: {"x": rng.uniform(0.0, 1.0, RNN_M), "s": n}),
     "lstm": dict(
         text=gradbench_programs.LSTM, wrt=["main", "extra"], hand=lstm_grad,
         hand_text="ADBench LSTM (2 layers, b = 7): gates stored forward, BPTT through steps and layers",

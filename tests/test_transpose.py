@@ -11,6 +11,7 @@ import pytest
 import eqsat_ad as ea
 from eqsat_ad.cost.model import default_cost_model
 from eqsat_ad.errors import TypeCheckError
+from eqsat_ad.gradbench.programs import ode_objective
 from eqsat_ad.lang.ast import Scan, iter_nodes
 from eqsat_ad.lang.normalize import normalize_program
 from eqsat_ad.lang.typecheck import check_program
@@ -244,23 +245,10 @@ def test_random_programs_transposed():
 
 
 # -- fold bodies that are chains of lets: reverse mode over the bindings ---------------------------
-# an RK4 step of y' = f(y), f(y)_0 = x_0, f(y)_i = x_i y_{i-1} (GradBench's ode): four stages, each
-# reading the one before through a shifted index
-RK4 = """(fun ((x (vec m)) (n size))
-  (let ((h (/ 2.0 (real n)))
-        (yT (ifold (lambda (y step)
-              (let ((k1 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y (- i 1)))))))
-                    (y1 (build m (lambda (i) (+ (get y i) (* (/ h 2.0) (get k1 i))))))
-                    (k2 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y1 (- i 1)))))))
-                    (y2 (build m (lambda (i) (+ (get y i) (* (/ h 2.0) (get k2 i))))))
-                    (k3 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y2 (- i 1)))))))
-                    (y3 (build m (lambda (i) (+ (get y i) (* h (get k3 i))))))
-                    (k4 (build m (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y3 (- i 1))))))))
-                (build m (lambda (i)
-                  (+ (get y i) (* (/ h 6.0) (+ (get k1 i) (+ (* 2.0 (get k2 i)) (+ (* 2.0 (get k3 i)) (get k4 i))))))))))
-              (build m (lambda (i) 0.0))
-              n)))
-    (sum m (lambda (i) (* (get yT i) (get yT i))))))"""
+# an RK4 step of y' = f(y), f(y)_0 = x_0, f(y)_i = x_i y_{i-1} (GradBench's ode, n coefficients, s
+# steps): four stages, each reading the one before through a shifted index; the sum of squares
+# of the final state
+RK4 = ode_objective("(sum n (lambda (i) (* (get yT i) (get yT i))))")
 # an LSTM cell: a pair state (h, c), gates let-bound, the weights read in several gates
 LSTM_CELL = """(fun ((W (mat 4 m)) (X (mat n m)) (h0 (vec m)))
   (let ((r (ifold (lambda (s t)
@@ -284,9 +272,9 @@ def test_let_chain_bodies_transposed(text, wrt):
     p = ea.parse(text)
     rev = ea.grad(p, wrt)
     assert _has(rev, Scan)
-    inputs = random_inputs(p, {"n": 4, "m": 3}, seed=3)
-    if "n" in {q.name for q in p.params}:
-        inputs["n"] = 4
+    inputs = random_inputs(p, {"n": 4, "m": 3, "s": 4}, seed=3)
+    if "s" in {q.name for q in p.params}:
+        inputs["s"] = 4
     fwd = ea.grad(p, wrt, mode="forward")
     assert np.allclose(ea.evaluate(rev, **inputs), ea.evaluate(fwd, **inputs), rtol=1e-9, atol=1e-12)
     check_grads(p, wrt=[wrt], inputs=inputs, modes=("grad",))
@@ -300,13 +288,13 @@ def test_rk4_gradient_cost_is_a_constant_times_the_function():
     p = ea.parse(RK4)
     g = ea.grad(p, "x")
     ratios = []
-    for sizes in ({"n": 1000, "m": 16}, {"n": 10000, "m": 16}, {"n": 1000, "m": 160}):
+    for sizes in ({"s": 1000, "n": 16}, {"s": 10000, "n": 16}, {"s": 1000, "n": 160}):
         res = ea.optimize(g, sizes=sizes)
         ratios.append(m.dag_cost(res.program, sizes) / m.dag_cost(p, sizes))
     assert max(ratios) <= 1.5 * min(ratios) and max(ratios) < 20, ratios
     fn = ea.compile(res.program)
     x = np.random.default_rng(0).uniform(0.0, 1.0, 6)
-    assert np.allclose(fn(x=x, n=5), ea.evaluate(ea.grad(p, "x", mode="forward"), x=x, n=5), rtol=1e-10)
+    assert np.allclose(fn(x=x, s=5), ea.evaluate(ea.grad(p, "x", mode="forward"), x=x, s=5), rtol=1e-10)
 
 
 def test_gradbench_lstm_transposed():

@@ -45,9 +45,8 @@ KMEANS = """
 
 # Runge-Kutta 4 over s steps of y' = f(y), f(y)_0 = x_0, f(y)_i = x_i y_{i-1}, from y = 0 to
 # t = 2; the primal is the final state, the gradient that of its last element
-ODE = """
-(fun ((x (vec n)) (s size))
-  (let ((h (/ 2.0 (real s))))
+_ODE_PARAMS = "((x (vec n)) (s size))"
+_ODE_FINAL = """(let ((h (/ 2.0 (real s))))
     (ifold (lambda (y step)
       (let ((k1 (build n (lambda (i) (if (= i 0) (get x i) (* (get x i) (get y (- i 1)))))))
             (y1 (build n (lambda (i) (+ (get y i) (* (/ h 2.0) (get k1 i))))))
@@ -59,7 +58,22 @@ ODE = """
         (build n (lambda (i)
           (+ (get y i) (* (/ h 6.0) (+ (get k1 i) (+ (* 2.0 (get k2 i)) (+ (* 2.0 (get k3 i)) (get k4 i))))))))))
       (build n (lambda (i) 0.0))
-      s)))
+      s))"""
+ODE = f"""
+(fun {_ODE_PARAMS}
+  {_ODE_FINAL})
+"""
+
+
+def ode_objective(output: str) -> str:
+    """The ODE program with a real result: its final state bound to ``yT`` and ``output`` (an
+    expression of ``yT``, ``x`` and the sizes ``n``, ``s``) the result -- the one declaration of
+    the RK4 program the benchmarks and tests differentiate (GradBench's gradient is that of
+    ``(get yT (- n 1))``)."""
+    return f"""
+(fun {_ODE_PARAMS}
+  (let ((yT {_ODE_FINAL}))
+    {output}))
 """
 
 # Gaussian mixture model log-likelihood with a Wishart prior (GradBench's gmm, the JAX
