@@ -12,7 +12,7 @@ from ..errors import EvalError
 from ..lang.primitives import ARG_EXTREMES, INT_DIVISION, REAL_FNS
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
-from ..lang.binders import all_names, fresh, subst
+from ..lang.binders import all_names, canonical_names, fresh, subst
 from ..lang.types import size_names
 from ..cost.semantics import diagonal_select, range_condition, stencil_form, summed_build, window_read
 from ._folds import FoldMixin
@@ -192,7 +192,10 @@ class _Gen(FoldMixin, TapMixin):
                     None if iv.off is None else (iv.off.code, id(iv.off.block)))
             others = tuple(id(env[n]) for n in names if n != idx[0])
             g = tuple(c for c, _ in self.guard) if self.has_get(e) else ()
-            akey = (subst(e, idx[0], Var(self.axis_name)), size, others, g)
+            # binders inside renamed by nesting level as well: the optimiser names them by their
+            # depth in the program, so the same sum at two depths has two spellings (mlp3's
+            # gradient recomputed W1 @ x three times)
+            akey = (canonical_names(subst(e, idx[0], Var(self.axis_name))), size, others, g)
             for k in range(len(g), -1, -1):        # computed under fewer guards is fine too
                 hit = self.axis_memo.get(akey[:3] + (g[:k],))
                 if hit is not None and _alive(hit[0]) and _alive(iv) and hit[1].open:
