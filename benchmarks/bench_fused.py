@@ -83,6 +83,23 @@ def case(name: str, group: str, n: int) -> dict:
 # ---------------------------------------------------------------------------------------
 # the JAX worker (its own process: one thread pool, no Numba next to XLA)
 # ---------------------------------------------------------------------------------------
+def pin_one_cpu() -> int | None:
+    """Pin this process to one CPU (the last it may run on); returns it (None: not possible).
+
+    XLA's CPU runtime splits a large loop fusion into parts (``outer_dimension_partitions``)
+    that its own thread pool runs in parallel, whatever ``XLA_FLAGS`` say
+    (``--xla_cpu_multi_thread_eigen=false`` is Eigen's pool only; ``intra_op_parallelism_threads``
+    is no XLA flag): with the flags alone, three of its threads were seen busy on a sin/cos
+    chain at n = 10**6.  Pinned, the process -- JAX and the Numba kernel timed beside it --
+    runs on one core, as the single-threaded targets mean; before, JAX used both cores when the
+    machine was quiet and one when it was busy (one cause of Numba / jax moving with the load)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+    return cpus[-1]
+
+
 def jax_worker(jobs: list) -> dict:
     """jax.grad+jit of each job, timed side by side with the Numba backend's kernel (loaded
     from the disk cache the main process filled: no egglog in this process) and the
@@ -90,6 +107,7 @@ def jax_worker(jobs: list) -> dict:
     timed side by side here; the hand-written derivative is the baseline both processes time
     (the older, indirect ratio: Numba / hand there x hand / JAX here)."""
     os.environ.setdefault("JAX_ENABLE_X64", "1")
+    pin_one_cpu()
     import jax
     import jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
@@ -330,7 +348,7 @@ def markdown(res: dict) -> str:
               f"{float(np.median(fs[1:])) if len(fs) > 1 else float('nan'):.3f} s, max "
               f"{max(fs[1:]) if len(fs) > 1 else float('nan'):.3f} s."),
               "", f"Run of {m['date']}: python {m['python']}, numpy {m['numpy']}, numba {m['numba']}"
-              + (f", jax {m['jax']}" if "jax" in m else "") + f"; {m['machine']}, one thread everywhere, "
+              + (f", jax {m['jax']}" if "jax" in m else "") + f"; {m['machine']}, one thread everywhere (JAX's process pinned to one CPU: XLA's own thread pool), "
               f"load average {', '.join(f'{x:.1f}' for x in m['load'])} (a shared machine: ±20 %); "
               f"medians of {m['repeats']} interleaved repeats (21 in JAX's process); ratios are medians of per-repeat ratios of "
               f"calls timed side by side: Numba / jax in JAX's process (the kernel loaded from the disk "
