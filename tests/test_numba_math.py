@@ -3,6 +3,7 @@ arguments of every magnitude, the same results at the edges, and vectorisable (a
 compiles to SIMD code: no call per element)."""
 from __future__ import annotations
 
+import math
 import platform
 import re
 
@@ -52,10 +53,15 @@ def _args():
     }
 
 
-@pytest.mark.parametrize("k, ref, ulps", [(0, np.sin, 1), (1, np.cos, 1), (2, np.tan, 2)])
+def _libm(f):
+    """The C library's function on an array (math's: NumPy's may be a SIMD version of its own)."""
+    return lambda x: np.array([f(float(v)) for v in x])
+
+
+@pytest.mark.parametrize("k, ref, ulps", [(0, math.sin, 1), (1, math.cos, 1), (2, math.tan, 2)])
 def test_trig_within_a_few_ulp(k, ref, ulps):
     for name, x in _args().items():
-        u = _ulps(_all4(x)[k], ref(x))
+        u = _ulps(_all4(x)[k], _libm(ref)(x))
         assert u.max() <= ulps, (ref.__name__, name, x[np.argmax(u)], u.max())
 
 
@@ -63,7 +69,7 @@ def test_log1p_within_a_few_ulp():
     rng = np.random.default_rng(8)
     for x in (rng.uniform(-1, 1, 4000), np.geomspace(1e-310, 1e-3, 2000) * rng.choice([-1, 1], 2000),
               np.geomspace(1e-3, 1.7e308, 4000), -1 + np.geomspace(1e-16, 0.5, 2000)):
-        u = _ulps(_all4(x)[3], np.log1p(x))
+        u = _ulps(_all4(x)[3], _libm(math.log1p)(x))
         assert u.max() <= 2, (x[np.argmax(u)], u.max())
 
 
