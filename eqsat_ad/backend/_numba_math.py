@@ -297,7 +297,8 @@ def _round_quarters(v):
 
 @njit(inline="always", error_model="numpy", cache=True)
 def _reduce_big(a):
-    """``(q, h, l)`` with a = (4k + q) pi/2 + h + l for a finite a >= 0 (Payne-Hanek, above)."""
+    """``(q, h, l)`` with a = (4k + q) pi/2 + h + l for a finite a (Payne-Hanek, above; every
+    step is odd in a: the rounding to quarter turns too)."""
     bits = _f64_bits(a)
     e = ((bits >> 52) & 2047) - 1075
     e = max(0, e)
@@ -336,14 +337,12 @@ def _reduce_pio2(x):
     w = qf * _PIO2_2T - ((a - b) - w1)
     y0 = b - w
     y1 = (b - y0) - w
-    # Payne-Hanek for |x| (sin(-x) = -sin x), computed for every x and selected
+    # Payne-Hanek, computed for every x and selected (|hb| >= |lb|: a fast two-sum)
     ax = abs(x)
-    qb, hb, lb = _reduce_big(ax if ax < math.inf else 0.0)
-    hb, lb = _two_sum(hb, lb)
-    neg = x < 0.0
-    qb = -qb if neg else qb
-    hb = -hb if neg else hb
-    lb = -lb if neg else lb
+    qb, hb, lb = _reduce_big(x if ax < math.inf else 0.0)
+    sb = hb + lb
+    lb = lb - (sb - hb)
+    hb = sb
     small = ax <= _CW_MAX
     return (n if small else qb) & 3, y0 if small else hb, y1 if small else lb
 
