@@ -297,6 +297,24 @@ def test_rk4_gradient_cost_is_a_constant_times_the_function():
     assert np.allclose(fn(x=x, s=5), ea.evaluate(ea.grad(p, "x", mode="forward"), x=x, s=5), rtol=1e-10)
 
 
+def test_let_chain_bindings_are_read_off_a_tape():
+    """The stages of an RK4 step are computed for every step by one build over the steps (the
+    tape, reading the stored states), and the backward fold reads them off it instead of
+    computing them again one step at a time."""
+    from eqsat_ad.lang.ast import Build, Fst, Get, IFold, Let, Snd, Var
+    g = ea.grad(ea.parse(RK4), "x")
+    lets = {x.name: x.value for x in iter_nodes(g.body) if isinstance(x, Let)}
+    tapes = [nm for nm, v in lets.items() if isinstance(v, Build) and v.size == Var("s")]
+    assert len(tapes) == 1
+    (back,) = [x for x in iter_nodes(g.body) if isinstance(x, IFold)]
+    inner = {x.name: x.value for x in iter_nodes(back.body) if isinstance(x, Let)}
+    for stage in ("k1", "y1", "k2", "y2", "k3", "y3"):
+        v = inner[stage]
+        while isinstance(v, (Fst, Snd)):
+            v = v.pair
+        assert isinstance(v, Get) and v.array == Var(tapes[0]), (stage, v)
+
+
 def test_gradbench_lstm_transposed():
     """GradBench's LSTM (layers in an inner fold whose state is a pair, over the steps of an
     outer fold with a pair state): the inner fold is transposed inside the outer one's

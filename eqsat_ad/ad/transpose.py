@@ -346,6 +346,10 @@ def _shared(prog: Program, wrts: Sequence[str], always: bool) -> Program | None:
     return None if out is None else Program(prog.params, out)
 
 
+#: keep the primal bindings of a let-chain fold body on a tape (:meth:`_Chain.tape`) instead
+#: of recomputing them in the backward step
+TAPE = True
+
 #: limits of the optimisation of one binding's VJP (:func:`_tidy`)
 PIECE_LIMITS = dict(seconds=20.0, nodes=20_000)
 _TIDY_CACHE: dict = {}
@@ -565,14 +569,62 @@ class _Chain:
                 out[u] = comp[u]
         return out
 
-    def backward(self, state: Expr, index: Expr, cot: Expr, wrts: Sequence[str] = ()):
+    def taped(self) -> list[str]:
+        """The bindings kept on the tape (:meth:`tape`): those of reals (a real, arrays of
+        reals, pairs of them) whose sizes are known (a size of the program or a constant: the
+        tape is a rectangular array over the steps) and whose value is computed, not a read
+        (``(get X t)``, ``(fst s)``: a view, as cheap to take again as to store)."""
+        def known(t: Type) -> bool:
+            if isinstance(t, PairT):
+                return known(t.fst) and known(t.snd)
+            if isinstance(t, ArrayT):
+                return t.size is not None and known(t.elem)
+            return True
+
+        def read(e: Expr) -> bool:
+            while type(e) in (Get, Fst, Snd):
+                e = e.array if type(e) is Get else e.pair
+            return type(e) is Var
+        return [v for v, val in self.binds
+                if v in self.diff and known(self.types[v]) and not read(val)]
+
+    def tape(self, hs: Expr, n: Expr) -> tuple[Expr, list[str]] | None:
+        """The tape: the step's bindings (:meth:`taped`) at every step, one build over the
+        steps reading the stored states ``hs`` -- vectorised over the steps, where the backward
+        fold recomputed them one step at a time (and the optimiser inlined each binding into
+        every piece that reads it, each a copy computed again: an LSTM cell's gates).  The
+        backward step reads them off the tape.  None: nothing to keep."""
+        taped = self.taped()
+        if not taped:
+            return None
+        k = self.names("k")
+        tup: Expr = Var(taped[-1])
+        for v in reversed(taped[:-1]):
+            tup = Pair(Var(v), tup)
+        body = Let(self.la, Get(hs, Var(k)), Let(self.li, Var(k), _lets(self.binds, tup)))
+        return Build(n, k, body), taped
+
+    def backward(self, state: Expr, index: Expr, cot: Expr, wrts: Sequence[str] = (),
+                 tape: tuple[Expr, list[str]] | None = None):
         """The lets of one backward step at ``state`` (the stored state before the step) and
         ``index``, with ``cot`` the cotangent of the step's result: returns ``(lets, abar,
-        xbars)`` -- the lets (the primal bindings recomputed, then the cotangents of the
-        bindings, last first), the state's adjoint ``A_iᵀ cot`` and, for each of ``wrts``, the
-        step's contribution ``B_iᵀ cot`` to its gradient (None when no binding reads it)."""
+        xbars)`` -- the lets (the primal bindings read off the ``tape`` -- ``(tape, names)``,
+        :meth:`tape` -- or recomputed, then the cotangents of the bindings, last first), the
+        state's adjoint ``A_iᵀ cot`` and, for each of ``wrts``, the step's contribution
+        ``B_iᵀ cot`` to its gradient (None when no binding reads it)."""
         names = self.names
-        lets: list[tuple[str, Expr]] = [(self.la, state), (self.li, index)] + list(self.binds)
+        primal = list(self.binds)
+        if tape is not None:
+            tv, taped = tape
+            row = Get(tv, index)
+            at = {}
+            for k, v in enumerate(taped):
+                r: Expr = row
+                for _ in range(k):
+                    r = Snd(r)
+                at[v] = Fst(r) if k < len(taped) - 1 else r
+            primal = [(v, at.get(v, val)) for v, val in primal]
+        lets: list[tuple[str, Expr]] = [(self.la, state), (self.li, index)] + primal
         cn = names("c")
         lets.append((cn, cot))
         contrib: dict[str, list[Expr]] = {}
@@ -666,9 +718,16 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
     terms = terms_of[wrt]
     body_reads = wrt in free_vars(fold.body)
     accumulate = bool(reading) and all(acc_ok.values())
+    tape = None
+    if chain.ok and TAPE:
+        t = chain.tape(Var(hs), n)
+        if t is not None:
+            tn = names("tape")
+            binds.append((tn, t[0]))
+            tape = (Var(tn), t[1])
     if accumulate:
         back = names("back")
-        lets, abar, xbars = chain.backward(Get(Var(hs), back_i), back_i, Fst(Var(lv)), reading)
+        lets, abar, xbars = chain.backward(Get(Var(hs), back_i), back_i, Fst(Var(lv)), reading, tape)
         new_xs, zeros, reads = [], [], []
         for k, w in enumerate(reading):           # the accumulators: right-nested pairs
             acc_x: Expr = Snd(Var(lv))
@@ -691,7 +750,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
             terms_of[w].append(r)
     else:
         if chain.ok:
-            lets, abar, _ = chain.backward(Get(Var(hs), back_i), back_i, Var(lv))
+            lets, abar, _ = chain.backward(Get(Var(hs), back_i), back_i, Var(lv), (), tape)
             step_body = _lets(lets, abar)
         else:
             step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
