@@ -289,6 +289,7 @@ class _Gen:
         self.alias: dict = {}            # an output written into a sibling array -> that array
         self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
         self.origin: dict = {}           # id(value) -> (term, env) that computed it
+        self.sib_allocs: list = []       # the arrays of sibling values (hoist_scratch)
 
     # -- names -------------------------------------------------------------------------
     def tmp(self, prefix: str = "_t") -> str:
@@ -341,14 +342,25 @@ class _Gen:
         ``i`` into an array, outside the loops it does not depend on, and read at ``i`` --
         what the NumPy backend's layout does by construction; recomputing it in every
         iteration of the outer loop would multiply its cost by that loop's extent.  None when
-        that does not apply."""
-        if where.kind != "loop" or not self.expensive(e) or self.may_raise(e, env):
+        that does not apply.
+
+        A term that may raise (a ``get`` the generator cannot prove in range) is computed in
+        the array's loop by a function of its own per element (``speculate``), which returns
+        its error instead of raising it: the error is stored with the element, and reading
+        the element raises it -- so the kernel raises where the program evaluates the term
+        at an element where it fails, as the interpreter does (and not for elements no one
+        reads)."""
+        if where.kind != "loop" or not self.expensive(e):
+            return None
+        raises = self.may_raise(e, env)
+        if raises and where is not cur:
             return None
         pins = [v for v in self.fv(e) if v in env and _scope_of(env[v]) is where]
         found = self.index_roots([env[v] for v in pins], where)
         if found is None:
             return None
-        i, target = found
+        i, target, raises2 = found
+        raises = raises or raises2
         if i.size.scope.depth > target.depth:
             target = i.size.scope
         for v in self.fv(e):
@@ -361,37 +373,73 @@ class _Gen:
             s = s.parent
         if s is out:                      # no loop to leave: nothing saved
             return None
-        key = ("materialised", e, pins[0], tuple(sorted((v, id(env[v])) for v in self.fv(e) if v in env)))
-        arr = None
+        # the same term of the same index's values (made by the same terms) is the same
+        # array, whichever loop over that size asks for it
+        canon: dict = {}
+        key = ("materialised",) + self.normal(e, env, lambda x: self.canon(x, where, i, canon))
+        hit = None
         s = out
-        while s is not None and arr is None:
-            arr = s.memo.get(key)
+        while s is not None and hit is None:
+            hit = s.memo.get(key)
             s = s.parent
-        if arr is None:
+        if hit is None:
             dest = _Dest(out)
             loop = Scope(out, "loop")
             j = self.index(self.fresh_name(f"_m{i.code}"), i.size, i.size_expr, loop)
+            body, errs = loop, None
+            if raises:
+                k = self.n + 1
+                self.n = k
+                rec = _Spec(f"_spec{k}", tuple(f"_se{k}_{x}" for x in range(4)))
+                body = Scope(loop, "try")
+                body.spec, rec.body = rec, body
+                self.keep.append(rec)
             rebound: dict = {id(i): j}
-            env2 = {**env, **{v: self.rebind(env[v], where, loop, rebound) for v in pins}}
-            self.into(e, env2, loop, dest, (), (j.code,), (self.extent(i.size, out),))
+            env2 = {**env, **{v: self.rebind(env[v], where, body, rebound) for v in pins}}
+            ext = self.extent(i.size, out)
+            self.into(e, env2, body, dest, (), (j.code,), (ext,))
             arr = self.allocate(dest, out)
+            if raises:
+                errs = self.tmp("_fe")
+                self.allocs.append("the errors of a term computed for every element")
+                for ln in self.alloc_lines(errs, "i", [ext.code, "4"], out):
+                    out.emit(ln)
+                loop.emit(rec)
+                for x in range(4):
+                    loop.emit(f"{errs}[{j.code}, {x}] = {rec.err[x]}")
             out.emit((f"for {j.code} in range({i.size.code}):", loop))
-            out.memo[key] = arr
-            self.keep.append(arr)
+            hit = (arr, errs)
+            out.memo[key] = hit
+            self.keep.append(hit)
+        arr, errs = hit
+        if errs is not None:          # (where is cur: a term that may raise is not moved)
+            self.reraise(cur, *(f"{errs}[{i.code}, {x}]" for x in range(4)))
         # read at i, which runs over range(size): no bounds check (the extent is max(size, 0))
         arr = _tree({path: Arr(a.base, a.idx, a.rank, a.dt, (i.size,) + a.dims[1:], a.scope, a.fresh)
                      for path, a in _leaves(arr)}, ())
         self.keep.append(arr)
-        return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, cur)
+        return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, where)
+
+    def reraise(self, cur: Scope, kind: str, a0: str, a1: str, a2: str) -> None:
+        """In ``cur``: raise the error a speculated term returned (``kind`` >= 0; inside
+        another speculated term's function, return it)."""
+        br = Scope(cur, "branch")
+        if _try_of(cur) is not None:
+            br.emit(f"return ({kind}, {a0}, {a1}, {a2}, {_PLACEHOLDERS})")
+        else:
+            br.emit(f"if {kind} == 0: raise IndexError({a0}, {a1}, {a2})")
+            br.emit(f"if {kind} == 1: raise ZeroDivisionError({a0})")
+            br.emit(f"raise MemoryError({a0}, {a1})")
+        cur.emit((f"if {kind} >= 0:", br))
 
     def index_roots(self, vals: list, where: Scope):
         """The loop index of ``where`` that the values ``vals`` (bound in ``where``) are made
-        of, and the innermost scope of the other values they read, following the terms that
+        of, the innermost scope of the other values they read, following the terms that
         computed them (``origin``): ``t = -1 + 2 j / (n - 1)`` bound by a ``let`` in the loop
-        over ``j`` is made of ``j`` alone.  None when they read anything else bound in
-        ``where`` (an accumulator, a value of no known term, a term that may raise) or more
-        than one index."""
-        roots, target, seen = set(), self.root, set()
+        over ``j`` is made of ``j`` alone -- and whether one of those terms may raise.  None
+        when they read anything else bound in ``where`` (an accumulator, a value of no known
+        term) or more than one index."""
+        roots, target, seen, raises = set(), self.root, set(), False
         stack = list(vals)
         while stack:
             v = stack.pop()
@@ -413,13 +461,48 @@ class _Gen:
             if origin is None:
                 return None
             oe, oenv = origin
-            if self.may_raise(oe, oenv):
-                return None
+            raises = raises or self.may_raise(oe, oenv)
             stack += [oenv[x] for x in self.fv(oe) if x in oenv]
         if len(roots) != 1:
             return None
         i = roots.pop()
-        return i, target
+        return i, target, raises
+
+    def canon(self, v, where: Scope, i: S, done: dict):
+        """A key for value ``v`` as a function of ``where``'s index ``i`` (``index_roots``):
+        the terms that made it, the index as its loop's size, other values by identity."""
+        hit = done.get(id(v))
+        if hit is not None:
+            return hit
+        if isinstance(v, P):
+            r = ("pair", self.canon(v.a, where, i, done), self.canon(v.b, where, i, done))
+        elif v is i:
+            r = ("index", id(i.size))
+        elif _scope_of(v) is not where:
+            r = ("value", id(v))
+        else:
+            oe, oenv = self.origin[id(v)]
+            r = ("term",) + self.normal(oe, oenv, lambda x: self.canon(x, where, i, done))
+        done[id(v)] = r
+        return r
+
+    def normal(self, e: Expr, env: dict, value) -> tuple:
+        """``e`` up to the names of its variables, and ``value`` of what its free variables
+        are bound to, in the order they first occur: alpha-equivalent terms of the same
+        values (``(sum d (λl. q[k][l]))`` and ``(sum d (λp. q[j][p]))`` with ``k`` and ``j``
+        the same index) give the same key."""
+        from ..lang.binders import canonical_names
+        order = []
+        fvs = self.fv(e)
+        for x in iter_nodes(e):
+            if isinstance(x, Var) and x.name in fvs and x.name in env and x.name not in order:
+                order.append(x.name)
+        # a free variable is renamed by its position (names no program uses: '%' is no identifier)
+        renamed = e
+        for k, name in enumerate(order):
+            renamed = subst(renamed, name, Var(f"%{k}"))
+        self.keep.append(renamed)
+        return canonical_names(renamed), tuple(value(env[name]) for name in order)
 
     def rebind(self, v, where: Scope, loop: Scope, done: dict):
         """Value ``v`` (of ``where``) computed again in ``loop``, with ``where``'s index
@@ -514,16 +597,7 @@ class _Gen:
             if hit is not None:
                 return hit
             s = s.parent
-        br = Scope(cur, "branch")
-        k, a = rec.err[0], rec.err[1:]
-        t = _try_of(cur)
-        if t is not None:          # inside another speculated term's function: return it
-            br.emit(f"return ({k}, {a[0]}, {a[1]}, {a[2]}, {_PLACEHOLDERS})")
-        else:
-            br.emit(f"if {k} == 0: raise IndexError({a[0]}, {a[1]}, {a[2]})")
-            br.emit(f"if {k} == 1: raise ZeroDivisionError({a[0]})")
-            br.emit(f"raise MemoryError({a[0]}, {a[1]})")
-        cur.emit((f"if {k} >= 0:", br))
+        self.reraise(cur, *rec.err)
 
         def wrap(v):
             if isinstance(v, P):
@@ -778,12 +852,44 @@ class _Gen:
                 self.allocs.append("the values a loop shares with a later one")
                 enclosing = where.parent
                 at = next(k for k, ln in enumerate(enclosing.lines) if ln is rec.line)
-                enclosing.lines[at:at] = self.alloc_lines(arr, old.dt, [rec.extent], enclosing)
+                lines = self.alloc_lines(arr, old.dt, [rec.extent], enclosing)
+                enclosing.lines[at:at] = lines
+                self.sib_allocs.append((arr, old.dt, rec, enclosing, lines, len(self.allocs) - 1))
                 rec.body.emit(f"{arr}[{self.unsigned(rec.index)}] = {old.code}")
                 rec.stored[k2] = arr
             where.borrowed.append((arr, old.dt, rec, k2))
             return self.let_scalar(f"{arr}[{self.unsigned(i)}]", old.dt, where)
         return None
+
+    def hoist_scratch(self) -> None:
+        """An array of sibling values (``sibling``) allocated inside a loop is allocated once,
+        where its extent is defined, and reused by every iteration (an allocation per
+        iteration costs more than the values it saves when the extent is small) -- unless a
+        build wrote its result into it (``reusable``): that array is a value, which may
+        outlive the iteration.  Not out of a speculated term's function."""
+        taken = set(self.alias.values())
+        for arr, dt, rec, enclosing, lines, which in self.sib_allocs:
+            if arr in taken:
+                continue
+            size = rec.index.size
+            chain = enclosing.chain()
+            if size is None or size.scope not in chain or size.scope is enclosing:
+                continue
+            target = size.scope
+            between = chain[:chain.index(target)]
+            if any(x.kind == "try" for x in between) or not any(x.kind == "loop" for x in between):
+                continue
+            child = between[-1]
+            at = next((k for k, ln in enumerate(target.lines) if isinstance(ln, tuple) and ln[1] is child), None)
+            if at is None:
+                continue
+            for ln in lines:
+                k = next(k for k, x in enumerate(enclosing.lines) if x is ln)
+                del enclosing.lines[k]
+            msg, self.allocs = self.allocs, self.allocs[:which + 1]      # (the same message number)
+            new = self.alloc_lines(arr, dt, [rec.extent], target)
+            self.allocs = msg
+            target.lines[at:at] = new
 
     def recompute_cost(self, e: Expr) -> float:
         """Per element, what computing ``e`` costs (the backend's cost table: its operations;
@@ -1271,6 +1377,7 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     args.append("_lim")
     arg_types.append(("i", 0))
     result = call_deep(g.ev, prog.body, env, g.root, what="program")
+    g.hoist_scratch()
     # results never share memory with an input (nor with another part of the result)
     rets, seen, out_kinds = [], set(), {}
     slot_of = {name: k for k, (name, _, _) in enumerate(g.pool)}
