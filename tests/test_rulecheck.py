@@ -25,7 +25,8 @@ EGRAPH_CHECKED = {"ifold-pair-fission",
                   "sum-onehot-range-r", "le-pred", "le-sub-nonneg", "lt-sub-swap",
                   "mod-nonneg", "mod-below-divisor",
                   # rules/distrib.egg and rules/deepinv.egg: their conditions use the split relations
-                  "sum-split-onehot", "inv-split-out-of-sum", "sum-swap-split-l", "sum-swap-split-r"}
+                  "sum-split-onehot", "inv-split-out-of-sum", "sum-swap-split-l", "sum-swap-split-r",
+                  "inv-dsplit-out-of-sum"}
 
 
 def shipped_rules():
