@@ -170,6 +170,26 @@ def _fewer_components(state: Type, wrt: Type) -> bool:
     return all(count(p, w) * len(parts) < count(w, p) for p in parts)
 
 
+def _no_larger(t: Type, state: Type) -> bool:
+    """Is every array (or real) in ``t`` no larger than some component of ``state``?  Sizes are
+    compared as in :func:`_fewer_components` (a shared size name cancels, any other counts as
+    large): the tape (:meth:`_Chain.tape`) then holds a constant times the states the forward
+    ``scan`` stores, not (say) an outer product of the state per step."""
+    big = 1000
+
+    def count(dims: list, other: list) -> float:
+        rest = list(other)
+        c = 1.0
+        for d in dims:
+            if d in rest and d is not None:
+                rest.remove(d)
+            else:
+                c *= d if isinstance(d, int) and not isinstance(d, bool) else big
+        return c
+    parts = _components(state)
+    return all(any(count(b, p) <= count(p, b) for p in parts) for b in _components(t))
+
+
 def _replace_fold(body: Expr, outer: set[str], closed: IFold, h: str) -> Expr:
     """``body`` with every fold whose closed form is ``closed`` replaced by ``Var(h)``."""
     hits = {id(e) for e, c in _folds_in_context(body, outer) if c == closed}
@@ -586,7 +606,8 @@ class _Chain:
                 e = e.array if type(e) is Get else e.pair
             return type(e) is Var
         return [v for v, val in self.binds
-                if v in self.diff and known(self.types[v]) and not read(val)]
+                if v in self.diff and known(self.types[v]) and not read(val)
+                and _no_larger(self.types[v], self.h_t)]
 
     def tape(self, hs: Expr, n: Expr) -> tuple[Expr, list[str]] | None:
         """The tape: the step's bindings (:meth:`taped`) at every step, one build over the
