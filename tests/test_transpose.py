@@ -297,12 +297,20 @@ def test_rk4_gradient_cost_is_a_constant_times_the_function():
     assert np.allclose(fn(x=x, s=5), ea.evaluate(ea.grad(p, "x", mode="forward"), x=x, s=5), rtol=1e-10)
 
 
-def test_let_chain_bindings_are_read_off_a_tape():
-    """The stages of an RK4 step are computed for every step by one build over the steps (the
-    tape, reading the stored states), and the backward fold reads them off it instead of
-    computing them again one step at a time."""
+def test_let_chain_bindings_are_read_off_a_tape(monkeypatch):
+    """With ``transpose.TAPE``, the stages of an RK4 step are computed for every step by one
+    build over the steps (the tape, reading the stored states), and the backward fold reads
+    them off it instead of computing them again one step at a time; the gradient is the same."""
+    from eqsat_ad.ad import transpose
     from eqsat_ad.lang.ast import Build, Fst, Get, IFold, Let, Snd, Var
-    g = ea.grad(ea.parse(RK4), "x")
+    monkeypatch.setattr(transpose, "TAPE", True)
+    p = ea.parse(RK4)
+    g = ea.grad(p, "x")
+    x = np.random.default_rng(2).uniform(0.0, 1.0, 5)
+    want = ea.evaluate(ea.grad(p, "x", mode="forward"), x=x, s=4)
+    assert np.allclose(ea.evaluate(g, x=x, s=4), want, rtol=1e-10)
+    fn = ea.compile(ea.optimize(g, sizes={"n": 16, "s": 100}).program)
+    assert np.allclose(fn(x=x, s=4), want, rtol=1e-10)
     lets = {x.name: x.value for x in iter_nodes(g.body) if isinstance(x, Let)}
     tapes = [nm for nm, v in lets.items() if isinstance(v, Build) and v.size == Var("s")]
     assert len(tapes) == 1

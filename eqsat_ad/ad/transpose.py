@@ -367,8 +367,19 @@ def _shared(prog: Program, wrts: Sequence[str], always: bool) -> Program | None:
 
 
 #: keep the primal bindings of a let-chain fold body on a tape (:meth:`_Chain.tape`) instead
-#: of recomputing them in the backward step
-TAPE = True
+#: of recomputing them in the backward step.  Off: a trade measured both ways (NumPy backend,
+#: RK4 over 1000 steps, side by side): with 16 coefficients the taped gradient ran 0.76x the
+#: recomputing one (per-call overhead saved), with 1000 coefficients 1.5x (the tape, 7 arrays
+#: of steps x n, is written and read back from memory where the recomputation stays in
+#: cache); GradBench's LSTM was the same either way (its cost is in the transposed inner
+#: fold, whose own tape the optimiser fuses back into the pieces that read it)
+TAPE = False
+
+#: optimise the gradient of what reads the fold's result (``λ_n = ∇_h C``) on its own, as a
+#: binding's VJP (:func:`_tidy`): its one-hot seeds (one per state component) are folded in a
+#: small e-graph; left to the e-graph of the whole transposed program they were not (RK4's
+#: ``(get yT (- n 1))``: an n x n identity matrix built to read one row of it)
+TIDY_ENDS = True
 
 #: limits of the optimisation of one binding's VJP (:func:`_tidy`)
 PIECE_LIMITS = dict(seconds=20.0, nodes=20_000)
@@ -714,7 +725,8 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
     binds: list[tuple[str, Expr]] = [(hs, Scan(a, i, fold.body, fold.init, n)),
                                      (h, _last(Var(hs)))]
     # λ_n = ∇_h C
-    lam_n = _grad_state(prog.params, c_body, h, h_t, Var(h), state_sizes(Var(h)), names, always)
+    lam_n = _grad_state(prog.params, c_body, h, h_t, Var(h), state_sizes(Var(h)), names, always,
+                        _tidy if TIDY_ENDS else (lambda q: q))
     # the backward recurrence: lam[j] = λ_{n-j};  λ_i = ∇_a <e(a, i), λ_{i+1}> at a = p_i
     la, li, ll = names("a"), names("i"), names("l")
     j, lv = names("j"), names("l")
