@@ -290,6 +290,7 @@ class _Gen:
         self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
         self.origin: dict = {}           # id(value) -> (term, env) that computed it
         self.sib_allocs: list = []       # the arrays of sibling values (hoist_scratch)
+        self.loop_allocs: list = []      # the builds' arrays allocated inside a block (hoist_scratch)
 
     # -- names -------------------------------------------------------------------------
     def tmp(self, prefix: str = "_t") -> str:
@@ -458,7 +459,7 @@ class _Gen:
                 roots.add(v)
                 continue
             origin = self.origin.get(id(v))
-            if origin is None:
+            if origin is None or len(seen) > 64:      # (rebind and canon recurse along the chain)
                 return None
             oe, oenv = origin
             raises = raises or self.may_raise(oe, oenv)
@@ -474,6 +475,7 @@ class _Gen:
         hit = done.get(id(v))
         if hit is not None:
             return hit
+        done[id(v)] = ("value", id(v))          # (while it is being made: a cycle is its identity)
         if isinstance(v, P):
             r = ("pair", self.canon(v.a, where, i, done), self.canon(v.b, where, i, done))
         elif v is i:
@@ -731,8 +733,10 @@ class _Gen:
             v = self.node(e, env, where)
         where.memo[key] = v
         self.keep.append(v)
-        if id(v) not in self.origin:
-            self.origin[id(v)] = (e, env)     # how it was made (index_roots, rebind)
+        if id(v) not in self.origin and not isinstance(e, (Let, Fst, Snd)):
+            # how it was made (index_roots, rebind); a let or a projection makes no value (an
+            # accumulator's component has no term: it is not a function of the index)
+            self.origin[id(v)] = (e, env)
         return v
 
     def node(self, e: Expr, env: dict, s: Scope):
@@ -869,27 +873,49 @@ class _Gen:
         outlive the iteration.  Not out of a speculated term's function."""
         taken = set(self.alias.values())
         for arr, dt, rec, enclosing, lines, which in self.sib_allocs:
-            if arr in taken:
-                continue
-            size = rec.index.size
-            chain = enclosing.chain()
-            if size is None or size.scope not in chain or size.scope is enclosing:
-                continue
-            target = size.scope
-            between = chain[:chain.index(target)]
-            if any(x.kind == "try" for x in between) or not any(x.kind == "loop" for x in between):
-                continue
-            child = between[-1]
-            at = next((k for k, ln in enumerate(target.lines) if isinstance(ln, tuple) and ln[1] is child), None)
-            if at is None:
-                continue
-            for ln in lines:
-                k = next(k for k, x in enumerate(enclosing.lines) if x is ln)
-                del enclosing.lines[k]
-            msg, self.allocs = self.allocs, self.allocs[:which + 1]      # (the same message number)
-            new = self.alloc_lines(arr, dt, [rec.extent], target)
-            self.allocs = msg
-            target.lines[at:at] = new
+            if arr not in taken and rec.index.size is not None:
+                self.move_alloc(arr, dt, [rec.extent], enclosing, lines, which, rec.index.size.scope)
+        # a build's vector allocated inside a loop that is only indexed (read, written, its
+        # shape, an argmin/argmax of it) -- never bound to another name, passed, stored or
+        # returned -- lives for one iteration: one array, reused
+        import re
+        if not self.loop_allocs:
+            return
+        text = "\n".join(_render(self.root, 0, []))
+        for name, dt, ext, enclosing, lines, which, target in self.loop_allocs:
+            ok = True
+            for m in re.finditer(rf"\b{name}\b", text):
+                after, before = text[m.end():m.end() + 7], text[max(0, m.start() - 8):m.start()]
+                if after.startswith("[") or after.startswith(".shape") or after.startswith(" = ") or (
+                        after.startswith(")") and before in ("_argmin(", "_argmax(")):
+                    continue
+                ok = False
+                break
+            if ok and text.count(f"{name} = ") == 1:
+                self.move_alloc(name, dt, ext, enclosing, lines, which, target)
+
+    def move_alloc(self, arr: str, dt: str, ext: list, enclosing: Scope, lines: list, which: int,
+                   target: Scope) -> None:
+        """Move the allocation ``lines`` of ``arr`` from ``enclosing`` to ``target`` (an
+        enclosing block, out of at least one loop, not out of a speculated term's function),
+        before the block holding ``enclosing``."""
+        chain = enclosing.chain()
+        if target not in chain or target is enclosing:
+            return
+        between = chain[:chain.index(target)]
+        if any(x.kind == "try" for x in between) or not any(x.kind == "loop" for x in between):
+            return
+        child = between[-1]
+        at = next((k for k, ln in enumerate(target.lines) if isinstance(ln, tuple) and ln[1] is child), None)
+        if at is None:
+            return
+        for ln in lines:
+            k = next(k for k, x in enumerate(enclosing.lines) if x is ln)
+            del enclosing.lines[k]
+        msg, self.allocs = self.allocs, self.allocs[:which + 1]      # (the same message number)
+        new = self.alloc_lines(arr, dt, ext, target)
+        self.allocs = msg
+        target.lines[at:at] = new
 
     def recompute_cost(self, e: Expr) -> float:
         """Per element, what computing ``e`` costs (the backend's cost table: its operations;
@@ -1172,8 +1198,12 @@ class _Gen:
                 vals[path] = Arr(name, (), len(ext), dt, tuple(ext), s, True)
                 continue
             self.allocs.append(f"build of {len(ext)}-d array")
-            for ln in self.alloc_lines(name, dt, [x.code for x in ext], s):
+            lines = self.alloc_lines(name, dt, [x.code for x in ext], s)
+            for ln in lines:
                 s.emit(ln)
+            if s is not self.root and len(ext) == 1:     # (a rank-1 array: indexing it gives a scalar, no view)
+                target = _deepest(self.root, *(x.scope for x in ext))
+                self.loop_allocs.append((name, dt, [x.code for x in ext], s, lines, len(self.allocs) - 1, target))
             vals[path] = Arr(name, (), len(ext), dt, tuple(ext), s, True)
         return _tree(vals, ())
 
