@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -586,6 +587,26 @@ def test_ctrl_c_while_running_exits_130_without_traceback(tmp_path):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
+    def cpu_seconds(pid: int) -> float | None:
+        try:                                      # utime + stime, in clock ticks (Linux)
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    # "while running": the signal must come after start-up (interpreter, imports, parsing), or
+    # it tests Ctrl-C during Python's own start-up.  On a loaded machine a fixed delay after
+    # the start did not guarantee that (the test failed only in full runs), so the delay is
+    # counted in the child's CPU time: a start-up's CPU time (a short optimize, run to its
+    # end) plus a margin, whatever the load.  The start-up is the same command with one
+    # iteration (~0.7 s of CPU here; the run to its node limit takes ~9 s).
+    one = tmp_path / "one.egg"
+    one.write_text("(run-schedule (run ac))\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd + ["optimize", str(prog), "--rules", str(BAD / "ac_blowup.egg"), "--schedule", str(one)],
+                   capture_output=True, cwd=ROOT, timeout=300, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    startup = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     parent = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
     for delay in (0.5, 1.5):
         p = subprocess.Popen(cmd + ["optimize", str(prog), "--rules", str(BAD / "ac_blowup.egg"),
@@ -593,7 +614,15 @@ def test_ctrl_c_while_running_exits_130_without_traceback(tmp_path):
                                     "--limit", "nodes=100000000"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                              preexec_fn=as_from_a_shell)
-        time.sleep(delay)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 120 and p.poll() is None:
+            used = cpu_seconds(p.pid)
+            if used is None:                      # no /proc: a fixed delay after the start
+                time.sleep(delay + 2.0)
+                break
+            if used >= startup + delay:
+                break
+            time.sleep(0.05)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=200)
         assert p.returncode == 130 and err == "eqsat-ad: error: interrupted\n", \
