@@ -74,3 +74,29 @@ def test_a_negation_in_a_quotient_no_longer_hides_an_invariant_factor():
     want = evaluate(ea.parse(src), **inputs)
     assert np.allclose(evaluate(res.program, **inputs), want)
     assert np.allclose(ea.compile(res.program)(**inputs), want)
+
+
+def test_a_bounded_phase_whose_first_iteration_explodes_is_undone(monkeypatch):
+    # the first iteration of a growth-bounded phase runs on a snapshot (egglog push/pop) and is
+    # undone when it passes UNDO_FACTOR times the bound; with a tiny factor every such iteration
+    # is, and the e-graph is exactly as the phase found it; the next phase runs the same rulesets
+    # (their combined ruleset, declared outside the snapshot, survives the pop)
+    import eqsat_ad.driver as D
+    from eqsat_ad.strategy.combinators import phase, run, saturate, seq
+    rs = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "comm")
+    s = seq(phase("inline", saturate(run("let", "tuple", "fuse", "fission", "ring"))),
+            phase("grow", saturate(run(*rs)), growth=1.5),
+            phase("again", saturate(run(*rs)), iterations=3))
+    prog = ea.parse("(fun ((x (vec n)) (y (vec n))) (sum n (lambda (i) (* (exp (get x i)) (+ (get y i) 1.0)))))")
+    monkeypatch.setattr(D, "UNDO_FACTOR", 1e-6)
+    res = ea.optimize(prog, sizes={"n": 10}, schedule=s)
+    inline, grow, again = res.report.phases
+    assert (grow.iterations, grow.stop_reason) == (0, "node limit")
+    assert grow.enodes_after == grow.enodes_before == inline.enodes_after
+    assert any("first iteration" in n and "undone" in n for n in res.report.notes), res.report.notes
+    assert again.iterations >= 1 and again.enodes_after > grow.enodes_after
+    assert res.report.check == "verified"
+    monkeypatch.setattr(D, "UNDO_FACTOR", 1e6)
+    res2 = ea.optimize(prog, sizes={"n": 10}, schedule=s)
+    assert res2.report.phases[1].iterations >= 1
+    assert not any("undone" in n for n in res2.report.notes)
