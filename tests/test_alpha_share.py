@@ -38,3 +38,26 @@ def test_mlp3_gradient_computes_each_forward_product_once():
     args = C.inputs(e, {"h": 5, "d": 4, "o": 3})
     np.testing.assert_allclose(fn(**args), e.numpy_derivative(**args), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(fn(**args), ea.evaluate(g, **args), rtol=1e-10, atol=1e-12)
+
+
+ATT = """(fun ((K (mat T d)) (q (vec d)))
+  (let ((z (sum T (lambda (i) (exp (sum d (lambda (j) (* (get (get K i) j) (get q j)))))))))
+    (build d (lambda (i) (/ (sum T (lambda (j)
+      (* (get (get K j) i) (exp (sum d (lambda (k) (* (get (get K j) k) (get q k)))))))) z)))))"""
+
+
+def test_a_term_of_a_lets_loop_is_shared_inside_a_loop_nested_otherwise():
+    """The let's loop over T runs under the guard (T > 0); the same term inside build d then sum
+    T runs under ((d > 0), (T > 0)), not a prefix of it: shared all the same (a subset)."""
+    p = ea.parse(ATT)
+    fn = ea.compile(p)
+    assert fn.source.count("_dot(K, q)") == 1, fn.source
+    rng = np.random.default_rng(2)
+    for T, d in [(0, 0), (0, 3), (3, 0), (1, 1), (4, 3)]:
+        args = {"K": rng.standard_normal((T, d)) * 0.3, "q": rng.standard_normal(d)}
+        want = ea.evaluate(p, **args)
+        got = fn(**args)
+        if np.size(want) == 0:
+            assert np.size(got) == 0
+            continue
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

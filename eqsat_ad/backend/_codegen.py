@@ -43,6 +43,7 @@ class _Gen(FoldMixin, TapMixin):
         self.checked: set = set()
         self.lists: dict = {}
         self.axis_memo: dict = {}     # one-index sub-terms modulo the index name (see ev)
+        self.axis_guards: dict = {}   # axis_memo key without its guards -> the guard tuples stored
         self.raise_blk = self.root    # innermost block with checks of the term being compiled
         # Names the generator puts into program terms (split accumulators, the axis
         # placeholder) must not be any name of the program, or an inner binder of that
@@ -196,8 +197,18 @@ class _Gen(FoldMixin, TapMixin):
             # depth in the program, so the same sum at two depths has two spellings (mlp3's
             # gradient recomputed W1 @ x three times)
             akey = (canonical_names(subst(e, idx[0], Var(self.axis_name))), size, others, g)
-            for k in range(len(g), -1, -1):        # computed under fewer guards is fine too
-                hit = self.axis_memo.get(akey[:3] + (g[:k],))
+            # computed under fewer guards is fine too: a prefix of these, or for a computed term
+            # (not a read: its reshaped view would stand in for a slice the layouts recompute)
+            # any subset -- the guards of enclosing loops come in their nesting order, so a term
+            # of a let's loop over T read again inside a loop over d has ((T > 0),) then
+            # ((d > 0), (T > 0)) (attention's K @ q)
+            cands = [g[:k] for k in range(len(g), -1, -1)]
+            if type(e) is not Get:
+                now = set(g)
+                cands += sorted((g0 for g0 in self.axis_guards.get(akey[:3], ()) if set(g0) <= now
+                                 and g0 != g[:len(g0)]), key=len, reverse=True)
+            for g0 in cands:
+                hit = self.axis_memo.get(akey[:3] + (g0,))
                 if hit is not None and _alive(hit[0]) and _alive(iv) and hit[1].open:
                     self.raising(hit[1])
                     w = hit[0]
@@ -219,6 +230,7 @@ class _Gen(FoldMixin, TapMixin):
         self.memo[key] = (v, blk)
         if akey is not None and isinstance(v, V) and v.rank == 0 and v.S == frozenset({iv.d}):
             self.axis_memo[akey] = (v, blk)
+            self.axis_guards.setdefault(akey[:3], set()).add(akey[3])
         return v
 
     def raising(self, b: Block) -> Block:
