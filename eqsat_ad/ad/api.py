@@ -393,6 +393,11 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
         raise ADError(f"grad needs a program returning real; this one returns {show_type(out_t)} "
                       f"(use jacobian or derivative)")
     if mode == "reverse" or (mode == "auto" and isinstance(t, ArrayT)):
+        from .elementwise import feedback_depth, grad_elementwise
+        if feedback_depth(prog, wrt) >= 2:        # reductions feeding back through layers
+            g = grad_elementwise(prog, wrt)
+            if g is not None:
+                return g
         from .transpose import grad_reverse
         return grad_reverse(prog, wrt, always=mode == "reverse")
     return derivative(prog, wrt)
