@@ -290,6 +290,7 @@ class _Gen:
         self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
         self.origin: dict = {}           # id(value) -> (term, env) that computed it
         self.sib_allocs: list = []       # the arrays of sibling values (hoist_scratch)
+        self._normal: dict = {}          # id(term) -> its normal form (key)
         self.loop_allocs: list = []      # the builds' arrays allocated inside a block (hoist_scratch)
 
     # -- names -------------------------------------------------------------------------
@@ -713,8 +714,7 @@ class _Gen:
                 return env[e.name]
             except KeyError:
                 raise _Unsupported(f"unbound variable '{e.name}'") from None
-        fvs = self.fv(e)
-        key = (e, tuple(sorted((v, id(env[v])) for v in fvs if v in env)))
+        key = self.key(e, env)
         s = cur
         while s is not None:
             hit = s.memo.get(key)
@@ -780,8 +780,41 @@ class _Gen:
         raise _Unsupported(f"cannot compile {type(e).__name__}")
 
     def bindings(self, e: Expr, env: dict) -> tuple:
-        """What ``e``'s free variables are bound to (the memo key's second half)."""
-        return tuple(sorted((v, id(env[v])) for v in self.fv(e) if v in env))
+        """What ``e``'s free variables are bound to, in the order they first occur (the memo
+        key's second half)."""
+        return tuple(id(env[v]) if v in env else None for v in self.normal_form(e)[1])
+
+    def key(self, e: Expr, env: dict) -> tuple:
+        """The memo key of ``e`` in ``env``: ``e`` up to the names of its variables, and what
+        its free variables are bound to -- alpha-equivalent terms of the same values
+        (``(sum d (λl. q[j][l]))`` and ``(sum d (λp. q[k][p]))`` with ``j`` and ``k`` bound to
+        the same index: optimised programs repeat sub-terms under other binder names) are
+        computed once."""
+        return self.normal_form(e)[0], self.bindings(e, env)
+
+    def normal_form(self, e: Expr) -> tuple:
+        """``e`` with its free variables renamed by the order they first occur (``%0``,
+        ``%1``, ...: no identifier) and its binders by depth, and those free variables' names."""
+        hit = self._normal.get(id(e))
+        if hit is None:
+            from ..lang.binders import _rewrite_names
+            fvs = self.fv(e)
+            order: list = []
+            if fvs:
+                for x in iter_nodes(e):
+                    if isinstance(x, Var) and x.name in fvs and x.name not in order:
+                        order.append(x.name)
+                        if len(order) == len(fvs):
+                            break
+            if isinstance(e, Var) or not (fvs or any(True for _ in _binders_in(e))):
+                canon = e
+            else:
+                canon = _rewrite_names(e, {v: Var(f"%{k}") for k, v in enumerate(order)},
+                                       lambda n, sigma, level: tuple(f"v{level + k}" for k in range(len(n.binds()))),
+                                       None)
+            hit = (canon, tuple(order), e)
+            self._normal[id(e)] = hit
+        return hit
 
     # -- loop fusion ---------------------------------------------------------------------
     def fuse_sums(self, e: Let, env: dict, s: Scope):
@@ -794,7 +827,7 @@ class _Gen:
         are bound when their ``let`` is reached), or None."""
         first = e.value
         where = self.place(first, env, s)
-        if self.may_raise(first, env) or where.memo.get((first, self.bindings(first, env))) is not None:
+        if self.may_raise(first, env) or where.memo.get(self.key(first, env)) is not None:
             return None
         bound, members = {e.name}, []
         x = e.body
@@ -803,7 +836,7 @@ class _Gen:
             if (isinstance(v, Sum) and id(x) not in self._prebound and v.size == first.size
                     and not (self.fv(v) & bound) and (v.var == first.var or first.var not in self.fv(v.body))
                     and self.place(v, env, s) is where and not self.may_raise(v, env)
-                    and where.memo.get((v, self.bindings(v, env))) is None):
+                    and where.memo.get(self.key(v, env)) is None):
                 members.append(x)
             bound.add(x.name)
             x = x.body
@@ -823,7 +856,7 @@ class _Gen:
             val = val.b
         parts.append(val)
         for m, part in zip([e] + members, parts):
-            key = (m.value, self.bindings(m.value, env))
+            key = self.key(m.value, env)
             home = _scope_of(part)    # (where, unless the fused sum was made an array: then here)
             home.memo[key] = part
             if m is not e:            # (the value, what it was computed for, the block holding it)
@@ -843,10 +876,10 @@ class _Gen:
         var = next((v for v in self.fv(e) if env.get(v) is i), None)
         if var is None or self.recompute_cost(e) <= self.store_cost():
             return None
+        order = self.normal_form(e)[1]
         for rec in reversed(where.siblings):
-            if rec.var != var:
-                continue
-            k2 = (e, tuple((v, id(rec.index)) if v == var else (v, b) for v, b in key[1]))
+            # (the same term of the earlier loop's index, whatever that loop names it)
+            k2 = (key[0], tuple(id(rec.index) if v == var else b for v, b in zip(order, key[1])))
             old = rec.body.memo.get(k2)
             if not isinstance(old, S):
                 continue
@@ -1326,6 +1359,10 @@ class _Gen:
                 dt = "f" if "f" in (leaf.dt, b.dt) else leaf.dt
                 out[path] = S(a, dt, s)
         return _tree(out, ())
+
+
+def _binders_in(e: Expr):
+    return (x for x in iter_nodes(e) if x.binds())
 
 
 def _tree(vals: dict, path: tuple):
