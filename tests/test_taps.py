@@ -165,3 +165,37 @@ def test_constant_width_guards_stay_vectorised():
     src = ea.compile(ea.parse("(fun ((v (vec n))) (build n (lambda (r) (sum n (lambda (i) "
                               "(* (get v i) (if (= r i) 1.0 0.0)))))))")).source
     assert "for " not in src
+
+
+GUARDED = [
+    # under a vectorised where
+    "(fun ((x (vec n)) (w (vec K)) (r (vec m))) (build n (lambda (i) (if (< (get x i) 0.3) (sum K (lambda (j)"
+    " (* (get w j) (if (and (<= j i) (< i (+ j (length r)))) (get r (- i j)) 0.0)))) (get x i)))))",
+    # a shift one too far, needed only where the outer guard does not mask it
+    "(fun ((x (vec n)) (w (vec K)) (r (vec m))) (build n (lambda (i) (if (< i 2) 1.0 (sum K (lambda (j)"
+    " (* (get w j) (if (and (<= j i) (< i (+ (+ j 1) (length r)))) (get r (- i j)) 0.0))))))))",
+    # the taps summed inside a scalar reduction
+    "(fun ((x (vec n)) (w (vec K)) (r (vec m))) (sum n (lambda (i) (sum K (lambda (j) (* (get w j)"
+    " (if (and (<= j i) (< i (+ j (length r)))) (* (get x i) (get r (- i j))) 0.0)))))))",
+]
+
+
+@pytest.mark.parametrize("text", GUARDED)
+def test_tap_loops_under_guards_agree_with_the_interpreter(text):
+    p = ea.parse(text)
+    fn = ea.compile(p)
+    assert "for _i" in fn.source
+    rng = np.random.default_rng(0)
+    for n, K, m in [(0, 0, 0), (1, 1, 1), (5, 2, 4), (6, 3, 2), (4, 6, 3), (8, 3, 6)]:
+        args = {"x": rng.uniform(0, 1, n), "w": rng.standard_normal(K), "r": rng.standard_normal(m)}
+        try:
+            want = ea.evaluate(p, **args)
+        except EvalError as err:
+            with pytest.raises(EvalError, match=str(err).split(" in ")[0]):
+                fn(**args)
+            continue
+        got = fn(**args)
+        if np.size(want) == 0:
+            assert np.size(got) == 0
+            continue
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
