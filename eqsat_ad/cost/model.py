@@ -637,7 +637,10 @@ class _Walk:
         if isinstance(tv, _PairVal) and isinstance(ev, _PairVal):
             return _PairVal(_Lazy(lambda: self._where(ca, tv.a, ev.a)), _Lazy(lambda: self._where(ca, tv.b, ev.b)))
         ta, ea_ = self.ax(tv), self.ax(ev)
-        self.pay("If", ca | ta | ea_)
+        # a scalar condition is a Python branch in the backend, not an element-wise where: one
+        # scalar operation (priced over the branches' axes, a max fold's one-hot gradient cost
+        # an np.where over n per call: softmax-max's model cost grew 2.5x from n = 1e4 to 1e5)
+        self.pay("If", ca | ta | ea_ if ca else frozenset())
         return ca | ta | ea_
 
     def _shifted_axis(self, e: Expr, scope: dict):
