@@ -388,6 +388,7 @@ class _Gen:
             dest = _Dest(out)
             loop = Scope(out, "loop")
             j = self.index(self.fresh_name(f"_m{i.code}"), i.size, i.size_expr, loop)
+            self.open_loop(out, i.size, j, loop)        # (a sibling of the loops over i.size there)
             body, errs = loop, None
             if raises:
                 k = self.n + 1
@@ -409,7 +410,9 @@ class _Gen:
                 loop.emit(rec)
                 for x in range(4):
                     loop.emit(f"{errs}[{j.code}, {x}] = {rec.err[x]}")
-            out.emit((f"for {j.code} in range({i.size.code}):", loop))
+            line = (f"for {j.code} in range({i.size.code}):", loop)
+            out.emit(line)
+            self.register_loop(out, i.size, j.code, j, loop, line)
             hit = (arr, errs)
             out.memo[key] = hit
             self.keep.append(hit)
@@ -1095,9 +1098,16 @@ class _Gen:
             raise _Unsupported("a non-integer index")
         n = a.dims[0]
         if k.bound is None or k.bound != n.code:
-            self.gets.append(_show(e, 100))
-            s.emit(f"if not 0 <= {k.code} < {n.code}: "
-                   f"{self.raise_stmt(s, 0, k.code, n.code, str(len(self.gets) - 1))}")
+            # one check per index and extent where an earlier one (in this block or an
+            # enclosing one: it ran before) has not passed already -- not for an
+            # accumulator (reassigned by its loop)
+            ck = ("checked", k.code, n.code)
+            seen = _REASSIGNED.search(k.code + " " + n.code) is None and any(ck in x.memo for x in s.chain())
+            if not seen:
+                self.gets.append(_show(e, 100))
+                s.emit(f"if not 0 <= {k.code} < {n.code}: "
+                       f"{self.raise_stmt(s, 0, k.code, n.code, str(len(self.gets) - 1))}")
+                s.memo[ck] = True
             code = k.code
         else:
             code = self.unsigned(k)
@@ -1359,6 +1369,10 @@ class _Gen:
                 dt = "f" if "f" in (leaf.dt, b.dt) else leaf.dt
                 out[path] = S(a, dt, s)
         return _tree(out, ())
+
+
+# names the kernel assigns more than once: accumulators (an index check on one is not reused)
+_REASSIGNED = __import__("re").compile(r"\b_a\d+")
 
 
 def _binders_in(e: Expr):
