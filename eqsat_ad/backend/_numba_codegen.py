@@ -17,8 +17,20 @@ so ``(build n (λi. (/ (get x i) (sum n ...))))`` stays O(n).  Two limits keep t
 term that may raise (a ``get`` whose index is not a loop index over the array's own length)
 never leaves its loop or branch, and a term leaves an ``if`` branch only when it also
 leaves a loop (then it is computed once instead of once per iteration; otherwise it stays
-in the branch and runs only when taken).  Sub-terms are memoised by structure and the
-bindings of their free variables, so a repeated term is computed once per block.
+in the branch and runs only when taken).  Sub-terms are memoised by structure up to the
+names of their variables and by the bindings of their free variables, so a repeated term --
+also one an optimised program repeats under other binder names -- is computed once per block.
+
+**Gradient shapes.**  A transposed program reads values of an inner index inside loops over
+other indices.  An expensive term of an inner loop's index alone -- directly or through
+``let``-bound values made of that index -- is computed once per index into an array
+(``materialised``), keyed by the terms that made it, so every loop over that size shares it.
+An expensive term that may raise (a ``get`` not provably in range, e.g. a scan's
+``acc[l - 1]`` under ``l != 0``) is not moved as is: it is computed out of the loops by a
+function of its own (``_spec<k>``) that *returns* its error, and every use raises that error
+first (``speculate``; per element for a materialised term), so the kernel raises exactly
+where the program evaluates a failing term.  Scratch vectors and arrays of sibling values
+that only live for one iteration are allocated once, outside the loops (``hoist_scratch``).
 
 >>> from eqsat_ad.lang.syntax import parse
 >>> src = generate_kernel(parse(
