@@ -174,3 +174,28 @@ def test_an_ode_gradient_with_scans_and_pairs_matches_the_interpreter():
     eps = 1e-6
     fd = [(ea.evaluate(p, x + eps * e, 3) - ea.evaluate(p, x - eps * e, 3)) / (2 * eps) for e in np.eye(4)]
     assert np.allclose(fn(x, 3), fd, atol=1e-6)
+
+
+# a vector made per point and only indexed there (k-means' distances): one array for all
+# points in a serial kernel; one per point under prange (threads would share it)
+NEAREST = """
+(fun ((P (mat n d)) (C (mat k d)))
+  (build n (lambda (i)
+    (let ((dist (build k (lambda (j) (sum d (lambda (c) (let ((z (- (get (get C j) c) (get (get P i) c)))) (* z z))))))))
+      (get dist (argmin dist))))))
+"""
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_per_iteration_scratch_vector_is_allocated_once_unless_threads_share_it(parallel):
+    p = ea.parse(NEAREST)
+    fn = nb.compile(p, parallel=parallel, cache=False)
+    assert fn.fallback is None, fn.fallback
+    rng = np.random.default_rng(3)
+    for n, k in ((40, 5), (0, 3), (3, 0)):
+        why = check_backend(p, {"P": rng.standard_normal((n, 2)), "C": rng.standard_normal((k, 2))}, fn)
+        assert not why, why
+    src = _kernel(fn).split("def _kernel")[1]
+    alloc = next(ln.strip() for ln in src.splitlines() if "np.empty((k,)" in ln)
+    assert _depth_of(src, alloc) == (1 if parallel else 0), src
+    assert ("prange" in src) == parallel

@@ -955,7 +955,7 @@ class _Gen:
             return
         child = between[-1]
         at = next((k for k, ln in enumerate(target.lines) if isinstance(ln, tuple) and ln[1] is child), None)
-        if at is None:
+        if at is None or "prange(" in target.lines[at][0]:     # (threads would share it)
             return
         for ln in lines:
             k = next(k for k, x in enumerate(enclosing.lines) if x is ln)
