@@ -415,13 +415,16 @@ class _Gen:
             self.into(e, env2, body, dest, (), (j.code,), (ext,))
             arr = self.allocate(dest, out)
             if raises:
-                errs = self.tmp("_fe")
+                fe, anyf = self.tmp("_fe"), self.tmp("_fa")
+                errs = (fe, anyf)
                 self.allocs.append("the errors of a term computed for every element")
-                for ln in self.alloc_lines(errs, "i", [ext.code, "4"], out):
+                for ln in self.alloc_lines(fe, "i", [ext.code, "4"], out):
                     out.emit(ln)
+                out.emit(f"{anyf} = False")         # (any element failed: readers test it first)
                 loop.emit(rec)
                 for x in range(4):
-                    loop.emit(f"{errs}[{j.code}, {x}] = {rec.err[x]}")
+                    loop.emit(f"{fe}[{j.code}, {x}] = {rec.err[x]}")
+                loop.emit(f"if {rec.err[0]} >= 0: {anyf} = True")
             line = (f"for {j.code} in range({i.size.code}):", loop)
             out.emit(line)
             self.register_loop(out, i.size, j.code, j, loop, line)
@@ -430,14 +433,15 @@ class _Gen:
             self.keep.append(hit)
         arr, errs = hit
         if errs is not None:          # (where is cur: a term that may raise is not moved)
-            self.reraise(cur, *(f"{errs}[{i.code}, {x}]" for x in range(4)))
+            fe, anyf = errs           # (a loop-invariant test first: the loop can be unswitched)
+            self.reraise(cur, *(f"{fe}[{i.code}, {x}]" for x in range(4)), guard=anyf)
         # read at i, which runs over range(size): no bounds check (the extent is max(size, 0))
         arr = _tree({path: Arr(a.base, a.idx, a.rank, a.dt, (i.size,) + a.dims[1:], a.scope, a.fresh)
                      for path, a in _leaves(arr)}, ())
         self.keep.append(arr)
         return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, where)
 
-    def reraise(self, cur: Scope, kind: str, a0: str, a1: str, a2: str) -> None:
+    def reraise(self, cur: Scope, kind: str, a0: str, a1: str, a2: str, guard: str | None = None) -> None:
         """In ``cur``: raise the error a speculated term returned (``kind`` >= 0; inside
         another speculated term's function, return it)."""
         br = Scope(cur, "branch")
@@ -447,7 +451,7 @@ class _Gen:
             br.emit(f"if {kind} == 0: raise IndexError({a0}, {a1}, {a2})")
             br.emit(f"if {kind} == 1: raise ZeroDivisionError({a0})")
             br.emit(f"raise MemoryError({a0}, {a1})")
-        cur.emit((f"if {kind} >= 0:", br))
+        cur.emit((f"if {guard + ' and ' if guard else ''}{kind} >= 0:", br))
 
     def index_roots(self, vals: list, where: Scope):
         """The loop index of ``where`` that the values ``vals`` (bound in ``where``) are made
