@@ -58,7 +58,9 @@ GROWTH_OVERSHOOT = 1.0
 #: and is undone when it takes the e-graph past this many times the phase's bound; the phase then
 #: ends (stop reason ``node limit``) as if the iteration had been predicted past it.  Within the
 #: factor it is kept (gmm's split: 3.2k -> 9.1k e-nodes against a bound of 6.3k, and the cheaper
-#: program).  Only where the snapshot is small (:data:`UNDO_MAX_NODES`).
+#: program).  Only where the snapshot is small (:data:`UNDO_MAX_NODES`) and the phase before
+#: ended at a bound (after a saturated phase there is no backlog; the snapshot and the rerun of the
+#: kept iteration cost 0.05-0.1 s on the small corpus programs, about the whole run's time).
 UNDO_FACTOR = 2.0
 UNDO_MAX_NODES = 20_000
 #: CPU time kept for the work after the run (finishing substitutions, costs, extraction,
@@ -326,6 +328,7 @@ class Driver:
         self.report.enodes_start = self.s.enode_count()
         reasons = []
         run_stop = None          # a limit of the whole run (not a phase's bound) stopped it
+        self._prev_cut = False   # the phase before this one ended at a bound (left matches unapplied)
         for ph in phases_of(strategy):
             try:
                 sched = schedule_expr(ph.body)
@@ -348,6 +351,7 @@ class Driver:
                     break
             self._close(pr, t0)
             reasons.append(pr.stop_reason)
+            self._prev_cut = pr.stop_reason not in (SATURATED, COMPLETED)
         self.report.seconds = time.perf_counter() - self._t0
         self.report.enodes = self.s.enode_count()
         self.report.eclasses = self.s.eclass_count()
@@ -447,7 +451,8 @@ class Driver:
             t_it = time.perf_counter()
             n0 = pr.enodes_per_iteration[-1] if pr.enodes_per_iteration else None
             names = tuple(self.support) + tuple(s.rulesets)
-            if pr.iterations == 0 and self._phase[1].growth is not None and pr.enodes_before <= UNDO_MAX_NODES:
+            if (pr.iterations == 0 and self._phase[1].growth is not None and pr.enodes_before <= UNDO_MAX_NODES
+                    and self._prev_cut):
                 self._first_bounded_step(names, s.until, pr)
             st = self.s.step(names, s.until)
             self._iters += 1

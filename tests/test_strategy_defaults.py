@@ -84,13 +84,15 @@ def test_a_bounded_phase_whose_first_iteration_explodes_is_undone(monkeypatch):
     import eqsat_ad.driver as D
     from eqsat_ad.strategy.combinators import phase, run, saturate, seq
     rs = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "comm")
-    s = seq(phase("inline", saturate(run("let", "tuple", "fuse", "fission", "ring"))),
+    # (only after a phase that ended at a bound: here inline's iteration cap)
+    s = seq(phase("inline", saturate(run("let", "tuple", "fuse", "fission", "ring")), iterations=2),
             phase("grow", saturate(run(*rs)), growth=1.5),
             phase("again", saturate(run(*rs)), iterations=3))
     prog = ea.parse("(fun ((x (vec n)) (y (vec n))) (sum n (lambda (i) (* (exp (get x i)) (+ (get y i) 1.0)))))")
     monkeypatch.setattr(D, "UNDO_FACTOR", 1e-6)
     res = ea.optimize(prog, sizes={"n": 10}, schedule=s)
     inline, grow, again = res.report.phases
+    assert inline.stop_reason == "iteration limit"
     assert (grow.iterations, grow.stop_reason) == (0, "node limit")
     assert grow.enodes_after == grow.enodes_before == inline.enodes_after
     assert any("first iteration" in n and "undone" in n for n in res.report.notes), res.report.notes
@@ -100,3 +102,8 @@ def test_a_bounded_phase_whose_first_iteration_explodes_is_undone(monkeypatch):
     res2 = ea.optimize(prog, sizes={"n": 10}, schedule=s)
     assert res2.report.phases[1].iterations >= 1
     assert not any("undone" in n for n in res2.report.notes)
+    # after a saturated phase there is no snapshot
+    monkeypatch.setattr(D, "UNDO_FACTOR", 1e-6)
+    s3 = seq(phase("inline", saturate(run("let", "tuple", "fuse", "fission", "ring"))), *s.steps[1:])
+    res3 = ea.optimize(prog, sizes={"n": 10}, schedule=s3)
+    assert res3.report.phases[0].stop_reason == "saturated" and res3.report.phases[1].iterations >= 1
