@@ -284,8 +284,12 @@ def _grad(prog: Program, wrt: str) -> Program:
             terms = vec_terms.pop(b, [])
             if not terms:
                 continue
-            bb, i = name(b + "_bar"), name("i")
-            out_lets.append((bb, Build(n, i, _total([_rename_index(t, j, i) for j, t in terms]))))
+            if len(terms) == 1 and isinstance(terms[0][1], Get) and terms[0][1].index == Var(terms[0][0]) \
+                    and isinstance(terms[0][1].array, Var):
+                bb = terms[0][1].array.name         # b̄ is another cotangent as it is: no copy
+            else:
+                bb, i = name(b + "_bar"), name("i")
+                out_lets.append((bb, Build(n, i, _total([_rename_index(t, j, i) for j, t in terms]))))
             k = name("i")
             contribute_loop(_rename_index(val.body, val.var, k), k, Get(Var(bb), Var(k)))
         else:
