@@ -18,3 +18,16 @@ def test_price_does_not_depend_on_binder_names(sizes):
     same, other = ea.parse(TEXT.format(a="i")), ea.parse(TEXT.format(a="p"))
     assert m.dag_cost(same, sizes) == pytest.approx(m.dag_cost(other, sizes), rel=1e-12)
     assert m.program_cost(same, sizes) == pytest.approx(m.program_cost(other, sizes), rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [100, 10_000])
+def test_a_let_bound_size_is_priced_as_its_value(n):
+    """(let ((m (+ (- n K) 1))) (build m ...)) costs what (build (+ (- n K) 1) ...) costs -- not
+    a loop over the model's default size (a convolution's residual was priced over 1000 rows at
+    any n)."""
+    body = "(build {m} (lambda (i) (exp (sum K (lambda (k) (* (get w k) (get x (+ i k))))))))"
+    let = ea.parse(f"(fun ((x (vec n)) (w (vec K))) (let ((m (+ (- n K) 1))) {body.format(m='m')}))")
+    inline = ea.parse(f"(fun ((x (vec n)) (w (vec K))) {body.format(m='(+ (- n K) 1)')})")
+    m = default_cost_model()
+    sz = {"n": n, "K": 5}
+    assert m.dag_cost(let, sz) == pytest.approx(m.dag_cost(inline, sz), rel=1e-9)

@@ -245,6 +245,7 @@ class _Walk:
         # depth)), ifs summed into slices, axes whose sub-range we are in, inside a where branch
         self.shifted: set = set()
         self.shift_of: dict = {}          # shifted index let -> its constant shift (or None)
+        self.let_sizes: dict = {}         # let name -> its value, an integer of sizes and literals
         self.stencils: set = set()        # canonical stencils already computed
         self.let_builds: dict = {}
         self.summed_ifs: set = set()
@@ -377,6 +378,10 @@ class _Walk:
             return max(int(n.value), 0)
         if isinstance(n, Var) and n.name in self.sizes:
             return int(self.sizes[n.name])
+        if isinstance(n, Var) and n.name in self.let_sizes:
+            # a let-bound size ((let ((t0 (+ (- n K) 1))) (build t0 ..))): its value's extent,
+            # not the default (a convolution's residual was priced over 1000 rows at any n)
+            return self.extent(self.let_sizes[n.name])
         if isinstance(n, Length):
             sh = self.shape(n.array)
             if sh and sh[0] is not None:
@@ -473,10 +478,23 @@ class _Walk:
             return {**scope, e.name: scope[alias[0]]}
         if isinstance(e.value, Build):
             self.let_builds[e.name] = (e.value, scope, depth)
+        if self._size_expr(e.value, scope):
+            self.let_sizes[e.name] = e.value
         lazy = _Lazy(lambda: self._walk_let(e.value, scope, depth))
         # kept after the body (lazy parts of it are walked later); names are unique
         self.shapes[e.name] = self.shape(e.value)
         return {**scope, e.name: (lazy, vid)}
+
+    def _size_expr(self, e: Expr, scope: dict) -> bool:
+        """Is ``e`` an integer made of size names, literals, lengths and let-bound sizes with
+        ``+ - *`` (what :meth:`extent` can evaluate)?"""
+        if isinstance(e, (Int, Length)):
+            return True
+        if isinstance(e, Var):
+            return (e.name in self.sizes and e.name not in scope) or e.name in self.let_sizes
+        if isinstance(e, Prim) and e.op in ("+", "-", "*") and len(e.args) == 2:
+            return all(self._size_expr(a, scope) for a in e.args)
+        return False
 
     def _walk_let(self, value: Expr, scope: dict, depth: int):
         """A let's value, walked when first demanded -- possibly inside a loop whose index has
