@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# one BLAS/OpenMP thread, as every other benchmark's workers (eqsat_ad.bench.specs.THREAD_ENV):
+# set before NumPy loads its BLAS, which reads them once (a threaded matrix-vector product on
+# this 2-core VM took 22 ms instead of 0.4 ms under load)
+for _k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+           "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_k] = "1"
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -143,6 +151,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scaling"))
     a = ap.parse_args(argv)
     from eqsat_ad.bench.protocol import keep_freed_memory
+    from eqsat_ad.bench.specs import THREAD_ENV
+    assert all(os.environ.get(k) == THREAD_ENV[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"))
     keep_freed_memory()              # no page faults per call that depend on what ran before
     names = [n for n in PROGRAMS if a.only is None or n in a.only]
     rows = []
