@@ -111,6 +111,10 @@ FUNCTIONS = {"lse": ("primal", "gradient"), "llsq": ("primal", "gradient"), "kme
 # -- the JAX worker (run with an interpreter that has jax) ------------------------------------------
 
 def jax_worker() -> None:
+    # one core, as eqsat-ad's side runs: XLA's CPU runtime runs its own thread pool whatever
+    # XLA_FLAGS say (bench_fused saw three of its threads busy at n = 1e6); pinned before jax loads
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     import jax
     import jax.numpy as jnp
     from jax.scipy.special import logsumexp as jlse, multigammaln
