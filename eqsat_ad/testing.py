@@ -20,7 +20,7 @@ from .lang.ast import Program
 from .lang.types import REAL, ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, show_type
 
 __all__ = ["check_grads", "central_difference", "random_inputs", "flatten_value",
-           "differentiable_params"]
+           "differentiable_params", "assert_matches_interpreter"]
 
 DEFAULT_SIZE = 3
 
@@ -259,6 +259,39 @@ def check_grads(prog: Program, wrt: str | Iterable[str] | None = None, inputs: M
                 check_grads(grad(prog, w), wrt=w, inputs=inputs, order=order - 1, eps=eps,
                             rtol=rtol * 10, atol=atol * 10, seed=seed + 2,
                             modes=("jvp", "jacobian"), evaluate=ev)
+
+
+def assert_matches_interpreter(prog: Program, fn: Callable, args: Mapping, rtol: float = 1e-12,
+                               atol: float = 1e-12, err_msg: str = "") -> None:
+    """A compiled ``fn`` of ``prog`` against the reference interpreter on ``args``: the same
+    values (an empty result: empty too, the interpreter cannot know the shape of an empty
+    build), or the interpreter's error (``EvalError``, the same message up to where it names
+    the expression); the result aliases no input and is writeable.
+
+    >>> import eqsat_ad as ea
+    >>> p = ea.parse("(fun ((x (vec n)) (k index)) (build n (lambda (i) (get x (+ i k)))))")
+    >>> f = ea.compile(p)
+    >>> assert_matches_interpreter(p, f, {"x": np.arange(3.0), "k": 0})
+    >>> assert_matches_interpreter(p, f, {"x": np.arange(3.0), "k": 1})     # both raise
+    """
+    import re
+
+    import pytest
+
+    from .errors import EvalError
+    try:
+        want = _evaluator(None)(prog, **args)
+    except EvalError as err:
+        with pytest.raises(EvalError, match=re.escape(str(err).split(" in ")[0])):
+            fn(**args)
+        return
+    got = fn(**args)
+    if np.size(want) == 0:
+        assert np.size(got) == 0, (got, err_msg)
+        return
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=err_msg)
+    assert not any(isinstance(a, np.ndarray) and np.shares_memory(got, a) for a in args.values()), err_msg
+    assert not isinstance(got, np.ndarray) or got.flags.writeable, err_msg
 
 
 def _out_type(prog: Program) -> Type:
