@@ -148,26 +148,29 @@ def _components(t: Type) -> list[list]:
     return [array_sizes(t)]
 
 
+def _count(dims: list, other: list, big: int = 1000) -> float:
+    """The number of elements of an array of ``dims`` beside one of ``other``, compared
+    symbolically: a size both share cancels, a constant counts as itself, any other size as
+    ``big`` (a large extent)."""
+    rest = list(other)
+    c = 1.0
+    for d in dims:
+        if d in rest and d is not None:
+            rest.remove(d)
+        else:
+            c *= d if isinstance(d, int) and not isinstance(d, bool) else big
+    return c
+
+
 def _fewer_components(state: Type, wrt: Type) -> bool:
     """Does the state have fewer real components than ``wrt`` has directions?  The adjoint
     step is a forward-mode gradient with one direction per state component: at worst (when
     the optimiser cannot fold its one-hot seeds) it costs (state components) x (a step),
     against (directions) x (a step) for the forward form.  Sizes are compared symbolically:
     a shared size name cancels, and any other size counts as a large extent."""
-    big = 1000
-
-    def count(dims: list, other: list) -> float:
-        rest = list(other)
-        c = 1.0
-        for d in dims:
-            if d in rest and d is not None:
-                rest.remove(d)
-            else:
-                c *= d if isinstance(d, int) and not isinstance(d, bool) else big
-        return c
     (w,) = _components(wrt)
     parts = _components(state)
-    return all(count(p, w) * len(parts) < count(w, p) for p in parts)
+    return all(_count(p, w) * len(parts) < _count(w, p) for p in parts)
 
 
 def _no_larger(t: Type, state: Type) -> bool:
@@ -175,19 +178,8 @@ def _no_larger(t: Type, state: Type) -> bool:
     compared as in :func:`_fewer_components` (a shared size name cancels, any other counts as
     large): the tape (:meth:`_Chain.tape`) then holds a constant times the states the forward
     ``scan`` stores, not (say) an outer product of the state per step."""
-    big = 1000
-
-    def count(dims: list, other: list) -> float:
-        rest = list(other)
-        c = 1.0
-        for d in dims:
-            if d in rest and d is not None:
-                rest.remove(d)
-            else:
-                c *= d if isinstance(d, int) and not isinstance(d, bool) else big
-        return c
     parts = _components(state)
-    return all(any(count(b, p) <= count(p, b) for p in parts) for b in _components(t))
+    return all(any(_count(b, p) <= _count(p, b) for p in parts) for b in _components(t))
 
 
 def _replace_fold(body: Expr, outer: set[str], closed: IFold, h: str) -> Expr:
