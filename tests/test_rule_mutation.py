@@ -17,8 +17,8 @@ MUTANTS = all_mutants()
 BY_ID = {m.id: m for m in MUTANTS}
 #: mutants per operator in the sample (the range and off-by-one operators are all small, so
 #: they are sampled more densely)
-PER_OP = {"drop-cond": 26, "drop-range": 4, "shift": 22, "extent": 26, "swap-args": 18, "binder": 10,
-          "const": 14, "var": 18}
+PER_OP = {"drop-cond": 40, "drop-range": 4, "shift": 30, "extent": 36, "swap-args": 30, "binder": 16,
+          "const": 24, "var": 30}
 
 
 def _sample():
@@ -71,7 +71,7 @@ def test_mutation_score_on_a_fixed_sample():
     refused = loadable(ms)
     outcomes = [Outcome(m, "refused", refused[m.id]) if m.id in refused else check_mutant(m) for m in ms]
     sc = score(outcomes)
-    assert len(sc.unsound) >= 110, sc.summary()
+    assert len(sc.unsound) >= 150, sc.summary()
     missed = "\n".join(f"  {o.mutant.id} [{o.status}]" for o in sc.missed)
     assert sc.score >= 0.95, sc.summary() + "\nmissed:\n" + missed
 
