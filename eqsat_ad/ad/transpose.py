@@ -297,12 +297,7 @@ def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: d
     g = grad_reverse(q, leaf_names, always)    # right-nested pairs, one per component
     vn, gn = names("st"), names("g")
     comps = {nm: _project(Var(vn), p) for (p, _), nm in zip(leaves, leaf_names)}
-    parts = {}
-    for k, (p, _) in enumerate(leaves):
-        r: Expr = Var(gn)
-        for _ in range(k):
-            r = Snd(r)
-        parts[p] = Fst(r) if k < len(leaves) - 1 else r
+    parts = {p: _nth(Var(gn), k, len(leaves)) for k, (p, _) in enumerate(leaves)}
     return Let(vn, value, Let(gn, _inline(tidy(g), {**comps, **args}), _tree(t, parts)))
 
 
@@ -314,6 +309,14 @@ def _inline(q: Program, args: dict[str, Expr]) -> Expr:
 
 def _last(a: Expr) -> Expr:
     return Get(a, Prim("-", (Length(a), Int(1))))
+
+
+def _nth(t: Expr, k: int, count: int) -> Expr:
+    """Component ``k`` of ``t``, a right-nested tuple of ``count`` components
+    (``(pair c0 (pair c1 c2))``): ``(fst (snd^k t))``, the last one ``(snd^k t)``."""
+    for _ in range(k):
+        t = Snd(t)
+    return Fst(t) if k < count - 1 else t
 
 
 # -- the transposition ---------------------------------------------------------------------------
@@ -577,12 +580,7 @@ class _Chain:
         g = _tidy(grad_reverse(q, order, self.always))
         gn = names("g")
         self.extra_lets.append((gn, _inline(g, args)))
-        comp = {}
-        for k, nm in enumerate(order):
-            r: Expr = Var(gn)
-            for _ in range(k):
-                r = Snd(r)
-            comp[nm] = Fst(r) if k < len(order) - 1 else r
+        comp = {nm: _nth(Var(gn), k, len(order)) for k, nm in enumerate(order)}
         out = {}
         for u in us:
             if u in leaves_of:
@@ -640,13 +638,7 @@ class _Chain:
         primal = list(self.binds)
         if tape is not None:
             tv, taped = tape
-            row = Get(tv, index)
-            at = {}
-            for k, v in enumerate(taped):
-                r: Expr = row
-                for _ in range(k):
-                    r = Snd(r)
-                at[v] = Fst(r) if k < len(taped) - 1 else r
+            at = {v: _nth(Get(tv, index), k, len(taped)) for k, v in enumerate(taped)}
             primal = [(v, at.get(v, val)) for v, val in primal]
         lets: list[tuple[str, Expr]] = [(self.la, state), (self.li, index)] + primal
         cn = names("c")
@@ -755,18 +747,11 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
         lets, abar, xbars = chain.backward(Get(Var(hs), back_i), back_i, Fst(Var(lv)), reading, tape)
         new_xs, zeros, reads = [], [], []
         for k, w in enumerate(reading):           # the accumulators: right-nested pairs
-            acc_x: Expr = Snd(Var(lv))
-            for _ in range(k):
-                acc_x = Snd(acc_x)
-            if k < len(reading) - 1:
-                acc_x = Fst(acc_x)
+            acc_x = _nth(Snd(Var(lv)), k, len(reading))
             w_t = prog.param(w).type
             new_xs.append(acc_x if xbars[w] is None else _add([acc_x, xbars[w]], w_t, names))
             zeros.append(_zeros_like(w_t, Var(w), names))
-            read: Expr = Snd(Var(back))
-            for _ in range(k):
-                read = Snd(read)
-            reads.append(Fst(read) if k < len(reading) - 1 else read)
+            reads.append(_nth(Snd(Var(back)), k, len(reading)))
         nest = lambda xs: xs[0] if len(xs) == 1 else Pair(xs[0], nest(xs[1:]))   # noqa: E731
         step = _lets(lets, Pair(abar, nest(new_xs)))
         binds.append((back, IFold(lv, j, step, Pair(lam_n, nest(zeros)), n)))
