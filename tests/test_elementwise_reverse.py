@@ -71,3 +71,17 @@ def test_other_programs_keep_their_gradient(text):
     p = prepare(ea.parse(text))
     assert feedback_depth(p, "x") < 2 or grad_elementwise(p, "x") is None
     check_grads(ea.parse(text), "x", modes=("grad",))
+
+
+def test_a_constant_exponent_of_zero_has_a_zero_tangent_at_zero():
+    # p ** 0 is the constant 1: its tangent 0 * p^-1 would be NaN at p = 0 (the dual numbers'
+    # rule, dual._jvp_pow_const, shared)
+    p = ea.parse("""(fun ((x (vec n)))
+      (let ((s1 (sum n (lambda (i) (* (get x i) (get x i)))))
+            (u (build n (lambda (i) (* s1 (pow (get x i) 0.0)))))
+            (s2 (sum n (lambda (i) (* (get u i) (get u i))))))
+        (* s2 s1)))""")
+    x = np.array([0.0, 1.0, 2.0])
+    got = ea.evaluate(ea.grad(p, "x"), x=x)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ea.evaluate(ea.grad(p, "x", mode="forward"), x=x), rtol=1e-12)

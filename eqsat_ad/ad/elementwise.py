@@ -45,28 +45,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..lang.ast import (
-    BoolLit,
-    Build,
-    Expr,
-    Get,
-    If,
-    Int,
-    Let,
-    Num,
-    Prim,
-    Program,
-    Sum,
-    Var,
-    iter_nodes,
-)
-from ..lang.binders import all_names, free_vars, fresh
-from ..lang.primitives import PRIMITIVES
+from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
+                        Program, Scan, Snd, Sum, Var, iter_nodes)
+from ..lang.binders import all_names, free_vars, fresh, subst_all
+from ..lang.primitives import ONE, PRIMITIVES, ZERO
+from .dual import _jvp_pow_const
 from ..lang.types import ArrayT, RealT
 
 __all__ = ["feedback_depth", "grad_elementwise"]
 
-_ZERO, _ONE = Num(0.0), Num(1.0)
+_ZERO, _ONE = ZERO, ONE
 
 
 # -- expressions with the zeros and ones folded (the partials are mostly 0 or 1) ---------------
@@ -109,9 +97,8 @@ def _tangent(e: Expr, seed: Callable[[Expr], Expr | None]) -> Expr:
         ds = [_tangent(a, seed) for a in e.args]
         if all(_is(d, 0.0) for d in ds):
             return _ZERO
-        if e.op == "pow" and isinstance(e.args[1], (Num, Int)) and _is(ds[1], 0.0):
-            c = float(e.args[1].value)
-            return _mul(_mul(Num(c), Prim("pow", (e.args[0], Num(c - 1.0)))), ds[0])
+        if e.op == "pow" and _is(ds[1], 0.0):        # a constant exponent: c p^(c-1) d, 0 for c = 0
+            return _jvp_pow_const(e.args[0], ds[0], e.args[1])
         if e.op == "*":
             return _add(_mul(ds[0], e.args[1]), _mul(e.args[0], ds[1]))
         if e.op == "/" and _is(ds[1], 0.0):
@@ -166,7 +153,7 @@ class _Chain:
             raise _NotElementwise("a loop over another extent")
         i = loop.var
         for x in iter_nodes(loop.body):
-            if isinstance(x, (Build, Sum, Let)) or type(x).__name__ in ("IFold", "Scan", "Pair", "Fst", "Snd", "Length"):
+            if isinstance(x, (Build, Sum, Let, IFold, Scan, Pair, Fst, Snd, Length)):
                 raise _NotElementwise(f"a {type(x).__name__} in a loop body")
             if isinstance(x, Get):
                 if not (isinstance(x.array, Var) and x.array.name in self.vectors and x.index == Var(i)):
@@ -311,5 +298,4 @@ def _rename_index(e: Expr, old: str, new: str) -> Expr:
     """``e`` with the loop index ``old`` read as ``new`` (loop bodies have no binders)."""
     if old == new:
         return e
-    from ..lang.binders import subst_all
     return subst_all(e, {old: Var(new)})
