@@ -5,7 +5,7 @@ per tap -- instead of a gather of ``r`` at ``i - j`` and a ``where`` over ``m x 
 from __future__ import annotations
 
 from ..cost.semantics import tap_sum
-from ..lang.ast import IFold, Num, Prim, Sum, Var
+from ..lang.ast import Build, IFold, Num, Prim, Sum, Var
 from ._values import IdxV, V
 
 
@@ -47,7 +47,6 @@ class TapMixin:
     def _invariant_builds(self, e, env: dict) -> list:
         """The outermost ``build`` sub-terms of ``e`` whose free names are bound in ``env`` to
         values that vary along no axis (not the loop index, not an index axis)."""
-        from ..lang.ast import Build
         out: list = []
         stack = [e]
         while stack:
