@@ -14,12 +14,12 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
 3. ``loops`` -- fold, motion, fission with ring/cond: collapse loops over one-hot indices
    (the O(n^2) -> O(n) step), turn accumulating folds into sums, factor invariants out.
 4. ``algebra`` -- the guided algebra (files that declare ``;; @phase algebra``: one-hot
-   distributivity, invariant factors out of sums) with the loop rulesets; bounded by growth.
+   distributivity, invariant factors out of sums, and ``negdiv``, a negation out of a quotient,
+   which would hide the factor under it) with the loop rulesets; bounded by growth.
 5. ``user`` -- rulesets of a user's rule files that declare no phase (and files that declare
    ``user``), with the loop rulesets; bounded by growth.
-6. ``cleanup`` -- eta, ring, cond, fuse, tuple, let: build-eta and the last simplifications,
-   and ``negdiv`` (placed by its pragma: a negation out of a quotient, so that the algebra
-   commute and split rerun finds the invariant factor under it); bounded by growth.
+6. ``cleanup`` -- eta, ring, cond, fuse, tuple, let: build-eta and the last simplifications;
+   bounded by growth.
 7. ``commute`` -- ``comm`` and constant folding across reassociation (files that declare
    ``;; @phase commute``) with everything algebra and cleanup run; bounded by growth: they
    explode when saturated, and after the loops have collapsed the e-graph is small.
