@@ -303,3 +303,21 @@ def test_a_stencil_read_at_several_shifts_is_paid_once():
     import numpy as np
     x, w, t = np.linspace(0, 1, 7), np.array([0.5, -2.0]), np.linspace(1, 2, 7)
     np.testing.assert_allclose(ea.compile(two)(x=x, w=w, t=t), ea.evaluate(two, x=x, w=w, t=t), rtol=1e-12)
+
+
+def test_a_stencils_cost_does_not_depend_on_the_order_of_its_reads():
+    """The stencil is priced at its canonical occurrence (reads unshifted: what the backend
+    computes), not at whichever comes first: r(i - 1) + r(i) costs what r(i) + r(i - 1) does
+    (conv3-signal's gradient: saturation's extraction had the other order of the same terms,
+    0.26 % cheaper only because the shifted occurrence, priced first, shared its reads with a
+    third term)."""
+    m = default_cost_model()
+    r = "(- (+ (* (get w 0) (get x {a})) (* (get w 1) (get x {b}))) (get t {a}))"
+    at_i = f"(* (get w 0) (if (< i (- n 1)) {r.format(a='i', b='(- i -1)')} 0.0))"
+    at_i1 = f"(* (get w 1) (if (<= 1 i) {r.format(a='t1', b='i')} 0.0))"
+    third = "(if (<= 1 i) (* (get w 1) (* (get x t1) (get t t1))) 0.0)"     # the reads at t1
+    prog = "(fun ((x (vec n)) (w (vec 2)) (t (vec n))) (build n (lambda (i) (let ((t1 (- i 1))) (+ {} (+ {} {}))))))"
+    s = {"n": 100000}
+    costs = {m.dag_cost(ea.parse(prog.format(*order)), s)
+             for order in [(third, at_i, at_i1), (third, at_i1, at_i), (at_i, at_i1, third), (at_i1, third, at_i)]}
+    assert len(costs) == 1, costs

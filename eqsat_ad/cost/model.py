@@ -175,28 +175,35 @@ class CostModel:
     # -- whole programs ---------------------------------------------------------------------
     def program_cost(self, prog: Program, sizes: dict[str, int] | None = None) -> float:
         """Tree cost of ``prog``: every node (every occurrence) paid by the formula above."""
-        from ..lang.binders import call_deep
-        return call_deep(_Walk(self, prog, sizes, dag=False).run, what="program")
+        return self._walked(prog, sizes, dag=False).total
 
     def dag_cost(self, prog: Program, sizes: dict[str, int] | None = None,
                  deadline: float | None = None) -> float:
         """Cost with sub-terms the backend computes once paid once (see module doc).
         ``deadline`` (a ``time.perf_counter()`` value): past it, :class:`PricingTimeout`."""
-        from ..lang.binders import call_deep
-        return call_deep(_Walk(self, prog, sizes, dag=True, deadline=deadline).run, what="program")
+        return self._walked(prog, sizes, dag=True, deadline=deadline).total
 
     def breakdown(self, prog: Program, sizes: dict[str, int] | None = None, dag: bool = True) -> dict[str, float]:
         """Cost per constructor (for reports and for fitting op costs)."""
-        w = _Walk(self, prog, sizes, dag=dag)
-        w.run()
-        return dict(w.by_ctor)
+        return dict(self._walked(prog, sizes, dag=dag).by_ctor)
 
     def features(self, prog: Program, sizes: dict[str, int] | None = None, dag: bool = True) -> dict:
         """``{ctor: total weight}`` and ``{"calls:"+ctor: total calls}`` (linear features of the
         cost: ``cost = sum op[c] * weight[c] + overhead[c] * calls[c]``)."""
-        w = _Walk(self, prog, sizes, dag=dag)
-        w.run()
+        w = self._walked(prog, sizes, dag=dag)
         return {**w.weights, **{"calls:" + k: v for k, v in w.calls.items()}}
+
+    def _walked(self, prog: Program, sizes, dag: bool, deadline: float | None = None) -> "_Walk":
+        """The pass that prices ``prog``: a second one when a stencil's computation was priced
+        at an occurrence other than its canonical one (:meth:`_Walk._stencil_seen`), so that
+        the order of the terms does not change the cost."""
+        from ..lang.binders import call_deep
+        w = _Walk(self, prog, sizes, dag=dag, deadline=deadline)
+        call_deep(w.run, what="program")
+        if any(i for i in w.stencil_canonical.values()):
+            w = _Walk(self, prog, sizes, dag=dag, deadline=deadline, stencil_at=w.stencil_canonical)
+            call_deep(w.run, what="program")
+        return w
 
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
@@ -225,7 +232,8 @@ class PricingTimeout(EqsatError):
 class _Walk:
     """One pass over a program computing its cost (tree or DAG)."""
 
-    def __init__(self, model: CostModel, prog: Program, sizes, dag: bool, deadline: float | None = None):
+    def __init__(self, model: CostModel, prog: Program, sizes, dag: bool, deadline: float | None = None,
+                 stencil_at: dict | None = None):
         self.deadline, self._steps = deadline, 0
         self.m = model
         self.prog = prog
@@ -246,7 +254,12 @@ class _Walk:
         self.shifted: set = set()
         self.shift_of: dict = {}          # shifted index let -> its constant shift (or None)
         self.let_sizes: dict = {}         # let name -> its value, an integer of sizes and literals
-        self.stencils: set = set()        # canonical stencils already computed
+        # stencils (:meth:`_stencil_seen`): occurrences met so far, per canonical form; the
+        # occurrence that is the canonical form itself (its reads unshifted), the first one met;
+        # the occurrence to price the computation at (the previous pass's canonical ones)
+        self.stencil_seen: dict = {}
+        self.stencil_canonical: dict = {}
+        self.stencil_at: dict = dict(stencil_at or {})
         self.let_builds: dict = {}
         self.summed_ifs: set = set()
         self.range_axes: frozenset = frozenset()
@@ -741,7 +754,14 @@ class _Walk:
 
     def _stencil_seen(self, then: Expr, axis: str, scope: dict) -> bool:
         """Is ``then`` a stencil along ``axis`` (:func:`~eqsat_ad.cost.semantics.stencil_form`)
-        whose canonical form was computed before (then the backend slices it)?  Notes it."""
+        whose computation is priced at another occurrence (the backend computes its canonical
+        form once and slices it for every occurrence)?  Notes it.  The computation is priced at
+        the occurrence that is the canonical form (its reads unshifted: what the backend
+        computes) where there is one, else at the first: not at whichever comes first, which
+        made ``r(i) + r(i - 1)`` and ``r(i - 1) + r(i)`` cost differently -- the shifted
+        occurrence's reads are other reads, shared with other terms -- and extraction, blind
+        to the order of operands, kept either (``stencil_at``: the previous pass's canonical
+        occurrences, :meth:`CostModel._walked`)."""
         shifts = {}
         for v in self.fv(then):
             if v in scope and self._is_axis(Var(v), scope) and self._axis_of(v, scope) == axis:
@@ -765,10 +785,10 @@ class _Walk:
         if r is None:
             return False
         key = (r[0], tuple(sorted((v, scope[v][1]) for v in self.fv(r[0]) if v in scope)))
-        if key in self.stencils:
-            return True
-        self.stencils.add(key)
-        return False
+        k = self.stencil_seen[key] = self.stencil_seen.get(key, -1) + 1
+        if r[1] == 0:
+            self.stencil_canonical.setdefault(key, k)
+        return k != self.stencil_at.get(key, 0)
 
     @staticmethod
     def _is_axis(x: Expr, scope: dict) -> bool:
