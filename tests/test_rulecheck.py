@@ -121,6 +121,18 @@ def test_rules_without_equation_and_unknown_relations_are_reported_not_passed(tm
     assert "SKIPPED" in rep.summary()
 
 
+def test_free_variable_set_emptiness_conditions(tmp_path):
+    # (= f (set-empty)) / (!= f (set-empty)) on an fv set: checked, not skipped; the same
+    # rewrite (a sum of 3 terms -> its body added 3 times) is sound where the body is closed, not where it may
+    # mention the sum's index
+    f = write(tmp_path, "(ruleset r)\n"
+                        "(rewrite (Sum s (Int 3) b) (Add b (Add b b)) :when ((= f (fv b)) (= f (set-empty))) :ruleset r :name \"closed\")\n"
+                        "(rewrite (Sum s (Int 3) b) (Add b (Add b b)) :when ((= f (fv b)) (!= f (set-empty))) :ruleset r :name \"open\")\n")
+    rep = check_rules([f], examples=60)
+    assert rep.by_name("closed").status == "sound" and rep.by_name("closed").instances >= 5
+    assert rep.by_name("open").status == "unsound"
+
+
 def test_skipped_rules_fail_the_run_unless_allowed(tmp_path, capsys):
     f = write(tmp_path, "(ruleset r)\n(relation theirs (Term))\n"
                         "(rule ((= t (Neg (Neg a))) (theirs t)) ((union t a)) :ruleset r :name \"nobody-computes\")\n"

@@ -15,12 +15,14 @@ from .instances import (Instance, Instantiator, NoInstance, TermGen, TypeClash, 
 from .rules import RuleSpec
 
 #: Rules that may turn a run-time error of the left-hand side into a value (a refinement,
-#: not an unsoundness).  name -> why.  ``build-get`` is the only one: dF~ assumes the index of
-#: ``get (build n f) k`` is in range; an out-of-range get is an error of the original program.
-REFINEMENT_RULES = {
-    "build-get": "assumes 0 <= k < n (dF~'s F1): an out-of-range get of a build is an error in "
-                 "the original program, and the rewrite only refines that error into a value",
-}
+#: not an unsoundness).  name -> why.  ``build-get`` and its variants (fuse.egg: which reads of
+#: a build are fused) are the only ones: dF~ assumes the index of ``get (build n f) k`` is in
+#: range; an out-of-range get is an error of the original program.
+_BUILD_GET_WHY = ("assumes 0 <= k < n (dF~'s F1): an out-of-range get of a build is an error in "
+                  "the original program, and the rewrite only refines that error into a value")
+REFINEMENT_RULES = {name: _BUILD_GET_WHY for name in (
+    "build-get", "build-get-pair", "build-get-rows", "build-get-fill", "build-get-const", "build-get-add",
+    "build-get-sub", "build-get-mul", "build-get-div", "build-get-mod")}
 
 #: Assumptions a rule may declare in its comment (a line ``@assume finite`` directly above
 #: the rule).  ``finite``: the rule is claimed only where no floating-point exception (division

@@ -184,9 +184,9 @@ def _compare(s, batch, specs, matches, variants, nrng, res) -> int:
     checked = 0
     # rules that fired and declare "@assume finite": compare only where no floating-point
     # exception happens (see direct.ASSUMPTIONS)
-    from .direct import declared_assumptions
+    from .direct import REFINEMENT_RULES, declared_assumptions
     finite = any(matches.get(sp.name) and "finite" in declared_assumptions(sp) for sp in specs)
-    refined = bool(matches.get("build-get"))
+    refined = any(matches.get(r) for r in REFINEMENT_RULES)
     for k, (spec, inst) in batch:
         try:
             (out,) = s.run_text(f"(extract $s{k} {variants})")

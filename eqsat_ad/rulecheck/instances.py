@@ -308,7 +308,7 @@ class Inference:
             unify(self.infer(c.args[0], top=False), ("arr", REAL, sym()))
         elif c.head == "=":
             unify(self.infer(c.args[0], top=False), self.infer(c.args[1], top=False))
-        elif c.head in ("set-contains", "set-not-contains"):
+        elif c.head in ("set-contains", "set-not-contains", "set-empty", "set-nonempty"):
             self.infer(c.args[0], top=False)
 
 
@@ -1089,6 +1089,9 @@ class Instantiator:
                 s = substitute(c.args[1], b)
                 if (s in f) != (h == "set-contains"):
                     return f"side condition ({h} (fv ...) {s!r}) fails"
+            elif h in ("set-empty", "set-nonempty"):
+                if bool(egg_fv(substitute(c.args[0], b))) != (h == "set-nonempty"):
+                    return f"side condition ({h} (fv ...)) fails"
             elif h in ("!=", "<", ">", "<=", ">="):
                 x, y = substitute(c.args[0], b), substitute(c.args[1], b)
                 # (!= t a) between terms is an e-class guard ("not already equal"): structurally

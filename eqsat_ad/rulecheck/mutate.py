@@ -486,12 +486,6 @@ EQUIVALENT: dict[str, str] = {
     "ifold-onehot-r | swap-args | rhs: (Subst (Subst e a z) i k) -> (Subst (Subst e i k) a z)":
         "the two substitutions commute: the rule's guards say z does not mention i and k does "
         "not mention a",
-    "build-get | extent | lhs: n -> (Sub n (Int 1))":
-        "build-get is a documented refinement (REFINEMENT_RULES): for every k in range of the "
-        "build, whatever its extent, the get is b[s:=k]",
-    "build-get | extent | lhs: n -> (Add n (Int 1))":
-        "build-get is a documented refinement (REFINEMENT_RULES): for every k in range of the "
-        "build, whatever its extent, the get is b[s:=k]",
     "fst-pair | drop-cond | query: (!= t a) -> (dropped)":
         "an e-graph guard (never subsume a node whose class already is the result's), not a "
         "condition on values: fst (pair a b) = a always",
@@ -553,6 +547,33 @@ def _solve_guards() -> None:
 
 
 _solve_guards()
+
+
+def _build_get_guards() -> None:
+    """fuse.egg's build-get and its variants are documented refinements (REFINEMENT_RULES); their
+    guards choose which reads are fused (the e-graph's size), not where the equation holds."""
+    from .direct import REFINEMENT_RULES
+    for name in (r for r in REFINEMENT_RULES if r.startswith("build-get")):
+        for what in ("(Sub n (Int 1))", "(Add n (Int 1))"):
+            EQUIVALENT[f"{name} | extent | lhs: n -> {what}"] = (
+                f"{name} is a documented refinement (REFINEMENT_RULES): for every k in range of the "
+                "build, whatever its extent, the get is b[s:=k]")
+    EQUIVALENT["build-get | drop-cond | when: (!= f (set-empty)) -> (dropped)"] = (
+        "the guard (the build mentions an outer variable) picks which reads are fused; every read "
+        "of a build is its body at the index (the refinement)")
+    EQUIVALENT["build-get-const | drop-cond | when: (= f (set-empty)) -> (dropped)"] = (
+        "the guard (a constant index) picks which reads are fused; every read of a build is its "
+        "body at the index (the refinement)")
+    EQUIVALENT["build-get-const | drop-cond | when: (= f (fv k)) -> (dropped)"] = (
+        "without its definition (= f (set-empty)) only binds f: the rule fuses every read, which "
+        "is the refinement")
+    for what in ("(Add k (Int 1))", "(Sub k (Int 1))"):
+        EQUIVALENT[f"build-get-fill | shift | lhs: k -> {what}"] = (
+            "the body does not mention the build's index (the guard), so it is the value at every "
+            "index in range: the refinement")
+
+
+_build_get_guards()
 
 
 def _site_guards() -> None:

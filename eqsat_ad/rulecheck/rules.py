@@ -212,6 +212,14 @@ def _cond(sx, sorts: dict, defs: dict, fvdefs: dict) -> App | None:
     if not isinstance(sx, list) or not sx or not isinstance(sx[0], Sym):
         raise UnsupportedRule(f"cannot read condition {sx!r}")
     head = sx[0].name
+    if head in ("=", "!=") and [Sym("set-empty")] in sx[1:]:
+        # (= f (set-empty)) / (!= f (set-empty)): f, a free-variable set, is empty / is not
+        s = sx[2] if sx[1] == [Sym("set-empty")] else sx[1]
+        target = to_pattern(s[1], sorts, "Term") if isinstance(s, list) and s and s[0] == Sym("fv") \
+            else PVar(s.name) if isinstance(s, Sym) else None
+        if target is None:
+            raise UnsupportedRule(f"cannot read {head} {s!r}")
+        return App("set-empty" if head == "=" else "set-nonempty", (target,))
     if head == "=":
         a, b = sx[1], sx[2]
         if isinstance(b, Sym) and not isinstance(a, Sym):
@@ -264,13 +272,13 @@ def _inline(p, defs: dict, seen=()):
 def _resolve_conds(conds: list, defs: dict, fvdefs: dict) -> list:
     out = []
     for c in conds:
-        if c.head in ("set-contains", "set-not-contains"):
+        if c.head in ("set-contains", "set-not-contains", "set-empty", "set-nonempty"):
             tgt = c.args[0]
             if isinstance(tgt, PVar) and tgt.name in fvdefs:
                 tgt = fvdefs[tgt.name]
             elif isinstance(tgt, PVar) and tgt.name not in defs and tgt.name:
                 pass
-            out.append(App(c.head, (_inline(tgt, defs), c.args[1])))
+            out.append(App(c.head, (_inline(tgt, defs),) + c.args[1:]))
         else:
             out.append(App(c.head, tuple(_inline(a, defs) for a in c.args)))
     return out
