@@ -1051,7 +1051,7 @@ class _Gen:
                 code = {1: b, 2: sq.code if sq else b, 3: f"({sq.code if sq else b} * {b})",
                         4: f"({sq.code if sq else b} * {sq.code if sq else b})"}[abs(k)]
                 return self.let_scalar(code if k > 0 else f"(1.0 / {code})", "f", s)
-            return self.let_scalar(f"np.power({b}, {self.real(args[1])})", "f", s)
+            return self.let_scalar(f"_vpow({b}, {self.real(args[1])})", "f", s)
         if op == "neg":
             return self.let_scalar(f"(-{self.real(args[0])})", "f", s)
         if op in REAL_FNS and op in _SCALAR_FN:
@@ -1510,7 +1510,7 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
     head = ["import math", "import numpy as np", "from numba import njit, prange", "",
             ("from eqsat_ad.backend._numba_math import exp as _vexp, log as _vlog, tanh as _vtanh, "
-             "sin as _vsin, cos as _vcos, tan as _vtan, log1p as _vlog1p"
+             "sin as _vsin, cos as _vcos, tan as _vtan, log1p as _vlog1p, pow as _vpow"
              f"  # version {_math_version()}"),
             "_inf = math.inf", "_nan = math.nan", "_CACHE = True", ""]
     helpers = []
@@ -1616,4 +1616,5 @@ def _spec_function(rec: _Spec, funcs: list) -> tuple[list, str]:
 
 
 # names the kernel module defines (not parameters of a speculated term's function)
-_GLOBALS = frozenset({"_vexp", "_vlog", "_vtanh", "_vsin", "_vcos", "_vtan", "_vlog1p", "_inf", "_nan", "_CACHE"})
+_GLOBALS = frozenset({"_vexp", "_vlog", "_vtanh", "_vsin", "_vcos", "_vtan", "_vlog1p", "_vpow", "_inf", "_nan",
+                      "_CACHE"})
