@@ -99,6 +99,7 @@ from ._values import _int_exponent, _pyname_ok, _show, _Unsupported, default_nam
 __all__ = ["Kernel", "generate_kernel"]
 
 _Scan = getattr(_ast, "Scan", None)      # (scan ...): the states of an ifold
+_LOOPS = (Build, Sum, IFold) + ((_Scan,) if _Scan is not None else ())
 
 # names the generated module binds (a loop index of the program is renamed rather than shadow one)
 # operations that make a term worth computing once into an array (Gen.materialised)
@@ -554,9 +555,8 @@ class _Gen:
                         votes += 1
                     elif fi & pv and fa & jv:
                         return False        # rows at j, elements at p: the loop over p reads them contiguously
-            elif isinstance(x, Prim) and x.op in ("div", "mod") and self.fv(x) & jv:
-                return False
-            elif isinstance(x, (Build, Sum, IFold)) and self.fv(x.size) & jv:
+            elif (isinstance(x, Prim) and x.op in ("div", "mod") and self.fv(x) & jv) or (
+                    isinstance(x, _LOOPS) and self.fv(x.size) & jv):
                 return False
         return votes > 0
 

@@ -473,7 +473,7 @@ def pow(x, y):
     res = res if (e < math.inf) & (abs(zl) < math.inf) else e      # ±inf, nan: e**zh alone
     # the sign: |y| >= 2**53 (and inf, nan) counts as an even integer
     ay = abs(y)
-    yc = ay if ay < _TWO53 else _TWO53
+    yc = ay if ay < _TWO53 else _TWO53         # noqa: FURB136 - a comparison: nan becomes 2**53
     yi = int(yc)
     res = -res if (yi & 1 == 1) & (_f64_bits(x) < 0) else res
     res = math.nan if (x < 0.0) & (a < math.inf) & (float(yi) != yc) else res
