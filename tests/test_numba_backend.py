@@ -296,6 +296,43 @@ def test_an_expensive_term_of_an_inner_index_is_computed_once():
     assert kernel.count("_vexp(") == 1 and kernel.index("_vexp(") < kernel.index("for j in range(m)")
 
 
+def test_a_sum_of_rows_read_at_the_build_index_is_interchanged():
+    """(build d (λj. (sum n (λp. A[p][j] g[p])))) -- A^T g, a gradient's shape: the loop over p
+    outside, the one over j inside (rows read contiguously, g[p] once per p); the same values."""
+    p = ea.parse("(fun ((A (mat n d)) (g (vec n))) (build d (lambda (j) (sum n (lambda (p) "
+                 "(* (exp (get g p)) (get (get A p) j)))))))")
+    rng = np.random.default_rng(0)
+    fn = _check(p, {"A": rng.normal(size=(5, 3)), "g": rng.normal(size=5)})
+    kernel = fn.source.split("# --- the Python wrapper")[0]
+    assert kernel.index("for p in range(n)") < kernel.index("+= ") and kernel.count("_vexp(") == 1
+    _check(p, {"A": np.zeros((0, 3)), "g": np.zeros(0)})
+    _check(p, {"A": np.zeros((4, 0)), "g": np.zeros(4)})
+    # rows at j, elements at p: the loop over p is already the contiguous one -- not interchanged
+    q = ea.parse("(fun ((A (mat d n)) (g (vec n))) (build d (lambda (j) (sum n (lambda (p) "
+                 "(* (get g p) (get (get A j) p)))))))")
+    assert "+= " not in nb.compile(q).source.split("# --- the Python wrapper")[0]
+
+
+@pytest.mark.parametrize("rows, d", [([0, 3, 1], 2), ([0, 5, 1], 2), ([0, 5, 1], 0), ([4, 1, 7], 3)])
+def test_an_interchanged_sum_raises_the_interpreters_error(rows, d):
+    """A term of p alone that may raise (a row at a read index, as kmeans's C[argmin]) leaves
+    the loop over j: the first failing p is the one the (j, p) order finds first, and nothing
+    fails when j's loop is empty."""
+    from eqsat_ad.testing import assert_matches_interpreter
+    p = ea.parse("(fun ((A (mat m d)) (r (array index n)) (g (vec n))) (build d (lambda (j) (sum n (lambda (p) "
+                 "(* (get g p) (- (get (get A (get r p)) j) (get g p))))))))")
+    fn = nb.compile(p, cache=False)
+    assert fn.fallback is None and "+= " in fn.source.split("# --- the Python wrapper")[0]
+    args = {"A": np.arange(4.0 * d).reshape(4, d), "r": np.array(rows), "g": np.array([1.0, 2.0, 3.0])}
+    assert_matches_interpreter(p, fn, args)
+    # an index that depends on j may raise: not interchanged
+    q = ea.parse("(fun ((A (mat m d)) (r (array index d)) (g (vec n))) (build d (lambda (j) (sum n (lambda (p) "
+                 "(* (get g p) (get (get A p) (get r j))))))))")
+    fq = nb.compile(q, cache=False)
+    assert "+= " not in fq.source.split("# --- the Python wrapper")[0]
+    assert_matches_interpreter(q, fq, {"A": np.ones((3, 2)), "r": np.array([0, 2]), "g": np.ones(3)})
+
+
 def test_parallel_kernels():
     p = ea.parse("(fun ((x (vec n))) (build n (lambda (i) (/ (exp (get x i)) (sum n (lambda (j) (exp (get x j))))))))")
     fn = nb.compile(p, parallel=True, cache=False)

@@ -99,6 +99,7 @@ from ._values import _int_exponent, _pyname_ok, _show, _Unsupported, default_nam
 __all__ = ["Kernel", "generate_kernel"]
 
 _Scan = getattr(_ast, "Scan", None)      # (scan ...): the states of an ifold
+_LOOPS = (Build, Sum, IFold) + ((_Scan,) if _Scan is not None else ())
 
 # names the generated module binds (a loop index of the program is renamed rather than shadow one)
 # operations that make a term worth computing once into an array (Gen.materialised)
@@ -127,7 +128,8 @@ class Scope:
     """A block of generated lines: the kernel body, a loop body or an ``if`` branch.  Lines
     are strings or ``(header, Scope)`` for a nested block.  ``memo`` holds the values
     computed here (visible to the blocks nested inside, while they are generated)."""
-    __slots__ = ("borrowed", "depth", "index", "kind", "lines", "loops", "memo", "parent", "siblings", "spec")
+    __slots__ = ("borrowed", "depth", "index", "kind", "lines", "loops", "memo", "parent", "raise_ok", "siblings",
+                 "spec")
 
     def __init__(self, parent: Scope | None, kind: str):
         self.parent, self.kind = parent, kind
@@ -139,6 +141,7 @@ class Scope:
         self.index = None             # a loop: its index (S)
         self.borrowed: list = []      # a loop: the arrays of sibling values it reads (_Loop.stored)
         self.spec = None              # a "try" block (_Gen.speculate): its _Spec
+        self.raise_ok = False         # a loop a term that may raise may leave (_Gen.interchanged)
 
     def emit(self, line) -> None:
         self.lines.append(line)
@@ -304,6 +307,7 @@ class _Gen:
         self.sib_allocs: list = []       # the arrays of sibling values (hoist_scratch)
         self._normal: dict = {}          # id(term) -> its normal form (key)
         self.loop_allocs: list = []      # the builds' arrays allocated inside a block (hoist_scratch)
+        self.types: dict = {}            # id(node) -> its type (generate_kernel)
 
     # -- names -------------------------------------------------------------------------
     def tmp(self, prefix: str = "_t") -> str:
@@ -332,6 +336,8 @@ class _Gen:
         if target is cur:
             return cur
         if self.may_raise(e, env):
+            while cur.depth > target.depth and cur.kind == "loop" and cur.raise_ok:
+                cur = cur.parent
             return cur
         return self.lift(target, cur)
 
@@ -440,6 +446,119 @@ class _Gen:
                      for path, a in _leaves(arr)}, ())
         self.keep.append(arr)
         return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, where)
+
+    def interchanged(self, e: Sum, env: dict, where: Scope):
+        """A real ``(sum n (λp. B))`` read at ``j`` in the loop over ``j`` (``where``), whose
+        ``B`` reads rows at ``p`` and their elements at ``j`` (``(get (get A p) j)``: ``A^T x``
+        in a gradient): the sums for every ``j`` are computed before that loop with the loops
+        interchanged -- ``acc[j] += B(p, j)``, ``j`` innermost --, so the inner loop reads
+        rows contiguously and vectorises, and what depends on ``p`` alone is computed once per
+        ``p`` instead of once per ``(j, p)``.  Each ``acc[j]`` adds its terms in the order of
+        ``p``, as the loop over ``p`` would.  Only when no term of ``B`` that depends on ``j``
+        may raise: the ``(p, j)`` order then raises the error the ``(j, p)`` order would (the
+        first ``p`` where a term of ``p`` alone fails; those may leave the loop over ``j``,
+        ``raise_ok``, which runs at least once: the loops are under ``if`` the extent
+        ``> 0``).  None when that does not apply or does not pay."""
+        if where.kind != "loop" or _try_of(where) is not None or not isinstance(self.types.get(id(e)), RealT):
+            return None
+        pins = [v for v in self.fv(e) if v in env and _scope_of(env[v]) is where]
+        if not pins:
+            return None
+        found = self.index_roots([env[v] for v in pins], where)
+        if found is None or found[2]:
+            return None
+        i, target, _ = found
+        if i.size_expr is None or not self._interchange_pays(e, set(pins), i, env):
+            return None
+        for v in list(self.fv(e)) + [None]:         # (the sum's size too)
+            sc = i.size.scope if v is None else _scope_of(env[v]) if v in env and v not in pins else self.root
+            if sc.depth > target.depth:
+                target = sc
+        if target.depth >= where.depth:
+            return None
+        out = self.lift(target, where.parent)
+        if self.parallel and out is self.root:
+            return None                     # (the kernel's loop over j is a prange: keep it parallel)
+        canon: dict = {}
+        key = ("interchanged",) + self.normal(e, env, lambda x: self.canon(x, where, i, canon))
+        s, arr = out, None
+        while s is not None and arr is None:
+            arr = s.memo.get(key)
+            s = s.parent
+        if arr is None:
+            ext = self.extent(i.size, out)
+            guard = Scope(out, "branch")
+            n = self.size(e.size, env, guard)
+            ploop = Scope(guard, "loop")
+            p = self.index(self.fresh_name(e.var), n, e.size, ploop)
+            self.open_loop(guard, n, p, ploop)
+            jloop = Scope(ploop, "loop")
+            jloop.raise_ok = True
+            j = self.index(self.fresh_name(f"_m{i.code}"), i.size, i.size_expr, jloop)
+            self.open_loop(ploop, i.size, j, jloop)
+            rebound: dict = {id(i): j}
+            env2 = {**env, e.var: p, **{v: self.rebind(env[v], where, jloop, rebound) for v in pins}}
+            v = self.scalar(self.ev(e.body, env2, jloop), "a sum's term")
+            acc = self.tmp("_o")
+            self.allocs.append("the sums of an interchanged loop")
+            lines = self.alloc_lines(acc, "f", [ext.code], out)
+            for ln in lines:
+                out.emit(ln)
+            if out is not self.root:
+                self.loop_allocs.append((acc, "f", [ext.code], out, lines, len(self.allocs) - 1,
+                                         _deepest(self.root, ext.scope)))
+            z, zero = self.tmp("_i"), Scope(out, "loop")
+            zero.emit(f"{acc}[{z}] = 0.0")
+            out.emit((f"for {z} in range({ext.code}):", zero))
+            jloop.emit(f"{acc}[{self.unsigned(j)}] += {self.real(v)}")
+            line = (f"for {j.code} in range({i.size.code}):", jloop)
+            ploop.emit(line)
+            self.register_loop(ploop, i.size, j.code, j, jloop, line)
+            line = (f"for {p.code} in range({n.code}):", ploop)
+            guard.emit(line)
+            self.register_loop(guard, n, e.var, p, ploop, line)
+            out.emit((f"if {ext.code} > 0:", guard))
+            arr = Arr(acc, (), 1, "f", (i.size,), out, True)
+            out.memo[key] = arr
+            self.keep.append(arr)
+        return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, where)
+
+    def _interchange_pays(self, e: Sum, jv: set, j: S, env: dict) -> bool:
+        """Does ``e``'s term read rows at its index and their elements at ``j`` (the loop
+        index ``j``, the names ``jv`` bound to values made of it), and no rows at ``j`` with
+        elements at its index -- and may no term that depends on ``j`` raise (a ``get`` at a
+        ``j``-dependent index other than ``j`` itself over an array of ``j``'s extent, a
+        division, a loop of ``j``-dependent size)?"""
+        pv = {e.var}
+        binders = set()
+        for x in iter_nodes(e.body):
+            binders.update(x.binds())
+        if binders & jv or e.var in jv:
+            return False                    # (a name of j rebound inside: not worth the care)
+        for x in iter_nodes(e.body):
+            if isinstance(x, Let):          # (scoping ignored: a name counts as dependent if any binding is)
+                fx = self.fv(x.value)
+                if fx & jv:
+                    jv.add(x.name)
+                if fx & pv:
+                    pv.add(x.name)
+        votes = 0
+        for x in iter_nodes(e.body):
+            if isinstance(x, Get):
+                fi = self.fv(x.index)
+                if fi & jv and not (isinstance(x.index, Var) and env.get(x.index.name) is j
+                                    and self._covers(j.size_expr, x.array, env, frozenset(binders))):
+                    return False
+                if isinstance(x.array, Get):
+                    fa = self.fv(x.array.index)
+                    if fi & jv and fa & pv:
+                        votes += 1
+                    elif fi & pv and fa & jv:
+                        return False        # rows at j, elements at p: the loop over p reads them contiguously
+            elif (isinstance(x, Prim) and x.op in ("div", "mod") and self.fv(x) & jv) or (
+                    isinstance(x, _LOOPS) and self.fv(x.size) & jv):
+                return False
+        return votes > 0
 
     def reraise(self, cur: Scope, kind: str, a0: str, a1: str, a2: str, guard: str | None = None) -> None:
         """In ``cur``: raise the error a speculated term returned (``kind`` >= 0; inside
@@ -746,6 +865,8 @@ class _Gen:
             if spec is not None:
                 return spec
         v = self.materialised(e, env, where, cur)
+        if v is None and t is Sum and where is cur:
+            v = self.interchanged(e, env, cur)
         if v is None and where.siblings:
             v = self.sibling(e, env, key, where)
         if v is None:
@@ -1051,7 +1172,7 @@ class _Gen:
                 code = {1: b, 2: sq.code if sq else b, 3: f"({sq.code if sq else b} * {b})",
                         4: f"({sq.code if sq else b} * {sq.code if sq else b})"}[abs(k)]
                 return self.let_scalar(code if k > 0 else f"(1.0 / {code})", "f", s)
-            return self.let_scalar(f"np.power({b}, {self.real(args[1])})", "f", s)
+            return self.let_scalar(f"_vpow({b}, {self.real(args[1])})", "f", s)
         if op == "neg":
             return self.let_scalar(f"(-{self.real(args[0])})", "f", s)
         if op in REAL_FNS and op in _SCALAR_FN:
@@ -1436,10 +1557,11 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     loop generator does not handle).  ``names``: the Python names of the parameters and
     size names (default: their own names where they are safe identifiers)."""
     from ..lang.binders import call_deep
-    from ..lang.typecheck import elaborate
+    from ..lang.typecheck import annotate, elaborate, program_env
     prog = elaborate(prog)
     py, size_py = names if names is not None else default_names(prog)
     g = _Gen(prog, parallel)
+    g.types = annotate(prog.body, program_env(prog))     # (elaborated: keyed by its nodes' ids)
     g.used_names = set(py.values()) | set(size_py.values()) | _MODULE_NAMES
     g.nonneg = set(size_py.values())
     env: dict = {}
@@ -1510,7 +1632,7 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
     head = ["import math", "import numpy as np", "from numba import njit, prange", "",
             ("from eqsat_ad.backend._numba_math import exp as _vexp, log as _vlog, tanh as _vtanh, "
-             "sin as _vsin, cos as _vcos, tan as _vtan, log1p as _vlog1p"
+             "sin as _vsin, cos as _vcos, tan as _vtan, log1p as _vlog1p, pow as _vpow"
              f"  # version {_math_version()}"),
             "_inf = math.inf", "_nan = math.nan", "_CACHE = True", ""]
     helpers = []
@@ -1616,4 +1738,5 @@ def _spec_function(rec: _Spec, funcs: list) -> tuple[list, str]:
 
 
 # names the kernel module defines (not parameters of a speculated term's function)
-_GLOBALS = frozenset({"_vexp", "_vlog", "_vtanh", "_vsin", "_vcos", "_vtan", "_vlog1p", "_inf", "_nan", "_CACHE"})
+_GLOBALS = frozenset({"_vexp", "_vlog", "_vtanh", "_vsin", "_vcos", "_vtan", "_vlog1p", "_vpow", "_inf", "_nan",
+                      "_CACHE"})

@@ -1,5 +1,5 @@
 """Real functions for the Numba kernels that LLVM can vectorise: ``exp``, ``log``, ``tanh``,
-``sin``, ``cos``, ``tan``, ``log1p``.
+``sin``, ``cos``, ``tan``, ``log1p``, ``pow``.
 
 ``math.exp`` in a Numba loop is a call into the C library per element, which stops LLVM
 from vectorising the loop; NumPy's and XLA's ``exp`` are SIMD code, 2-3x faster per element.
@@ -17,8 +17,10 @@ and use fdlibm's polynomials: within 1 ulp (``tan``: 2) of the C library's, nan 
 ``-0.0`` kept; :func:`log1p` is :func:`log` with Goldberg's correction (2 ulp)
 (``tests/test_numba_math.py``).  They are inlined into their callers by LLVM (``forceinline``:
 they are too large for its inliner's threshold), keeping their own fast-math flags.
-``sqrt`` needs nothing here (``math.sqrt`` is an instruction); non-integer ``pow`` stays a C
-library call.
+:func:`pow` is ``exp(y log x)`` with ``log x`` in double-double (the reduction of :func:`log`,
+its quotient and tail with their rounding errors) and the product's rounding error carried
+into the result, the C library's special cases selected without a branch: within 2 ulp
+(``tests/test_numba_math.py``).  ``sqrt`` needs nothing here (``math.sqrt`` is an instruction).
 
 >>> import numpy as np
 >>> from numba import njit
@@ -30,6 +32,7 @@ True
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from llvmlite import ir
@@ -37,7 +40,7 @@ from numba import njit
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["cos", "exp", "log", "log1p", "sin", "sum_add", "tan", "tanh"]
+__all__ = ["cos", "exp", "log", "log1p", "pow", "sin", "sum_add", "tan", "tanh"]
 
 
 @intrinsic
@@ -161,11 +164,10 @@ _ONE_BITS = 1023 << 52
 (_L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8, _L9, _L10, _L11) = (2.0 / (2 * k + 1) for k in range(1, 12))
 
 
-@njit(fastmath={"contract"}, error_model="numpy", cache=True)
-def log(x):
-    """The natural logarithm (vectorisable): x = m 2**e with m in [sqrt(1/2), sqrt(2)),
-    log m = f - (f*f/2 - s (f*f/2 + R(s*s))) with f = m - 1, s = f / (2 + f) (fdlibm's
-    form, Taylor coefficients of 2 atanh); nan below 0, -inf at 0, inf at inf."""
+@njit(inline="always", error_model="numpy", cache=True)
+def _log_reduce(x):
+    """``(e, f)`` with x = 2**e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)), f exact, for a positive
+    finite x (subnormals too; e as a float)."""
     sub = x < 2.2250738585072014e-308
     xs = x * _TWO52 if sub else x
     bits = _f64_bits(xs)
@@ -175,9 +177,12 @@ def log(x):
     big = m > _SQRT2
     m = m * 0.5 if big else m
     e = e + 1 if big else e
-    f = m - 1.0
-    s = f / (2.0 + f)
-    z = s * s
+    return float(e), m - 1.0
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _atanh_q(z):
+    """``2/5 + 2/7 z + ... + 2/23 z**9``: 2 atanh(s) = 2 s + s z (2/3 + z Q(z)), z = s*s."""
     r = _L11
     r = r * z + _L10
     r = r * z + _L9
@@ -187,11 +192,19 @@ def log(x):
     r = r * z + _L5
     r = r * z + _L4
     r = r * z + _L3
-    r = r * z + _L2
-    r = r * z + _L1
-    r = r * z
+    return r * z + _L2
+
+
+@njit(fastmath={"contract"}, error_model="numpy", cache=True)
+def log(x):
+    """The natural logarithm (vectorisable): x = m 2**e with m in [sqrt(1/2), sqrt(2)),
+    log m = f - (f*f/2 - s (f*f/2 + R(s*s))) with f = m - 1, s = f / (2 + f) (fdlibm's
+    form, Taylor coefficients of 2 atanh); nan below 0, -inf at 0, inf at inf."""
+    ef, f = _log_reduce(x)
+    s = f / (2.0 + f)
+    z = s * s
+    r = (_atanh_q(z) * z + _L1) * z
     hfsq = 0.5 * f * f
-    ef = float(e)
     res = ef * _LN2_HI - ((hfsq - (s * (hfsq + r) + ef * _LN2_LO)) - f)
     res = math.inf if x == math.inf else res
     res = -math.inf if x == 0.0 else res
@@ -414,3 +427,54 @@ def log1p(x):
     res = log(u) * (x / d)
     res = x if d == 0.0 else res
     return res if x != math.inf else x
+
+
+_TWO53 = 9007199254740992.0                 # 2**53: every double at least this large is an even integer
+_L1_LO = float(Fraction(2, 3) - Fraction(_L1))   # 2/3 = _L1 + _L1_LO
+
+
+# no "contract": a multiply fused into a following add would break the exact error terms
+# (two-sums, fma residuals) the double-double steps rely on
+@njit(error_model="numpy", cache=True, forceinline=True)
+def pow(x, y):
+    """x**y (vectorisable; within a few ulp of the C library's, see the module docstring), with
+    its special cases (C99 Annex F, as NumPy's): 1 for y = 0 or x = 1 (nan too) and for
+    x = -1, y = ±inf; nan for a finite x < 0 and a finite non-integer y; the sign of x for
+    odd integer y (-0.0 and -inf too); 0 or inf at the ends, as the limits say."""
+    a = abs(x)
+    ef, f = _log_reduce(a)                   # garbage for a = 0, inf, nan: selected away below
+    # log a = e ln2 + 2 atanh(s), s = f / (2 + f) = sh + sl (sl: the quotient's rounding error)
+    dh = 2.0 + f
+    dl = f - (dh - 2.0)                      # 2 + f = dh + dl exactly (|f| < 1)
+    inv = 1.0 / dh
+    sh = f * inv
+    sl = (_fma(-sh, dh, f) - sh * dl) * inv
+    hi, lo = _two_sum(ef * _LN2_HI, 2.0 * sh)          # e * _LN2_HI is exact
+    # the tail s z (2/3 + z Q(z)) (~s**3 2/3) in double-double, s**3 and 2/3 too: its rounding
+    # errors times a large y would be the result's
+    z = sh * sh
+    zl = _fma(sh, sh, -z) + 2.0 * sh * sl
+    c = z * sh
+    cl = _fma(z, sh, -c) + (zl * sh + z * sl)
+    w = z * _atanh_q(z)
+    r = _L1 + w
+    rl = ((_L1 - r) + w) + _L1_LO
+    th = c * r
+    hi, lo2 = _two_sum(hi, th)
+    lo = (lo + lo2) + ((_fma(c, r, -th) + (cl * r + c * rl)) + (2.0 * sl + ef * _LN2_LO))
+    hi, lo = _two_sum(hi, lo)
+    hi = -math.inf if a == 0.0 else hi
+    hi = a if a == math.inf or a != a else hi          # noqa: PLR0124 - inf, nan
+    # y log a = zh + zl (the product's rounding error exactly, by a fused multiply-add)
+    zh = y * hi
+    zl = _fma(y, hi, -zh) + y * lo
+    e = exp(zh)
+    res = _fma(e, zl, e)                     # e**(zh + zl) = e**zh (1 + zl)
+    res = res if (e < math.inf) & (abs(zl) < math.inf) else e      # ±inf, nan: e**zh alone
+    # the sign: |y| >= 2**53 (and inf, nan) counts as an even integer
+    ay = abs(y)
+    yc = ay if ay < _TWO53 else _TWO53         # noqa: FURB136 - a comparison: nan becomes 2**53
+    yi = int(yc)
+    res = -res if (yi & 1 == 1) & (_f64_bits(x) < 0) else res
+    res = math.nan if (x < 0.0) & (a < math.inf) & (float(yi) != yc) else res
+    return 1.0 if (y == 0.0) | (x == 1.0) | ((a == 1.0) & (ay == math.inf)) else res
