@@ -19,7 +19,8 @@ import numpy as np
 
 from . import backend as _backend     # the check compiles with it (looked up at call time)
 from .cost.model import CostModel, default_cost_model
-from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport
+from .driver import (BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, MEMORY_LIMIT, TIME_LIMIT, Budget, Driver,
+                     RunReport)
 from .egraph.session import SUPPORT_RULESETS, EGraphSession, default_rule_files, rules_dir
 from .errors import EqsatError, EvalError, ResourceLimitError, ScheduleError
 from .lang.ast import Program
@@ -429,6 +430,27 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     return out, extra, cut
 
 
+def _more_rounds(out, cost, rounds, sz, schedule, rules, default_rules, extractor, model, limits,
+                 budget, progress, report):
+    """Optimise the extracted ``out`` again, up to ``rounds`` times (:data:`EXTRA_ROUNDS`), within
+    what is left of the call's budget; the cheapest program and its cost."""
+    costs = [cost]
+    for _ in range(rounds):
+        left = budget.remaining()
+        if left <= 0:
+            break
+        _stage(progress, f"round {len(costs) + 1}: the extracted program, alpha-normalised")
+        r = _optimize(out, sz, schedule, rules, default_rules, extractor, model,
+                      limits.tighter(Limits(seconds=left)), None, False, progress, False, rounds=0)
+        if r.report.extraction.get("chosen") == "input" or r.cost > cost * (1 - ROUND_GAIN):
+            break
+        out, cost = r.program, r.cost
+        costs.append(cost)
+    if len(costs) > 1:
+        report.extraction["round_costs"] = costs
+    return out, cost
+
+
 def _extract_reserve(budget: Budget, enodes: int) -> float:
     """Seconds to keep for extraction from ``enodes`` e-nodes and the numeric check."""
     return budget.pace() * (EXTRACT_SECONDS_PER_ENODE * enodes + budget.check_seconds)
@@ -487,8 +509,19 @@ def _stage(progress, text: str) -> None:
         stage(progress, text)
 
 
+#: further rounds on the extracted program, each while the last one gained at least
+#: :data:`ROUND_GAIN` of the cost.  Rewriting copies sub-terms whose copies differ only in binder
+#: names (sum fission and loop-invariant motion keep the loop's name), and the e-graph keeps such
+#: copies apart, so an identity between them goes unseen (softmax with the max shift: the
+#: shift's one-hot tangent added and taken away again, against two copies of the normaliser).
+#: The extracted program is normalised -- common sub-terms merged up to bound names -- and
+#: encoded afresh, where the copies are one e-class.
+EXTRA_ROUNDS = 2
+ROUND_GAIN = 1e-3
+
+
 def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits, inputs,
-              check, progress, keep_egraph) -> OptimizeResult:
+              check, progress, keep_egraph, rounds: int = EXTRA_ROUNDS) -> OptimizeResult:
     t_start, cpu_start = time.perf_counter(), time.process_time()
     from .ad.api import prepare
 
@@ -557,6 +590,9 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
         report.extraction["chosen"] = "input"
         report.extraction["cost"] = cost_before
         report.notes.append(f"the input program is returned: {why}")
+    if out is not prog and not cut and report.stop_reason not in (TIME_LIMIT, MEMORY_LIMIT):
+        out, cost_after = _more_rounds(out, cost_after, rounds, sz, schedule, rules, default_rules,
+                                       extractor, model, limits, budget, progress, report)
     if cut:
         report.extraction["limit"] = cut
         reason = next((r for r in LIMIT_REASONS if r in cut), None)

@@ -807,12 +807,20 @@ class _Gen(FoldMixin, TapMixin):
         elsewhere; None otherwise.  Nothing is emitted."""
         if self.portable or type(e.then) is BoolLit or type(e.else_) is BoolLit:
             return None
-        rc = range_condition(e.cond, lambda n: env.get(n) if isinstance(env.get(n), IdxV) else None,
+        cond, inner = e.cond, e.then
+        # (if c1 (if c2 a b) b) is (if (and c1 c2) a b): one range, and ``a`` a stencil there
+        # (a gradient reads its residual at i - 1 under 1 <= i and i - 1 < n - 2).  Only for an
+        # inner comparison of indices, names and literals, which cannot fail where c1 does not hold.
+        while type(inner) is If and inner.else_ == e.else_ and _plain_index_test(inner.cond):
+            cond, inner = Prim("and", (cond, inner.cond)), inner.then
+        rc = range_condition(cond, lambda n: env.get(n) if isinstance(env.get(n), IdxV) else None,
                              lambda x: self._scalar_term(x, env))
         if rc is None:
             return None
         swapped, facts = rc
-        then, other = (e.else_, e.then) if swapped else (e.then, e.else_)
+        if swapped and inner is not e.then:
+            return None              # (not c1) or (not c2) on the range: not one range
+        then, other = (e.else_, e.then) if swapped else (inner, e.else_)
         ivs = [env[name] for name, *_ in facts]
         iv0 = ivs[0]
         d = iv0.d
@@ -989,6 +997,8 @@ class _Gen(FoldMixin, TapMixin):
         lb = [self.materialise(x) if isinstance(x, IdxV) else x for x in _leaves(b)]
         if any(x.rank for x in lb):
             # arrays in the branches: np.where after all (b is valid under "not c")
+            if then is not e.then and then is not e.else_:
+                return None          # a nested range (range_guard): the caller's where
             c = self.ev(e.cond, env)
             if then is e.then:
                 return self.where_if(c, e, env, b)
@@ -1328,3 +1338,11 @@ class _Gen(FoldMixin, TapMixin):
                          x.dims if x.dims == y.dims else None, tgt, ro=x.ro or y.ro))
         return _rebuild(a, out)
 
+
+def _plain_index_test(c: Expr) -> bool:
+    """Is ``c`` a comparison (or a conjunction, ...) of integer sums of names and literals --
+    nothing that can fail to evaluate?"""
+    if type(c) in (Var, Int):
+        return True
+    return type(c) is Prim and c.op in ("<", "<=", ">", ">=", "=", "and", "or", "not", "+", "-") \
+        and all(_plain_index_test(a) for a in c.args)
