@@ -44,6 +44,7 @@ class _Gen(FoldMixin, TapMixin):
         self.lists: dict = {}
         self.axis_memo: dict = {}     # one-index sub-terms modulo the index name (see ev)
         self.axis_guards: dict = {}   # axis_memo key without its guards -> the guard tuples stored
+        self.op_memo: dict = {}       # (operator, ids of operand values) -> (operands, value): see prim
         self.raise_blk = self.root    # innermost block with checks of the term being compiled
         # Names the generator puts into program terms (split accumulators, the axis
         # placeholder) must not be any name of the program, or an inner binder of that
@@ -386,6 +387,23 @@ class _Gen(FoldMixin, TapMixin):
         for v in vs:
             if isinstance(v, PairV) or v.rank:
                 raise EvalError(f"operator {op} applied to a pair or array in {_show(e)}")
+        if op in INT_DIVISION:
+            return self.scalar_op(op, vs, e)
+        # value numbering: the same operator on the same values is computed once, whatever
+        # the terms were written as (layer normalisation's tanh of the normalised input: one
+        # copy reads a let-bound x - mean, the other the same difference inline).  Only operators
+        # that cannot fail (division by zero is IEEE here); operand values are immutable once
+        # read (an array written in place is written before its first read).
+        key = (op, tuple(map(id, vs)))
+        hit = self.op_memo.get(key)
+        if hit is not None and all(x is y for x, y in zip(hit[0], vs)) and _alive(hit[1]):
+            return hit[1]
+        v = self.scalar_op(op, vs, e)
+        self.op_memo[key] = (vs, v)
+        return v
+
+    def scalar_op(self, op: str, vs: list, e: Prim) -> V:
+        """The value of ``op`` on the scalar (per-element) values ``vs``."""
         S = frozenset().union(*(v.S for v in vs))
         scalar = not S
         a = vs[0]
@@ -807,20 +825,28 @@ class _Gen(FoldMixin, TapMixin):
         elsewhere; None otherwise.  Nothing is emitted."""
         if self.portable or type(e.then) is BoolLit or type(e.else_) is BoolLit:
             return None
-        cond, inner = e.cond, e.then
         # (if c1 (if c2 a b) b) is (if (and c1 c2) a b): one range, and ``a`` a stencil there
         # (a gradient reads its residual at i - 1 under 1 <= i and i - 1 < n - 2).  Only for an
-        # inner comparison of indices, names and literals, which cannot fail where c1 does not hold.
+        # inner comparison of indices, names and literals, which cannot fail where c1 does not
+        # hold; when the conjunction is no range, c1 alone may still be one.
+        cond, inner = e.cond, e.then
         while type(inner) is If and inner.else_ == e.else_ and _plain_index_test(inner.cond):
             cond, inner = Prim("and", (cond, inner.cond)), inner.then
+        if inner is not e.then:
+            g = self._range_guard(cond, inner, e.else_, env, nested=True)
+            if g is not None:
+                return g
+        return self._range_guard(e.cond, e.then, e.else_, env)
+
+    def _range_guard(self, cond: Expr, a: Expr, b: Expr, env: dict, nested: bool = False):
+        """:meth:`range_guard` of ``(if cond a b)``; ``nested``: ``cond`` is a conjunction of
+        nested conditions, whose complement is no range."""
         rc = range_condition(cond, lambda n: env.get(n) if isinstance(env.get(n), IdxV) else None,
                              lambda x: self._scalar_term(x, env))
-        if rc is None:
+        if rc is None or (nested and rc[0]):
             return None
         swapped, facts = rc
-        if swapped and inner is not e.then:
-            return None              # (not c1) or (not c2) on the range: not one range
-        then, other = (e.else_, e.then) if swapped else (inner, e.else_)
+        then, other = (b, a) if swapped else (a, b)
         ivs = [env[name] for name, *_ in facts]
         iv0 = ivs[0]
         d = iv0.d
