@@ -521,7 +521,7 @@ ROUND_GAIN = 1e-3
 
 
 def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits, inputs,
-              check, progress, keep_egraph, rounds: int = EXTRA_ROUNDS) -> OptimizeResult:
+              check, progress, keep_egraph, rounds: int | None = None) -> OptimizeResult:
     t_start, cpu_start = time.perf_counter(), time.process_time()
     from .ad.api import prepare
 
@@ -591,7 +591,7 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
         report.extraction["cost"] = cost_before
         report.notes.append(f"the input program is returned: {why}")
     if out is not prog and not cut and report.stop_reason not in (TIME_LIMIT, MEMORY_LIMIT):
-        out, cost_after = _more_rounds(out, cost_after, rounds, sz, schedule, rules, default_rules,
+        out, cost_after = _more_rounds(out, cost_after, EXTRA_ROUNDS if rounds is None else rounds, sz, schedule, rules, default_rules,
                                        extractor, model, limits, budget, progress, report)
     if cut:
         report.extraction["limit"] = cut

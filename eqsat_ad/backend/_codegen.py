@@ -14,7 +14,8 @@ from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, 
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, canonical_names, fresh, subst
 from ..lang.types import size_names
-from ..cost.semantics import diagonal_select, range_condition, stencil_form, summed_build, window_read
+from ..cost.semantics import (diagonal_select, range_condition, stencil_factors, stencil_form, summed_build,
+                              window_read)
 from ._folds import FoldMixin
 from ._taps import TapMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_pow, _int_exponent, _leaves, _lit,
@@ -917,9 +918,13 @@ class _Gen(FoldMixin, TapMixin):
             if not isinstance(a, V) or a.S or a.rank != 1:
                 return None
             return a.dims[0] if isinstance(a.dims[0], int) else True
-        r = stencil_form(then, sub, self.stencil_var, array, lambda name: self._scalar_term(Var(name), env))
+        scalar = lambda name: self._scalar_term(Var(name), env)    # noqa: E731
+        # scalar factors apart: the stencil is shared with its unscaled uses, the slice scaled
+        core, factors = stencil_factors(then, sub, self.stencil_var, array, scalar)
+        r = stencil_form(core, sub, self.stencil_var, array, scalar)
         if r is None:
             return None
+        then = core
         canon, kmin, key = r
         key = tuple(key)
         # the extent of F: every J with all reads in range
@@ -973,7 +978,10 @@ class _Gen(FoldMixin, TapMixin):
         tgt.lines.append(f"if {cond.code}:      # a read out of range in the guarded range")
         tgt.lines.extend("    " + ln for ln in blk.lines + [f"{name} = {a.code}"])
         tgt.lines += ["else:", f"    {name} = {sl}"]
-        return V(name, a.S, 0, a.dt, (), tgt)
+        v = V(name, a.S, 0, a.dt, (), tgt)
+        for f in reversed(factors):
+            v = self.scalar_op("*", [v, self.ev(f, env)], f)
+        return v
 
     def _on_range(self, then: Expr, env: dict, d: int, lo: V, hi: V, m: V):
         env2 = dict(env)
