@@ -130,3 +130,18 @@ def test_cost_model_prices_the_scaled_stencil_as_a_slice():
     sz = {"n": 10_000}
     # scaling the slice costs one multiplication over it, not a second residual
     assert m.dag_cost(p, sz) < m.dag_cost(unscaled, sz) * 1.2
+
+
+@pytest.mark.parametrize("text", [
+    "(fun ((x (vec n)) (a real) (b real) (c real)) (build n (lambda (i) (* (/ (* (get x i) a) b) c))))",
+    "(fun ((x (vec n)) (a real) (b real) (c real)) (build n (lambda (i) (/ (* c (/ (get x i) a)) b))))",
+    "(fun ((x (vec n)) (a real) (b real) (c real)) (build n (lambda (i) (* a (* b (* (get x i) c))))))",
+])
+def test_an_array_scaled_by_scalars_in_turn_is_scaled_once(text):
+    p = ea.parse(text)
+    fn = ea.compile(p)
+    # one operation over x, the outermost: x times (or over) the scalars combined
+    assert re.search(r"^\s*_o\d+ = \(x [*/] ", fn.source, re.M), fn.source
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 5):
+        assert_matches_interpreter(p, fn, {"x": rng.standard_normal(n), "a": 1.5, "b": -0.25, "c": 3.0})

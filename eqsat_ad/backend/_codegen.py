@@ -46,6 +46,7 @@ class _Gen(FoldMixin, TapMixin):
         self.axis_memo: dict = {}     # one-index sub-terms modulo the index name (see ev)
         self.axis_guards: dict = {}   # axis_memo key without its guards -> the guard tuples stored
         self.op_memo: dict = {}       # (operator, ids of operand values) -> (operands, value): see prim
+        self.scaled: dict = {}        # id(array value) -> (it, array, scalar, divided?): see rescale
         self.raise_blk = self.root    # innermost block with checks of the term being compiled
         # Names the generator puts into program terms (split accumulators, the axis
         # placeholder) must not be any name of the program, or an inner binder of that
@@ -423,13 +424,25 @@ class _Gen(FoldMixin, TapMixin):
         if op in REAL_FNS:     # the real functions of lang/primitives.py, by their NumPy names
             return self.emit(f"{REAL_FNS[op].numpy_name}({', '.join(v.code for v in vs)})", vs, S, 0, "f")
         b = vs[1]
+        if op in ("*", "/") and not scalar and a.dt == "f" and b.dt == "f":
+            r = self.rescale(op, a, b, e)
+            if r is not None:
+                return r
         if op in ("+", "-", "*"):
             dt = "f" if "f" in (a.dt, b.dt) else "i"
-            return self.emit(f"({a.code} {op} {b.code})", vs, S, 0, dt)
-        if op == "/":
+            v = self.emit(f"({a.code} {op} {b.code})", vs, S, 0, dt)
+        elif op == "/":
             if scalar and not (b.const is not None and b.const != 0 and b.dt == "f"):
                 return self.emit(f"_div({a.code}, {b.code})", vs, S, 0, "f")
-            return self.emit(f"({a.code} / {b.code})", vs, S, 0, "f")
+            v = self.emit(f"({a.code} / {b.code})", vs, S, 0, "f")
+        else:
+            v = None
+        if v is not None:
+            if op in ("*", "/") and v.dt == "f" and a.S and not b.S:
+                self.scaled[id(v)] = (v, a, b, op == "/")
+            elif op == "*" and v.dt == "f" and b.S and not a.S:
+                self.scaled[id(v)] = (v, b, a, False)
+            return v
         if op == "pow":
             return self.emit(f"_pow({a.code}, {b.code})", vs, S, 0, "f")
         if op in INT_DIVISION:
@@ -438,6 +451,31 @@ class _Gen(FoldMixin, TapMixin):
             pop = "==" if op == "=" else op
             return self.emit(f"({a.code} {pop} {b.code})", vs, S, 0, "b")
         raise EvalError(f"unknown operator {op!r} in {_show(e)}")
+
+    def rescale(self, op: str, a: V, b: V, e: Prim) -> V | None:
+        """``a op b`` where one operand is an array that is itself an array ``A`` scaled by a
+        scalar (``A * s1`` or ``A / s1``, noted in :attr:`scaled`) and the other a scalar:
+        ``A`` scaled once by the scalars combined, one pass over the array instead of one per
+        factor (layer normalisation's gradient multiplied and divided a term by five scalars in
+        turn).  Reassociated as the e-graph's constant folds do (finite values assumed).
+        None otherwise."""
+        if op == "*" and not a.S:
+            a, b = b, a
+        if b.S or b.rank or a.rank:
+            return None
+        prev = self.scaled.get(id(a))
+        if prev is None or prev[0] is not a or not _alive(prev[1]) or not _alive(prev[2]):
+            return None
+        _, base, s1, divided = prev
+        # A*s1*b = A*(s1*b), A*s1/b = A*(s1/b), A/s1*b = A*(b/s1), A/s1/b = A/(s1*b)
+        if op == "*":
+            k, final = (self.scalar_op("/", [b, s1], e) if divided else self.scalar_op("*", [s1, b], e)), "*"
+        else:
+            k, final = (self.scalar_op("*", [s1, b], e), "/") if divided else (self.scalar_op("/", [s1, b], e), "*")
+        v = self.emit(f"({base.code} {final} {k.code})", [base, k], base.S, 0, "f")
+        self.note_elementwise(v, [base, k])
+        self.scaled[id(v)] = (v, base, k, final == "/")
+        return v
 
     def int_division(self, op: str, a: V, b: V, vs, S, e: Prim) -> V:
         """``div``/``mod`` (floor, as Python's ``//``/``%``).  A nonzero literal divisor is
