@@ -427,7 +427,16 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     _stage(progress, "type-checking the extracted program")
     out = measure.program(body)        # the program the extractor priced (renamed once)
     check_program(out)
+    # loops of the extracted term merged by the renaming's sharing (one computation up to bound
+    # names): copies the e-graph kept apart, where a further round may find more (_more_rounds)
+    extra["loops_merged"] = _loop_count(body) - _loop_count(out.body)
     return out, extra, cut
+
+
+def _loop_count(e) -> int:
+    from .lang.ast import Build, IFold, Scan, Sum
+    from .lang.binders import _postorder
+    return sum(type(n) in (Build, Sum, IFold, Scan) for n in _postorder(e))
 
 
 def _more_rounds(out, cost, rounds, sz, schedule, rules, default_rules, extractor, model, limits,
@@ -446,6 +455,8 @@ def _more_rounds(out, cost, rounds, sz, schedule, rules, default_rules, extracto
             break
         out, cost = r.program, r.cost
         costs.append(cost)
+        if r.report.extraction.get("loops_merged", 0) <= 0:
+            break
     if len(costs) > 1:
         report.extraction["round_costs"] = costs
     return out, cost
@@ -509,13 +520,14 @@ def _stage(progress, text: str) -> None:
         stage(progress, text)
 
 
-#: further rounds on the extracted program, each while the last one gained at least
-#: :data:`ROUND_GAIN` of the cost.  Rewriting copies sub-terms whose copies differ only in binder
-#: names (sum fission and loop-invariant motion keep the loop's name), and the e-graph keeps such
-#: copies apart, so an identity between them goes unseen (softmax with the max shift: the
-#: shift's one-hot tangent added and taken away again, against two copies of the normaliser).
-#: The extracted program is normalised -- common sub-terms merged up to bound names -- and
-#: encoded afresh, where the copies are one e-class.
+#: further rounds on the extracted program, while the last round's extracted term had loops
+#: that are one computation up to bound names (``report.extraction["loops_merged"]``) and the
+#: round gained at least :data:`ROUND_GAIN` of the cost.  Rewriting copies sub-terms whose copies
+#: differ only in binder names (sum fission and loop-invariant motion keep the loop's name), and
+#: the e-graph keeps such copies apart, so an identity between them goes unseen (softmax with the
+#: max shift: the shift's one-hot tangent added and taken away again, against two copies of the
+#: normaliser).  The extracted program is normalised -- common sub-terms merged up to bound
+#: names -- and encoded afresh, where the copies are one e-class.  Other programs pay nothing.
 EXTRA_ROUNDS = 2
 ROUND_GAIN = 1e-3
 
@@ -590,7 +602,8 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
         report.extraction["chosen"] = "input"
         report.extraction["cost"] = cost_before
         report.notes.append(f"the input program is returned: {why}")
-    if out is not prog and not cut and report.stop_reason not in (TIME_LIMIT, MEMORY_LIMIT):
+    if out is not prog and not cut and report.stop_reason not in (TIME_LIMIT, MEMORY_LIMIT) \
+            and extra.get("loops_merged", 0) > 0:
         out, cost_after = _more_rounds(out, cost_after, EXTRA_ROUNDS if rounds is None else rounds, sz, schedule, rules, default_rules,
                                        extractor, model, limits, budget, progress, report)
     if cut:
