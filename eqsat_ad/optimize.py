@@ -19,7 +19,8 @@ import numpy as np
 
 from . import backend as _backend     # the check compiles with it (looked up at call time)
 from .cost.model import CostModel, default_cost_model
-from .driver import BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, Budget, Driver, RunReport
+from .driver import (BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, MEMORY_LIMIT, TIME_LIMIT, Budget, Driver,
+                     RunReport)
 from .egraph.session import SUPPORT_RULESETS, EGraphSession, default_rule_files, rules_dir
 from .errors import EqsatError, EvalError, ResourceLimitError, ScheduleError
 from .lang.ast import Program
@@ -426,7 +427,39 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     _stage(progress, "type-checking the extracted program")
     out = measure.program(body)        # the program the extractor priced (renamed once)
     check_program(out)
+    # loops of the extracted term merged by the renaming's sharing (one computation up to bound
+    # names): copies the e-graph kept apart, where a further round may find more (_more_rounds)
+    extra["loops_merged"] = _loop_count(body) - _loop_count(out.body)
     return out, extra, cut
+
+
+def _loop_count(e) -> int:
+    from .lang.ast import Build, IFold, Scan, Sum
+    from .lang.binders import _postorder
+    return sum(type(n) in (Build, Sum, IFold, Scan) for n in _postorder(e))
+
+
+def _more_rounds(out, cost, rounds, sz, schedule, rules, default_rules, extractor, model, limits,
+                 budget, progress, report):
+    """Optimise the extracted ``out`` again, up to ``rounds`` times (:data:`EXTRA_ROUNDS`), within
+    what is left of the call's budget; the cheapest program and its cost."""
+    costs = [cost]
+    for _ in range(rounds):
+        left = budget.remaining()
+        if left <= 0:
+            break
+        _stage(progress, f"round {len(costs) + 1}: the extracted program, alpha-normalised")
+        r = _optimize(out, sz, schedule, rules, default_rules, extractor, model,
+                      limits.tighter(Limits(seconds=left)), None, False, progress, False, rounds=0)
+        if r.report.extraction.get("chosen") == "input" or r.cost > cost * (1 - ROUND_GAIN):
+            break
+        out, cost = r.program, r.cost
+        costs.append(cost)
+        if r.report.extraction.get("loops_merged", 0) <= 0:
+            break
+    if len(costs) > 1:
+        report.extraction["round_costs"] = costs
+    return out, cost
 
 
 def _extract_reserve(budget: Budget, enodes: int) -> float:
@@ -487,8 +520,20 @@ def _stage(progress, text: str) -> None:
         stage(progress, text)
 
 
+#: further rounds on the extracted program, while the last round's extracted term had loops
+#: that are one computation up to bound names (``report.extraction["loops_merged"]``) and the
+#: round gained at least :data:`ROUND_GAIN` of the cost.  Rewriting copies sub-terms whose copies
+#: differ only in binder names (sum fission and loop-invariant motion keep the loop's name), and
+#: the e-graph keeps such copies apart, so an identity between them goes unseen (softmax with the
+#: max shift: the shift's one-hot tangent added and taken away again, against two copies of the
+#: normaliser).  The extracted program is normalised -- common sub-terms merged up to bound
+#: names -- and encoded afresh, where the copies are one e-class.  Other programs pay nothing.
+EXTRA_ROUNDS = 2
+ROUND_GAIN = 1e-3
+
+
 def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits, inputs,
-              check, progress, keep_egraph) -> OptimizeResult:
+              check, progress, keep_egraph, rounds: int | None = None) -> OptimizeResult:
     t_start, cpu_start = time.perf_counter(), time.process_time()
     from .ad.api import prepare
 
@@ -557,6 +602,10 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
         report.extraction["chosen"] = "input"
         report.extraction["cost"] = cost_before
         report.notes.append(f"the input program is returned: {why}")
+    if out is not prog and not cut and report.stop_reason not in (TIME_LIMIT, MEMORY_LIMIT) \
+            and extra.get("loops_merged", 0) > 0:
+        out, cost_after = _more_rounds(out, cost_after, EXTRA_ROUNDS if rounds is None else rounds, sz, schedule, rules, default_rules,
+                                       extractor, model, limits, budget, progress, report)
     if cut:
         report.extraction["limit"] = cut
         reason = next((r for r in LIMIT_REASONS if r in cut), None)

@@ -14,7 +14,8 @@ from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, 
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, canonical_names, fresh, subst
 from ..lang.types import size_names
-from ..cost.semantics import diagonal_select, range_condition, stencil_form, summed_build, window_read
+from ..cost.semantics import (diagonal_select, range_condition, stencil_factors, stencil_form, summed_build,
+                              window_read)
 from ._folds import FoldMixin
 from ._taps import TapMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_pow, _int_exponent, _leaves, _lit,
@@ -44,6 +45,8 @@ class _Gen(FoldMixin, TapMixin):
         self.lists: dict = {}
         self.axis_memo: dict = {}     # one-index sub-terms modulo the index name (see ev)
         self.axis_guards: dict = {}   # axis_memo key without its guards -> the guard tuples stored
+        self.op_memo: dict = {}       # (operator, ids of operand values) -> (operands, value): see prim
+        self.scaled: dict = {}        # id(array value) -> (it, array, scalar, divided?): see rescale
         self.raise_blk = self.root    # innermost block with checks of the term being compiled
         # Names the generator puts into program terms (split accumulators, the axis
         # placeholder) must not be any name of the program, or an inner binder of that
@@ -386,6 +389,23 @@ class _Gen(FoldMixin, TapMixin):
         for v in vs:
             if isinstance(v, PairV) or v.rank:
                 raise EvalError(f"operator {op} applied to a pair or array in {_show(e)}")
+        if op in INT_DIVISION:
+            return self.scalar_op(op, vs, e)
+        # value numbering: the same operator on the same values is computed once, whatever
+        # the terms were written as (layer normalisation's tanh of the normalised input: one
+        # copy reads a let-bound x - mean, the other the same difference inline).  Only operators
+        # that cannot fail (division by zero is IEEE here); operand values are immutable once
+        # read (an array written in place is written before its first read).
+        key = (op, tuple(map(id, vs)))
+        hit = self.op_memo.get(key)
+        if hit is not None and all(x is y for x, y in zip(hit[0], vs)) and _alive(hit[1]):
+            return hit[1]
+        v = self.scalar_op(op, vs, e)
+        self.op_memo[key] = (vs, v)
+        return v
+
+    def scalar_op(self, op: str, vs: list, e: Prim) -> V:
+        """The value of ``op`` on the scalar (per-element) values ``vs``."""
         S = frozenset().union(*(v.S for v in vs))
         scalar = not S
         a = vs[0]
@@ -404,13 +424,25 @@ class _Gen(FoldMixin, TapMixin):
         if op in REAL_FNS:     # the real functions of lang/primitives.py, by their NumPy names
             return self.emit(f"{REAL_FNS[op].numpy_name}({', '.join(v.code for v in vs)})", vs, S, 0, "f")
         b = vs[1]
+        if op in ("*", "/") and not scalar and a.dt == "f" and b.dt == "f":
+            r = self.rescale(op, a, b, e)
+            if r is not None:
+                return r
         if op in ("+", "-", "*"):
             dt = "f" if "f" in (a.dt, b.dt) else "i"
-            return self.emit(f"({a.code} {op} {b.code})", vs, S, 0, dt)
-        if op == "/":
+            v = self.emit(f"({a.code} {op} {b.code})", vs, S, 0, dt)
+        elif op == "/":
             if scalar and not (b.const is not None and b.const != 0 and b.dt == "f"):
                 return self.emit(f"_div({a.code}, {b.code})", vs, S, 0, "f")
-            return self.emit(f"({a.code} / {b.code})", vs, S, 0, "f")
+            v = self.emit(f"({a.code} / {b.code})", vs, S, 0, "f")
+        else:
+            v = None
+        if v is not None:
+            if op in ("*", "/") and v.dt == "f" and a.S and not b.S:
+                self.scaled[id(v)] = (v, a, b, op == "/")
+            elif op == "*" and v.dt == "f" and b.S and not a.S:
+                self.scaled[id(v)] = (v, b, a, False)
+            return v
         if op == "pow":
             return self.emit(f"_pow({a.code}, {b.code})", vs, S, 0, "f")
         if op in INT_DIVISION:
@@ -419,6 +451,31 @@ class _Gen(FoldMixin, TapMixin):
             pop = "==" if op == "=" else op
             return self.emit(f"({a.code} {pop} {b.code})", vs, S, 0, "b")
         raise EvalError(f"unknown operator {op!r} in {_show(e)}")
+
+    def rescale(self, op: str, a: V, b: V, e: Prim) -> V | None:
+        """``a op b`` where one operand is an array that is itself an array ``A`` scaled by a
+        scalar (``A * s1`` or ``A / s1``, noted in :attr:`scaled`) and the other a scalar:
+        ``A`` scaled once by the scalars combined, one pass over the array instead of one per
+        factor (layer normalisation's gradient multiplied and divided a term by five scalars in
+        turn).  Reassociated as the e-graph's constant folds do (finite values assumed).
+        None otherwise."""
+        if op == "*" and not a.S:
+            a, b = b, a
+        if b.S or b.rank or a.rank:
+            return None
+        prev = self.scaled.get(id(a))
+        if prev is None or prev[0] is not a or not _alive(prev[1]) or not _alive(prev[2]):
+            return None
+        _, base, s1, divided = prev
+        # A*s1*b = A*(s1*b), A*s1/b = A*(s1/b), A/s1*b = A*(b/s1), A/s1/b = A/(s1*b)
+        if op == "*":
+            k, final = (self.scalar_op("/", [b, s1], e) if divided else self.scalar_op("*", [s1, b], e)), "*"
+        else:
+            k, final = (self.scalar_op("*", [s1, b], e), "/") if divided else (self.scalar_op("/", [s1, b], e), "*")
+        v = self.emit(f"({base.code} {final} {k.code})", [base, k], base.S, 0, "f")
+        self.note_elementwise(v, [base, k])
+        self.scaled[id(v)] = (v, base, k, final == "/")
+        return v
 
     def int_division(self, op: str, a: V, b: V, vs, S, e: Prim) -> V:
         """``div``/``mod`` (floor, as Python's ``//``/``%``).  A nonzero literal divisor is
@@ -807,12 +864,28 @@ class _Gen(FoldMixin, TapMixin):
         elsewhere; None otherwise.  Nothing is emitted."""
         if self.portable or type(e.then) is BoolLit or type(e.else_) is BoolLit:
             return None
-        rc = range_condition(e.cond, lambda n: env.get(n) if isinstance(env.get(n), IdxV) else None,
+        # (if c1 (if c2 a b) b) is (if (and c1 c2) a b): one range, and ``a`` a stencil there
+        # (a gradient reads its residual at i - 1 under 1 <= i and i - 1 < n - 2).  Only for an
+        # inner comparison of indices, names and literals, which cannot fail where c1 does not
+        # hold; when the conjunction is no range, c1 alone may still be one.
+        cond, inner = e.cond, e.then
+        while type(inner) is If and inner.else_ == e.else_ and _plain_index_test(inner.cond):
+            cond, inner = Prim("and", (cond, inner.cond)), inner.then
+        if inner is not e.then:
+            g = self._range_guard(cond, inner, e.else_, env, nested=True)
+            if g is not None:
+                return g
+        return self._range_guard(e.cond, e.then, e.else_, env)
+
+    def _range_guard(self, cond: Expr, a: Expr, b: Expr, env: dict, nested: bool = False):
+        """:meth:`range_guard` of ``(if cond a b)``; ``nested``: ``cond`` is a conjunction of
+        nested conditions, whose complement is no range."""
+        rc = range_condition(cond, lambda n: env.get(n) if isinstance(env.get(n), IdxV) else None,
                              lambda x: self._scalar_term(x, env))
-        if rc is None:
+        if rc is None or (nested and rc[0]):
             return None
         swapped, facts = rc
-        then, other = (e.else_, e.then) if swapped else (e.then, e.else_)
+        then, other = (b, a) if swapped else (a, b)
         ivs = [env[name] for name, *_ in facts]
         iv0 = ivs[0]
         d = iv0.d
@@ -883,9 +956,13 @@ class _Gen(FoldMixin, TapMixin):
             if not isinstance(a, V) or a.S or a.rank != 1:
                 return None
             return a.dims[0] if isinstance(a.dims[0], int) else True
-        r = stencil_form(then, sub, self.stencil_var, array, lambda name: self._scalar_term(Var(name), env))
+        scalar = lambda name: self._scalar_term(Var(name), env)    # noqa: E731
+        # scalar factors apart: the stencil is shared with its unscaled uses, the slice scaled
+        core, factors = stencil_factors(then, sub, self.stencil_var, array, scalar)
+        r = stencil_form(core, sub, self.stencil_var, array, scalar)
         if r is None:
             return None
+        then = core
         canon, kmin, key = r
         key = tuple(key)
         # the extent of F: every J with all reads in range
@@ -939,7 +1016,10 @@ class _Gen(FoldMixin, TapMixin):
         tgt.lines.append(f"if {cond.code}:      # a read out of range in the guarded range")
         tgt.lines.extend("    " + ln for ln in blk.lines + [f"{name} = {a.code}"])
         tgt.lines += ["else:", f"    {name} = {sl}"]
-        return V(name, a.S, 0, a.dt, (), tgt)
+        v = V(name, a.S, 0, a.dt, (), tgt)
+        for f in reversed(factors):
+            v = self.scalar_op("*", [v, self.ev(f, env)], f)
+        return v
 
     def _on_range(self, then: Expr, env: dict, d: int, lo: V, hi: V, m: V):
         env2 = dict(env)
@@ -989,6 +1069,8 @@ class _Gen(FoldMixin, TapMixin):
         lb = [self.materialise(x) if isinstance(x, IdxV) else x for x in _leaves(b)]
         if any(x.rank for x in lb):
             # arrays in the branches: np.where after all (b is valid under "not c")
+            if then is not e.then and then is not e.else_:
+                return None          # a nested range (range_guard): the caller's where
             c = self.ev(e.cond, env)
             if then is e.then:
                 return self.where_if(c, e, env, b)
@@ -1328,3 +1410,11 @@ class _Gen(FoldMixin, TapMixin):
                          x.dims if x.dims == y.dims else None, tgt, ro=x.ro or y.ro))
         return _rebuild(a, out)
 
+
+def _plain_index_test(c: Expr) -> bool:
+    """Is ``c`` a comparison (or a conjunction, ...) of integer sums of names and literals --
+    nothing that can fail to evaluate?"""
+    if type(c) in (Var, Int):
+        return True
+    return type(c) is Prim and c.op in ("<", "<=", ">", ">=", "=", "and", "or", "not", "+", "-") \
+        and all(_plain_index_test(a) for a in c.args)

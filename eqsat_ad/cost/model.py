@@ -69,7 +69,7 @@ from .semantics import (ENTRY, ENTRY_PARAM, EXTRA_CALLS, EXTRA_OPCOST, FOLD_COMB
                         NO_CALL, POW_MULS as _POW_MULS, RESULT_COPY, SCAN_ACCUMULATE, contraction,
                         contraction_terms,
                         ND_CALL, EDGE_ROWS, RANGE_SELECT, WINDOW, diagonal_select, extra_axes, fold_shape,
-                        range_condition, stencil_form, summed_build, tap_sum, window_read,
+                        range_condition, stencil_factors, stencil_form, summed_build, tap_sum, window_read,
                         is_literal_zero, small_int_exponent as _int_exponent)
 
 OPCOSTS_JSON = Path(__file__).with_name("opcosts.json")
@@ -723,9 +723,13 @@ class _Walk:
         # the bounds, clamped to the axis: a few scalar operations
         self.pay("Lt", frozenset(), 2 + len(facts))
         then, other = (e.else_, e.then) if swapped else (e.then, e.else_)
-        if self._stencil_seen(then, axis, scope):
-            ta = frozenset([axis])              # a slice of the stencil computed before
+        factors = self._stencil_seen(then, axis, scope)
+        if factors is not None:
+            ta = frozenset([axis])              # a slice of the stencil computed before, scaled
             self.pay("GetAxis", ta)
+            for f in factors:
+                self.ax(self.walk(f, scope, depth))
+                self.pay("Mul", ta)
             if isinstance(other, Num) and other.value == 0.0 and id(e) in self.summed_ifs:
                 return ta
             self.in_where += 1
@@ -752,16 +756,17 @@ class _Walk:
         self.pay(RANGE_SELECT, full)
         return full
 
-    def _stencil_seen(self, then: Expr, axis: str, scope: dict) -> bool:
-        """Is ``then`` a stencil along ``axis`` (:func:`~eqsat_ad.cost.semantics.stencil_form`)
-        whose computation is priced at another occurrence (the backend computes its canonical
-        form once and slices it for every occurrence)?  Notes it.  The computation is priced at
-        the occurrence that is the canonical form (its reads unshifted: what the backend
-        computes) where there is one, else at the first: not at whichever comes first, which
-        made ``r(i) + r(i - 1)`` and ``r(i - 1) + r(i)`` cost differently -- the shifted
-        occurrence's reads are other reads, shared with other terms -- and extraction, blind
-        to the order of operands, kept either (``stencil_at``: the previous pass's canonical
-        occurrences, :meth:`CostModel._walked`)."""
+    def _stencil_seen(self, then: Expr, axis: str, scope: dict) -> list | None:
+        """Is ``then`` a stencil along ``axis`` (:func:`~eqsat_ad.cost.semantics.stencil_form`),
+        times scalar factors (:func:`~eqsat_ad.cost.semantics.stencil_factors`), whose
+        computation is priced at another occurrence (the backend computes its canonical form
+        once, slices it for every occurrence and scales the slice)?  The factors, or None;
+        notes the stencil.  The computation is priced at the occurrence that is the canonical
+        form (its reads unshifted: what the backend computes) where there is one, else at the
+        first: not at whichever comes first, which made ``r(i) + r(i - 1)`` and
+        ``r(i - 1) + r(i)`` cost differently -- the shifted occurrence's reads are other reads,
+        shared with other terms -- and extraction, blind to the order of operands, kept either
+        (``stencil_at``: the previous pass's canonical occurrences, :meth:`CostModel._walked`)."""
         shifts = {}
         for v in self.fv(then):
             if v in scope and self._is_axis(Var(v), scope) and self._axis_of(v, scope) == axis:
@@ -780,15 +785,16 @@ class _Walk:
             return name not in scope or (not self._is_axis(Var(name), scope)
                                          and not (self.ax(scope[name][0]) - self.seq) and not self.shapes.get(name))
         if not shifts:
-            return False
-        r = stencil_form(then, shifts, "%J", array, scalar)
+            return None
+        core, factors = stencil_factors(then, shifts, "%J", array, scalar)
+        r = stencil_form(core, shifts, "%J", array, scalar)
         if r is None:
-            return False
+            return None
         key = (r[0], tuple(sorted((v, scope[v][1]) for v in self.fv(r[0]) if v in scope)))
         k = self.stencil_seen[key] = self.stencil_seen.get(key, -1) + 1
         if r[1] == 0:
             self.stencil_canonical.setdefault(key, k)
-        return k != self.stencil_at.get(key, 0)
+        return factors if k != self.stencil_at.get(key, 0) else None
 
     @staticmethod
     def _is_axis(x: Expr, scope: dict) -> bool:

@@ -58,7 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..lang.ast import Expr, Get, If, Int, Num, Prim, Var
+from ..lang.ast import Expr, Get, If, Int, Let, Num, Prim, Var
 
 # -- calls -----------------------------------------------------------------------------------
 #: Constructors that issue no NumPy call of their own (views, compile-time pairs, names; a
@@ -443,6 +443,78 @@ STENCIL_OPS = frozenset({"+", "-", "*", "/", "pow", "neg", "exp", "log", "sin", 
                          "log1p", "abs", "sign", "max", "min"})
 
 
+def _stencil_canon(e: Expr, sub: dict, J: str, array: Callable[[str], object], scalar: Callable[[str], bool],
+                   reads: list):
+    """``e`` with every read at a shifted index written ``(get a (+ J c))``, the reads noted in
+    ``reads``; None when ``e`` is no stencil (see :func:`stencil_form`)."""
+    if isinstance(e, (Num, Int)):
+        return e
+    if isinstance(e, Var):
+        return None if e.name in sub or not scalar(e.name) else e
+    if isinstance(e, Get):
+        if not isinstance(e.array, Var) or array(e.array.name) is None:
+            return None
+        idx, c = e.index, None
+        if isinstance(idx, Var) and idx.name in sub:
+            c = sub[idx.name]
+        elif isinstance(idx, Prim) and idx.op in ("+", "-") and len(idx.args) == 2:
+            x, y = idx.args
+            if idx.op == "+" and isinstance(y, Var) and y.name in sub:
+                x, y = y, x
+            if isinstance(x, Var) and x.name in sub and isinstance(y, Int):
+                c = sub[x.name] + (y.value if idx.op == "+" else -y.value)
+        if c is not None:
+            reads.append((e.array.name, c))
+            return Get(e.array, Prim("+", (Var(J), Int(c))))
+        n = array(e.array.name)
+        if isinstance(idx, Int) and isinstance(n, int) and not isinstance(n, bool) and 0 <= idx.value < n:
+            return e
+        return None
+    if type(e).__name__ == "Let":
+        v, c = e.value, None
+        if isinstance(v, Var) and v.name in sub:
+            c = sub[v.name]
+        elif isinstance(v, Prim) and v.op in ("+", "-") and len(v.args) == 2 and isinstance(v.args[0], Var) \
+                and v.args[0].name in sub and isinstance(v.args[1], Int):
+            c = sub[v.args[0].name] + (v.args[1].value if v.op == "+" else -v.args[1].value)
+        return None if c is None else _stencil_canon(e.body, {**sub, e.name: c}, J, array, scalar, reads)
+    if isinstance(e, Prim) and e.op in STENCIL_OPS:
+        args = [_stencil_canon(a, sub, J, array, scalar, reads) for a in e.args]
+        return None if any(a is None for a in args) else Prim(e.op, tuple(args))
+    return None
+
+
+def stencil_factors(e: Expr, shifts: dict, J: str, array: Callable[[str], object],
+                    scalar: Callable[[str], bool]) -> tuple[Expr, list]:
+    """``(core, factors)``: ``e`` is ``core`` times each of ``factors`` (outermost first), each a
+    term that reads no shifted index and cannot fail (a scalar, a literal, an in-range constant
+    read; see :func:`stencil_form`).  The same stencil scaled in one use and not in another (a
+    convolution's gradient: ``w_2 * (if g r 0)`` and ``(if g (* r w_2) 0)``) is then one stencil,
+    computed once, each use a scaled slice of it."""
+    factors: list = []
+
+    def plain(x: Expr, sub: dict) -> bool:
+        reads: list = []
+        return _stencil_canon(x, sub, J, array, scalar, reads) is not None and not reads
+
+    def peel(e: Expr, sub: dict) -> Expr:
+        if isinstance(e, Let):      # a shifted index, let-bound: the factors of its body
+            body = peel(e.body, {**sub, e.name: 0})
+            return e if body is e.body else Let(e.name, e.value, body)
+        while isinstance(e, Prim) and e.op == "*" and len(e.args) == 2:
+            a, b = e.args
+            if plain(b, sub):
+                factors.append(b)
+                e = a
+            elif plain(a, sub):
+                factors.append(a)
+                e = b
+            else:
+                break
+        return e
+    return peel(e, dict(shifts)), factors
+
+
 def stencil_form(e: Expr, shifts: dict, J: str, array: Callable[[str], object],
                  scalar: Callable[[str], bool]):
     """``(canonical, kmin, reads)`` when ``e`` is a **stencil** along one index: a function of
@@ -457,44 +529,7 @@ def stencil_form(e: Expr, shifts: dict, J: str, array: Callable[[str], object],
     backend computes it once (a slice of it per use).  ``reads``: the ``(a, c - kmin)``.
     None: not a stencil."""
     reads: list = []
-
-    def go(e: Expr, sub: dict):
-        if isinstance(e, (Num, Int)):
-            return e
-        if isinstance(e, Var):
-            return None if e.name in sub or not scalar(e.name) else e
-        if isinstance(e, Get):
-            if not isinstance(e.array, Var) or array(e.array.name) is None:
-                return None
-            idx, c = e.index, None
-            if isinstance(idx, Var) and idx.name in sub:
-                c = sub[idx.name]
-            elif isinstance(idx, Prim) and idx.op in ("+", "-") and len(idx.args) == 2:
-                x, y = idx.args
-                if idx.op == "+" and isinstance(y, Var) and y.name in sub:
-                    x, y = y, x
-                if isinstance(x, Var) and x.name in sub and isinstance(y, Int):
-                    c = sub[x.name] + (y.value if idx.op == "+" else -y.value)
-            if c is not None:
-                reads.append((e.array.name, c))
-                return Get(e.array, Prim("+", (Var(J), Int(c))))
-            n = array(e.array.name)
-            if isinstance(idx, Int) and isinstance(n, int) and not isinstance(n, bool) and 0 <= idx.value < n:
-                return e
-            return None
-        if type(e).__name__ == "Let":
-            v, c = e.value, None
-            if isinstance(v, Var) and v.name in sub:
-                c = sub[v.name]
-            elif isinstance(v, Prim) and v.op in ("+", "-") and len(v.args) == 2 and isinstance(v.args[0], Var) \
-                    and v.args[0].name in sub and isinstance(v.args[1], Int):
-                c = sub[v.args[0].name] + (v.args[1].value if v.op == "+" else -v.args[1].value)
-            return None if c is None else go(e.body, {**sub, e.name: c})
-        if isinstance(e, Prim) and e.op in STENCIL_OPS:
-            args = [go(a, sub) for a in e.args]
-            return None if any(a is None for a in args) else Prim(e.op, tuple(args))
-        return None
-    canon = go(e, dict(shifts))
+    canon = _stencil_canon(e, dict(shifts), J, array, scalar, reads)
     if canon is None or not reads:
         return None
     kmin = min(c for _, c in reads)
