@@ -282,14 +282,15 @@ def _tree(t: Type, parts: dict, path: tuple = ()) -> Expr:
 
 
 def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: dict,
-                names: _Names, always: bool, tidy=lambda q: q) -> Expr:
+                names: _Names, always: bool, tidy=lambda q, g: g) -> Expr:
     """``∇_x body`` at ``x = value`` (a state of type ``t``), the other parameters ``args``:
     :func:`grad_reverse` of the program ``(fun (params... (x t)) body)``, inlined.  A pair
     state is differentiated component by component (``grad`` takes no pair parameter) and the
     adjoint put back together in the state's structure."""
     leaves = _leaf_paths(t)
     if len(leaves) == 1:
-        return _inline(tidy(grad_reverse(Program(params + (Param(x, t),), body), x, always)), {x: value, **args})
+        q = Program(params + (Param(x, t),), body)
+        return _inline(tidy(q, grad_reverse(q, x, always)), {x: value, **args})
     leaf_names = [names(x) for _ in leaves]
     q = Program(params + tuple(Param(nm, lt) for (_, lt), nm in zip(leaves, leaf_names)),
                 subst_all(body, {x: _tree(t, {p: Var(nm) for (p, _), nm in zip(leaves, leaf_names)})}))
@@ -298,7 +299,7 @@ def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: d
     vn, gn = names("st"), names("g")
     comps = {nm: _project(Var(vn), p) for (p, _), nm in zip(leaves, leaf_names)}
     parts = {p: _nth(Var(gn), k, len(leaves)) for k, (p, _) in enumerate(leaves)}
-    return Let(vn, value, Let(gn, _inline(tidy(g), {**comps, **args}), _tree(t, parts)))
+    return Let(vn, value, Let(gn, _inline(tidy(q, g), {**comps, **args}), _tree(t, parts)))
 
 
 def _inline(q: Program, args: dict[str, Expr]) -> Expr:
@@ -406,6 +407,25 @@ def _tidy(q: Program) -> Program:
         except Exception:                                  # pragma: no cover - keep the input
             _TIDY_CACHE[key] = q
     return _TIDY_CACHE[key]
+
+
+def _scans(e: Expr) -> int:
+    from ..lang.ast import iter_nodes
+    return sum(type(x) is Scan for x in iter_nodes(e))
+
+
+def _tidy_vjp(q: Program, g: Program) -> Program:
+    """``_tidy(g)`` for ``g``, the gradient of ``q`` -- unless ``g`` transposes a fold of ``q``
+    (it has a states ``scan`` that ``q`` has not): its pieces were tidied one by one, and
+    optimised as one program the optimiser inlined each binding's VJP into every piece that
+    reads it, the primal values recomputed in each (an LSTM's layers: 2x the time)."""
+    return g if _scans(g.body) > _scans(q.body) else _tidy(g)
+
+
+def _ends(q: Program, g: Program) -> Program:
+    """The gradients at the ends of a transposed fold (what reads its result, what its initial
+    value reads, a step's body summed over the steps), tidied where :data:`TIDY_ENDS`."""
+    return _tidy_vjp(q, g) if TIDY_ENDS else g
 
 
 def _has_real(t: Type) -> bool:
@@ -536,12 +556,12 @@ class _Chain:
         if u in {p.name for p in self.prog.params}:
             q = Program(tuple(params), body)
             names.add(q)
-            return _inline(_tidy(grad_reverse(q, u, self.always)), args)
+            return _inline(_tidy_vjp(q, grad_reverse(q, u, self.always)), args)
         t = next(t for v, t in own if v == u)
         rest = tuple(p for p in params if p.name != u)
         names.add(Program(tuple(params), body))
         return _grad_state(rest, body, u, t, Var(u), {k: x for k, x in args.items() if k != u},
-                           names, self.always, _tidy)
+                           names, self.always, _tidy_vjp)
 
     def _pieces(self, term: Expr, term_t: Type, cot: Expr, us: list[str]) -> dict[str, Expr]:
         """``∇_u <term, cot>`` for every ``u`` of ``us``, in one program (:func:`grad_reverse`
@@ -577,7 +597,7 @@ class _Chain:
         order = [nm for u in us for nm in ([x[2] for x in leaves_of[u]] if u in leaves_of else [u])]
         q = Program(tuple(params), body)
         names.add(q)
-        g = _tidy(grad_reverse(q, order, self.always))
+        g = _tidy_vjp(q, grad_reverse(q, order, self.always))
         gn = names("g")
         self.extra_lets.append((gn, _inline(g, args)))
         comp = {nm: _nth(Var(gn), k, len(order)) for k, nm in enumerate(order)}
@@ -710,7 +730,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
                                      (h, _last(Var(hs)))]
     # λ_n = ∇_h C
     lam_n = _grad_state(prog.params, c_body, h, h_t, Var(h), state_sizes(Var(h)), names, always,
-                        _tidy if TIDY_ENDS else (lambda q: q))
+                        _ends)
     # the backward recurrence: lam[j] = λ_{n-j};  λ_i = ∇_a <e(a, i), λ_{i+1}> at a = p_i
     la, li, ll = names("a"), names("i"), names("l")
     j, lv = names("j"), names("l")
@@ -729,7 +749,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
     terms_of: dict[str, list[Expr]] = {w: [] for w in wrts}
     for w in wrts:
         if w in free_vars(c_body):
-            terms_of[w].append(_inline(grad_reverse(pc, w, always), state_sizes(Var(h))))
+            terms_of[w].append(_inline(_ends(pc, grad_reverse(pc, w, always)), state_sizes(Var(h))))
     wrt = wrts[0]
     wrt_t = prog.param(wrt).type
     terms = terms_of[wrt]
@@ -777,7 +797,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
         body = _dot(subst_all(fold.body, {a: Get(Var(ps), Var(k)), i: Var(k)}), adj, h_t, names)
         pb = Program(prog.params + (Param(ps, hs_t), Param(pl, hs_t)), Sum(n, k, body))
         names.add(pb)
-        gb = grad_reverse(pb, wrt, always)
+        gb = _ends(pb, grad_reverse(pb, wrt, always))
         terms.append(_inline(gb, {ps: Var(hs), pl: Var(lams), hs_t.size: Length(Var(hs)),
                                   **state_sizes(Get(Var(hs), Int(0)))}))
     outs = []
@@ -786,7 +806,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
             l0 = names("lam0")
             pz = Program(prog.params + (Param(l0, h_t),), _dot(fold.init, Var(l0), h_t, names))
             names.add(pz)
-            terms_of[w].append(_inline(grad_reverse(pz, w, always), {l0: lam_0, **state_sizes(lam_0)}))
+            terms_of[w].append(_inline(_ends(pz, grad_reverse(pz, w, always)), {l0: lam_0, **state_sizes(lam_0)}))
         if not terms_of[w]:    # pragma: no cover - transposable_fold requires wrt free in the fold
             raise ADError(f"the fold does not depend on {w!r}")
         outs.append(_add(terms_of[w], prog.param(w).type, names))
