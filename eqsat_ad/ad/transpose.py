@@ -37,7 +37,7 @@ from typing import Sequence
 
 from ..cost.semantics import fold_shape
 from ..errors import ADError
-from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Param, Prim, Program,
+from ..lang.ast import (Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Pair, Param, Prim, Program,
                         Num, Scan, Snd, Sum, Var, map_expr, scoped_children)
 from ..lang.binders import all_names, call_deep, free_vars, free_vars_table, fresh, subst_all
 from ..lang.folds import peel_lets
@@ -371,6 +371,10 @@ def _shared(prog: Program, wrts: Sequence[str], always: bool) -> Program | None:
 #: fold, whose own tape the optimiser fuses back into the pieces that read it)
 TAPE = False
 
+#: split a binding that maps an elementwise expression into one binding per costly call
+#: (:func:`_split_map`)
+SPLIT = True
+
 #: optimise the gradient of what reads the fold's result (``λ_n = ∇_h C``) on its own, as a
 #: binding's VJP (:func:`_tidy`): its one-hot seeds (one per state component) are folded in a
 #: small e-graph; left to the e-graph of the whole transposed program they were not (RK4's
@@ -478,6 +482,47 @@ def _params_read(params, reads: set, keep: set = frozenset(), others: tuple = ()
     return kept
 
 
+def _split_ops() -> frozenset:
+    from ..lang.primitives import REAL_FNS
+    return frozenset(p.name for p in REAL_FNS.values() if p.arity == 1 and p.cost > 1.0)
+
+
+def _split_map(v: str, val: Expr, names: _Names) -> list[tuple[str, Expr]]:
+    """The binding ``v = val`` as a chain: where ``val`` is a ``build`` of an elementwise
+    expression, every call of a unary real function that costs more than an add (exp, tanh,
+    log, ...) on the build's index becomes a binding of its own, a ``build`` over the same
+    extent, read back by index -- reverse mode over the elementwise graph: the backward step
+    keeps each such value (an LSTM gate) in a binding that every VJP piece reads, where one
+    piece per binding recomputed them all (and the optimiser copied them into every use: a
+    cell's gates, in each of the four slices of the weight gradient).  Calls under an ``if``
+    (a value the branch guards, log x for x > 0) or a binder of the body stay in place."""
+    if type(val) is not Build:
+        return [(v, val)]
+    ops, k, out = _split_ops(), val.var, []
+
+    def walk(e: Expr) -> Expr:
+        if type(e) in (If, Let, Build, Sum, IFold, Scan):
+            return e
+        kids = e.children()
+        if kids:
+            new = tuple(walk(c) for c in kids)
+            if any(a is not b for a, b in zip(new, kids)):
+                e = e.with_children(new)
+        if type(e) is Prim and e.op in ops and k in free_vars(e):
+            (arg,) = e.args
+            if type(arg) not in (Get, Var):     # the argument too: its VJP reads the call's
+                e = Prim(e.op, (keep(arg),))    # cotangent, not the call recomputed
+            return keep(e)
+        return e
+
+    def keep(e: Expr) -> Expr:
+        nm = names(v)
+        out.append((nm, Build(val.size, k, e)))
+        return Get(Var(nm), Var(k))
+    body = walk(val.body)
+    return out + [(v, Build(val.size, k, body) if out else val)]
+
+
 class _Chain:
     """A fold body ``let v1 = e1; ...; vK = eK in core`` read as straight-line code, and its
     vector-Jacobian products built binding by binding (reverse mode over the lets): with the
@@ -496,7 +541,7 @@ class _Chain:
         binds: list[tuple[str, Expr]] = []
         e = body
         while isinstance(e, Let):
-            binds.append((e.name, e.value))
+            binds += _split_map(e.name, e.value, names) if SPLIT else [(e.name, e.value)]
             e = e.body
         self.core = e
         if not binds:
