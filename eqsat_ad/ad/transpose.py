@@ -732,7 +732,29 @@ class _Chain:
         abar = (_add(contrib[self.la], self.h_t, names) if contrib.get(self.la)
                 else _zeros_like(self.h_t, Var(cn), names))
         xbars = {w: _add(ts, self.prog.param(w).type, names) if ts else None for w, ts in wterms.items()}
-        return lets, abar, xbars
+        return _share_states(lets, names), abar, xbars
+
+
+def _share_states(lets: list[tuple[str, Expr]], names: _Names) -> list[tuple[str, Expr]]:
+    """``lets`` with a primal binding that is a fold whose transposition (in a later let: its
+    states ``scan``, the same fold) runs it again computed once: the states ``scan`` bound
+    first, the fold's value its last state, the later ``scan`` read from that binding (an LSTM
+    step's layers: the backward step ran them twice).  Matched structurally; the later lets
+    bind fresh names only, so the ``scan`` reads the same bindings where it stands."""
+    from ..lang.ast import iter_nodes
+    out: list[tuple[str, Expr]] = []
+    for k in range(len(lets)):
+        v, val = lets[k]
+        if type(val) is IFold:
+            scan = Scan(val.acc, val.var, val.body, val.init, val.size)
+            if any(type(x) is Scan and x == scan for _, e in lets[k + 1:] for x in iter_nodes(e)):
+                hs = names("hs")
+                out += [(hs, scan), (v, _last(Var(hs)))]
+                lets = lets[:k + 1] + [(u, map_expr(e, lambda x: Var(hs) if type(x) is Scan and x == scan else x))
+                                       for u, e in lets[k + 1:]]
+                continue
+        out.append((v, val))
+    return out
 
 
 def _lets(binds: list[tuple[str, Expr]], body: Expr) -> Expr:
