@@ -495,13 +495,15 @@ def _split_map(v: str, val: Expr, names: _Names) -> list[tuple[str, Expr]]:
     keeps each such value (an LSTM gate) in a binding that every VJP piece reads, where one
     piece per binding recomputed them all (and the optimiser copied them into every use: a
     cell's gates, in each of the four slices of the weight gradient).  Calls under an ``if``
-    (a value the branch guards, log x for x > 0) or a binder of the body stay in place."""
+    or a short-circuit ``and``/``or`` (a value a test guards, log x for x > 0), in a comparison
+    (no tangent) or under a binder of the body stay in place."""
     if type(val) is not Build:
         return [(v, val)]
-    ops, k, out = _split_ops(), val.var, []
+    from ..lang.primitives import COMPARISONS, LOGIC
+    ops, k, out, tests = _split_ops(), val.var, [], frozenset(COMPARISONS + LOGIC)
 
     def walk(e: Expr) -> Expr:
-        if type(e) in (If, Let, Build, Sum, IFold, Scan):
+        if type(e) in (If, Let, Build, Sum, IFold, Scan) or (type(e) is Prim and e.op in tests):
             return e
         kids = e.children()
         if kids:
