@@ -344,3 +344,58 @@ def test_gradbench_lstm_transposed():
     got = ea.evaluate(both, **inputs)
     want = ea.evaluate(ea.grad(p, ["main", "extra"], mode="forward"), **inputs)
     assert all(np.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(got, want))
+
+
+def test_map_bindings_split_per_costly_call():
+    """A binding that maps an elementwise expression is transposed as one binding per costly
+    call and its argument (reverse mode over the elementwise graph); a call under an ``if``
+    stays where the branch guards it.  Split or not, the gradient is the same, and matches
+    central differences (a log guarded by x > 0 included)."""
+    from eqsat_ad.ad import transpose
+    from eqsat_ad.lang.ast import Build, Get, Let
+    text = """(fun ((W (mat 2 m)) (h0 (vec m)))
+      (sum m (lambda (k) (get (ifold (lambda (h t)
+        (let ((z (build m (lambda (i) (+ (tanh (+ (* (get (get W 0) i) (get h i)) 0.5))
+                                         (if (> (get h i) 0.0) (log (+ (get h i) 1.0)) (get h i))))))
+              (y (build m (lambda (i) (* (get (get W 1) i) (exp (neg (get z i))))))))
+          y)) h0 3) k))))"""
+    p = ea.parse(text)
+    names = transpose._Names(p)
+    z = next(x for x in iter_nodes(p.body) if isinstance(x, Let) and x.name == "z")
+    split = transpose._split_map("z", z.value, names)
+    assert [type(v) for _, v in split] == [Build] * 3          # argument, tanh, the map
+    assert "tanh" in str(split[1][1]) and "log" in str(split[2][1]) and "tanh" not in str(split[2][1])
+    assert isinstance(transpose._split_map("z", Get(z.value, ea.lang.ast.Int(0)), names)[0][1], Get)
+    inputs = {"W": np.array([[0.3, -0.7, 0.2], [0.9, 0.4, -0.5]]), "h0": np.array([0.4, -0.3, 0.8])}
+    want = ea.evaluate(ea.grad(p, "W", mode="forward"), **inputs)
+    for flag in (True, False):
+        transpose._TIDY_CACHE.clear()
+        old, transpose.SPLIT = transpose.SPLIT, flag
+        try:
+            g = ea.grad(p, "W")
+        finally:
+            transpose.SPLIT = old
+        assert _has(g, Scan)
+        assert np.allclose(ea.evaluate(g, **inputs), want, rtol=1e-9, atol=1e-12)
+    check_grads(p, wrt=["W"], inputs=inputs, modes=("grad",))
+
+
+def test_backward_step_runs_an_inner_fold_once():
+    """GradBench's LSTM: the backward step of the steps' fold needs its layers (an inner fold)
+    for what reads them, and transposes them; the layers' states ``scan`` is computed once and
+    the layers' value read off it -- two loops over the layers per step (states, adjoints), not
+    three."""
+    from eqsat_ad.gradbench.programs import LSTM
+    from eqsat_ad.lang.ast import IFold
+    p = ea.parse(LSTM)
+    g = ea.grad(p, ["main", "extra"])
+    (back,) = [x for x in iter_nodes(g.body) if isinstance(x, IFold)
+               and any(isinstance(y, Scan) for y in iter_nodes(x.body))]
+    inner = [x for x in iter_nodes(back.body) if isinstance(x, (IFold, Scan))]
+    assert len(inner) == 2, inner
+    rng = np.random.default_rng(5)
+    inputs = {"main": rng.random((4, 8)), "extra": rng.random((3, 2)), "state": rng.random((4, 2)),
+              "seq": rng.integers(0, 2, (4, 2)).astype(float), "l": 2}
+    got = ea.evaluate(g, **inputs)
+    want = ea.evaluate(ea.grad(p, ["main", "extra"], mode="forward"), **inputs)
+    assert all(np.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(got, want))

@@ -37,7 +37,7 @@ from typing import Sequence
 
 from ..cost.semantics import fold_shape
 from ..errors import ADError
-from ..lang.ast import (Build, Expr, Fst, Get, IFold, Int, Length, Let, Pair, Param, Prim, Program,
+from ..lang.ast import (Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Pair, Param, Prim, Program,
                         Num, Scan, Snd, Sum, Var, map_expr, scoped_children)
 from ..lang.binders import all_names, call_deep, free_vars, free_vars_table, fresh, subst_all
 from ..lang.folds import peel_lets
@@ -282,14 +282,15 @@ def _tree(t: Type, parts: dict, path: tuple = ()) -> Expr:
 
 
 def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: dict,
-                names: _Names, always: bool, tidy=lambda q: q) -> Expr:
+                names: _Names, always: bool, tidy=lambda q, g: g) -> Expr:
     """``∇_x body`` at ``x = value`` (a state of type ``t``), the other parameters ``args``:
     :func:`grad_reverse` of the program ``(fun (params... (x t)) body)``, inlined.  A pair
     state is differentiated component by component (``grad`` takes no pair parameter) and the
     adjoint put back together in the state's structure."""
     leaves = _leaf_paths(t)
     if len(leaves) == 1:
-        return _inline(tidy(grad_reverse(Program(params + (Param(x, t),), body), x, always)), {x: value, **args})
+        q = Program(params + (Param(x, t),), body)
+        return _inline(tidy(q, grad_reverse(q, x, always)), {x: value, **args})
     leaf_names = [names(x) for _ in leaves]
     q = Program(params + tuple(Param(nm, lt) for (_, lt), nm in zip(leaves, leaf_names)),
                 subst_all(body, {x: _tree(t, {p: Var(nm) for (p, _), nm in zip(leaves, leaf_names)})}))
@@ -298,7 +299,7 @@ def _grad_state(params: tuple, body: Expr, x: str, t: Type, value: Expr, args: d
     vn, gn = names("st"), names("g")
     comps = {nm: _project(Var(vn), p) for (p, _), nm in zip(leaves, leaf_names)}
     parts = {p: _nth(Var(gn), k, len(leaves)) for k, (p, _) in enumerate(leaves)}
-    return Let(vn, value, Let(gn, _inline(tidy(g), {**comps, **args}), _tree(t, parts)))
+    return Let(vn, value, Let(gn, _inline(tidy(q, g), {**comps, **args}), _tree(t, parts)))
 
 
 def _inline(q: Program, args: dict[str, Expr]) -> Expr:
@@ -366,9 +367,13 @@ def _shared(prog: Program, wrts: Sequence[str], always: bool) -> Program | None:
 #: RK4 over 1000 steps, side by side): with 16 coefficients the taped gradient ran 0.76x the
 #: recomputing one (per-call overhead saved), with 1000 coefficients 1.5x (the tape, 7 arrays
 #: of steps x n, is written and read back from memory where the recomputation stays in
-#: cache); GradBench's LSTM was the same either way (its cost is in the transposed inner
-#: fold, whose own tape the optimiser fuses back into the pieces that read it)
+#: cache); GradBench's LSTM ran 3.5x slower with it (n = 1000, side by side: its steps' tape
+#: holds every split gate and the layers, a fold computed again one step at a time to fill it)
 TAPE = False
+
+#: split a binding that maps an elementwise expression into one binding per costly call
+#: (:func:`_split_map`)
+SPLIT = True
 
 #: optimise the gradient of what reads the fold's result (``λ_n = ∇_h C``) on its own, as a
 #: binding's VJP (:func:`_tidy`): its one-hot seeds (one per state component) are folded in a
@@ -406,6 +411,25 @@ def _tidy(q: Program) -> Program:
         except Exception:                                  # pragma: no cover - keep the input
             _TIDY_CACHE[key] = q
     return _TIDY_CACHE[key]
+
+
+def _scans(e: Expr) -> int:
+    from ..lang.ast import iter_nodes
+    return sum(type(x) is Scan for x in iter_nodes(e))
+
+
+def _tidy_vjp(q: Program, g: Program) -> Program:
+    """``_tidy(g)`` for ``g``, the gradient of ``q`` -- unless ``g`` transposes a fold of ``q``
+    (it has a states ``scan`` that ``q`` has not): its pieces were tidied one by one, and
+    optimised as one program the optimiser inlined each binding's VJP into every piece that
+    reads it, the primal values recomputed in each (an LSTM's layers: 2x the time)."""
+    return g if _scans(g.body) > _scans(q.body) else _tidy(g)
+
+
+def _ends(q: Program, g: Program) -> Program:
+    """The gradients at the ends of a transposed fold (what reads its result, what its initial
+    value reads, a step's body summed over the steps), tidied where :data:`TIDY_ENDS`."""
+    return _tidy_vjp(q, g) if TIDY_ENDS else g
 
 
 def _has_real(t: Type) -> bool:
@@ -458,6 +482,49 @@ def _params_read(params, reads: set, keep: set = frozenset(), others: tuple = ()
     return kept
 
 
+def _split_ops() -> frozenset:
+    from ..lang.primitives import REAL_FNS
+    return frozenset(p.name for p in REAL_FNS.values() if p.arity == 1 and p.cost > 1.0)
+
+
+def _split_map(v: str, val: Expr, names: _Names) -> list[tuple[str, Expr]]:
+    """The binding ``v = val`` as a chain: where ``val`` is a ``build`` of an elementwise
+    expression, every call of a unary real function that costs more than an add (exp, tanh,
+    log, ...) on the build's index becomes a binding of its own, a ``build`` over the same
+    extent, read back by index -- reverse mode over the elementwise graph: the backward step
+    keeps each such value (an LSTM gate) in a binding that every VJP piece reads, where one
+    piece per binding recomputed them all (and the optimiser copied them into every use: a
+    cell's gates, in each of the four slices of the weight gradient).  Calls under an ``if``
+    or a short-circuit ``and``/``or`` (a value a test guards, log x for x > 0), in a comparison
+    (no tangent) or under a binder of the body stay in place."""
+    if type(val) is not Build:
+        return [(v, val)]
+    from ..lang.primitives import COMPARISONS, LOGIC
+    ops, k, out, tests = _split_ops(), val.var, [], frozenset(COMPARISONS + LOGIC)
+
+    def walk(e: Expr) -> Expr:
+        if type(e) in (If, Let, Build, Sum, IFold, Scan) or (type(e) is Prim and e.op in tests):
+            return e
+        kids = e.children()
+        if kids:
+            new = tuple(walk(c) for c in kids)
+            if any(a is not b for a, b in zip(new, kids)):
+                e = e.with_children(new)
+        if type(e) is Prim and e.op in ops and k in free_vars(e):
+            (arg,) = e.args
+            if type(arg) not in (Get, Var):     # the argument too: its VJP reads the call's
+                e = Prim(e.op, (keep(arg),))    # cotangent, not the call recomputed
+            return keep(e)
+        return e
+
+    def keep(e: Expr) -> Expr:
+        nm = names(v)
+        out.append((nm, Build(val.size, k, e)))
+        return Get(Var(nm), Var(k))
+    body = walk(val.body)
+    return out + [(v, Build(val.size, k, body) if out else val)]
+
+
 class _Chain:
     """A fold body ``let v1 = e1; ...; vK = eK in core`` read as straight-line code, and its
     vector-Jacobian products built binding by binding (reverse mode over the lets): with the
@@ -476,7 +543,7 @@ class _Chain:
         binds: list[tuple[str, Expr]] = []
         e = body
         while isinstance(e, Let):
-            binds.append((e.name, e.value))
+            binds += _split_map(e.name, e.value, names) if SPLIT else [(e.name, e.value)]
             e = e.body
         self.core = e
         if not binds:
@@ -536,12 +603,12 @@ class _Chain:
         if u in {p.name for p in self.prog.params}:
             q = Program(tuple(params), body)
             names.add(q)
-            return _inline(_tidy(grad_reverse(q, u, self.always)), args)
+            return _inline(_tidy_vjp(q, grad_reverse(q, u, self.always)), args)
         t = next(t for v, t in own if v == u)
         rest = tuple(p for p in params if p.name != u)
         names.add(Program(tuple(params), body))
         return _grad_state(rest, body, u, t, Var(u), {k: x for k, x in args.items() if k != u},
-                           names, self.always, _tidy)
+                           names, self.always, _tidy_vjp)
 
     def _pieces(self, term: Expr, term_t: Type, cot: Expr, us: list[str]) -> dict[str, Expr]:
         """``∇_u <term, cot>`` for every ``u`` of ``us``, in one program (:func:`grad_reverse`
@@ -577,7 +644,7 @@ class _Chain:
         order = [nm for u in us for nm in ([x[2] for x in leaves_of[u]] if u in leaves_of else [u])]
         q = Program(tuple(params), body)
         names.add(q)
-        g = _tidy(grad_reverse(q, order, self.always))
+        g = _tidy_vjp(q, grad_reverse(q, order, self.always))
         gn = names("g")
         self.extra_lets.append((gn, _inline(g, args)))
         comp = {nm: _nth(Var(gn), k, len(order)) for k, nm in enumerate(order)}
@@ -667,7 +734,29 @@ class _Chain:
         abar = (_add(contrib[self.la], self.h_t, names) if contrib.get(self.la)
                 else _zeros_like(self.h_t, Var(cn), names))
         xbars = {w: _add(ts, self.prog.param(w).type, names) if ts else None for w, ts in wterms.items()}
-        return lets, abar, xbars
+        return _share_states(lets, names), abar, xbars
+
+
+def _share_states(lets: list[tuple[str, Expr]], names: _Names) -> list[tuple[str, Expr]]:
+    """``lets`` with a primal binding that is a fold whose transposition (in a later let: its
+    states ``scan``, the same fold) runs it again computed once: the states ``scan`` bound
+    first, the fold's value its last state, the later ``scan`` read from that binding (an LSTM
+    step's layers: the backward step ran them twice).  Matched structurally; the later lets
+    bind fresh names only, so the ``scan`` reads the same bindings where it stands."""
+    from ..lang.ast import iter_nodes
+    out: list[tuple[str, Expr]] = []
+    for k in range(len(lets)):
+        v, val = lets[k]
+        if type(val) is IFold:
+            scan = Scan(val.acc, val.var, val.body, val.init, val.size)
+            if any(type(x) is Scan and x == scan for _, e in lets[k + 1:] for x in iter_nodes(e)):
+                hs = names("hs")
+                out += [(hs, scan), (v, _last(Var(hs)))]
+                lets = lets[:k + 1] + [(u, map_expr(e, lambda x: Var(hs) if type(x) is Scan and x == scan else x))
+                                       for u, e in lets[k + 1:]]
+                continue
+        out.append((v, val))
+    return out
 
 
 def _lets(binds: list[tuple[str, Expr]], body: Expr) -> Expr:
@@ -710,7 +799,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
                                      (h, _last(Var(hs)))]
     # λ_n = ∇_h C
     lam_n = _grad_state(prog.params, c_body, h, h_t, Var(h), state_sizes(Var(h)), names, always,
-                        _tidy if TIDY_ENDS else (lambda q: q))
+                        _ends)
     # the backward recurrence: lam[j] = λ_{n-j};  λ_i = ∇_a <e(a, i), λ_{i+1}> at a = p_i
     la, li, ll = names("a"), names("i"), names("l")
     j, lv = names("j"), names("l")
@@ -729,7 +818,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
     terms_of: dict[str, list[Expr]] = {w: [] for w in wrts}
     for w in wrts:
         if w in free_vars(c_body):
-            terms_of[w].append(_inline(grad_reverse(pc, w, always), state_sizes(Var(h))))
+            terms_of[w].append(_inline(_ends(pc, grad_reverse(pc, w, always)), state_sizes(Var(h))))
     wrt = wrts[0]
     wrt_t = prog.param(wrt).type
     terms = terms_of[wrt]
@@ -777,7 +866,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
         body = _dot(subst_all(fold.body, {a: Get(Var(ps), Var(k)), i: Var(k)}), adj, h_t, names)
         pb = Program(prog.params + (Param(ps, hs_t), Param(pl, hs_t)), Sum(n, k, body))
         names.add(pb)
-        gb = grad_reverse(pb, wrt, always)
+        gb = _ends(pb, grad_reverse(pb, wrt, always))
         terms.append(_inline(gb, {ps: Var(hs), pl: Var(lams), hs_t.size: Length(Var(hs)),
                                   **state_sizes(Get(Var(hs), Int(0)))}))
     outs = []
@@ -786,7 +875,7 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
             l0 = names("lam0")
             pz = Program(prog.params + (Param(l0, h_t),), _dot(fold.init, Var(l0), h_t, names))
             names.add(pz)
-            terms_of[w].append(_inline(grad_reverse(pz, w, always), {l0: lam_0, **state_sizes(lam_0)}))
+            terms_of[w].append(_inline(_ends(pz, grad_reverse(pz, w, always)), {l0: lam_0, **state_sizes(lam_0)}))
         if not terms_of[w]:    # pragma: no cover - transposable_fold requires wrt free in the fold
             raise ADError(f"the fold does not depend on {w!r}")
         outs.append(_add(terms_of[w], prog.param(w).type, names))
