@@ -772,7 +772,7 @@ class _Walk:
             if v in scope and self._is_axis(Var(v), scope) and self._axis_of(v, scope) == axis:
                 k = self.shift_of.get(v, 0)
                 if k is None:
-                    return False
+                    return None
                 shifts[v] = k
 
         def array(name):
