@@ -266,3 +266,18 @@ def test_a_user_node_cost_changes_every_extractor_choice(extractor):
         assert res.cost < 1e6                 # the pricey operation is avoided
     assert "*" not in ops["Mul"] and "+" in ops["Mul"]
     assert "+" not in ops["Add"] and "*" in ops["Add"]
+
+
+@pytest.mark.parametrize("n", [1024, 65536])
+def test_a_range_guard_is_priced_as_the_slice_write_the_backend_makes(n):
+    # a compressed Jacobian's colour tests (if (= 0 c) ..): the node costs price the if as a
+    # range select (as CostModel.dag_cost does), not as an element-wise where (which out of cache
+    # costs 17x an add), so the extractor takes the product into the guarded branch
+    from eqsat_ad.cost.model import default_cost_model
+    params = "((x (vec n)) (y (vec n)))"
+    start = ea.parse(f"(fun {params} (build 6 (lambda (c) (build n (lambda (b) (* (+ (* (if (= 0 c) 1.0 0.0) "
+                     "(sin (get x b))) (if (= 1 c) 1.0 0.0)) (get y b)))))))")
+    goal = ea.parse(f"(fun {params} (build 6 (lambda (c) (build n (lambda (b) (+ (if (= 0 c) "
+                    "(* (sin (get x b)) (get y b)) 0.0) (if (= 1 c) (get y b) 0.0)))))))")
+    res = ea.optimize(start, sizes={"n": n})
+    assert res.cost <= default_cost_model().dag_cost(goal, {"n": n}) * (1 + 1e-9), ea.show_program(res.program)

@@ -148,3 +148,18 @@ def test_corpus_gradients_contract(name):
     assert MODEL.dag_cost(res.program, big) < CORPUS_BOUND[name] * elements, ea.show_program(res.program)
     if name != "traced-xent":
         assert "_dot(" in f.source or "_contract(" in f.source, f.source
+
+
+def test_a_quotient_per_outer_index_leaves_the_inner_build():
+    # softmax's Jacobian: ((d_ij s - e_j) * e_i) / s^2 over an n x n build -> e_i / s^2 once per
+    # row (separate-late's sep-late-div-mul-bl/br): three n^2 passes instead of four
+    params = "((x (vec n)) (s real))"
+    start = _prog(params, "(build n (lambda (i) (build n (lambda (j) (/ (* (- (if (= i j) s 0.0) "
+                          "(exp (get x j))) (exp (get x i))) (* s s))))))")
+    goal = _prog(params, "(build n (lambda (i) (build n (lambda (j) (* (- (if (= i j) s 0.0) "
+                         "(exp (get x j))) (/ (exp (get x i)) (* s s)))))))")
+    res = ea.optimize(start, sizes={"n": 512})
+    assert res.cost <= MODEL.dag_cost(goal, {"n": 512}) * (1 + 1e-9), ea.show_program(res.program)
+    assert res.cost < res.cost_before
+    fired = {k for ph in res.report.phases for k, v in ph.matches.items() if k.startswith("sep-late-div-mul-b") and v}
+    assert fired, res.report.phases[-1].matches

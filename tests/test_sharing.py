@@ -70,6 +70,12 @@ NORMAL_FORMS = [
     # a loop-invariant loop is computed outside the loop
     ("(build n (lambda (r) (/ (exp (get v r)) (sum n (lambda (i) (exp (get v i)))))))",
      "(let ((t (sum n (lambda (i) (exp (get v i)))))) (build n (lambda (r) (/ (exp (get v r)) t))))"),
+    # a comparison of indices stays in place at each use (the backend and the cost model see a
+    # range or one-hot guard only there); a comparison of reals is bound once
+    ("(build 6 (lambda (c) (build n (lambda (b) (+ (if (= 0 c) (get v b) 0.0) (if (= 0 c) 2.0 1.0))))))",
+     "(build 6 (lambda (c) (build n (lambda (b) (+ (if (= 0 c) (get v b) 0.0) (if (= 0 c) 2.0 1.0))))))"),
+    ("(build n (lambda (b) (+ (if (< (get v b) 0.0) 1.0 0.0) (if (< (get v b) 0.0) 2.0 1.0))))",
+     "(build n (lambda (b) (let ((t (< (get v b) 0.0))) (+ (if t 1.0 0.0) (if t 2.0 1.0)))))"),
 ]
 
 

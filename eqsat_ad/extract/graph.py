@@ -364,9 +364,15 @@ class EGraphView:
         over ``acc + t``) are priced at the outer node as what the pattern costs *minus* the
         pattern's inner member (never below 0), so that the sum over the chosen nodes is the
         pattern's cost when that member is the one chosen."""
-        from ..cost.semantics import (FOLD_COMBINE, FOLD_REDUCTION, POW_MULS, contraction,
-                                       ND_CALL, contraction_terms, diagonal_select, extra_axes)
-        from ..lang.ast import Prim, Var
+        from ..cost.semantics import (FOLD_COMBINE, FOLD_REDUCTION, POW_MULS, RANGE_SELECT, contraction,
+                                       ND_CALL, contraction_terms, diagonal_select, extra_axes,
+                                       range_condition)
+        from ..lang.ast import Int, Prim, Var
+        from ..egraph.constructors import CTOR_TO_PRIM
+        # equalities only: the node costs cannot see what the range's bounds are (the model
+        # takes affine bounds and conjunctions; with < and <= of a literal alone, nested
+        # guards priced cheaper than the conjunction made second-diff 13 % costlier)
+        CMP_PRIM = {c: p for c, p in CTOR_TO_PRIM.items() if p == "="}
         default = int(getattr(model, "default_size", 1000))
         seq: set[str] = set()
         axis_vars: set[str] = set()
@@ -410,6 +416,30 @@ class EGraphView:
                         diagonal[c] = names[0]
                         break
             return diagonal[c]
+
+        ranges: dict[int, bool] = {}
+
+        def range_guard(c: int) -> bool:
+            """Has class ``c`` (an ``if``'s condition) a member the backend computes as a range
+            guard on one index axis (``semantics.range_condition``: an index equal to an integer
+            literal, ``(= 0 i)``), written as a slice rather than a where?"""
+            if c not in ranges:
+                ranges[c] = False
+                for m in self._members(c, lambda x: x.op in CMP_PRIM):
+                    args = []
+                    for k in m.kids:
+                        names = [x.names()[0] for x in self._members(k, lambda x: x.op == "Var")
+                                 if x.names()[0] in axis_vars]
+                        args.append(Var(names[0]) if names else
+                                    Int(0) if self._has_member(k, lambda x: x.op == "Int") else None)
+                    if None in args or len(args) != 2:
+                        continue
+                    rc = range_condition(Prim(CMP_PRIM[m.op], tuple(args)),
+                                         lambda v: v if v in axis_vars else None, lambda x: False)
+                    if rc is not None and len({f[0] for f in rc[1]}) == 1:
+                        ranges[c] = True
+                        break
+            return ranges[c]
 
         def wc(axes) -> tuple[float, float]:
             w = calls = 1.0
@@ -507,6 +537,11 @@ class EGraphView:
                 # a diagonal fill (semantics.diagonal_select): the off-diagonal branch written
                 # into a fresh array, the diagonal set (one axis fewer)
                 n.cost = cost("DiagFill", axes) + cost("DiagSet", axes - {diagonal_index(n.kids[0])})
+                continue
+            elif op == "If" and range_guard(n.kids[0]):
+                # a range guard (CostModel._range_if): its bounds a few scalar operations, one
+                # select (a slice write) over the axes
+                n.cost = cost("Lt", frozenset(), 3) + cost(RANGE_SELECT, axes)
                 continue
             elif op == "Pow":
                 k = self._small_int_exponent(n.kids[1])

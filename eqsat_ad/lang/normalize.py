@@ -734,6 +734,23 @@ def _materialise(s: _Store, root: int, rounds: int = 20) -> int:
     return root
 
 
+_COMPARE = frozenset(("=", "<", "<=", ">", ">="))
+
+
+def _index_test(s: _Store, inode, ikids, i: int) -> bool:
+    """Is instance ``i`` a comparison of integer index terms: operands integer literals or
+    variables, or sums and differences of them (no real literal)?"""
+    def term(j: int, depth: int) -> bool:
+        tg = s.tag[inode[j]]
+        if tg in ("int", "bv", "fv"):
+            return True
+        return (tg == "prim" and depth < 2 and s.data[inode[j]] in ("+", "-")
+                and all(term(k, depth + 1) for k in ikids[j]))
+    node = inode[i]
+    return (s.tag[node] == "prim" and s.data[node] in _COMPARE and len(ikids[i]) == 2
+            and all(term(j, 0) for j in ikids[i]))
+
+
 def _emit_lets(s: _Store, root: int, avoid) -> Expr:
     tag = s.tag
     names = _Names(avoid)
@@ -761,6 +778,11 @@ def _emit_lets(s: _Store, root: int, avoid) -> Expr:
         elif tg in _SMALL:
             size[i] = min(CHEAP_SIZE + 1, 1 + sum(1 if (refs[j] >= 2 or hoisted[j]) and not cheap[j]
                                                   else size[j] for j in ikids[i]))
+        elif _index_test(s, inode, ikids, i):
+            # written at each use: the backend and the cost model see a range or one-hot guard
+            # (if (= c i) ..) only in place, not through a let (bundle-adjust's Jacobian: one
+            # where over (B, 6) per colour test instead of a slice write)
+            size[i] = 1
         else:
             size[i] = CHEAP_SIZE + 1
         cheap[i] = size[i] <= CHEAP_SIZE
