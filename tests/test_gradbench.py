@@ -231,7 +231,7 @@ def test_protocol_session_through_a_pipe():
                 msgs.append({"id": len(msgs), "kind": "analysis", "of": len(msgs) - 1, "valid": True})
     msgs.append({"id": len(msgs), "kind": "define", "module": "ht"})
     text = "".join(json.dumps(m) + "\n" for m in msgs)
-    proc = subprocess.run([sys.executable, "-m", "eqsat_ad.gradbench", "--optimize-seconds", "8"],
+    proc = subprocess.run([sys.executable, "-m", "eqsat_ad.gradbench", "--optimize-seconds", "4"],
                           input=text, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     responses = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -22,6 +22,13 @@ from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_po
                       _rebuild, _show, _Unsupported)
 
 
+#: the largest sub-term (nodes, as a tree) looked up in the axis memo (see ``_Gen.ev``): its key
+#: renames the whole term, so keys for every sub-term of a deep one cost the square of its size
+#: (GradBench's bundle-adjustment Jacobian took 100 s to compile); the terms the memo shares in
+#: practice -- a product or a sum over one axis -- are a few dozen nodes
+AXIS_MEMO_MAX_NODES = 400
+
+
 class _Gen(FoldMixin, TapMixin):
     #: code for another array namespace (numpy_backend.generate_source(portable=True))
     portable = False
@@ -34,6 +41,7 @@ class _Gen(FoldMixin, TapMixin):
         self.memo: dict = {}
         self.fvc: dict = {}
         self.getc: dict = {}
+        self.sizec: dict = {}         # term -> its tree size, capped (see small)
         self.ntmp = 0
         self.depth = 0
         self.ext: dict[int, V] = {}
@@ -99,6 +107,23 @@ class _Gen(FoldMixin, TapMixin):
                 r = tuple(sorted(s))
             self.fvc[e] = r
         return r
+
+    def small(self, e: Expr) -> bool:
+        """Has ``e`` at most :data:`AXIS_MEMO_MAX_NODES` nodes, counted as a tree?  (Sizes are
+        memoised per term, so asking for every sub-term of a program is linear in it.)"""
+        sizes = self.sizec
+        if e not in sizes:
+            stack = [(e, False)]
+            while stack:
+                n, done = stack.pop()
+                if n in sizes:
+                    continue
+                if done:
+                    sizes[n] = min(AXIS_MEMO_MAX_NODES + 1, 1 + sum(sizes[c] for c in n.children()))
+                else:
+                    stack.append((n, True))
+                    stack.extend((c, False) for c in n.children() if c not in sizes)
+        return sizes[e] <= AXIS_MEMO_MAX_NODES
 
     def has_get(self, e: Expr) -> bool:
         r = self.getc.get(e)
@@ -190,7 +215,7 @@ class _Gen(FoldMixin, TapMixin):
         # compute it once and give it the other axis as a reshaped view.
         akey = None
         idx = [n for n in names if isinstance(env[n], IdxV)]
-        if len(idx) == 1:
+        if len(idx) == 1 and self.small(e):
             iv = env[idx[0]]
             size = (iv.ext.skey if iv.ext.skey is not None else iv.ext.code,
                     None if iv.off is None else (iv.off.code, id(iv.off.block)))
