@@ -17,7 +17,7 @@ from eqsat_ad.cost.model import CostModel
 from eqsat_ad.egraph.session import EGraphSession
 from eqsat_ad.errors import EqsatError
 from eqsat_ad.extract import EGraphView, extract
-from eqsat_ad.extract.algorithms import tree_choice
+from eqsat_ad.extract.algorithms import dag_choice, tree_choice
 from eqsat_ad.extract.emit import instances
 from eqsat_ad.lang.ast import Let, Var, iter_nodes
 
@@ -87,18 +87,31 @@ def test_binder_sharing_is_let_bound_and_scope_respected():
     assert d.cost == pytest.approx(MODEL.op_cost("Dot") * 100 + MODEL.op_cost("Mul"))
 
 
-def test_same_class_under_two_binders_is_paid_per_binder():
-    # exp(x[i]) under two different binder nodes named i is counted once per binder by the
-    # greedy DAG's objective (graph_cost).  This is conservative: the backend shares it when
-    # both loops have the same depth and extent, and so does the measure (cost).
+def test_same_class_under_two_alpha_equal_binders_is_paid_once():
+    # exp(x[i]) under two different binder nodes named i over the same extent has the same
+    # values under both: the greedy DAG's objective counts it once, as the backend (value
+    # numbering) computes it and the measure (cost) prices it; the emitted term's instance DAG
+    # (graph_cost) still has one instance per binder
     body = '(Exp (Get (Input "x") (Var "i")))'
     root = f'(Add (Sum "i" (Dim "n") {body}) (Sum "i" (Dim "n") (Add {body} {body})))'
     g = view("", root, sizes={"n": 100})
     d = extract(g, "dag")
     exp_, sum_, add = MODEL.op_cost("Exp"), MODEL.op_cost("Sum"), MODEL.op_cost("Add")
+    _, greedy = dag_choice(g)
+    assert greedy[g.root] == pytest.approx(exp_ * 100 + 2 * sum_ * 100 + add * 100 + add)
     assert d.graph_cost == pytest.approx(2 * exp_ * 100 + 2 * sum_ * 100 + add * 100 + add)
     assert d.tree_cost == pytest.approx(3 * exp_ * 100 + 2 * sum_ * 100 + add * 100 + add)
     assert d.cost == pytest.approx(exp_ * 100 + 2 * sum_ * 100 + add * 100 + add)
+
+
+def test_same_class_under_binders_over_different_extents_is_paid_per_binder():
+    # i < n and i < m give exp(x[i]) different values (prefixes of different lengths)
+    body = '(Exp (Get (Input "x") (Var "i")))'
+    root = f'(Add (Sum "i" (Dim "n") {body}) (Sum "i" (Dim "m") {body}))'
+    g = view("", root, sizes={"n": 100, "m": 100})
+    exp_, sum_, add = MODEL.op_cost("Exp"), MODEL.op_cost("Sum"), MODEL.op_cost("Add")
+    _, greedy = dag_choice(g)
+    assert greedy[g.root] == pytest.approx(2 * exp_ * 100 + 2 * sum_ * 100 + add)
 
 
 def test_out_of_scope_members_are_never_extracted():

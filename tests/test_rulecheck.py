@@ -26,7 +26,8 @@ EGRAPH_CHECKED = {"ifold-pair-fission",
                   "mod-nonneg", "mod-below-divisor",
                   # rules/distrib.egg and rules/deepinv.egg: their conditions use the split relations
                   "sum-split-onehot", "inv-split-out-of-sum", "sum-swap-split-l", "sum-swap-split-r",
-                  "inv-dsplit-out-of-sum"}
+                  "inv-dsplit-out-of-sum", "inv-tsplit-out-of-sum-sub", "inv-tsplit-out-of-sum-rsub",
+                  "inv-tsplit-out-of-sum-add"}
 
 
 def shipped_rules():

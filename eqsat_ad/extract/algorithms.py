@@ -6,8 +6,11 @@ are assigned.  Each returns a *choice*: ``{class: node}`` for the classes it cou
 * :func:`dag_choice` -- greedy DAG extraction (extraction-gym's ``faster_greedy_dag``): a
   class's cost is the sum over the *set* of classes its chosen term uses, so a shared
   sub-term is paid once -- but only where the backend really computes it once: a sub-term
-  with a free index variable is shared only under the same binder instance (the item is
-  re-keyed by the binder node when the bottom-up pass crosses the binder).
+  with a free index variable is shared only under binders that give it the same values (the
+  item is re-keyed by the binder when the bottom-up pass crosses it): a sum, build or let by
+  its bound name and the class of its extent (bound value), so alpha-equal loops share, as the
+  NumPy backend's value numbering and ``CostModel.dag_cost`` share them; a fold by its node
+  (its accumulator's values depend on the whole fold).
 * the 0-1 program (exact for the global-sharing objective) is in :mod:`eqsat_ad.extract.ilp`.
 
 These are candidate generators: :mod:`eqsat_ad.extract` judges every candidate by the
@@ -110,12 +113,15 @@ def dag_choice(g: EGraphView, max_rounds: int = 10_000,
             b = bound_cache.get(nid)
             if b is None:
                 b = bound_cache[nid] = bound_names(g, nid)
+            # what the bound names range over: for a sum/build/let its extent (bound value) class
+            # (two sums over j < n give a sub-term in j the same values), for a fold the node
+            scope = (b, n.kids[0]) if n.kind == "binder" else nid
         for pos, k in enumerate(n.kids):
             s = sets[k]
             if pos in body:
                 for key, v in s.items():
                     if fv[key[0]] & b:
-                        merged[key + (nid,)] = v
+                        merged[key + (scope,)] = v
                     else:
                         merged[key] = v
             else:
