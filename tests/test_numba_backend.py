@@ -391,6 +391,21 @@ def test_a_reduction_then_a_build_compute_the_shared_term_once():
     _sizes_check(p, _vecs("x"))                    # another index name: recomputed, still right
 
 
+def test_a_row_loop_reads_what_a_loop_before_it_computed():
+    """A loop over n nested in a loop over rows reads the exp that a loop over n before the
+    row loop computed, also when it spells the term otherwise (another index name, the
+    argument let-bound, under a branch) -- not once per row."""
+    p = ea.parse("(fun ((x (vec n)) (w (vec m))) (let ((s (sum n (lambda (i) (exp (* 2.0 (get x i))))))) "
+                 "(build m (lambda (r) (build n (lambda (j) (let ((y (* 2.0 (get x j)))) "
+                 "(if (< 0.0 (get w r)) (* (get w r) (/ (exp y) s)) (get x j)))))))))")
+
+    def make(n):
+        rng = np.random.default_rng(n)
+        return {"x": rng.uniform(-2, 2, n), "w": rng.uniform(-2, 2, 5)}
+    fn = _sizes_check(p, make, sizes=(0, 1, 7, 300))
+    assert _kernel_text(fn).count("_vexp(") == 1
+
+
 FUSION_CASES = {
     # the second sum reads the first: two loops (the second may read the first's exp)
     "dependent": "(fun ((x (vec n))) (let ((a (sum n (lambda (i) (exp (get x i))))) "

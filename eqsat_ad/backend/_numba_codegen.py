@@ -220,7 +220,8 @@ class _Loop:
     body: Scope
     line: tuple
     extent: str
-    stored: dict = field(default_factory=dict)     # memo key -> array name
+    stored: dict = field(default_factory=dict)     # term number (Gen.term_id) -> array name
+    canon: dict | None = None                      # term number -> value of its body (Gen.sibling)
 
 
 @dataclass(eq=False)
@@ -305,6 +306,9 @@ class _Gen:
         self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
         self.origin: dict = {}           # id(value) -> (term, env) that computed it
         self.sib_allocs: list = []       # the arrays of sibling values (hoist_scratch)
+        self._hc: dict = {}              # hash-consed terms (hc): node -> number
+        self._hc_dep: list = []          # number -> whether it reads a loop's index
+        self._vid: dict = {}             # id(loop) -> {id(value): its number there} (value_id; -1: none)
         self._normal: dict = {}          # id(term) -> its normal form (key)
         self.loop_allocs: list = []      # the builds' arrays allocated inside a block (hoist_scratch)
         self.types: dict = {}            # id(node) -> its type (generate_kernel)
@@ -867,7 +871,7 @@ class _Gen:
         v = self.materialised(e, env, where, cur)
         if v is None and t is Sum and where is cur:
             v = self.interchanged(e, env, cur)
-        if v is None and where.siblings:
+        if v is None:
             v = self.sibling(e, env, key, where)
         if v is None:
             v = self.node(e, env, where)
@@ -1012,31 +1016,120 @@ class _Gen:
         A build that reads such an array writes its result into it (``build`` -> ``allocate``):
         element ``i`` is read before it is overwritten, and no other loop reads it.  None when
         that does not apply."""
-        i = where.index
-        var = next((v for v in self.fv(e) if env.get(v) is i), None)
-        if var is None or self.recompute_cost(e) <= self.store_cost():
+        # (also from a speculated term's function: it takes the kernel's arrays it reads as
+        # parameters, and is called after the loops before it in the blocks around it)
+        loop = next((x for x in where.chain() if x.kind == "loop"), None)
+        if loop is None or loop.index is None:
             return None
-        order = self.normal_form(e)[1]
-        for rec in reversed(where.siblings):
-            # (the same term of the earlier loop's index, whatever that loop names it)
-            k2 = (key[0], tuple(id(rec.index) if v == var else b for v, b in zip(order, key[1])))
-            old = rec.body.memo.get(k2)
-            if not isinstance(old, S):
+        cands = self.sibling_loops(loop)
+        if not cands:
+            return None
+        i = loop.index
+        if self.recompute_cost(e) <= self.store_cost():
+            return None
+        # the same term of the same index's values, whatever the loops name them (``term_id``)
+        try:
+            ck = self.term_id(e, env, loop, {}, self._vid.setdefault(id(loop), {}))
+        except KeyError:
+            return None
+        if not self._hc_dep[ck]:
+            return None                      # (not a function of the index)
+        for enclosing, rec in cands:
+            if rec.canon is None:
+                rec.canon, memo = {}, self._vid.setdefault(id(rec.body), {})
+                for v in list(rec.body.memo.values()):
+                    if isinstance(v, S) and id(v) in self.origin:
+                        try:
+                            rec.canon.setdefault(self.value_id(v, rec.body, memo), v)
+                        except KeyError:
+                            pass
+            old = rec.canon.get(ck)
+            if old is None:
                 continue
+            k2 = ck
             arr = rec.stored.get(k2)
             if arr is None:
                 arr = self.tmp("_s")
                 self.allocs.append("the values a loop shares with a later one")
-                enclosing = where.parent
                 at = next(k for k, ln in enumerate(enclosing.lines) if ln is rec.line)
                 lines = self.alloc_lines(arr, old.dt, [rec.extent], enclosing)
                 enclosing.lines[at:at] = lines
                 self.sib_allocs.append((arr, old.dt, rec, enclosing, lines, len(self.allocs) - 1))
                 rec.body.emit(f"{arr}[{self.unsigned(rec.index)}] = {old.code}")
                 rec.stored[k2] = arr
-            where.borrowed.append((arr, old.dt, rec, k2))
+            if enclosing is loop.parent:
+                # (a build may write its result into it: read nowhere else -- not so for a
+                # loop of an outer block, which later iterations of this one read again)
+                loop.borrowed.append((arr, old.dt, rec, k2))
             return self.let_scalar(f"{arr}[{self.unsigned(i)}]", old.dt, where)
         return None
+
+    def hc(self, head: tuple, kids: tuple = ()) -> int:
+        """A number for a node (``head``) of numbered children: equal numbers, equal terms."""
+        k = (head, kids)
+        n = self._hc.get(k)
+        if n is None:
+            n = self._hc[k] = len(self._hc)
+            self._hc_dep.append(head == ("index",) or any(self._hc_dep[c] for c in kids))
+        return n
+
+    def term_id(self, e: Expr, env: dict, loop: Scope, local: dict, memo: dict) -> int:
+        """``e`` as a function of ``loop``'s index (``hc``): variables bound inside the loop
+        (its body and branches) stand for the terms that made their values, however a loop
+        spells them (inline or ``let``-bound); the index is ``("index",)``; values from
+        outside the loop are themselves.  KeyError for what has no such form (a binder, a
+        value inside the loop of no known term: an accumulator, an inner loop's index)."""
+        t = type(e)
+        if t is Var:
+            return local[e.name] if e.name in local else self.value_id(env[e.name], loop, memo)
+        if t in (Num, Int, BoolLit):
+            return self.hc(("lit", t.__name__, repr(e.value)))       # (repr: -0.0 is not 0.0)
+        if t is Let:
+            v = self.term_id(e.value, env, loop, local, memo)
+            return self.term_id(e.body, env, loop, {**local, e.name: v}, memo)
+        if t is Prim:
+            return self.hc(("prim", e.op), tuple(self.term_id(x, env, loop, local, memo) for x in e.args))
+        if t in (If, Get, Length, Pair, Fst, Snd):
+            kids = {If: ("cond", "then", "else_"), Get: ("array", "index"), Length: ("array",),
+                    Pair: ("fst", "snd"), Fst: ("pair",), Snd: ("pair",)}[t]
+            return self.hc((t.__name__,), tuple(self.term_id(getattr(e, f), env, loop, local, memo) for f in kids))
+        raise KeyError(t.__name__)
+
+    def value_id(self, v, loop: Scope, memo: dict) -> int:
+        """A value as a function of ``loop``'s index (``term_id``); ``memo``: the numbers
+        of the values already seen for that loop (-1: being made, or has none)."""
+        hit = memo.get(id(v))
+        if hit is not None:
+            if hit < 0:
+                raise KeyError("cycle")
+            return hit
+        memo[id(v)] = -1
+        self.keep.append(v)                     # (its id stays its own while it is a key)
+        if isinstance(v, P):
+            r = self.hc(("pair",), (self.value_id(v.a, loop, memo), self.value_id(v.b, loop, memo)))
+        elif v is loop.index:
+            r = self.hc(("index",))
+        elif not isinstance(v, S) or loop not in _scope_of(v).chain():
+            r = self.hc(("value", id(v)))
+        else:
+            oe, oenv = self.origin[id(v)]
+            r = self.term_id(oe, oenv, loop, {}, memo)
+        memo[id(v)] = r
+        return r
+
+    @staticmethod
+    def sibling_loops(loop: Scope) -> list:
+        """The finished loops over ``loop``'s range whose values ``loop`` may read, latest
+        first, with the block holding each: its siblings, then those of the blocks it is
+        nested in (a loop over ``b`` inside a loop over rows reads what a loop over ``b``
+        before that row loop computed: each row recomputed it otherwise)."""
+        out = [(loop.parent, r) for r in reversed(loop.siblings)]
+        size = loop.index.size.code if loop.index.size is not None else None
+        s = loop.parent
+        while s is not None and s.parent is not None and size is not None:
+            out += [(s.parent, r) for r in reversed(s.parent.loops) if r.size == size and r.body is not s]
+            s = s.parent
+        return out
 
     def hoist_scratch(self) -> None:
         """An array of sibling values (``sibling``) allocated inside a loop is allocated once,
@@ -1339,6 +1432,7 @@ class _Gen:
             if n.scope.depth <= dest.scope.depth:
                 loop = Scope(s, "loop")
                 j = self.index(self.fresh_name(e.var), n, e.size, loop)
+                self.open_loop(s, n, j, loop)
                 self.into(e.body, {**env, e.var: j}, loop, dest, path, idx + (j.code,),
                           extents + (self.extent(n, dest.scope),))
                 s.emit((f"for {j.code} in range({n.code}):", loop))
