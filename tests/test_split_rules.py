@@ -1,5 +1,6 @@
 """Start term => goal term for the issue-11 split rules: the one-hot split at a sum
-(sum-split-onehot, rules/onehotsplit.egg), index.egg's sum interchange towards a one-hot
+(sum-split-onehot, rules/onehotsplit.egg; through + - * / neg and the branches of an if),
+index.egg's sum interchange towards a one-hot
 (sum-swap-onehot-l/r) and deepinv.egg's invariant factors out of sums at any depth
 (inv-split-out-of-sum) and the backprop interchange (sum-swap-split-l/r).
 
@@ -86,6 +87,21 @@ def test_backprop_interchange_takes_the_outer_index_out():
     h, o = 5, 4
     _agrees(res, src, dict(r=RNG.uniform(-1, 1, o), W3=RNG.uniform(-1, 1, (o, h)), W2=RNG.uniform(-1, 1, (h, h)),
                            D=RNG.uniform(-1, 1, h)))
+
+
+@pytest.mark.parametrize("cond, flip", [("(> k 2)", False), ("(> i 2)", False), ("(> k 2)", True)])
+def test_onehot_in_both_branches_of_a_conditional_splits_off_the_sum(cond, flip):
+    # an elimination step's tangent (GradBench det's adjoint step): the one-hot sits in both
+    # branches of (if (> row pivot) (- onehot ...) onehot), whose condition does not mention j
+    # (oh-split-if-then/-else); the condition a scalar k or the outer index i
+    branches = ["(- (if (= j i) 1.0 0.0) (get y j))", "(if (= j i) (get y i) 0.0)"]
+    src = ("(fun ((c (vec n)) (y (vec n)) (k index)) (build n (lambda (i) (sum n (lambda (j) (* (get c j)"
+           f" (if {cond} {' '.join(branches[::-1] if flip else branches)})))))))")
+    res = _optimise(src, {"n": 1000})
+    assert _inner_loops(ea.show_expr(res.program.body)) == 0, ea.show_expr(res.program.body)
+    assert res.cost < res.cost_before / 100
+    for k in (1, 4):
+        _agrees(res, src, dict(c=RNG.uniform(-1, 1, 7), y=RNG.uniform(-1, 1, 7), k=k))
 
 
 @pytest.mark.parametrize("name", ["softmax-max", "convk-signal", "mlp3", "layernorm"])

@@ -170,7 +170,7 @@ def test_transposed_gradient_optimised_and_compiled(text, wrt):
     p = ea.parse(text)
     g = ea.grad(p, wrt, mode="reverse")
     res = ea.optimize(g, sizes={"n": 1000})
-    assert res.cost < res.cost_before
+    assert res.cost <= res.cost_before    # (equal: w.r.t. a real, the adjoint step came optimised)
     fn = ea.compile(res.program)
     x = np.random.default_rng(0).uniform(0.5, 1.0, 9)
     inputs = {q.name: (x if q.name in ("c", "x") else 0.7) for q in p.params}

@@ -360,7 +360,8 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
     real ``wrt`` (a single direction is already as cheap as the function) and for a fold
     whose state has as many components as ``wrt`` has directions, unless the fold's body is
     a chain of lets (an RK4 step's stages, an LSTM cell's gates: its adjoint step is then
-    built binding by binding, see :func:`eqsat_ad.ad.transpose._straight_line`);
+    built binding by binding, see :func:`eqsat_ad.ad.transpose._straight_line`) or its
+    result is read by another sequential fold (:func:`eqsat_ad.ad.transpose._feeds_fold`);
     ``"reverse"`` otherwise.
     ``grad(prog, ["x", "w"])`` returns ``(pair grad_x grad_w)``.
 

@@ -107,22 +107,50 @@ def transposable_fold(prog: Program, wrt: str, always: bool = False) -> IFold | 
     enclosing loop index or accumulator), depends on ``wrt``, has a real or array-of-reals
     state (any rank, or pairs of them), and a body the forward form cannot make O(f)
     (:data:`FORWARD_SHAPES`); unless ``always``, its state also has fewer components than
-    ``wrt`` (:func:`_fewer_components`) or its body is a chain of lets
-    (:func:`_straight_line`)."""
+    ``wrt`` (:func:`_fewer_components`) or its body is a chain of lets (:func:`_straight_line`).
+    A fold whose result another such fold reads (:func:`_feeds_fold`) comes first, whatever
+    its size, the innermost of a chain first."""
     from ..lang.typecheck import program_env, type_of
     env = program_env(prog)
-    for _, node in _folds_in_context(prog.body, set(env)):
-        if node is None or wrt not in free_vars(node.body) | free_vars(node.init):  # (a size has no tangent)
-            continue
-        core, _ = peel_lets(node.body, node.acc)
-        shape = fold_shape(core, node.acc, lambda x, a=node.acc: a not in free_vars(x))
-        if shape is not None and shape.kind in FORWARD_SHAPES:
-            continue
+    folds = [node for _, node in _folds_in_context(prog.body, set(env)) if _sequential(node, env, wrt)]
+    feeders = [f for f in folds if _feeds_fold(f, folds)]
+    for node in feeders:                  # innermost first: the reader transposes the rest
+        if not any(g != node and _contains(node, g) for g in feeders):
+            return node
+    for node in folds:
         state = type_of(node, env)
-        if _state_ok(state) and (always or _fewer_components(state, env[wrt])
-                                 or _straight_line(prog, env, node, state)):
+        if always or _fewer_components(state, env[wrt]) or _straight_line(prog, env, node, state):
             return node
     return None
+
+
+def _sequential(node: IFold | None, env: dict, wrt: str) -> bool:
+    """Is ``node`` (a closed fold, or None) one that depends on ``wrt``, has a state the
+    transposition handles and a body the forward form cannot make O(f)?"""
+    from ..lang.typecheck import type_of
+    if node is None or wrt not in free_vars(node.body) | free_vars(node.init):  # (a size has no tangent)
+        return False
+    core, _ = peel_lets(node.body, node.acc)
+    shape = fold_shape(core, node.acc, lambda x, a=node.acc: a not in free_vars(x))
+    return not (shape is not None and shape.kind in FORWARD_SHAPES) and _state_ok(type_of(node, env))
+
+
+def _contains(f: IFold, g: IFold) -> bool:
+    """Does the closed fold ``f`` contain the closed fold ``g``?"""
+    from ..lang.ast import iter_nodes
+    return any(type(x) is IFold and x == g for x in iter_nodes(f))
+
+
+def _feeds_fold(node: IFold, folds: list) -> bool:
+    """Is the result of ``node`` read by another of the sequential ``folds`` (``U = fold(A)``,
+    then a fold over ``U``: Gaussian elimination, then the product of the diagonal)?  That
+    fold's closed form contains ``node`` (substituted from its ``let``, or loop-invariant in
+    its body, or its initial value); picked instead, its scans would recompute ``node`` at
+    every step and its pieces differentiate ``node`` in forward mode, one direction per
+    component of ``wrt``.  Transposed first, ``node`` leaves the other fold to ``C``,
+    transposed in turn by ``∇_h C``: so ``node`` is picked even when its state is as large as
+    ``wrt``."""
+    return any(f != node and _contains(f, node) for f in folds)
 
 
 def _straight_line(prog: Program, env: dict, fold: IFold, state: Type) -> bool:
@@ -852,10 +880,12 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
             lets, abar, _ = chain.backward(Get(Var(hs), back_i), back_i, Var(lv), (), tape)
             step_body = _lets(lets, abar)
         else:
+            # optimised on its own (_tidy), as a binding's VJP is: in the e-graph of the whole
+            # program the one-hots of a matrix state's step (det's elimination) were not folded
             step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
                                     _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names),
                                     la, h_t, Get(Var(hs), back_i),
-                                    {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names, always)
+                                    {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names, always, _tidy)
         binds.append((lams, Scan(lv, j, step_body, lam_n, n)))
         lam_0 = _last(Var(lams))
     # ∇x: through C directly, through every step's body, through the initial value

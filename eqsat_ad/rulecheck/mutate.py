@@ -632,6 +632,10 @@ def _split_guards() -> None:
             for m in mutants_of(spec):
                 EQUIVALENT[m.id] = ("a demand rule: it only says where a split relation is computed; "
                                     "no equality follows from a demand fact")
+        elif spec.name in ("oh-split-if-then", "oh-split-if-else"):
+            EQUIVALENT[f"{spec.name} | drop-cond | query: (set-not-contains fp j) -> (dropped)"] = (
+                "t = (if c a' 0) + r' whatever the branch condition mentions; the guard bounds the "
+                "e-graph's growth (onehotsplit.egg)")
         elif spec.name in ("inv-split-mul-l", "inv-split-mul-r"):
             EQUIVALENT[f"{spec.name} | drop-cond | query: (set-contains fr j) -> (dropped)"] = (
                 "t = c * r whatever r mentions; the guard leaves a product invariant as a whole to "
