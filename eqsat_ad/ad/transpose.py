@@ -880,12 +880,12 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
             lets, abar, _ = chain.backward(Get(Var(hs), back_i), back_i, Var(lv), (), tape)
             step_body = _lets(lets, abar)
         else:
-            # optimised on its own (_tidy), as a binding's VJP is: in the e-graph of the whole
+            # optimised on its own (_tidy_vjp), as a binding's VJP is: in the e-graph of the whole
             # program the one-hots of a matrix state's step (det's elimination) were not folded
             step_body = _grad_state(prog.params + (Param(ll, h_t), Param(li, INDEX)),
                                     _dot(subst_all(fold.body, {a: Var(la), i: Var(li)}), Var(ll), h_t, names),
                                     la, h_t, Get(Var(hs), back_i),
-                                    {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names, always, _tidy)
+                                    {ll: Var(lv), li: back_i, **state_sizes(Var(lv))}, names, always, _tidy_vjp)
         binds.append((lams, Scan(lv, j, step_body, lam_n, n)))
         lam_0 = _last(Var(lams))
     # ∇x: through C directly, through every step's body, through the initial value
