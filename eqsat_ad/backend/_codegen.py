@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from ..errors import EvalError
-from ..lang.primitives import ARG_EXTREMES, INT_DIVISION, REAL_FNS
+from ..lang.primitives import ARG_EXTREMES, COMPARISONS, INT_DIVISION, LOGIC, REAL_FNS
 from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair,
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, canonical_names, fresh, subst
@@ -1441,5 +1441,7 @@ def _plain_index_test(c: Expr) -> bool:
     nothing that can fail to evaluate?"""
     if type(c) in (Var, Int):
         return True
-    return type(c) is Prim and c.op in ("<", "<=", ">", ">=", "=", "and", "or", "not", "+", "-") \
-        and all(_plain_index_test(a) for a in c.args)
+    return type(c) is Prim and c.op in _INDEX_TEST_OPS and all(_plain_index_test(a) for a in c.args)
+
+
+_INDEX_TEST_OPS = frozenset(COMPARISONS + LOGIC + ("+", "-"))

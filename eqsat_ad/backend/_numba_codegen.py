@@ -100,6 +100,9 @@ __all__ = ["Kernel", "generate_kernel"]
 
 _Scan = getattr(_ast, "Scan", None)      # (scan ...): the states of an ifold
 _LOOPS = (Build, Sum, IFold) + ((_Scan,) if _Scan is not None else ())
+#: the nodes ``_Gen.term_id`` numbers by their sub-terms, and those sub-terms' fields
+_TERM_FIELDS = {If: ("cond", "then", "else_"), Get: ("array", "index"), Length: ("array",),
+                Pair: ("fst", "snd"), Fst: ("pair",), Snd: ("pair",)}
 
 # names the generated module binds (a loop index of the program is renamed rather than shadow one)
 # operations that make a term worth computing once into an array (Gen.materialised)
@@ -108,6 +111,8 @@ _MODULE_NAMES = frozenset({"math", "np", "njit", "prange", "range", "max", "floa
 _DTYPE = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}
 _ZERO = {"f": "0.0", "i": "0", "b": "False"}
 _CMP = {"=": "==", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+#: the vectorisable functions of _numba_math.py a kernel module imports, each as ``_v<name>``
+_VEC_MATH = ("exp", "log", "tanh", "sin", "cos", "tan", "log1p", "pow")
 # the real functions on scalars inside a kernel (_v...: vectorisable ones, _numba_math.py;
 # math.sqrt: an instruction; maximum/minimum/sign: NumPy's NaN rules)
 _SCALAR_FN = {"exp": "_vexp", "log": "_vlog", "sin": "_vsin", "cos": "_vcos",
@@ -1089,9 +1094,8 @@ class _Gen:
             return self.term_id(e.body, env, loop, {**local, e.name: v}, memo)
         if t is Prim:
             return self.hc(("prim", e.op), tuple(self.term_id(x, env, loop, local, memo) for x in e.args))
-        if t in (If, Get, Length, Pair, Fst, Snd):
-            kids = {If: ("cond", "then", "else_"), Get: ("array", "index"), Length: ("array",),
-                    Pair: ("fst", "snd"), Fst: ("pair",), Snd: ("pair",)}[t]
+        kids = _TERM_FIELDS.get(t)
+        if kids is not None:
             return self.hc((t.__name__,), tuple(self.term_id(getattr(e, f), env, loop, local, memo) for f in kids))
         raise KeyError(t.__name__)
 
@@ -1725,9 +1729,8 @@ def generate_kernel(prog: Program, parallel: bool = False, names: tuple[dict, di
     lines = _render(g.root, 1, funcs)
     flags = "cache=_CACHE, fastmath=False, error_model='numpy'"
     head = ["import math", "import numpy as np", "from numba import njit, prange", "",
-            ("from eqsat_ad.backend._numba_math import exp as _vexp, log as _vlog, tanh as _vtanh, "
-             "sin as _vsin, cos as _vcos, tan as _vtan, log1p as _vlog1p, pow as _vpow"
-             f"  # version {_math_version()}"),
+            ("from eqsat_ad.backend._numba_math import " + ", ".join(f"{f} as _v{f}" for f in _VEC_MATH)
+             + f"  # version {_math_version()}"),
             "_inf = math.inf", "_nan = math.nan", "_CACHE = True", ""]
     helpers = []
     for h in sorted(g.helpers):
@@ -1832,5 +1835,4 @@ def _spec_function(rec: _Spec, funcs: list) -> tuple[list, str]:
 
 
 # names the kernel module defines (not parameters of a speculated term's function)
-_GLOBALS = frozenset({"_vexp", "_vlog", "_vtanh", "_vsin", "_vcos", "_vtan", "_vlog1p", "_vpow", "_inf", "_nan",
-                      "_CACHE"})
+_GLOBALS = frozenset({f"_v{f}" for f in _VEC_MATH} | {"_inf", "_nan", "_CACHE"})

@@ -200,7 +200,7 @@ class CostModel:
         from ..lang.binders import call_deep
         w = _Walk(self, prog, sizes, dag=dag, deadline=deadline)
         call_deep(w.run, what="program")
-        if any(i for i in w.stencil_canonical.values()):
+        if any(w.stencil_canonical.values()):
             w = _Walk(self, prog, sizes, dag=dag, deadline=deadline, stencil_at=w.stencil_canonical)
             call_deep(w.run, what="program")
         return w

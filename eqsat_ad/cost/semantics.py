@@ -470,7 +470,7 @@ def _stencil_canon(e: Expr, sub: dict, J: str, array: Callable[[str], object], s
         if isinstance(idx, Int) and isinstance(n, int) and not isinstance(n, bool) and 0 <= idx.value < n:
             return e
         return None
-    if type(e).__name__ == "Let":
+    if isinstance(e, Let):
         v, c = e.value, None
         if isinstance(v, Var) and v.name in sub:
             c = sub[v.name]

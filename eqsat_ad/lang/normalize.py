@@ -61,6 +61,7 @@ from ..errors import EqsatError
 from .ast import (Build, BoolLit, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim,
                   Program, Scan, Snd, Sum, Var)
 from .binders import call_deep
+from .primitives import COMPARISONS
 
 __all__ = ["normalize", "normalize_program", "share", "share_program", "has_sharing",
            "rename_free", "dag_size", "tree_size"]
@@ -734,7 +735,7 @@ def _materialise(s: _Store, root: int, rounds: int = 20) -> int:
     return root
 
 
-_COMPARE = frozenset(("=", "<", "<=", ">", ">="))
+_COMPARE = frozenset(COMPARISONS)
 
 
 def _index_test(s: _Store, inode, ikids, i: int) -> bool:
