@@ -406,6 +406,20 @@ def test_a_row_loop_reads_what_a_loop_before_it_computed():
     assert _kernel_text(fn).count("_vexp(") == 1
 
 
+def test_a_build_does_not_overwrite_sibling_values_a_nested_loop_reads():
+    """The build over k reads exp(alpha_j - max) that the sum before it stored, at its own
+    index and -- in the sum nested inside it -- at every index: its result must not be
+    written into that array (it was: element p overwritten, then read for p + 1, ...)."""
+    p = ea.parse("(fun ((alpha (vec k))) (let ((s (sum k (lambda (j) (exp (- (get alpha j) "
+                 "(get alpha (argmax alpha)))))))) (build k (lambda (p) (+ (* 2.0 (exp (- (get alpha p) "
+                 "(get alpha (argmax alpha))))) (sum k (lambda (j) (if (= (argmax alpha) p) "
+                 "(* s (exp (- (get alpha j) (get alpha (argmax alpha))))) 0.0))))))))")
+
+    def make(n):
+        return {"alpha": np.random.default_rng(n).normal(size=n)}
+    _sizes_check(p, make, sizes=(1, 5, 64))
+
+
 FUSION_CASES = {
     # the second sum reads the first: two loops (the second may read the first's exp)
     "dependent": "(fun ((x (vec n))) (let ((a (sum n (lambda (i) (exp (get x i))))) "

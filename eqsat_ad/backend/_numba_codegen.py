@@ -307,6 +307,7 @@ class _Gen:
         self.param_values: dict[str, object] = {}
         self._prebound: dict = {}        # id(Let) -> (value, bindings): a sum fused with an earlier one
         self.pool: list = []             # (array name, kind, rank): allocations in the kernel's top block
+        self.read_deep: set = set()      # arrays of sibling values read in a nested loop (reusable)
         self.alias: dict = {}            # an output written into a sibling array -> that array
         self._recompute: dict = {}       # id(term) -> its cost per element (the cost table)
         self.origin: dict = {}           # id(value) -> (term, env) that computed it
@@ -1066,6 +1067,10 @@ class _Gen:
                 # (a build may write its result into it: read nowhere else -- not so for a
                 # loop of an outer block, which later iterations of this one read again)
                 loop.borrowed.append((arr, old.dt, rec, k2))
+            else:
+                # read by a loop nested in another one: every element, in every iteration of
+                # the outer loop -- a build over the outer loop must not overwrite it
+                self.read_deep.add(arr)
             return self.let_scalar(f"{arr}[{self.unsigned(i)}]", old.dt, where)
         return None
 
@@ -1396,8 +1401,7 @@ class _Gen:
         self.register_loop(s, n, e.var, i, loop, line)
         return out
 
-    @staticmethod
-    def reusable(dest: _Dest, loop: Scope) -> dict:
+    def reusable(self, dest: _Dest, loop: Scope) -> dict:
         """The output a one-dimensional build can write into an array of sibling values it
         reads (``sibling``): element ``i`` of that array is read in iteration ``i`` only,
         before the store.  The array is then no longer the sibling loop's (a later reader
@@ -1408,7 +1412,7 @@ class _Gen:
         if len(ext) != 1:
             return {}
         for arr, adt, rec, k2 in loop.borrowed:
-            if adt == dt and rec.stored.get(k2) == arr:
+            if adt == dt and rec.stored.get(k2) == arr and arr not in self.read_deep:
                 del rec.stored[k2]
                 return {(): arr}
         return {}
