@@ -362,7 +362,10 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
     a chain of lets (an RK4 step's stages, an LSTM cell's gates: its adjoint step is then
     built binding by binding, see :func:`eqsat_ad.ad.transpose._straight_line`) or its
     result is read by another sequential fold (:func:`eqsat_ad.ad.transpose._feeds_fold`);
-    ``"reverse"`` otherwise.
+    ``"reverse"`` otherwise.  A program without folds, pairs or array-valued ``if`` is
+    differentiated by reverse mode over its loop nests (:mod:`eqsat_ad.ad.loopnest`) with
+    ``mode="reverse"``, and in ``"auto"`` mode where a parameter taken is a matrix or of
+    higher rank (:func:`_loopnest_first`).
     ``grad(prog, ["x", "w"])`` returns ``(pair grad_x grad_w)``.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim, Pair
@@ -384,6 +387,11 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
             shared = _shared(p0, wrt, always=mode == "reverse")
             if shared is not None:
                 return shared
+    if mode != "forward" and _loopnest_first(prog, wrt, mode):
+        from .loopnest import grad_loopnest
+        g = grad_loopnest(prog, wrt)
+        if g is not None:
+            return g
     several = _several(lambda p, w: grad(p, w, mode), prog, wrt)
     if several is not None:
         return several
@@ -402,6 +410,27 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
         from .transpose import grad_reverse
         return grad_reverse(prog, wrt, always=mode == "reverse")
     return derivative(prog, wrt)
+
+
+def _loopnest_first(prog: Program, wrt, mode: str) -> bool:
+    """Whether ``grad`` tries reverse mode over loop nests (:mod:`eqsat_ad.ad.loopnest`)
+    first: always for ``mode="reverse"``; in ``"auto"`` mode where a parameter has rank 2 or
+    more (a weight matrix, a batch of matrices): one-hot folding must then collapse one-hot
+    matrices through every layer that reads them, which it does not where a parameter is
+    read at a computed index (GradBench gmm's packed triangle) or several matrices are taken
+    at once -- and reverse mode is O(f) by construction.  Vectors keep their forward-mode
+    gradient, which the rules make O(f) (and whose stencil forms the backend runs fastest)."""
+    if mode == "reverse":
+        return True
+    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    if not all(isinstance(w, str) for w in names):
+        return False
+    p = prepare(prog)
+    for w in names:
+        t = p.param(w).type if w in {q.name for q in p.params} else None
+        if isinstance(t, ArrayT) and isinstance(t.elem, ArrayT):
+            return True
+    return False
 
 
 def jacobian(prog: Program, wrt: str) -> Program:

@@ -354,15 +354,15 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
             body = subst_all(val, mapping)
             conds = [t if isinstance(t, Prim) else Prim("=", (subst_all(t[1], mapping), Var(t[2])))
                      for t in tests]
-            if conds:
-                c = conds[0]
-                for more in conds[1:]:
-                    c = Prim("and", (c, more))
-                body = If(c, body, ZERO)
-            for v, n in reversed(loops):
-                if v not in mapping:
-                    body = Sum(n, v, body)
-            contrib.setdefault(x, []).append((qs, body))
+            summed = [(v, n) for v, n in loops if v not in mapping]
+            # a test that reads no summed loop goes outside the sums (an argmax's pick inside a
+            # sum over the vector: tested once, not once per element)
+            inner = [c for c in conds if free_vars(c) & {v for v, _ in summed}]
+            outer = [c for c in conds if c not in inner]
+            body = _guard(inner, body)
+            for v, n in reversed(summed):
+                body = Sum(n, v, body)
+            contrib.setdefault(x, []).append((qs, _guard(outer, body)))
     grads = []
     for w in wrts:
         ps, body = total(w)
@@ -371,6 +371,16 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
     for g in reversed(grads[:-1]):
         out = Pair(g, out)
     return _drop_dead(lets, out)
+
+
+def _guard(conds: list[Expr], body: Expr) -> Expr:
+    """``body`` where every condition holds, 0 elsewhere."""
+    if not conds:
+        return body
+    c = conds[0]
+    for more in conds[1:]:
+        c = Prim("and", (c, more))
+    return If(c, body, ZERO)
 
 
 def _terms(e: Expr, sign: int = 1) -> list[tuple[int, Expr]]:
