@@ -26,6 +26,9 @@ class Function:
     inputs: Callable[[Any], dict]           # JSON input -> keyword inputs of the program
     sizes: Callable[[dict], dict]           # program inputs -> sizes (optimiser, cache key)
     output: Callable[[Any, dict], Any]      # result, inputs -> JSON output
+    #: optimise binding by binding (``optimize_bindings``): the program is reverse mode's
+    #: statements (``ad.loopnest``), each materialised once and read by several adjoints
+    bindings: bool = False
 
 
 # -- reading inputs ------------------------------------------------------------------------
@@ -306,7 +309,7 @@ EVALS: dict[str, dict[str, Function]] = {
                               lambda r, _: float(r)),
         "jacobian": Function(lambda: _grad("gmm", ("alpha", "mu", "q", "l")), _gmm_inputs,
                              _shape_sizes(k=("alpha", 0), d=("mu", 1), L=("l", 1), n=("x", 0)),
-                             _gmm_jacobian_output),
+                             _gmm_jacobian_output, bindings=True),
     },
     "lstm": {
         "objective": Function(lambda: _parsed("lstm"), _lstm_inputs, _lstm_sizes, lambda r, _: float(r)),

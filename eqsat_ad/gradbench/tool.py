@@ -143,10 +143,11 @@ class Tool:
                 prog = cached
                 timings.append({"name": "load", "nanoseconds": time.perf_counter_ns() - t0})
             else:
-                from ..optimize import optimize
+                from ..optimize import optimize, optimize_bindings
                 limits = {"seconds": self.seconds} if self.seconds else None
-                prog = optimize(prog, sizes=sizes, extractor=self.extractor, limits=limits,
-                                check=self.check, backend=self.backend).program
+                prog = (optimize_bindings if fn.bindings else optimize)(
+                    prog, sizes, extractor=self.extractor, limits=limits, check=self.check,
+                    backend=self.backend).program
                 timings.append({"name": "optimize", "nanoseconds": time.perf_counter_ns() - t0})
                 if stored is not None:
                     _write_stored(stored, prog)
