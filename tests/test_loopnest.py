@@ -12,7 +12,7 @@ import eqsat_ad as ea
 from eqsat_ad.ad import grad
 from eqsat_ad.ad.loopnest import grad_loopnest
 from eqsat_ad.cost import default_cost_model
-from eqsat_ad.lang.ast import IFold, If, Let, Prim, Sum, Var, iter_nodes
+from eqsat_ad.lang.ast import If, IFold, Let, Prim, Sum, iter_nodes
 from eqsat_ad.lang.interp import evaluate
 from eqsat_ad.optimize import optimize_bindings
 from eqsat_ad.testing import differentiable_params, random_inputs
@@ -159,6 +159,7 @@ def test_random_programs_agree_with_forward_mode(case):
 def test_random_programs_mostly_apply():
     """The random-program test above is not vacuous: most fold-free programs are handled."""
     import random
+
     from eqsat_ad.fuzz import random_program
     applied = total = 0
     for seed in range(60):

@@ -57,7 +57,7 @@ from ..lang.ast import (BoolLit, Build, Expr, Get, If, Int, Length, Let, Num, Pa
                         iter_nodes)
 from ..lang.binders import all_names, free_vars, subst_all
 from ..lang.primitives import ONE, PRIMITIVES, ZERO
-from ..lang.types import ArrayT, PairT, RealT, Type, size_names
+from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, size_names
 from .dual import NameSupply
 from .elementwise import _NotElementwise, _add, _is, _mul, _tangent
 
@@ -166,7 +166,7 @@ class _Flatten:
                 raise _Unsupported("a sum of arrays")
             n = self._extent(e.size, loops, sub, tenv)
             r = self.names.fresh(e.var)
-            body = self.scalar(e.body, loops + [(r, n)], {**sub, e.var: Var(r)}, {**tenv, e.var: _index()})
+            body = self.scalar(e.body, loops + [(r, n)], {**sub, e.var: Var(r)}, {**tenv, e.var: INDEX})
             return self.emit(self.names.fresh("s"), loops, (r, n), body)
         raise _Unsupported(f"a {t.__name__}")
 
@@ -199,7 +199,7 @@ class _Flatten:
                 n = self._extent(e.size, loops + dims, sub, tenv)
                 r = self.names.fresh(e.var)
                 dims.append((r, n))
-                sub, tenv = {**sub, e.var: Var(r)}, {**tenv, e.var: _index()}
+                sub, tenv = {**sub, e.var: Var(r)}, {**tenv, e.var: INDEX}
                 e = e.body
             et = self._type(e, tenv)
             if isinstance(et, ArrayT):          # build n (λi. <an array>): read it element-wise
@@ -219,11 +219,6 @@ class _Flatten:
             self.stmts.append(s)
             return _read(Var(s.name), [Var(v) for v, _ in used])
         raise _Unsupported(f"an array-valued {t.__name__}")
-
-
-def _index() -> Type:
-    from ..lang.types import INDEX
-    return INDEX
 
 
 def _is_read(e: Expr) -> bool:
