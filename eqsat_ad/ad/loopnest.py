@@ -320,9 +320,19 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
             if not s.loops and isinstance(body, Num):     # a constant cotangent (the result's sum)
                 sbar = body
             else:
+                # s̄'s axes in the statement's loop order, except that the loops a read of its
+                # body is solved for go last: s̄ is read at (.., v, .., solved(v, ..)), and a
+                # gather at a computed index after the plain ones stays on the axes they share
+                # (read the other way, NumPy gathers an outer product, then its diagonal)
+                late = _solved_loops(s, active, dims)
+                order = [k for k, (v, _) in enumerate(s.loops) if v not in late] + \
+                        [k for k, (v, _) in enumerate(s.loops) if v in late]
                 bn = names.fresh(s.name + "_bar")
-                lets.append((bn, bind(s.name, ps, body)))
-                sbar = _read(Var(bn), [Var(v) for v, _ in s.loops])
+                value = body
+                for k in reversed(order):
+                    value = Build(dims[s.name][k], ps[k], value)
+                lets.append((bn, value))
+                sbar = _read(Var(bn), [Var(s.loops[k][0]) for k in order])
         loops = s.loops + ([s.red] if s.red else [])
         extent = dict(loops)
         for read, x, idx in _reads(s.body, active):
@@ -366,6 +376,22 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
     for g in reversed(grads[:-1]):
         out = Pair(g, out)
     return _drop_dead(lets, out)
+
+
+def _solved_loops(s: _Stmt, active: set[str], dims: dict) -> set[str]:
+    """The loops of ``s`` that a read in its body is solved for at a shifted or computed
+    position (``v = p - c``, not ``v = p``): the axes of ``s̄`` read at computed indices."""
+    loops = [v for v, _ in s.loops] + ([s.red[0]] if s.red else [])
+    out: set[str] = set()
+    for _, x, idx in _reads(s.body, active):
+        mapping: dict[str, Expr] = {}
+        for k, e in enumerate(idx):
+            solved = _solve(e, Var(f"_q{k}"), loops, mapping)
+            if solved is not None:
+                mapping[solved[0]] = solved[1]
+                if solved[1] != Var(f"_q{k}"):
+                    out.add(solved[0])
+    return out
 
 
 def _guard(conds: list[Expr], body: Expr) -> Expr:
