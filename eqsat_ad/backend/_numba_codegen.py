@@ -1078,25 +1078,37 @@ class _Gen:
             self._hc_dep.append(head == ("index",) or any(self._hc_dep[c] for c in kids))
         return n
 
-    def term_id(self, e: Expr, env: dict, loop: Scope, local: dict, memo: dict) -> int:
+    def term_id(self, e: Expr, env: dict, loop: Scope, local: dict, memo: dict, depth: int = 0) -> int:
         """``e`` as a function of ``loop``'s index (``hc``): variables bound inside the loop
         (its body and branches) stand for the terms that made their values, however a loop
         spells them (inline or ``let``-bound); the index is ``("index",)``; values from
-        outside the loop are themselves.  KeyError for what has no such form (a binder, a
-        value inside the loop of no known term: an accumulator, an inner loop's index)."""
+        outside the loop are themselves; a loop's own binders are numbered by their depth
+        inside ``e`` (``(sum d (λk. ...))`` and ``(sum d (λc. ...))`` alike), so a term holding
+        a loop -- a row's quadratic form -- is found as well.  KeyError for what has no such
+        form (a value inside the loop of no known term: an accumulator, an inner loop's index)."""
         t = type(e)
         if t is Var:
             return local[e.name] if e.name in local else self.value_id(env[e.name], loop, memo)
         if t in (Num, Int, BoolLit):
             return self.hc(("lit", t.__name__, repr(e.value)))       # (repr: -0.0 is not 0.0)
         if t is Let:
-            v = self.term_id(e.value, env, loop, local, memo)
-            return self.term_id(e.body, env, loop, {**local, e.name: v}, memo)
+            v = self.term_id(e.value, env, loop, local, memo, depth)
+            return self.term_id(e.body, env, loop, {**local, e.name: v}, memo, depth)
         if t is Prim:
-            return self.hc(("prim", e.op), tuple(self.term_id(x, env, loop, local, memo) for x in e.args))
+            return self.hc(("prim", e.op), tuple(self.term_id(x, env, loop, local, memo, depth) for x in e.args))
         kids = _TERM_FIELDS.get(t)
         if kids is not None:
-            return self.hc((t.__name__,), tuple(self.term_id(getattr(e, f), env, loop, local, memo) for f in kids))
+            return self.hc((t.__name__,), tuple(self.term_id(getattr(e, f), env, loop, local, memo, depth)
+                                                for f in kids))
+        if t in _LOOPS:
+            outer = [self.term_id(e.size, env, loop, local, memo, depth)]
+            if t is not Build and t is not Sum:          # ifold, scan: the initial value too
+                outer.append(self.term_id(e.init, env, loop, local, memo, depth))
+            inner = dict(local)
+            for k, name in enumerate(e.binds()):
+                inner[name] = self.hc(("bound", depth + k))
+            body = self.term_id(e.body, env, loop, inner, memo, depth + len(e.binds()))
+            return self.hc((t.__name__,), (*outer, body))
         raise KeyError(t.__name__)
 
     def value_id(self, v, loop: Scope, memo: dict) -> int:
