@@ -373,39 +373,50 @@ class _Gen:
         iteration of the outer loop would multiply its cost by that loop's extent.  None when
         that does not apply.
 
+        A term of the indices of directly nested loops (``exp q[j][r]`` or the triangular
+        factor ``(if (< c r) l[j][...] 0.0)`` of GradBench's gmm, inside its loop over data
+        points) is computed once for every tuple of them, into an array of that rank, by
+        loops nested the same way; such a term also when, expensive or not, recomputing it
+        costs more than the load that replaces it (the cost table: it is stored once per
+        element, and read in every iteration of the loops it leaves) -- the ``if``, the index
+        arithmetic and the bounds check leave the innermost loop, which then vectorises.
+
         A term that may raise (a ``get`` the generator cannot prove in range) is computed in
         the array's loop by a function of its own per element (``speculate``), which returns
         its error instead of raising it: the error is stored with the element, and reading
         the element raises it -- so the kernel raises where the program evaluates the term
         at an element where it fails, as the interpreter does (and not for elements no one
         reads)."""
-        if where.kind != "loop" or not self.expensive(e):
+        if where.kind != "loop":
+            return None
+        costly = self.expensive(e)
+        if not costly and self.recompute_cost(e) <= self.load_cost():
             return None
         raises = self.may_raise(e, env)
         if raises and where is not cur:
             return None
-        pins = [v for v in self.fv(e) if v in env and _scope_of(env[v]) is where]
-        found = self.index_roots([env[v] for v in pins], where)
-        if found is None:
+        found = self.nest_roots([env[v] for v in self.fv(e) if v in env], where)
+        if found is None or (not costly and len(found[0]) == 1):
             return None
-        i, target, raises2 = found
+        roots, target, raises2 = found
         raises = raises or raises2
-        if i.size.scope.depth > target.depth:
-            target = i.size.scope
-        for v in self.fv(e):
-            b = env.get(v)
-            if b is not None and v not in pins and _scope_of(b).depth > target.depth:
-                target = _scope_of(b)
-        out = self.lift(target, where.parent)
-        s = where.parent
+        for r in roots:
+            if r.size.scope.depth > target.depth:
+                target = r.size.scope
+        top = roots[0].scope                # the outermost of the loops whose indices it reads
+        if target.depth >= top.depth:
+            return None
+        out = self.lift(target, top.parent)
+        s = top.parent
         while s is not out and s.kind != "loop":
             s = s.parent
         if s is out:                      # no loop to leave: nothing saved
             return None
-        # the same term of the same index's values (made by the same terms) is the same
-        # array, whichever loop over that size asks for it
+        levels = tuple(r.scope for r in roots)
+        # the same term of the same indices' values (made by the same terms) is the same
+        # array, whichever loops over those sizes ask for it
         canon: dict = {}
-        key = ("materialised",) + self.normal(e, env, lambda x: self.canon(x, where, i, canon))
+        key = ("materialised",) + self.normal(e, env, lambda x: self.canon(x, levels, tuple(roots), canon))
         hit = None
         s = out
         while s is not None and hit is None:
@@ -413,9 +424,15 @@ class _Gen:
             s = s.parent
         if hit is None:
             dest = _Dest(out)
-            loop = Scope(out, "loop")
-            j = self.index(self.fresh_name(f"_m{i.code}"), i.size, i.size_expr, loop)
-            self.open_loop(out, i.size, j, loop)        # (a sibling of the loops over i.size there)
+            nest, block, rebound = [], out, {}
+            for r in roots:               # the same loops, nested the same way, at out
+                loop = Scope(block, "loop")
+                j = self.index(self.fresh_name(f"_m{r.code}"), r.size, r.size_expr, loop)
+                self.open_loop(block, r.size, j, loop)
+                nest.append((block, loop, j, r))
+                rebound[id(r)] = j
+                block = loop
+            loop = block
             body, errs = loop, None
             if raises:
                 k = self.n + 1
@@ -424,34 +441,41 @@ class _Gen:
                 body = Scope(loop, "try")
                 body.spec, rec.body = rec, body
                 self.keep.append(rec)
-            rebound: dict = {id(i): j}
-            env2 = {**env, **{v: self.rebind(env[v], where, body, rebound) for v in pins}}
-            ext = self.extent(i.size, out)
-            self.into(e, env2, body, dest, (), (j.code,), (ext,))
+            env2 = {**env, **{v: self.rebind(env[v], levels, body, rebound) for v in self.fv(e) if v in env}}
+            exts = tuple(self.extent(r.size, out) for r in roots)
+            self.into(e, env2, body, dest, (), tuple(j.code for _b, _l, j, _r in nest), exts)
             arr = self.allocate(dest, out)
             if raises:
                 fe, anyf = self.tmp("_fe"), self.tmp("_fa")
                 errs = (fe, anyf)
                 self.allocs.append("the errors of a term computed for every element")
-                for ln in self.alloc_lines(fe, "i", [ext.code, "4"], out):
+                for ln in self.alloc_lines(fe, "i", [x.code for x in exts] + ["4"], out):
                     out.emit(ln)
                 out.emit(f"{anyf} = False")         # (any element failed: readers test it first)
                 loop.emit(rec)
+                at = ", ".join(j.code for _b, _l, j, _r in nest)
                 for x in range(4):
-                    loop.emit(f"{fe}[{j.code}, {x}] = {rec.err[x]}")
+                    loop.emit(f"{fe}[{at}, {x}] = {rec.err[x]}")
                 loop.emit(f"if {rec.err[0]} >= 0: {anyf} = True")
-            line = (f"for {j.code} in range({i.size.code}):", loop)
-            out.emit(line)
-            self.register_loop(out, i.size, j.code, j, loop, line)
+            for block, lp, j, r in reversed(nest):       # (inner loops first: their lines are done)
+                line = (f"for {j.code} in range({r.size.code}):", lp)
+                block.emit(line)
+                self.register_loop(block, r.size, j.code, j, lp, line)
             hit = (arr, errs)
             out.memo[key] = hit
             self.keep.append(hit)
         arr, errs = hit
+        i = roots[-1]
         if errs is not None:          # (where is cur: a term that may raise is not moved)
             fe, anyf = errs           # (a loop-invariant test first: the loop can be unswitched)
-            self.reraise(cur, *(f"{fe}[{i.code}, {x}]" for x in range(4)), guard=anyf)
-        # read at i, which runs over range(size): no bounds check (the extent is max(size, 0))
-        arr = _tree({path: Arr(a.base, a.idx, a.rank, a.dt, (i.size,) + a.dims[1:], a.scope, a.fresh)
+            at = ", ".join(r.code for r in roots)
+            self.reraise(cur, *(f"{fe}[{at}, {x}]" for x in range(4)), guard=anyf)
+        # read at the outer indices, then at i, which runs over range(size): no bounds check
+        # (the extent is max(size, 0))
+        outer = tuple(self.unsigned(r) for r in roots[:-1])
+        m = len(outer)
+        arr = _tree({path: Arr(a.base, a.idx + outer, a.rank - m, a.dt, (i.size,) + a.dims[m + 1:],
+                               _deepest(a.scope, *(r.scope for r in roots[:-1])), a.fresh)
                      for path, a in _leaves(arr)}, ())
         self.keep.append(arr)
         return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, where)
@@ -617,18 +641,72 @@ class _Gen:
         i = roots.pop()
         return i, target, raises
 
-    def canon(self, v, where: Scope, i: S, done: dict):
+    def nest_roots(self, vals: list, where: Scope):
+        """``index_roots`` through directly nested loops: the indices, outermost first, of
+        ``where`` and of the loops around it whose values ``vals`` read (``exp q[j][r]`` in
+        the loop over ``r`` inside the loop over ``j``: ``[j, r]``), following the terms that
+        computed them; the innermost scope of the other values they read; whether one of
+        those terms may raise.  None when they read, in one of those loops, anything else
+        (an accumulator, a value of no known term) or not its index."""
+        roots, raises, level, far = [], False, where, []
+        vals = list(vals)
+        while True:
+            mine = [v for v in vals if _scope_of(v) is level]
+            far += [v for v in vals if _scope_of(v) is not level]
+            found = self.index_roots(mine, level) if mine else None
+            if found is None:
+                return None
+            roots.insert(0, found[0])
+            raises = raises or found[2]
+            vals, far = self._traced_outside(mine, level) + [v for v in far if _scope_of(v) is level.parent], \
+                [v for v in far if _scope_of(v) is not level.parent]
+            up = level.parent
+            if not vals or up is None or up.kind != "loop" or up.index is None:
+                far += vals
+                break
+            level = up
+        target = self.root
+        for v in far:
+            if _scope_of(v).depth > target.depth:
+                target = _scope_of(v)
+        return roots, target, raises
+
+    def _traced_outside(self, vals: list, where: Scope) -> list:
+        """The values outside ``where`` that the values ``vals`` of ``where`` are made of
+        (following ``origin`` as ``index_roots`` does)."""
+        out, seen, stack = [], set(), list(vals)
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if isinstance(v, P):
+                stack += [v.a, v.b]
+                continue
+            if _scope_of(v) is not where:
+                out.append(v)
+                continue
+            origin = self.origin.get(id(v))
+            if origin is not None:
+                oe, oenv = origin
+                stack += [oenv[x] for x in self.fv(oe) if x in oenv]
+        return out
+
+    def canon(self, v, where, i, done: dict):
         """A key for value ``v`` as a function of ``where``'s index ``i`` (``index_roots``):
-        the terms that made it, the index as its loop's size, other values by identity."""
+        the terms that made it, the index as its loop's size, other values by identity.
+        ``where`` and ``i`` may be tuples: the nested loops of ``nest_roots`` and their indices."""
         hit = done.get(id(v))
         if hit is not None:
             return hit
+        levels = where if isinstance(where, tuple) else (where,)
+        roots = i if isinstance(i, tuple) else (i,)
         done[id(v)] = ("value", id(v))          # (while it is being made: a cycle is its identity)
         if isinstance(v, P):
             r = ("pair", self.canon(v.a, where, i, done), self.canon(v.b, where, i, done))
-        elif v is i:
-            r = ("index", id(i.size))
-        elif _scope_of(v) is not where:
+        elif any(v is x for x in roots):
+            r = ("index", next(k for k, x in enumerate(roots) if v is x), id(v.size))
+        elif not any(_scope_of(v) is x for x in levels):
             r = ("value", id(v))
         else:
             oe, oenv = self.origin[id(v)]
@@ -655,14 +733,15 @@ class _Gen:
         return canonical_names(renamed), tuple(value(env[name]) for name in order)
 
     def rebind(self, v, where: Scope, loop: Scope, done: dict):
-        """Value ``v`` (of ``where``) computed again in ``loop``, with ``where``'s index
-        replaced by ``loop``'s (``done`` maps the values already rebound, by id)."""
+        """Value ``v`` (of ``where``, or of one of a tuple of scopes) computed again in
+        ``loop``, with ``where``'s index replaced by ``loop``'s (``done`` maps the values
+        already rebound, by id: the indices to their replacements)."""
         hit = done.get(id(v))
         if hit is not None:
             return hit
         if isinstance(v, P):
             r = P(self.rebind(v.a, where, loop, done), self.rebind(v.b, where, loop, done))
-        elif _scope_of(v) is not where:
+        elif not any(_scope_of(v) is x for x in (where if isinstance(where, tuple) else (where,))):
             return v
         else:
             oe, oenv = self.origin[id(v)]
@@ -1216,6 +1295,11 @@ class _Gen:
             self._recompute[id(e)] = c
             self.keep.append(e)
         return c
+
+    @staticmethod
+    def load_cost() -> float:
+        """A value loaded from an array in a loop (the cost table)."""
+        return _cost_model().op_cost("GetAxis")
 
     @staticmethod
     def store_cost() -> float:
