@@ -658,9 +658,10 @@ class _Gen:
                 return None
             roots.insert(0, found[0])
             raises = raises or found[2]
-            vals, far = self._traced_outside(mine, level) + [v for v in far if _scope_of(v) is level.parent], \
-                [v for v in far if _scope_of(v) is not level.parent]
             up = level.parent
+            seen = far + self._traced_outside(mine, level)
+            vals = [v for v in seen if _scope_of(v) is up]         # (the next level's, if a loop)
+            far = [v for v in seen if _scope_of(v) is not up]
             if not vals or up is None or up.kind != "loop" or up.index is None:
                 far += vals
                 break
