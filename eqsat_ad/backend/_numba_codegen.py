@@ -118,11 +118,29 @@ _VEC_MATH = ("exp", "log", "tanh", "sin", "cos", "tan", "log1p", "pow")
 _SCALAR_FN = {"exp": "_vexp", "log": "_vlog", "sin": "_vsin", "cos": "_vcos",
               "tan": "_vtan", "sqrt": "math.sqrt", "tanh": "_vtanh", "log1p": "_vlog1p",
               "abs": "abs", "sign": "np.sign", "max": "np.maximum", "min": "np.minimum"}
+# np.argmax / np.argmin's result (the first extreme; the first nan, if any; 0 for an empty
+# vector) by a plain loop: Numba's np.argmax is a generic iteration costing ~0.1 us a call
+# on a short row, a log-sum-exp's max per data point
+_ARG_EXTREME = """def {name}(a):
+    n = a.shape[0]
+    if n == 0:
+        return 0
+    best, k = a[0], 0
+    if best != best:
+        return 0
+    for i in range(1, n):
+        v = a[i]
+        if v != v:
+            return i
+        if v {cmp} best:
+            best, k = v, i
+    return k
+"""
 # helpers the generated module defines when a kernel uses them (compiled with the kernel)
 _HELPERS = {
     "sum_add": ("_radd", "from eqsat_ad.backend._numba_math import sum_add as _radd\n"),
-    "argmax": ("_argmax", "def _argmax(a):\n    return np.argmax(a) if a.shape[0] > 0 else 0\n"),
-    "argmin": ("_argmin", "def _argmin(a):\n    return np.argmin(a) if a.shape[0] > 0 else 0\n"),
+    "argmax": ("_argmax", _ARG_EXTREME.format(name="_argmax", cmp=">")),
+    "argmin": ("_argmin", _ARG_EXTREME.format(name="_argmin", cmp="<")),
 }
 
 
