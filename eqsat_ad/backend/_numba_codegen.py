@@ -471,10 +471,15 @@ class _Gen:
                     out.emit(ln)
                 out.emit(f"{anyf} = False")         # (any element failed: readers test it first)
                 loop.emit(rec)
+                # the errors are read only once one element failed: no stores until then, and
+                # then every element marked as not failed (-1) before the first error is stored
                 at = ", ".join(j.code for _b, _l, j, _r in nest)
+                failed = Scope(loop, "branch")
+                failed.emit(f"if not {anyf}: {fe}.fill(-1)")
+                failed.emit(f"{anyf} = True")
                 for x in range(4):
-                    loop.emit(f"{fe}[{at}, {x}] = {rec.err[x]}")
-                loop.emit(f"if {rec.err[0]} >= 0: {anyf} = True")
+                    failed.emit(f"{fe}[{at}, {x}] = {rec.err[x]}")
+                loop.emit((f"if {rec.err[0]} >= 0:", failed))
             for block, lp, j, r in reversed(nest):       # (inner loops first: their lines are done)
                 line = (f"for {j.code} in range({r.size.code}):", lp)
                 block.emit(line)
