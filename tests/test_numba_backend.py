@@ -296,6 +296,46 @@ def test_an_expensive_term_of_an_inner_index_is_computed_once():
     assert kernel.count("_vexp(") == 1 and kernel.index("_vexp(") < kernel.index("for j in range(m)")
 
 
+def test_a_term_of_nested_indices_leaves_the_loop_around_them():
+    """exp q[j][r] inside the loops over j and r inside a loop over points i: one k x d array,
+    before the loop over i (GradBench's gmm) -- the values and the errors of the interpreter."""
+    p = ea.parse("(fun ((q (mat k d)) (x (mat n d))) (sum n (lambda (i) (sum k (lambda (j) "
+                 "(sum d (lambda (r) (* (exp (get (get q j) r)) (get (get x i) r)))))))))")
+    rng = np.random.default_rng(1)
+    for n, k, d in [(5, 3, 4), (0, 3, 4), (5, 0, 4), (5, 3, 0), (1, 1, 1)]:
+        fn = _check(p, {"q": rng.normal(size=(k, d)), "x": rng.normal(size=(n, d))})
+    kernel = _kernel_text(fn)
+    assert kernel.count("_vexp(") == 1 and kernel.index("_vexp(") < kernel.index("range(n)")
+
+
+@pytest.mark.parametrize("L, n", [(3, 4), (2, 4), (0, 4), (2, 0), (6, 1)])
+def test_a_raising_term_of_nested_indices_raises_the_interpreters_error(L, n):
+    """gmm's triangular factor (if (< c r) l[j][c d - c (c + 1) / 2 + r - c - 1] 0.0), a term of
+    (j, r, c) whose get may fail, leaves the loop over points: computed once per (j, r, c), its
+    errors stored, raised where the program reads a failing element (none when n = 0)."""
+    from eqsat_ad.testing import assert_matches_interpreter
+    p = ea.parse("(fun ((l (mat k L)) (x (mat n d))) (sum n (lambda (i) (sum k (lambda (j) (sum d (lambda (r) "
+                 "(sum d (lambda (c) (* (if (< c r) (get (get l j) (+ (- (* c d) (div (* c (+ c 1)) 2)) "
+                 "(- (- r c) 1))) 0.0) (get (get x i) c)))))))))))")
+    fn = nb.compile(p, cache=False)
+    kernel = _kernel_text(fn)
+    assert fn.fallback is None and kernel.index("_spec") < kernel.index("range(n)")
+    rng = np.random.default_rng(L)
+    assert_matches_interpreter(p, fn, {"l": rng.normal(size=(2, L)), "x": rng.normal(size=(n, 3))})
+
+
+def test_a_later_loop_reads_a_term_holding_a_loop():
+    """A row's quadratic form, computed by a build over j and again in a later sum over j
+    (a log-sum-exp of it, as GradBench's gmm): the later loop reads the earlier one's values."""
+    q = "(sum d (lambda (c) (let ((v (- (get (get x i) c) (get (get mu j) c)))) (* v v))))"
+    p = ea.parse(f"(fun ((x (mat n d)) (mu (mat k d))) (sum n (lambda (i) (let ((t (build k (lambda (j) {q})))) "
+                 f"(+ (get t (argmax t)) (sum k (lambda (j) (exp {q}))))))))")
+    rng = np.random.default_rng(2)
+    for n, k, d in [(4, 3, 2), (0, 3, 2), (4, 1, 0), (3, 5, 7)]:
+        fn = _check(p, {"x": rng.normal(size=(n, d)), "mu": rng.normal(size=(k, d))})
+    assert _kernel_text(fn).count("range(d)") == 1
+
+
 def test_a_sum_of_rows_read_at_the_build_index_is_interchanged():
     """(build d (λj. (sum n (λp. A[p][j] g[p])))) -- A^T g, a gradient's shape: the loop over p
     outside, the one over j inside (rows read contiguously, g[p] once per p); the same values."""

@@ -118,11 +118,29 @@ _VEC_MATH = ("exp", "log", "tanh", "sin", "cos", "tan", "log1p", "pow")
 _SCALAR_FN = {"exp": "_vexp", "log": "_vlog", "sin": "_vsin", "cos": "_vcos",
               "tan": "_vtan", "sqrt": "math.sqrt", "tanh": "_vtanh", "log1p": "_vlog1p",
               "abs": "abs", "sign": "np.sign", "max": "np.maximum", "min": "np.minimum"}
+# np.argmax / np.argmin's result (the first extreme; the first nan, if any; 0 for an empty
+# vector) by a plain loop: Numba's np.argmax is a generic iteration costing ~0.1 us a call
+# on a short row, a log-sum-exp's max per data point
+_ARG_EXTREME = """def {name}(a):
+    n = a.shape[0]
+    if n == 0:
+        return 0
+    best, k = a[0], 0
+    if best != best:
+        return 0
+    for i in range(1, n):
+        v = a[i]
+        if v != v:
+            return i
+        if v {cmp} best:
+            best, k = v, i
+    return k
+"""
 # helpers the generated module defines when a kernel uses them (compiled with the kernel)
 _HELPERS = {
     "sum_add": ("_radd", "from eqsat_ad.backend._numba_math import sum_add as _radd\n"),
-    "argmax": ("_argmax", "def _argmax(a):\n    return np.argmax(a) if a.shape[0] > 0 else 0\n"),
-    "argmin": ("_argmin", "def _argmin(a):\n    return np.argmin(a) if a.shape[0] > 0 else 0\n"),
+    "argmax": ("_argmax", _ARG_EXTREME.format(name="_argmax", cmp=">")),
+    "argmin": ("_argmin", _ARG_EXTREME.format(name="_argmin", cmp="<")),
 }
 
 
@@ -374,39 +392,50 @@ class _Gen:
         iteration of the outer loop would multiply its cost by that loop's extent.  None when
         that does not apply.
 
+        A term of the indices of directly nested loops (``exp q[j][r]`` or the triangular
+        factor ``(if (< c r) l[j][...] 0.0)`` of GradBench's gmm, inside its loop over data
+        points) is computed once for every tuple of them, into an array of that rank, by
+        loops nested the same way; such a term also when, expensive or not, recomputing it
+        costs more than the load that replaces it (the cost table: it is stored once per
+        element, and read in every iteration of the loops it leaves) -- the ``if``, the index
+        arithmetic and the bounds check leave the innermost loop, which then vectorises.
+
         A term that may raise (a ``get`` the generator cannot prove in range) is computed in
         the array's loop by a function of its own per element (``speculate``), which returns
         its error instead of raising it: the error is stored with the element, and reading
         the element raises it -- so the kernel raises where the program evaluates the term
         at an element where it fails, as the interpreter does (and not for elements no one
         reads)."""
-        if where.kind != "loop" or not self.expensive(e):
+        if where.kind != "loop":
+            return None
+        costly = self.expensive(e)
+        if not costly and self.recompute_cost(e) <= self.load_cost():
             return None
         raises = self.may_raise(e, env)
         if raises and where is not cur:
             return None
-        pins = [v for v in self.fv(e) if v in env and _scope_of(env[v]) is where]
-        found = self.index_roots([env[v] for v in pins], where)
-        if found is None:
+        found = self.nest_roots([env[v] for v in self.fv(e) if v in env], where)
+        if found is None or (not costly and len(found[0]) == 1):
             return None
-        i, target, raises2 = found
+        roots, target, raises2 = found
         raises = raises or raises2
-        if i.size.scope.depth > target.depth:
-            target = i.size.scope
-        for v in self.fv(e):
-            b = env.get(v)
-            if b is not None and v not in pins and _scope_of(b).depth > target.depth:
-                target = _scope_of(b)
-        out = self.lift(target, where.parent)
-        s = where.parent
+        for r in roots:
+            if r.size.scope.depth > target.depth:
+                target = r.size.scope
+        top = roots[0].scope                # the outermost of the loops whose indices it reads
+        if target.depth >= top.depth:
+            return None
+        out = self.lift(target, top.parent)
+        s = top.parent
         while s is not out and s.kind != "loop":
             s = s.parent
         if s is out:                      # no loop to leave: nothing saved
             return None
-        # the same term of the same index's values (made by the same terms) is the same
-        # array, whichever loop over that size asks for it
+        levels = tuple(r.scope for r in roots)
+        # the same term of the same indices' values (made by the same terms) is the same
+        # array, whichever loops over those sizes ask for it
         canon: dict = {}
-        key = ("materialised",) + self.normal(e, env, lambda x: self.canon(x, where, i, canon))
+        key = ("materialised",) + self.normal(e, env, lambda x: self.canon(x, levels, tuple(roots), canon))
         hit = None
         s = out
         while s is not None and hit is None:
@@ -414,9 +443,15 @@ class _Gen:
             s = s.parent
         if hit is None:
             dest = _Dest(out)
-            loop = Scope(out, "loop")
-            j = self.index(self.fresh_name(f"_m{i.code}"), i.size, i.size_expr, loop)
-            self.open_loop(out, i.size, j, loop)        # (a sibling of the loops over i.size there)
+            nest, block, rebound = [], out, {}
+            for r in roots:               # the same loops, nested the same way, at out
+                loop = Scope(block, "loop")
+                j = self.index(self.fresh_name(f"_m{r.code}"), r.size, r.size_expr, loop)
+                self.open_loop(block, r.size, j, loop)
+                nest.append((block, loop, j, r))
+                rebound[id(r)] = j
+                block = loop
+            loop = block
             body, errs = loop, None
             if raises:
                 k = self.n + 1
@@ -425,34 +460,46 @@ class _Gen:
                 body = Scope(loop, "try")
                 body.spec, rec.body = rec, body
                 self.keep.append(rec)
-            rebound: dict = {id(i): j}
-            env2 = {**env, **{v: self.rebind(env[v], where, body, rebound) for v in pins}}
-            ext = self.extent(i.size, out)
-            self.into(e, env2, body, dest, (), (j.code,), (ext,))
+            env2 = {**env, **{v: self.rebind(env[v], levels, body, rebound) for v in self.fv(e) if v in env}}
+            exts = tuple(self.extent(r.size, out) for r in roots)
+            self.into(e, env2, body, dest, (), tuple(j.code for _b, _l, j, _r in nest), exts)
             arr = self.allocate(dest, out)
             if raises:
                 fe, anyf = self.tmp("_fe"), self.tmp("_fa")
                 errs = (fe, anyf)
                 self.allocs.append("the errors of a term computed for every element")
-                for ln in self.alloc_lines(fe, "i", [ext.code, "4"], out):
+                for ln in self.alloc_lines(fe, "i", [x.code for x in exts] + ["4"], out):
                     out.emit(ln)
                 out.emit(f"{anyf} = False")         # (any element failed: readers test it first)
                 loop.emit(rec)
+                # the errors are read only once one element failed: no stores until then, and
+                # then every element marked as not failed (-1) before the first error is stored
+                at = ", ".join(j.code for _b, _l, j, _r in nest)
+                failed = Scope(loop, "branch")
+                failed.emit(f"if not {anyf}: {fe}.fill(-1)")
+                failed.emit(f"{anyf} = True")
                 for x in range(4):
-                    loop.emit(f"{fe}[{j.code}, {x}] = {rec.err[x]}")
-                loop.emit(f"if {rec.err[0]} >= 0: {anyf} = True")
-            line = (f"for {j.code} in range({i.size.code}):", loop)
-            out.emit(line)
-            self.register_loop(out, i.size, j.code, j, loop, line)
+                    failed.emit(f"{fe}[{at}, {x}] = {rec.err[x]}")
+                loop.emit((f"if {rec.err[0]} >= 0:", failed))
+            for block, lp, j, r in reversed(nest):       # (inner loops first: their lines are done)
+                line = (f"for {j.code} in range({r.size.code}):", lp)
+                block.emit(line)
+                self.register_loop(block, r.size, j.code, j, lp, line)
             hit = (arr, errs)
             out.memo[key] = hit
             self.keep.append(hit)
         arr, errs = hit
+        i = roots[-1]
         if errs is not None:          # (where is cur: a term that may raise is not moved)
             fe, anyf = errs           # (a loop-invariant test first: the loop can be unswitched)
-            self.reraise(cur, *(f"{fe}[{i.code}, {x}]" for x in range(4)), guard=anyf)
-        # read at i, which runs over range(size): no bounds check (the extent is max(size, 0))
-        arr = _tree({path: Arr(a.base, a.idx, a.rank, a.dt, (i.size,) + a.dims[1:], a.scope, a.fresh)
+            at = ", ".join(r.code for r in roots)
+            self.reraise(cur, *(f"{fe}[{at}, {x}]" for x in range(4)), guard=anyf)
+        # read at the outer indices, then at i, which runs over range(size): no bounds check
+        # (the extent is max(size, 0))
+        outer = tuple(self.unsigned(r) for r in roots[:-1])
+        m = len(outer)
+        arr = _tree({path: Arr(a.base, a.idx + outer, a.rank - m, a.dt, (i.size,) + a.dims[m + 1:],
+                               _deepest(a.scope, *(r.scope for r in roots[:-1])), a.fresh)
                      for path, a in _leaves(arr)}, ())
         self.keep.append(arr)
         return self.get(Get(Var("(materialised)"), Var(i.code)), arr, i, where)
@@ -618,18 +665,73 @@ class _Gen:
         i = roots.pop()
         return i, target, raises
 
-    def canon(self, v, where: Scope, i: S, done: dict):
+    def nest_roots(self, vals: list, where: Scope):
+        """``index_roots`` through directly nested loops: the indices, outermost first, of
+        ``where`` and of the loops around it whose values ``vals`` read (``exp q[j][r]`` in
+        the loop over ``r`` inside the loop over ``j``: ``[j, r]``), following the terms that
+        computed them; the innermost scope of the other values they read; whether one of
+        those terms may raise.  None when they read, in one of those loops, anything else
+        (an accumulator, a value of no known term) or not its index."""
+        roots, raises, level, far = [], False, where, []
+        vals = list(vals)
+        while True:
+            mine = [v for v in vals if _scope_of(v) is level]
+            far += [v for v in vals if _scope_of(v) is not level]
+            found = self.index_roots(mine, level) if mine else None
+            if found is None:
+                return None
+            roots.insert(0, found[0])
+            raises = raises or found[2]
+            up = level.parent
+            seen = far + self._traced_outside(mine, level)
+            vals = [v for v in seen if _scope_of(v) is up]         # (the next level's, if a loop)
+            far = [v for v in seen if _scope_of(v) is not up]
+            if not vals or up is None or up.kind != "loop" or up.index is None:
+                far += vals
+                break
+            level = up
+        target = self.root
+        for v in far:
+            if _scope_of(v).depth > target.depth:
+                target = _scope_of(v)
+        return roots, target, raises
+
+    def _traced_outside(self, vals: list, where: Scope) -> list:
+        """The values outside ``where`` that the values ``vals`` of ``where`` are made of
+        (following ``origin`` as ``index_roots`` does)."""
+        out, seen, stack = [], set(), list(vals)
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if isinstance(v, P):
+                stack += [v.a, v.b]
+                continue
+            if _scope_of(v) is not where:
+                out.append(v)
+                continue
+            origin = self.origin.get(id(v))
+            if origin is not None:
+                oe, oenv = origin
+                stack += [oenv[x] for x in self.fv(oe) if x in oenv]
+        return out
+
+    def canon(self, v, where, i, done: dict):
         """A key for value ``v`` as a function of ``where``'s index ``i`` (``index_roots``):
-        the terms that made it, the index as its loop's size, other values by identity."""
+        the terms that made it, the index as its loop's size, other values by identity.
+        ``where`` and ``i`` may be tuples: the nested loops of ``nest_roots`` and their indices."""
         hit = done.get(id(v))
         if hit is not None:
             return hit
+        levels = where if isinstance(where, tuple) else (where,)
+        roots = i if isinstance(i, tuple) else (i,)
         done[id(v)] = ("value", id(v))          # (while it is being made: a cycle is its identity)
         if isinstance(v, P):
             r = ("pair", self.canon(v.a, where, i, done), self.canon(v.b, where, i, done))
-        elif v is i:
-            r = ("index", id(i.size))
-        elif _scope_of(v) is not where:
+        elif any(v is x for x in roots):
+            r = ("index", next(k for k, x in enumerate(roots) if v is x), id(v.size))
+        elif not any(_scope_of(v) is x for x in levels):
             r = ("value", id(v))
         else:
             oe, oenv = self.origin[id(v)]
@@ -656,14 +758,15 @@ class _Gen:
         return canonical_names(renamed), tuple(value(env[name]) for name in order)
 
     def rebind(self, v, where: Scope, loop: Scope, done: dict):
-        """Value ``v`` (of ``where``) computed again in ``loop``, with ``where``'s index
-        replaced by ``loop``'s (``done`` maps the values already rebound, by id)."""
+        """Value ``v`` (of ``where``, or of one of a tuple of scopes) computed again in
+        ``loop``, with ``where``'s index replaced by ``loop``'s (``done`` maps the values
+        already rebound, by id: the indices to their replacements)."""
         hit = done.get(id(v))
         if hit is not None:
             return hit
         if isinstance(v, P):
             r = P(self.rebind(v.a, where, loop, done), self.rebind(v.b, where, loop, done))
-        elif _scope_of(v) is not where:
+        elif not any(_scope_of(v) is x for x in (where if isinstance(where, tuple) else (where,))):
             return v
         else:
             oe, oenv = self.origin[id(v)]
@@ -1083,25 +1186,37 @@ class _Gen:
             self._hc_dep.append(head == ("index",) or any(self._hc_dep[c] for c in kids))
         return n
 
-    def term_id(self, e: Expr, env: dict, loop: Scope, local: dict, memo: dict) -> int:
+    def term_id(self, e: Expr, env: dict, loop: Scope, local: dict, memo: dict, depth: int = 0) -> int:
         """``e`` as a function of ``loop``'s index (``hc``): variables bound inside the loop
         (its body and branches) stand for the terms that made their values, however a loop
         spells them (inline or ``let``-bound); the index is ``("index",)``; values from
-        outside the loop are themselves.  KeyError for what has no such form (a binder, a
-        value inside the loop of no known term: an accumulator, an inner loop's index)."""
+        outside the loop are themselves; a loop's own binders are numbered by their depth
+        inside ``e`` (``(sum d (λk. ...))`` and ``(sum d (λc. ...))`` alike), so a term holding
+        a loop -- a row's quadratic form -- is found as well.  KeyError for what has no such
+        form (a value inside the loop of no known term: an accumulator, an inner loop's index)."""
         t = type(e)
         if t is Var:
             return local[e.name] if e.name in local else self.value_id(env[e.name], loop, memo)
         if t in (Num, Int, BoolLit):
             return self.hc(("lit", t.__name__, repr(e.value)))       # (repr: -0.0 is not 0.0)
         if t is Let:
-            v = self.term_id(e.value, env, loop, local, memo)
-            return self.term_id(e.body, env, loop, {**local, e.name: v}, memo)
+            v = self.term_id(e.value, env, loop, local, memo, depth)
+            return self.term_id(e.body, env, loop, {**local, e.name: v}, memo, depth)
         if t is Prim:
-            return self.hc(("prim", e.op), tuple(self.term_id(x, env, loop, local, memo) for x in e.args))
+            return self.hc(("prim", e.op), tuple(self.term_id(x, env, loop, local, memo, depth) for x in e.args))
         kids = _TERM_FIELDS.get(t)
         if kids is not None:
-            return self.hc((t.__name__,), tuple(self.term_id(getattr(e, f), env, loop, local, memo) for f in kids))
+            return self.hc((t.__name__,), tuple(self.term_id(getattr(e, f), env, loop, local, memo, depth)
+                                                for f in kids))
+        if t in _LOOPS:
+            outer = [self.term_id(e.size, env, loop, local, memo, depth)]
+            if t is not Build and t is not Sum:          # ifold, scan: the initial value too
+                outer.append(self.term_id(e.init, env, loop, local, memo, depth))
+            inner = dict(local)
+            for k, name in enumerate(e.binds()):
+                inner[name] = self.hc(("bound", depth + k))
+            body = self.term_id(e.body, env, loop, inner, memo, depth + len(e.binds()))
+            return self.hc((t.__name__,), (*outer, body))
         raise KeyError(t.__name__)
 
     def value_id(self, v, loop: Scope, memo: dict) -> int:
@@ -1209,6 +1324,11 @@ class _Gen:
             self._recompute[id(e)] = c
             self.keep.append(e)
         return c
+
+    @staticmethod
+    def load_cost() -> float:
+        """A value loaded from an array in a loop (the cost table)."""
+        return _cost_model().op_cost("GetAxis")
 
     @staticmethod
     def store_cost() -> float:

@@ -109,8 +109,11 @@ _Q0, _Q1, _Q2, _Q3 = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27
 @njit(fastmath={"contract"}, error_model="numpy", cache=True)
 def exp(x):
     """e**x (vectorisable; see the module docstring)."""
-    # (comparisons, not max/min: a nan becomes -746 here, and the result is fixed below)
-    xc = x if x > -746.0 else -746.0          # noqa: FURB136
+    # (comparisons, not max/min: a nan becomes 0 here, and the result is fixed below).  An x
+    # whose result is 0 (below) is computed as 0, not clamped at -746: 2**-1076 would
+    # underflow in the product below, and an underflowing multiply takes a microcode assist
+    # on x86 (~100 cycles) -- log-sum-exp's exp(x_j - max) of far-apart terms hits it often
+    xc = x if x >= -745.1332191019412 else 0.0          # noqa: FURB136
     xc = xc if xc < 710.0 else 710.0          # noqa: FURB136
     k, r = _reduce_ln2(xc)
     z = r * r

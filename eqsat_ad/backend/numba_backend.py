@@ -118,35 +118,30 @@ class NumbaProgram(CompiledProgram):
         view of it, nor to its memory), else an empty array (the kernel allocates a new one).
         Reusing it saves the page faults of fresh memory on every call (what XLA's buffer
         allocator does); a result still referenced is never written."""
-        out = []
         slots = self._slots
-        for k, (dt, rank, _where) in enumerate(self._kernel.pool):
-            if not _POOL_OK:
-                out.append(np.empty((0,) * rank, _NP_DTYPE[dt]))
-                continue
-            with self._plock:                 # (taken by one call only)
-                a = slots[k]
-                slots[k] = None
-            if a is not None and sys.getrefcount(a) == 2:          # this local and the argument
+        with self._plock:                     # (each array is taken by one call only)
+            taken = slots.copy()
+            slots[:] = self._nones
+        out = []
+        for k, e in enumerate(self._empties):
+            a = taken[k]
+            taken[k] = None
+            if sys.getrefcount(a) == 2:          # this local and the argument
                 b = a.base
                 if b is None or (not isinstance(b, np.ndarray) and sys.getrefcount(b) == 3
                                  and getattr(b, "refcount", 0) == 1):
                     out.append(a)
                     continue
             del a
-            out.append(np.empty((0,) * rank, _NP_DTYPE[dt]))
+            out.append(np.empty(*e))
         return out
 
     def _keep(self, r: tuple) -> None:
         """Keep this call's arrays for the next call (``_take``)."""
-        j = self._n_out
-        slots = self._slots
-        for k, (_dt, _rank, where) in enumerate(self._kernel.pool):
-            if where is None:
-                slots[k] = r[j]
-                j += 1
-            else:
-                slots[k] = r[where]
+        if _POOL_OK:
+            slots = self._slots
+            for k, x in enumerate(self._kept):
+                slots[k] = r[x]
 
     def _parallel_kernel(self):
         """The ``prange`` kernel, compiled on first use (the serial one if that fails)."""
@@ -434,6 +429,14 @@ def compile(prog: Program, *, parallel: bool | None = None, cache: bool | str | 
     obj._input_program, obj._options, obj._names = prog, options, (py, size_py)
     obj._kernel, obj._serial = kernel, disp
     obj._slots, obj._plock, obj._n_out = [None] * len(kernel.pool), threading.Lock(), _count_leaves(kernel.out)
+    obj._nones = obj._slots.copy()
+    # per pool slot, np.empty's arguments for an empty array of its kind and rank (the kernel
+    # allocates when it is handed one)
+    obj._empties = [((0,) * rank, _NP_DTYPE[dt]) for dt, rank, _where in kernel.pool]
+    # per pool slot, where the kernel's result tuple holds its array: scratch arrays after the
+    # result's leaves, in order; a result leaf at its own place
+    scratch = iter(range(obj._n_out, obj._n_out + len(kernel.pool)))
+    obj._kept = [next(scratch) if where is None else where for _dt, _rank, where in kernel.pool]
     return obj
 
 
