@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from ..errors import ADError
-from ..lang.ast import (Build, Expr, Fst, Get, If, Int, Length, Let, Num, Pair, Param, Prim,
+from ..lang.ast import (Build, Expr, Fst, Get, Int, Length, Let, Num, Pair, Param, Prim,
                         Program, Snd, Var)
 from ..lang.binders import all_names, call_deep
 from ..lang.types import REAL, ArrayT, PairT, RealT, Type, show_type, size_names
@@ -109,13 +109,8 @@ def _zero_seed(x: Expr, t: Type, names: NameSupply) -> Expr:
 def _one_hot(path: tuple, dirs: tuple[str, ...]) -> Expr:
     """``if k = r then 1.0 else 0.0`` (``(and (= k r) (= l c) ...)``, one test per axis, for
     arrays of rank 2 and more)."""
-    conds = [Prim("=", (k, Var(r))) for k, r in zip(path, dirs)]
-    if not conds:
-        return ONE
-    cond = conds[0]
-    for c in conds[1:]:
-        cond = Prim("and", (cond, c))
-    return If(cond, ONE, ZERO)
+    from .loopnest import _guard
+    return _guard([Prim("=", (k, Var(r))) for k, r in zip(path, dirs)], ONE)
 
 
 # --------------------------------------------------------------------------------------
