@@ -460,6 +460,23 @@ def test_a_build_does_not_overwrite_sibling_values_a_nested_loop_reads():
     _sizes_check(p, make, sizes=(1, 5, 64))
 
 
+def test_a_read_of_a_kernel_built_array_at_its_loop_index_leaves_the_inner_loop():
+    """``(argmax C[i])`` of a let-bound build C, inside a sum over j: the row read is in range
+    (i runs over C's own extent), so the argmax is computed once per i, not once per (i, j)
+    (GradBench gmm's reverse-mode log-sum-exp: O(n k^2) otherwise)."""
+    p = ea.parse("(fun ((B (mat n k))) (let ((C (build n (lambda (i) (build k (lambda (j) "
+                 "(* 2.0 (get (get B i) j)))))))) (build n (lambda (i) (sum k (lambda (j) "
+                 "(exp (- (get (get C i) j) (get (get C i) (argmax (get C i)))))))))))")
+
+    def make(n):
+        return {"B": np.random.default_rng(n).normal(size=(n, 4))}
+    fn = _sizes_check(p, make, sizes=(0, 1, 7, 64))
+    lines = _kernel_text(fn).splitlines()
+    (am,) = [ln for ln in lines if "_argmax(" in ln and "=" in ln and "def " not in ln]
+    inner = [ln for ln in lines if ln.strip().startswith("for ")][-1]
+    assert len(am) - len(am.lstrip()) <= len(inner) - len(inner.lstrip())   # not inside the j loop
+
+
 FUSION_CASES = {
     # the second sum reads the first: two loops (the second may read the first's exp)
     "dependent": "(fun ((x (vec n))) (let ((a (sum n (lambda (i) (exp (get x i))))) "

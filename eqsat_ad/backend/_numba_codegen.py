@@ -216,6 +216,15 @@ class P:
     b: object
 
 
+def size_code(size: Expr, env: dict, shadow: frozenset) -> str | None:
+    """The kernel's code of a loop extent that is a size name or a literal, else None."""
+    if isinstance(size, Int) and size.value >= 0:
+        return str(size.value)
+    if isinstance(size, Var) and size.name not in shadow and isinstance(env.get(size.name), S):
+        return env[size.name].code
+    return None
+
+
 def _leaves(v, path=()):
     if isinstance(v, P):
         return _leaves(v.a, path + (0,)) + _leaves(v.b, path + (1,))
@@ -934,11 +943,25 @@ class _Gen:
             return True
         dims = self._static_dims(arr, env, shadow)
         if not dims:
-            return False
+            # an array the kernel made (a let-bound build): its extents are the build's, so a
+            # loop over the same size value stays inside it
+            codes = self._extent_codes(arr, env, shadow)
+            if not codes or size_code(size, env, shadow) is None:
+                return False
+            return size_code(size, env, shadow) == codes[0]
         d = dims[0]
         if isinstance(size, Var) and isinstance(d, str) and size.name == d and d not in shadow:
             return True
         return isinstance(size, Int) and isinstance(d, int) and 0 <= size.value <= d
+
+    def _extent_codes(self, arr: Expr, env: dict, shadow: frozenset):
+        """The codes of the extents of an array value bound in ``env`` (a build's), per axis."""
+        if isinstance(arr, Var) and arr.name not in shadow and isinstance(env.get(arr.name), Arr):
+            return [d.code for d in env[arr.name].dims]
+        if isinstance(arr, Get):
+            d = self._extent_codes(arr.array, env, shadow)
+            return d[1:] if d else None
+        return None
 
     def _static_dims(self, arr: Expr, env: dict, shadow: frozenset):
         if isinstance(arr, Var) and arr.name not in shadow and arr.name in self.param_dims \
