@@ -94,16 +94,17 @@ def program(e: CorpusProgram):
     return _PROGRAMS[e.name]
 
 
-def derivative_program(e: CorpusProgram):
-    """The eqsat-ad derivative program (unoptimised), as the AD transform emits it."""
+def derivative_program(e: CorpusProgram, mode: str = "auto"):
+    """The eqsat-ad derivative program (unoptimised), as the AD transform emits it
+    (``mode``: ``grad``'s, for ``grad`` and ``hvp``)."""
     import eqsat_ad as ea
     p = program(e)
     if e.derivative == "grad":
-        return ea.grad(p, e.wrt)
+        return ea.grad(p, e.wrt, mode=mode)
     if e.derivative == "jvp":
         return ea.jvp(p, e.wrt)
     if e.derivative == "hvp":
-        return ea.jvp(ea.grad(p, e.wrt), e.wrt)
+        return ea.jvp(ea.grad(p, e.wrt, mode=mode), e.wrt)
     if e.derivative == "jacobian":
         return ea.jacobian(p, e.wrt)
     if e.derivative == "cjac":
