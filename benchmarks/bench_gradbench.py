@@ -43,9 +43,8 @@ sys.path.insert(0, _CODE)
 
 # GradBench's default sizes (evals/*/run.py), and the part of them this benchmark runs
 #: gmm's sizes run (d k at most this): its jacobian is reverse mode (a constant times the
-#: objective), the larger sizes are left out for the run's time (each size is optimised and,
-#: on Numba, compiled on its own)
-GMM_MAX_DK = 250
+#: objective); every default size runs (each is optimised and, on Numba, compiled on its own)
+GMM_MAX_DK = 6400
 #: kmeans' sizes run (k n d at most this): the (n, k, d) arrays of the largest size (160 M
 #: elements) do not fit this machine's memory several times over
 KMEANS_MAX_KND = 16_000_000
