@@ -67,17 +67,25 @@ def strategy_of(name: str):
     raise SystemExit(f"unknown schedule {name!r}")
 
 
-#: the derivatives the schedules are compared on: the dual-number (forward-mode) ones, which
-#: the rule schedules exist to make fast -- grad's auto mode takes a matrix parameter by
-#: reverse mode over its loop nests, a constant times the function before any rewriting,
-#: where every schedule finds the same program
-DERIVATIVE_MODE = "forward"
+def derivative_mode(e) -> str:
+    """``grad``'s mode for the derivative the schedules are compared on: its default, except
+    the dual-number (forward) derivative where the default is reverse mode over loop nests (a
+    matrix parameter of a fold-free program: a constant times the function before any
+    rewriting, where every schedule finds the same program) -- the rule schedules exist to
+    make the dual-number ones fast."""
+    from eqsat_ad.ad.api import _loopnest_first
+    from eqsat_ad.ad.loopnest import grad_loopnest
+    p = C.program(e)
+    if e.derivative in ("grad", "hvp") and _loopnest_first(p, e.wrt, "auto") \
+            and grad_loopnest(p, e.wrt) is not None:
+        return "forward"
+    return "auto"
 
 
 def worker(name: str, schedule: str, sizes: dict, limits: dict) -> None:
     import eqsat_ad as ea
     e = C.get(name)
-    g = C.derivative_program(e, mode=DERIVATIVE_MODE)
+    g = C.derivative_program(e, mode=derivative_mode(e))
     t0 = time.perf_counter()
     res = ea.optimize(g, sizes=sizes, schedule=strategy_of(schedule), limits=limits or None)
     secs = time.perf_counter() - t0
