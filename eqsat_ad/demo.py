@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== 6. A matrix gradient: d/dW sum(tanh(W x + b)) ==", file=out)
     q = ea.parse(MLP)
-    rq = ea.optimize(ea.grad(q, "W"), sizes={"m": 300, "n": 300})
+    rq = ea.optimize(ea.grad(q, "W", mode="forward"), sizes={"m": 300, "n": 300})
     print(ea.show_program(rq.program), file=out)
     print(f"model cost: {rq.cost_before:.4g} -> {rq.cost:.4g} {UNIT}; stopped: {rq.report.stop_reason}",
           file=out)
