@@ -332,6 +332,7 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
                 for k in reversed(order):
                     value = Build(dims[s.name][k], ps[k], value)
                 lets.append((bn, value))
+                dims[bn] = [dims[s.name][k] for k in order]
                 sbar = _read(Var(bn), [Var(s.loops[k][0]) for k in order])
         loops = s.loops + ([s.red] if s.red else [])
         extent = dict(loops)
@@ -364,6 +365,8 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
             # sum over the vector: tested once, not once per element)
             inner = [c for c in conds if free_vars(c) & {v for v, _ in summed}]
             outer = [c for c in conds if c not in inner]
+            if summed and TRANSPOSE_CONTRACTIONS:
+                body = _contiguous_sums(body, summed, qs, dims, names, lets)
             body = _guard(inner, body)
             for v, n in reversed(summed):
                 body = Sum(n, v, body)
@@ -376,6 +379,54 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
     for g in reversed(grads[:-1]):
         out = Pair(g, out)
     return _drop_dead(lets, out)
+
+
+#: store a transposed copy of an array that a contribution reads re-used across its loops
+#: with a summed loop on an outer axis (:func:`_contiguous_sums`)
+TRANSPOSE_CONTRACTIONS = True
+
+
+def _contiguous_sums(body: Expr, summed: list, qs: list[str], dims: dict, names, lets: list) -> Expr:
+    """``body`` (inside the sums over ``summed``, in a loop nest over ``qs``) with every read
+    of an array that (a) is indexed by plain loop variables only, (b) does not read every
+    loop (so each element is read again in the loops it does not read) and (c) has a summed
+    loop on an axis before one that is not, read from a copy whose summed axes come last.  The
+    sum then walks both factors of a contraction (``Σ_i A[i][j][r] B[i][j][c]``, gmm's packed
+    factor's adjoint) with unit stride: a loop backend's inner loop vectorises instead of
+    striding over the other axes (Numba: 4-17x on that sum); NumPy's einsum is unaffected."""
+    sv = {v for v, _ in summed}
+    allv = sv | set(qs)
+    copies: dict[Expr, Expr] = {}
+
+    def visit(e: Expr) -> Expr:
+        if isinstance(e, Get):
+            idx, base = [], e
+            while isinstance(base, Get):
+                idx.append(base.index)
+                base = base.array
+            idx.reverse()
+            if (isinstance(base, Var) and base.name in dims and len(idx) == len(dims[base.name])
+                    and all(isinstance(i, Var) and i.name in allv for i in idx)):
+                names_ = [i.name for i in idx]
+                kinds = [n in sv for n in names_]
+                if len(set(names_)) == len(names_) and set(names_) != allv \
+                        and any(a and not b for a, b in zip(kinds, kinds[1:])):
+                    if e not in copies:
+                        order = [k for k, a in enumerate(kinds) if not a] + [k for k, a in enumerate(kinds) if a]
+                        ps = [names.fresh("p") for _ in order]
+                        value: Expr = _read(base, [Var(ps[order.index(k)]) for k in range(len(idx))])
+                        for k in reversed(range(len(order))):
+                            value = Build(dims[base.name][order[k]], ps[k], value)
+                        tn = names.fresh(base.name + "_t")
+                        lets.append((tn, value))
+                        dims[tn] = [dims[base.name][k] for k in order]
+                        copies[e] = _read(Var(tn), [idx[k] for k in order])
+                    return copies[e]
+            return e
+        if isinstance(e, (Var, Num, Int, BoolLit, Length)):
+            return e
+        return e.with_children([visit(c) for c in e.children()])
+    return visit(body)
 
 
 def _solved_loops(s: _Stmt, active: set[str], dims: dict) -> set[str]:
