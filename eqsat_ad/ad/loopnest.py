@@ -53,10 +53,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..lang.ast import (BoolLit, Build, Expr, Get, If, Int, Length, Let, Num, Pair, Prim, Program, Sum, Var,
-                        iter_nodes)
+from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, Let, Num, Pair, Prim, Program,
+                        Scan, Snd, Sum, Var, iter_nodes)
 from ..lang.binders import all_names, free_vars, subst_all
-from ..lang.primitives import ONE, PRIMITIVES, ZERO
+from ..lang.primitives import ARG_EXTREMES, ONE, PRIMITIVES, ZERO
 from ..lang.types import INDEX, ArrayT, PairT, RealT, Type, size_names
 from .dual import NameSupply
 from .elementwise import _NotElementwise, _add, _is, _mul, _tangent
@@ -78,10 +78,7 @@ class _Stmt:
     body: Expr
 
     def value(self) -> Expr:
-        e = self.body if self.red is None else Sum(self.red[1], self.red[0], self.body)
-        for v, n in reversed(self.loops):
-            e = Build(n, v, e)
-        return e
+        return _builds(self.loops, self.body if self.red is None else Sum(self.red[1], self.red[0], self.body))
 
     def ref(self) -> Expr:
         return _read(Var(self.name), [Var(v) for v, _ in self.loops])
@@ -91,6 +88,22 @@ def _read(base: Expr, idx: Sequence[Expr]) -> Expr:
     for i in idx:
         base = Get(base, i)
     return base
+
+
+def _get_chain(e: Expr) -> tuple[Expr, list[Expr]]:
+    """``e`` as ``_read(base, idx)``: the array read and its indices, outermost first."""
+    idx = []
+    while isinstance(e, Get):
+        idx.append(e.index)
+        e = e.array
+    return e, idx[::-1]
+
+
+def _builds(axes: Sequence[tuple[str, Expr]], body: Expr) -> Expr:
+    """``body`` built over ``axes`` (``(variable, extent)``, outermost first)."""
+    for v, n in reversed(axes):
+        body = Build(n, v, body)
+    return body
 
 
 def _size_expr(s) -> Expr:
@@ -113,15 +126,15 @@ class _Flatten:
         out = self.scalar(prog.body, [], {}, self.tenv)
         self.out = self.emit(names.fresh("out"), [], None, out, force=True)
 
-    def emit(self, name: str, loops: list, red, body: Expr, force: bool = False) -> Expr:
-        """A statement over the loops its body reads (and ``red``'s), returned as a read."""
+    def emit(self, name: str, loops: list, red, body: Expr, force: bool = False, dims: Sequence = ()) -> Expr:
+        """A statement over the enclosing ``loops`` its body reads, then ``dims`` (an array's
+        own axes), reduced over ``red``; returned as its read at those enclosing loops."""
         fv = free_vars(body)
         used = [(v, n) for v, n in loops if v in fv]
-        if not force and red is None and not used and isinstance(body, (Num, Var)):
+        if not force and red is None and not used and not dims and isinstance(body, (Num, Var)):
             return body
-        s = _Stmt(name, used, red, body)
-        self.stmts.append(s)
-        return s.ref()
+        self.stmts.append(_Stmt(name, used + list(dims), red, body))
+        return _read(Var(name), [Var(v) for v, _ in used])
 
     def _extent(self, n: Expr, loops: list, sub: dict, tenv: dict) -> Expr:
         if isinstance(n, Length):               # a row's length: the array type's size (rectangular)
@@ -144,14 +157,9 @@ class _Flatten:
             return e
         if t is Var:
             return sub.get(e.name, e)
-        if t is Prim:
-            args = []
-            for a in e.args:
-                if isinstance(self._type(a, tenv), ArrayT):
-                    args.append(self.array(a, loops, sub, tenv))
-                else:
-                    args.append(self.scalar(a, loops, sub, tenv))
-            return Prim(e.op, tuple(args))
+        if t is Prim:                           # (argmax/argmin take a vector; the rest scalars)
+            arg = self.array if e.op in ARG_EXTREMES else self.scalar
+            return Prim(e.op, tuple(arg(a, loops, sub, tenv) for a in e.args))
         if t is If:
             return If(*(self.scalar(x, loops, sub, tenv) for x in (e.cond, e.then, e.else_)))
         if t is Get:
@@ -213,18 +221,12 @@ class _Flatten:
                 body = self.scalar(e, loops + dims, sub, tenv)
             if not isinstance(et, RealT):
                 raise _Unsupported("an array of indices or booleans")
-            fv = free_vars(body)
-            used = [(v, n) for v, n in loops if v in fv]
-            s = _Stmt(self.names.fresh("b"), used + dims, None, body)
-            self.stmts.append(s)
-            return _read(Var(s.name), [Var(v) for v, _ in used])
+            return self.emit(self.names.fresh("b"), loops, None, body, dims=dims)
         raise _Unsupported(f"an array-valued {t.__name__}")
 
 
 def _is_read(e: Expr) -> bool:
-    while isinstance(e, Get):
-        e = e.array
-    return isinstance(e, (Var, Num))
+    return isinstance(_get_chain(e)[0], (Var, Num))
 
 
 # -- 2. transpose -----------------------------------------------------------------------------
@@ -235,12 +237,9 @@ def _reads(body: Expr, active: set[str]) -> list[tuple[Expr, str, list[Expr]]]:
 
     def walk(e: Expr) -> None:
         if isinstance(e, Get):
-            idx, base = [], e
-            while isinstance(base, Get):
-                idx.append(base.index)
-                base = base.array
+            base, idx = _get_chain(e)
             if isinstance(base, Var) and base.name in active:
-                out.setdefault(e, (base.name, idx[::-1]))
+                out.setdefault(e, (base.name, idx))
             return
         if isinstance(e, Var):
             if e.name in active:
@@ -303,11 +302,6 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
             out = _add(out, t)
         return ps, out
 
-    def bind(x: str, ps: list[str], body: Expr) -> Expr:
-        for p, n in reversed(list(zip(ps, dims[x]))):
-            body = Build(n, p, body)
-        return body
-
     for s in reversed(flat.stmts):
         if s.name not in active:
             continue
@@ -328,10 +322,7 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
                 order = [k for k, (v, _) in enumerate(s.loops) if v not in late] + \
                         [k for k, (v, _) in enumerate(s.loops) if v in late]
                 bn = names.fresh(s.name + "_bar")
-                value = body
-                for k in reversed(order):
-                    value = Build(dims[s.name][k], ps[k], value)
-                lets.append((bn, value))
+                lets.append((bn, _builds([(ps[k], dims[s.name][k]) for k in order], body)))
                 dims[bn] = [dims[s.name][k] for k in order]
                 sbar = _read(Var(bn), [Var(s.loops[k][0]) for k in order])
         loops = s.loops + ([s.red] if s.red else [])
@@ -344,22 +335,18 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
                 continue
             val = _mul(sbar, d)
             qs = [names.fresh("q") for _ in idx]
-            mapping: dict[str, Expr] = {}
-            tests: list[Expr] = []
-            for q, e, n in zip(qs, idx, dims[x]):
-                solved = _solve(e, Var(q), [v for v, _ in loops], mapping)
-                if solved is None:
-                    tests.append(("=", e, q))   # a computed index: tested per element
+            mapping, where = _match(idx, qs, [v for v, _ in loops])
+            conds: list[Expr] = []
+            for (q, e, v), n in zip(where, dims[x]):
+                if v is None:                   # a computed index: tested per element
+                    conds.append(Prim("=", (subst_all(e, mapping), Var(q))))
                     continue
-                v, at = solved                  # loop v reads element q at v = at
-                mapping[v] = at
+                at = mapping[v]                 # loop v reads element q at v = at
                 if at != Var(q):                # a shifted read: v = at must be in the loop's range
-                    tests.append(Prim("<=", (Int(0), at)))
+                    conds.append(Prim("<=", (Int(0), at)))
                 if at != Var(q) or extent[v] != n:
-                    tests.append(Prim("<", (at, extent[v])))
+                    conds.append(Prim("<", (at, extent[v])))
             body = subst_all(val, mapping)
-            conds = [t if isinstance(t, Prim) else Prim("=", (subst_all(t[1], mapping), Var(t[2])))
-                     for t in tests]
             summed = [(v, n) for v, n in loops if v not in mapping]
             # a test that reads no summed loop goes outside the sums (an argmax's pick inside a
             # sum over the vector: tested once, not once per element)
@@ -374,7 +361,7 @@ def _grad(prog: Program, wrts: list[str]) -> Expr:
     grads = []
     for w in wrts:
         ps, body = total(w)
-        grads.append(bind(w, ps, body))
+        grads.append(_builds(list(zip(ps, dims[w])), body))
     out = grads[-1]
     for g in reversed(grads[:-1]):
         out = Pair(g, out)
@@ -400,11 +387,7 @@ def _contiguous_sums(body: Expr, summed: list, qs: list[str], dims: dict, names,
 
     def visit(e: Expr) -> Expr:
         if isinstance(e, Get):
-            idx, base = [], e
-            while isinstance(base, Get):
-                idx.append(base.index)
-                base = base.array
-            idx.reverse()
+            base, idx = _get_chain(e)
             if (isinstance(base, Var) and base.name in dims and len(idx) == len(dims[base.name])
                     and all(isinstance(i, Var) and i.name in allv for i in idx)):
                 names_ = [i.name for i in idx]
@@ -414,9 +397,8 @@ def _contiguous_sums(body: Expr, summed: list, qs: list[str], dims: dict, names,
                     if e not in copies:
                         order = [k for k, a in enumerate(kinds) if not a] + [k for k, a in enumerate(kinds) if a]
                         ps = [names.fresh("p") for _ in order]
-                        value: Expr = _read(base, [Var(ps[order.index(k)]) for k in range(len(idx))])
-                        for k in reversed(range(len(order))):
-                            value = Build(dims[base.name][order[k]], ps[k], value)
+                        value = _builds([(p, dims[base.name][k]) for p, k in zip(ps, order)],
+                                        _read(base, [Var(ps[order.index(k)]) for k in range(len(idx))]))
                         tn = names.fresh(base.name + "_t")
                         lets.append((tn, value))
                         dims[tn] = [dims[base.name][k] for k in order]
@@ -429,19 +411,28 @@ def _contiguous_sums(body: Expr, summed: list, qs: list[str], dims: dict, names,
     return visit(body)
 
 
+def _match(idx: list[Expr], qs: list[str], loops: list[str]) -> tuple[dict[str, Expr], list]:
+    """A read at ``idx`` written as the element at ``qs``: the loops it fixes (loop -> its
+    value: ``q`` itself, or ``q - c`` for a shifted index, :func:`_solve`) and, per index,
+    ``(q, index, the loop it fixes or None)`` -- None: a computed index, tested per element."""
+    mapping: dict[str, Expr] = {}
+    where = []
+    for q, e in zip(qs, idx):
+        solved = _solve(e, Var(q), loops, mapping)
+        if solved is not None:
+            mapping[solved[0]] = solved[1]
+        where.append((q, e, solved[0] if solved is not None else None))
+    return mapping, where
+
+
 def _solved_loops(s: _Stmt, active: set[str], dims: dict) -> set[str]:
-    """The loops of ``s`` that a read in its body is solved for at a shifted or computed
-    position (``v = p - c``, not ``v = p``): the axes of ``s̄`` read at computed indices."""
+    """The loops of ``s`` that a read in its body is solved for at a shifted position
+    (``v = q - c``, not ``v = q``): the axes of ``s̄`` read at computed indices."""
     loops = [v for v, _ in s.loops] + ([s.red[0]] if s.red else [])
     out: set[str] = set()
-    for _, x, idx in _reads(s.body, active):
-        mapping: dict[str, Expr] = {}
-        for k, e in enumerate(idx):
-            solved = _solve(e, Var(f"_q{k}"), loops, mapping)
-            if solved is not None:
-                mapping[solved[0]] = solved[1]
-                if solved[1] != Var(f"_q{k}"):
-                    out.add(solved[0])
+    for _, _, idx in _reads(s.body, active):
+        mapping, where = _match(idx, [f"_q{k}" for k in range(len(idx))], loops)
+        out |= {v for q, _, v in where if v is not None and mapping[v] != Var(q)}
     return out
 
 
@@ -518,7 +509,7 @@ def grad_loopnest(prog: Program, wrt: str | Sequence[str]) -> Program | None:
         _check_wrt(prog, w)
     if not isinstance(_output_type(prog), RealT):
         return None
-    if any(type(x).__name__ in ("IFold", "Scan", "Pair", "Fst", "Snd") for x in iter_nodes(prog.body)):
+    if any(isinstance(x, (IFold, Scan, Pair, Fst, Snd)) for x in iter_nodes(prog.body)):
         return None
     try:
         body = _grad(prog, wrts)
