@@ -500,9 +500,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     input is returned, ``report.extraction["chosen"] == "input"`` and a note says why.
     """
     from .progress import resolve
-    if cost_model is None and backend is not None:
-        from .backend.registry import get_backend
-        cost_model = get_backend(backend).cost_model()
+    cost_model = _model_for(cost_model, backend)
     cb = resolve(progress)
     if cb is None or cb is progress:
         return _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model, limits,
@@ -512,6 +510,14 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
                          inputs, check, cb, keep_egraph)
     finally:
         cb.done()
+
+
+def _model_for(cost_model: CostModel | None, backend) -> CostModel | None:
+    """``cost_model``, else the calibrated table of ``backend`` (None: neither given)."""
+    if cost_model is None and backend is not None:
+        from .backend.registry import get_backend
+        return get_backend(backend).cost_model()
+    return cost_model
 
 
 def _stage(progress, text: str) -> None:
@@ -681,9 +687,9 @@ def optimize_bindings(prog: Program, sizes: dict[str, int] | None = None, **kw) 
         inner = retype(t.elem, e.body if isinstance(e, Build) else Get(e, Int(0)))
         return None if inner is None else ArrayT(inner, size)
 
-    def piece(name: str, value):
+    def piece(value):
         fv = free_vars(value)
-        params = tuple(p for p in prog.params) + tuple(typed[v] for v, _ in out_binds if v in fv and v in typed)
+        params = prog.params + tuple(typed[v] for v, _ in out_binds if v in fv and v in typed)
         if any(v in fv and v not in typed for v, _ in out_binds):
             return value                                 # reads a binding we could not type
         res = optimize(Program(params, value), sz, **kw)
@@ -691,22 +697,16 @@ def optimize_bindings(prog: Program, sizes: dict[str, int] | None = None, **kw) 
         return res.program.body
 
     for name, value in binds:
-        new = piece(name, value)
-        out_binds.append((name, new))
-        t = retype(type_of(value, env), value)
+        out_binds.append((name, piece(value)))
         env[name] = type_of(value, env)
+        t = retype(env[name], value)
         if t is not None:
             typed[name] = Param(name, t)
-    new_body = piece("", body)
-    out = new_body
+    out = piece(body)
     for name, value in reversed(out_binds):
         out = Let(name, value, out)
     out_prog = Program(prog.params, out)
-    model = kw.get("cost_model")
-    if model is None and kw.get("backend") is not None:
-        from .backend.registry import get_backend
-        model = get_backend(kw["backend"]).cost_model()
-    model = model or default_cost_model()
+    model = _model_for(kw.get("cost_model"), kw.get("backend")) or default_cost_model()
     measure = getattr(model, "dag_cost", model.program_cost)
     report = RunReport(phases=[p for r in reports for p in r.phases],
                        seconds=sum(r.seconds for r in reports),
@@ -723,15 +723,15 @@ def optimize_bindings(prog: Program, sizes: dict[str, int] | None = None, **kw) 
 
 
 def _size_value(n, sizes: dict) -> int | None:
-    """The value of an extent expression of size names and integers, or None."""
-    from .lang.ast import Int, Prim, Var
-    if isinstance(n, Int):
-        return n.value
-    if isinstance(n, Var):
-        return sizes.get(n.name)
-    if isinstance(n, Prim) and n.op in ("+", "-", "*", "div") and len(n.args) == 2:
-        a, b = (_size_value(x, sizes) for x in n.args)
-        if a is None or b is None or (n.op == "div" and b == 0):
-            return None
-        return {"+": a + b, "-": a - b, "*": a * b, "div": a // b if b else 0}[n.op]
-    return None
+    """The value of an extent expression of size names (by the reference interpreter), or
+    None where it reads something else or fails."""
+    from .lang.ast import Param
+    from .lang.binders import free_vars
+    from .lang.types import SIZE
+    names = sorted(free_vars(n))
+    if not all(v in sizes for v in names):
+        return None
+    try:
+        return int(evaluate(Program(tuple(Param(v, SIZE) for v in names), n), **{v: sizes[v] for v in names}))
+    except EqsatError:
+        return None
