@@ -73,11 +73,8 @@ def derivative_mode(e) -> str:
     matrix parameter of a fold-free program: a constant times the function before any
     rewriting, where every schedule finds the same program) -- the rule schedules exist to
     make the dual-number ones fast."""
-    from eqsat_ad.ad.api import _loopnest_first
-    from eqsat_ad.ad.loopnest import grad_loopnest
-    p = C.program(e)
-    if e.derivative in ("grad", "hvp") and _loopnest_first(p, e.wrt, "auto") \
-            and grad_loopnest(p, e.wrt) is not None:
+    from eqsat_ad.ad.api import _by_loopnest
+    if e.derivative in ("grad", "hvp") and _by_loopnest(C.program(e), e.wrt) is not None:
         return "forward"
     return "auto"
 

@@ -360,7 +360,7 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
     ``"reverse"`` otherwise.  A program without folds, pairs or array-valued ``if`` is
     differentiated by reverse mode over its loop nests (:mod:`eqsat_ad.ad.loopnest`) with
     ``mode="reverse"``, and in ``"auto"`` mode where a parameter taken is a matrix or of
-    higher rank (:func:`_loopnest_first`).
+    higher rank (:func:`_by_loopnest`).
     ``grad(prog, ["x", "w"])`` returns ``(pair grad_x grad_w)``.
 
     >>> from eqsat_ad.lang.ast import Program, Param, Var, Prim, Pair
@@ -382,11 +382,9 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
             shared = _shared(p0, wrt, always=mode == "reverse")
             if shared is not None:
                 return shared
-    if mode != "forward" and _loopnest_first(prog, wrt, mode):
-        from .loopnest import grad_loopnest
-        g = grad_loopnest(prog, wrt)
-        if g is not None:
-            return g
+    g = _by_loopnest(prog, wrt, mode) if mode != "forward" else None
+    if g is not None:
+        return g
     several = _several(lambda p, w: grad(p, w, mode), prog, wrt)
     if several is not None:
         return several
@@ -407,25 +405,25 @@ def grad(prog: Program, wrt: str | Sequence[str], mode: str = "auto") -> Program
     return derivative(prog, wrt)
 
 
-def _loopnest_first(prog: Program, wrt, mode: str) -> bool:
-    """Whether ``grad`` tries reverse mode over loop nests (:mod:`eqsat_ad.ad.loopnest`)
-    first: always for ``mode="reverse"``; in ``"auto"`` mode where a parameter has rank 2 or
+def _by_loopnest(prog: Program, wrt, mode: str = "auto") -> Program | None:
+    """The gradient ``grad`` takes by reverse mode over loop nests (:mod:`eqsat_ad.ad.loopnest`),
+    or None where it takes another: tried always for ``mode="reverse"``, in ``"auto"`` mode
+    where a parameter has rank 2 or
     more (a weight matrix, a batch of matrices): one-hot folding must then collapse one-hot
     matrices through every layer that reads them, which it does not where a parameter is
     read at a computed index (GradBench gmm's packed triangle) or several matrices are taken
     at once -- and reverse mode is O(f) by construction.  Vectors keep their forward-mode
-    gradient, which the rules make O(f) (and whose stencil forms the backend runs fastest)."""
-    if mode == "reverse":
-        return True
-    names = [wrt] if isinstance(wrt, str) else list(wrt)
-    if not all(isinstance(w, str) for w in names):
-        return False
-    p = prepare(prog)
-    for w in names:
-        t = p.param(w).type if w in {q.name for q in p.params} else None
-        if isinstance(t, ArrayT) and isinstance(t.elem, ArrayT):
-            return True
-    return False
+    gradient, which the rules make O(f) (and whose stencil forms the backend runs fastest);
+    None also where the program has a form loop-nest reverse mode does not handle."""
+    from .loopnest import grad_loopnest
+    if mode != "reverse":
+        names = [wrt] if isinstance(wrt, str) else list(wrt)
+        if not all(isinstance(w, str) for w in names):
+            return None
+        types = {q.name: q.type for q in prepare(prog).params}
+        if not any(isinstance(t, ArrayT) and isinstance(t.elem, ArrayT) for t in map(types.get, names)):
+            return None
+    return grad_loopnest(prog, wrt)
 
 
 def jacobian(prog: Program, wrt: str) -> Program:
