@@ -946,9 +946,8 @@ class _Gen:
             # an array the kernel made (a let-bound build): its extents are the build's, so a
             # loop over the same size value stays inside it
             codes = self._extent_codes(arr, env, shadow)
-            if not codes or size_code(size, env, shadow) is None:
-                return False
-            return size_code(size, env, shadow) == codes[0]
+            code = size_code(size, env, shadow)
+            return bool(codes) and code is not None and code == codes[0]
         d = dims[0]
         if isinstance(size, Var) and isinstance(d, str) and size.name == d and d not in shadow:
             return True
