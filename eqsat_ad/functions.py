@@ -491,6 +491,7 @@ def _cost_model_fingerprint(model) -> str:
 
 def _cache_key(deriv: Program, sizes: dict, options: dict) -> str:
     """A hash of everything the optimised program depends on."""
+    from .extract import DEFAULT_EXTRACTOR
     from .lang.syntax import show_program
     rules = options.get("rules")
     user = [rules] if isinstance(rules, (str, Path)) else list(rules or [])
@@ -502,7 +503,7 @@ def _cache_key(deriv: Program, sizes: dict, options: dict) -> str:
         "rules": [_file_digest(r) for r in user],
         "default_rules": bool(options.get("default_rules", True)),
         "schedule": _schedule_fingerprint(options.get("schedule")),
-        "extractor": options.get("extractor", "tree"),
+        "extractor": options.get("extractor", DEFAULT_EXTRACTOR),
         "cost_model": _cost_model_fingerprint(options.get("cost_model")),
         "limits": repr(options.get("limits")),
         "check": bool(options.get("check", True)),

@@ -22,6 +22,7 @@ from .cost.model import CostModel, default_cost_model
 from .driver import (BYTES_PER_ENODE, DEFAULT_LIMITS, LIMIT_REASONS, MEMORY_LIMIT, TIME_LIMIT, Budget, Driver,
                      RunReport)
 from .egraph.session import SUPPORT_RULESETS, EGraphSession, default_rule_files, rules_dir
+from .extract import DEFAULT_EXTRACTOR, EXTRACTORS
 from .errors import EqsatError, EvalError, ResourceLimitError, ScheduleError
 from .lang.ast import Program
 from .lang.interp import evaluate
@@ -32,7 +33,6 @@ from .strategy.defaults import default_schedule, saturate_all
 from .strategy.schedule_file import load_schedule
 from .testing import random_inputs
 
-EXTRACTORS = ("tree", "dag", "ilp")
 
 # Time (docs/strategies.md, "Limits"): everything up to the end of extraction must end by
 # END_SHARE of ``limits.seconds`` (counted from the call of ``optimize``) less the time kept for
@@ -469,7 +469,7 @@ def _extract_reserve(budget: Budget, enodes: int) -> float:
 
 def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=None,
              rules: Sequence[str | Path] | str | Path | None = None, default_rules: bool = True,
-             extractor: str = "tree", cost_model: CostModel | None = None,
+             extractor: str = DEFAULT_EXTRACTOR, cost_model: CostModel | None = None,
              limits: Limits | dict | None = None, inputs: dict | None = None, check: bool = True,
              progress=None, keep_egraph: bool = False, backend=None) -> OptimizeResult:
     """Optimise ``prog`` by equality saturation and extract the cheapest equivalent program.
@@ -482,7 +482,7 @@ def optimize(prog: Program, sizes: dict[str, int] | None = None, *, schedule=Non
     - ``rules``: extra rule files (loaded exactly like ours); ``default_rules=False`` uses only
       them (plus the substitution rules every rule relies on).
     - ``extractor``: ``"tree"`` (cheapest tree: egglog's and the cost model's), ``"dag"``
-      (shared sub-terms paid once; never worse than ``"tree"``) or ``"ilp"`` (a 0-1 program,
+      (the default: shared sub-terms paid once; never worse than ``"tree"``) or ``"ilp"`` (a 0-1 program,
       needs scipy; never worse than ``"dag"``), all judged by ``cost_model.dag_cost``.
     - ``limits``: :class:`Limits` or a dict with ``iterations``, ``nodes``, ``seconds``,
       ``memory`` (MiB).  They bound the whole call, not only the run: when one is reached,

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..extract import DEFAULT_EXTRACTOR
 from . import specs
 from .workers import REPO, Worker, our_worker, peer_worker
 
@@ -196,7 +197,7 @@ class Bench:
                 rows.append(row)
         return rows
 
-    def _opt_req(self, spec, n, schedule="default", extractor="tree") -> dict:
+    def _opt_req(self, spec, n, schedule="default", extractor=DEFAULT_EXTRACTOR) -> dict:
         return {"op": "optimize", "group": spec.group, "program": spec.name, "n": n, "schedule": schedule,
                 "extractor": extractor, "opt_seconds": self.cfg.opt_seconds, "opt_nodes": self.cfg.opt_nodes}
 

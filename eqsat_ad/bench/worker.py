@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..extract import DEFAULT_EXTRACTOR
 from . import protocol, specs
 
 _PROGRAMS: dict = {}      # (group, name) -> derivative Program (unoptimised)
@@ -58,7 +59,7 @@ def _inputs(spec: specs.Spec, n: int):
     return _INPUTS[key]
 
 
-def optimize(spec: specs.Spec, n: int, schedule: str = "default", extractor: str = "tree",
+def optimize(spec: specs.Spec, n: int, schedule: str = "default", extractor: str = DEFAULT_EXTRACTOR,
              seconds: float = 20.0, nodes: int | None = None) -> dict:
     import eqsat_ad as ea
     key = (spec.group, spec.name, n, schedule, extractor)
@@ -105,7 +106,7 @@ def _callable(spec: specs.Spec, req: dict, args: dict):
         fn = _COMPILED[key]
     elif method == "opt":
         key = (spec.group, spec.name, req.get("opt_n", req["n"]), req.get("schedule", "default"),
-               req.get("extractor", "tree"))
+               req.get("extractor", DEFAULT_EXTRACTOR))
         if ("opt",) + key not in _COMPILED:
             optimize(spec, *key[2:], seconds=req.get("opt_seconds", 20.0), nodes=req.get("opt_nodes"))
         fn = _COMPILED[("opt",) + key]
@@ -129,11 +130,11 @@ def handle(req: dict) -> dict:
                                          "python": sys.version.split()[0]}}
     spec = specs.get(req["group"], req["program"])
     if op == "optimize":
-        return optimize(spec, req["n"], req.get("schedule", "default"), req.get("extractor", "tree"),
+        return optimize(spec, req["n"], req.get("schedule", "default"), req.get("extractor", DEFAULT_EXTRACTOR),
                         req.get("opt_seconds", 20.0), req.get("opt_nodes"))
     if op == "source":
         key = ("opt", spec.group, spec.name, req["n"], req.get("schedule", "default"),
-               req.get("extractor", "tree"))
+               req.get("extractor", DEFAULT_EXTRACTOR))
         fn = _COMPILED.get(key)
         return {"ok": fn is not None, "source": getattr(fn, "source", None)}
     if op == "time":

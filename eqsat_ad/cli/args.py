@@ -265,8 +265,9 @@ def _add_optimizer(p: argparse.ArgumentParser, with_sizes: bool = True) -> None:
     g.add_argument("--schedule", metavar="FILE.egg|default|all", default="default",
                    help="the schedule: 'default' (phase-ordered, the default), 'all' (every ruleset "
                         "together to saturation) or a schedule file")
-    g.add_argument("--extractor", choices=("tree", "dag", "ilp"), default="tree",
-                   help="how the cheapest program is extracted (default: tree)")
+    from ..extract import DEFAULT_EXTRACTOR, EXTRACTORS
+    g.add_argument("--extractor", choices=EXTRACTORS, default=DEFAULT_EXTRACTOR,
+                   help=f"how the cheapest program is extracted (default: {DEFAULT_EXTRACTOR})")
     from ..backend.registry import backend_names
     g.add_argument("--backend", choices=backend_names(), default="numpy",
                    help="the backend the program will run on: its calibrated costs guide the extractor, "

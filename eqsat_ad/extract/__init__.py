@@ -35,6 +35,12 @@ from .graph import INF, EGraphView
 
 __all__ = ["extract", "extract_with", "EGraphView", "Extraction", "tree_choice", "dag_choice"]
 
+#: the extractors, cheapest-found last (each starts from the one before); and the default:
+#: the greedy DAG pays a shared sub-term once, as the measure and the backend do, and costs
+#: little more time than the tree (docs/cost-and-extraction.md, "When each wins")
+EXTRACTORS = ("tree", "dag", "ilp")
+DEFAULT_EXTRACTOR = "dag"
+
 DEFAULT_ILP_SECONDS = 5.0
 #: egglog's own tree extraction is skipped when the tree it would return has more nodes than
 #: this and than ``LET_ALL_RATIO`` x its distinct classes (egglog writes the whole tree out,
@@ -213,8 +219,8 @@ def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: 
     * ``ilp``: the 0-1 program's choice, or the ``dag`` result when that is cheaper.
 
     ``info["candidates"]`` has every candidate's cost, ``info["chosen"]`` the winner."""
-    if extractor not in ("tree", "dag", "ilp"):
-        raise EqsatError(f"unknown extractor {extractor!r}; choose tree, dag or ilp")
+    if extractor not in EXTRACTORS:
+        raise EqsatError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
     if measure is None and hasattr(g.costed_with, "dag_cost"):
         measure = program_measure(g.costed_with, getattr(g, "sizes", None), program)
     t0 = time.perf_counter()

@@ -18,6 +18,7 @@ program measure (``CostModel.dag_cost``) and keeps the cheapest.
 """
 from __future__ import annotations
 
+from collections import deque
 import heapq
 import math
 import time
@@ -90,10 +91,11 @@ def dag_choice(g: EGraphView, max_rounds: int = 10_000,
     fv = g.fv
     sets: list = [None] * C           # class -> {item key: cost}; key = (class, binder nodes...)
     total: list[tuple[float, int]] = [(INF, 0)] * C
+    uses: list = [None] * C           # class -> the classes its chosen term uses (the keys' [0])
     choice: dict[int, int] = {}
     parents = g.parents()
     nodes = g.nodes
-    work = [nid for nid, n in enumerate(nodes) if n.cost < INF and not n.kids]
+    work = deque(nid for nid, n in enumerate(nodes) if n.cost < INF and not n.kids)
     queued = set(work)
     rounds = 0
     bound_cache: dict[int, frozenset] = {}
@@ -101,11 +103,14 @@ def dag_choice(g: EGraphView, max_rounds: int = 10_000,
         rounds += 1
         if deadline is not None and not rounds & 1023 and time.perf_counter() >= deadline:
             break
-        nid = work.pop()
+        nid = work.popleft()
         queued.discard(nid)
         n = nodes[nid]
         c = n.cls
         if any(sets[k] is None for k in n.kids):
+            continue
+        # a union of the children's sets costs at least the dearest child's: nothing to gain
+        if n.kids and n.cost + max(total[k][0] for k in n.kids) > total[c][0]:
             continue
         merged: dict = {}
         body = body_positions(n.op, n.kind)
@@ -126,13 +131,14 @@ def dag_choice(g: EGraphView, max_rounds: int = 10_000,
                         merged[key] = v
             else:
                 merged.update(s)
-        if any(key[0] == c for key in merged):
+        if any(c in uses[k] for k in n.kids):
             continue                      # the chosen sub-terms already use this class: a cycle
         merged[(c,)] = n.cost
         tot = (math.fsum(merged.values()), len(merged))
         if tot < total[c]:
             total[c] = tot
             sets[c] = merged
+            uses[c] = frozenset().union(*(uses[k] for k in n.kids), (c,))
             choice[c] = nid
             for pid in parents[c]:
                 if nodes[pid].cost < INF and pid not in queued:

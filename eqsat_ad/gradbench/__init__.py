@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-optimize", action="store_true",
                     help="compile the naive derivative programs without equality saturation")
-    ap.add_argument("--extractor", choices=("tree", "dag", "ilp"), default="tree",
-                    help="extractor of the optimiser (default: tree)")
+    from ..extract import DEFAULT_EXTRACTOR, EXTRACTORS
+    ap.add_argument("--extractor", choices=EXTRACTORS, default=DEFAULT_EXTRACTOR,
+                    help=f"extractor of the optimiser (default: {DEFAULT_EXTRACTOR})")
     ap.add_argument("--optimize-seconds", type=float, default=None, metavar="S",
                     help="time limit of one optimisation (default: the optimiser's)")
     ap.add_argument("--cache-dir", metavar="DIR", default=None,

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from ..backend.registry import to_numpy
 from ..errors import EqsatError
+from ..extract import DEFAULT_EXTRACTOR
 from .evals import EVALS, NOT_IMPLEMENTED, BadInput
 
 TOOL_NAME = "eqsat-ad"
@@ -43,7 +44,7 @@ class Tool:
     """Answers GradBench messages; keeps the optimised, compiled programs per
     (module, function, sizes) for the session."""
 
-    def __init__(self, *, optimize: bool = True, extractor: str = "tree", seconds: float | None = None,
+    def __init__(self, *, optimize: bool = True, extractor: str = DEFAULT_EXTRACTOR, seconds: float | None = None,
                  check: bool = False, cache_dir: str | None = None, backend: str = "numpy"):
         self.optimize, self.extractor, self.seconds, self.check = optimize, extractor, seconds, check
         self.backend = backend

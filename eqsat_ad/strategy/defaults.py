@@ -54,7 +54,7 @@ DEFAULT_PHASE_ITERATIONS = 400
 
 #: the phases of the default schedule, in the order they run; a rule file's ``;; @phase NAME``
 #: names one of them (``user`` runs only when a ruleset is placed there)
-DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup", "commute", "split", "finish")
+DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup", "commute", "split", "finish", "gather")
 
 #: the rulesets each phase always runs (rulesets placed by a pragma join them)
 PHASE_RULESETS: dict[str, tuple[str, ...]] = {
@@ -67,6 +67,7 @@ PHASE_RULESETS: dict[str, tuple[str, ...]] = {
     "commute": ("eta", "ring", "cond", "fuse", "tuple", "let", "fold", "motion", "fission"),
     "split": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse"),
     "finish": ("constassoc", "ring", "cond"),
+    "gather": ("constassoc", "ring", "cond"),
 }
 #: phases that also run the rulesets placed in other phases: commute is a last, bounded pass of
 #: everything algebra runs, with commutativity, factoring and constant folding across products
@@ -85,11 +86,11 @@ ALSO_RUNS = {"commute": ("algebra",), "split": ("algebra", "user")}
 #: at 1.56x the e-graph finish starts with (17 iterations), for a program cheaper than saturating
 #: every ruleset finds (1.012e5 add-units against 1.019e5); with 1.5x the phase stopped after one
 #: iteration (1.049e5).  On the rest of the corpus it costs up to 1.4x e-nodes and no model cost.
-PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "split": 2.0, "finish": 2.0}
+PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "split": 2.0, "finish": 2.0, "gather": 2.0}
 #: phases that do not start on an e-graph larger than this: one iteration of commutativity with
 #: the algebra took pipeline20's gradient from 19,739 to 307,437 e-nodes (growth is predicted
 #: from the previous iteration, which a phase's first iteration does not have)
-PHASE_NODES = {"commute": 10_000, "split": 10_000, "finish": 10_000}
+PHASE_NODES = {"commute": 10_000, "split": 10_000, "finish": 10_000, "gather": 10_000}
 #: phases with a lower iteration cap than :data:`DEFAULT_PHASE_ITERATIONS`: the split relations
 #: of the guided algebra (distrib's oh-split, deepinv's inv-split) are carried up one level of a
 #: term per iteration and every sum they split is split again, so on a deep chain of loops they run
@@ -97,7 +98,7 @@ PHASE_NODES = {"commute": 10_000, "split": 10_000, "finish": 10_000}
 #: a costlier program than 7 and 9 iterations gave); the corpus needs at most 28 and 20
 PHASE_ITERATIONS = {"algebra": 40, "user": 40, "split": 40}
 #: the phases that exist only for rulesets placed by a pragma (the default runs them only then)
-PLACED_ONLY_PHASES = ("algebra", "user", "commute", "split", "finish")
+PLACED_ONLY_PHASES = ("algebra", "user", "commute", "split", "finish", "gather")
 
 SHIPPED_RULESETS = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "eta", "comm")
 
