@@ -182,7 +182,7 @@ def test_a_damaged_or_foreign_cache_entry_is_ignored_and_rebuilt(fresh, monkeypa
 
 def test_the_cache_key_follows_options_and_the_cache_can_be_turned_off(fresh, monkeypatch, tmp_path):
     ea.grad_fn(least_squares)(w, X, y)
-    ea.grad_fn(least_squares, extractor="dag")(w, X, y)
+    ea.grad_fn(least_squares, extractor="tree")(w, X, y)
     ea.grad_fn(least_squares, limits={"iterations": 3})(w, X, y)
     assert len(list((fresh / "derivatives").glob("*.json"))) == 3
     other = tmp_path / "elsewhere"
