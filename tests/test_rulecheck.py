@@ -27,7 +27,9 @@ EGRAPH_CHECKED = {"ifold-pair-fission",
                   # rules/distrib.egg and rules/deepinv.egg: their conditions use the split relations
                   "sum-split-onehot", "inv-split-out-of-sum", "sum-swap-split-l", "sum-swap-split-r",
                   "inv-dsplit-out-of-sum", "inv-tsplit-out-of-sum-sub", "inv-tsplit-out-of-sum-rsub",
-                  "inv-tsplit-out-of-sum-add"}
+                  "inv-tsplit-out-of-sum-add",
+                  # rules/gather.egg: their conditions use the sc-split relation
+                  "gather-mul-l", "gather-mul-r", "gather-dist-sub-l", "gather-dist-sub-r"}
 
 
 def shipped_rules():

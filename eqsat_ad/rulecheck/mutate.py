@@ -656,3 +656,23 @@ def _split_guards() -> None:
 
 
 _split_guards()
+
+
+def _gather_guards() -> None:
+    """gather.egg: every rule is an identity of real arithmetic, and its free-variable conditions
+    (a factor is a scalar, fv empty; a term varies, fv not empty) only aim it (the file's
+    banner); its demand rules (``sc-demand-*``) only say where ``sc-split`` is computed."""
+    fv_conds = ("(= f", "(!= f")
+    for spec in shipped_specs():
+        if spec.ruleset != "gather":
+            continue
+        for m in mutants_of(spec):
+            if spec.name.startswith("sc-demand-"):
+                EQUIVALENT[m.id] = ("a demand rule: it only says where sc-split is computed; no equality "
+                                    "follows from a demand fact")
+            elif m.op == "drop-cond" and any(f"query: {c}" in m.id for c in fv_conds):
+                EQUIVALENT[m.id] = ("a free-variable condition aims the rule (scalar, varying); the "
+                                    "identity holds whatever the free variables (gather.egg's banner)")
+
+
+_gather_guards()
