@@ -96,8 +96,8 @@ class EGraphSession:
     """An egglog e-graph loaded with the schema and rule files.
 
     >>> s = EGraphSession()
-    >>> sorted(s.rulesets)[:3]
-    ['analysis', 'comm', 'cond']
+    >>> {"analysis", "ring", "comm"} <= set(s.rulesets)
+    True
     """
 
     def __init__(self, rule_files=None):
