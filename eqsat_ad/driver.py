@@ -68,11 +68,9 @@ UNDO_MAX_NODES = 20_000
 #: after quiet ones -- ridge's gradient went 6,069 -> 6,105 -> 158,870 e-nodes (gather-mul-l
 #: matched 152,690 times: every scalar against every split of the commuted chains), which the
 #: growth prediction from the last iteration cannot see.  Its iterations are cheap (0.03 s on
-#: layer normalisation's gradient), so measuring each twice costs little.  finish likewise: with
-#: cancel's quotients (rules/cancel.egg) factoring took the logistic Hessian-vector product from
-#: 4,140 to 60,159 e-nodes in its fourth iteration (3.4 s instead of 1 s, the same program); the
-#: second run of each iteration costs the Rosenbrock one about 0.5 s.
-GUARDED_PHASES = frozenset({"gather", "finish"})
+#: layer normalisation's gradient), so measuring each twice costs little.  Not finish: there the
+#: second run of each iteration cost the Rosenbrock Hessian-vector product 0.8 s.
+GUARDED_PHASES = frozenset({"gather"})
 #: CPU time kept for the work after the run (finishing substitutions, costs, extraction,
 #: renaming, type checks, the model's costs): fixed + per e-node, times :meth:`Budget.pace`
 #: (the numeric check is kept apart: :attr:`Budget.check_seconds`).  Measured on the corpus:
