@@ -427,7 +427,7 @@ class Driver:
                 self._note_predicted(n, nxt_n, cap)
                 raise _Stop(NODE_LIMIT, "phase")
 
-    def _first_bounded_step(self, names: tuple[str, ...], until: str | None, pr: PhaseReport) -> None:
+    def _snapshot_step(self, names: tuple[str, ...], until: str | None, pr: PhaseReport) -> None:
         """Run a growth-bounded phase's next iteration (its first; every one in
         :data:`GUARDED_PHASES`) on a snapshot; undo it and end the phase (``node limit``) when it
         takes the e-graph past :data:`UNDO_FACTOR` times the bound.  Otherwise undo the snapshot's
@@ -464,7 +464,7 @@ class Driver:
             names = tuple(self.support) + tuple(s.rulesets)
             if (self._phase[1].growth is not None and pr.enodes_before <= UNDO_MAX_NODES
                     and (pr.iterations == 0 and self._prev_cut or pr.name in GUARDED_PHASES)):
-                self._first_bounded_step(names, s.until, pr)
+                self._snapshot_step(names, s.until, pr)
             st = self.s.step(names, s.until)
             self._iters += 1
             pr.iterations += 1

@@ -204,7 +204,7 @@ def _chosen(best: Extraction, name: str, candidates: dict, info: dict) -> Extrac
     return best
 
 
-def extract(g: EGraphView, extractor: str = "dag", *, program=None, time_limit: float = DEFAULT_ILP_SECONDS,
+def extract(g: EGraphView, extractor: str = DEFAULT_EXTRACTOR, *, program=None, time_limit: float = DEFAULT_ILP_SECONDS,
             let_all: bool = False, measure=None, seeds=(), deadline: float | None = None) -> Extraction:
     """Run one extractor (``"tree"``, ``"dag"`` or ``"ilp"``) on a costed :class:`EGraphView`.
 

@@ -18,10 +18,10 @@ program measure (``CostModel.dag_cost``) and keeps the cheapest.
 """
 from __future__ import annotations
 
-from collections import deque
 import heapq
 import math
 import time
+from collections import deque
 
 from .graph import INF, EGraphView
 
@@ -108,9 +108,6 @@ def dag_choice(g: EGraphView, max_rounds: int = 10_000,
         n = nodes[nid]
         c = n.cls
         if any(sets[k] is None for k in n.kids):
-            continue
-        # a union of the children's sets costs at least the dearest child's: nothing to gain
-        if n.kids and n.cost + max(total[k][0] for k in n.kids) > total[c][0]:
             continue
         merged: dict = {}
         body = body_positions(n.op, n.kind)
