@@ -63,14 +63,6 @@ GROWTH_OVERSHOOT = 1.0
 #: kept iteration cost 0.05-0.1 s on the small corpus programs, about the whole run's time).
 UNDO_FACTOR = 2.0
 UNDO_MAX_NODES = 20_000
-#: phases every iteration of which runs on a snapshot first (not only the first), undone past
-#: UNDO_FACTOR times the bound: gather's joins (rules/gather.egg) can explode in one iteration
-#: after quiet ones -- ridge's gradient went 6,069 -> 6,105 -> 158,870 e-nodes (gather-mul-l
-#: matched 152,690 times: every scalar against every split of the commuted chains), which the
-#: growth prediction from the last iteration cannot see.  Its iterations are cheap (0.03 s on
-#: layer normalisation's gradient), so measuring each twice costs little.  Not finish: there the
-#: second run of each iteration cost the Rosenbrock Hessian-vector product 0.8 s.
-GUARDED_PHASES = frozenset({"gather"})
 #: CPU time kept for the work after the run (finishing substitutions, costs, extraction,
 #: renaming, type checks, the model's costs): fixed + per e-node, times :meth:`Budget.pace`
 #: (the numeric check is kept apart: :attr:`Budget.check_seconds`).  Measured on the corpus:
@@ -428,8 +420,8 @@ class Driver:
                 raise _Stop(NODE_LIMIT, "phase")
 
     def _snapshot_step(self, names: tuple[str, ...], until: str | None, pr: PhaseReport) -> None:
-        """Run a growth-bounded phase's next iteration (its first; every one in
-        :data:`GUARDED_PHASES`) on a snapshot; undo it and end the phase (``node limit``) when it
+        """Run a growth-bounded phase's next iteration (its first; every one of a phase with
+        ``Limits.guarded``) on a snapshot; undo it and end the phase (``node limit``) when it
         takes the e-graph past :data:`UNDO_FACTOR` times the bound.  Otherwise undo the snapshot's
         bookkeeping only: the caller runs the iteration for real (egglog iterations are
         deterministic, so it reproduces the one measured here)."""
@@ -463,7 +455,7 @@ class Driver:
             n0 = pr.enodes_per_iteration[-1] if pr.enodes_per_iteration else None
             names = tuple(self.support) + tuple(s.rulesets)
             if (self._phase[1].growth is not None and pr.enodes_before <= UNDO_MAX_NODES
-                    and (pr.iterations == 0 and self._prev_cut or pr.name in GUARDED_PHASES)):
+                    and (pr.iterations == 0 and self._prev_cut or self._phase[1].guarded)):
                 self._snapshot_step(names, s.until, pr)
             st = self.s.step(names, s.until)
             self._iters += 1

@@ -48,7 +48,8 @@ from .errors import EqsatError, ResourceLimitError, ShapeError
 from .lang.types import (ArrayT, BoolT, IndexT, PairT, RealT, SizeT, Type, array_rank,
                          scalar_leaf, show_type, size_names)
 
-__all__ = ["bind_inputs", "convert_input", "estimate_bytes", "check_alloc", "MAX_ARRAY_BYTES",
+# MAX_ARRAY_BYTES is served by the module's __getattr__ (the limit in force in this context)
+__all__ = ["bind_inputs", "convert_input", "estimate_bytes", "check_alloc", "MAX_ARRAY_BYTES",  # noqa: F822
            "max_array_bytes", "set_max_array_bytes", "array_limit", "fp_ignore", "to_output",
            "check_sizes", "MAX_SIZE"]
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 
 import numpy as np
+import pytest
 
 import eqsat_ad as ea
 import eqsat_ad.egraph.session as session_mod
 from eqsat_ad.lang.interp import evaluate
-from eqsat_ad.strategy.combinators import phases_of, rulesets_used, seq
+from eqsat_ad.errors import RuleFileError
+from eqsat_ad.strategy.combinators import phases_of, rulesets_used, seq, to_egglog
 from eqsat_ad.strategy.defaults import SHIPPED_RULESETS, default_schedule, shipped_placements
 
 optimize_mod = importlib.import_module("eqsat_ad.optimize")    # the module, not the function
@@ -122,6 +124,37 @@ def test_a_bounded_phase_whose_first_iteration_explodes_is_undone(monkeypatch):
     s3 = seq(phase("inline", saturate(run("let", "tuple", "fuse", "fission", "ring"))), *s.steps[1:])
     res3 = ea.optimize(prog, sizes={"n": 10}, schedule=s3)
     assert res3.report.phases[0].stop_reason == "saturated" and res3.report.phases[1].iterations >= 1
+
+
+def test_a_guarded_phase_tries_every_iteration_on_a_snapshot(monkeypatch, tmp_path):
+    # ``guarded=true`` (a schedule file's phase pragma; Limits.guarded): every iteration of the
+    # phase runs on a snapshot first, also after a saturated phase -- where an unguarded phase
+    # runs none -- and is undone past UNDO_FACTOR times the bound
+    import eqsat_ad.driver as D
+    from eqsat_ad.strategy.combinators import Limits
+    from eqsat_ad.strategy.schedule_file import load_schedule
+    f = tmp_path / "guarded.egg"
+    f.write_text("(unstable-combined-ruleset inl let tuple fuse fission ring)\n"
+                 "(unstable-combined-ruleset more let tuple fuse fission ring cond fold motion comm)\n"
+                 ";; @phase inline\n(run-schedule (saturate (run inl)))\n"
+                 ";; @phase grow growth=1.5 guarded=true\n(run-schedule (saturate (run more)))\n")
+    s = load_schedule(f)
+    assert s.steps[1].limits == Limits(growth=1.5, guarded=True)
+    assert "guarded=true" in to_egglog(s) and Limits(guarded=True).tighter(Limits()).guarded
+    prog = ea.parse("(fun ((x (vec n)) (y (vec n))) (sum n (lambda (i) (* (exp (get x i)) (+ (get y i) 1.0)))))")
+    monkeypatch.setattr(D, "UNDO_FACTOR", 1e-6)
+    res = ea.optimize(prog, sizes={"n": 10}, schedule=s)
+    inline, grow = res.report.phases
+    assert inline.stop_reason == "saturated"
+    assert (grow.iterations, grow.stop_reason) == (0, "node limit"), res.report.notes
+    assert any("first iteration" in n and "undone" in n for n in res.report.notes), res.report.notes
+    # unguarded, after a saturated phase, the same phase runs without a snapshot
+    f.write_text(f.read_text().replace(" guarded=true", ""))
+    res2 = ea.optimize(prog, sizes={"n": 10}, schedule=load_schedule(f))
+    assert res2.report.phases[1].iterations >= 1 and not any("undone" in n for n in res2.report.notes)
+    with pytest.raises(RuleFileError, match="guarded=true"):
+        f.write_text(";; @phase grow guarded=yes\n(run-schedule (run ring))\n")
+        load_schedule(f)
 
 
 def test_the_finish_phase_saturates_on_the_rosenbrock_hessian_vector_product():

@@ -848,7 +848,6 @@ def _transpose(prog: Program, wrt: str | list, fold: IFold, always: bool, shared
         if w in free_vars(c_body):
             terms_of[w].append(_inline(_ends(pc, grad_reverse(pc, w, always)), state_sizes(Var(h))))
     wrt = wrts[0]
-    wrt_t = prog.param(wrt).type
     terms = terms_of[wrt]
     body_reads = wrt in free_vars(fold.body)
     accumulate = bool(reading) and all(acc_ok.values())

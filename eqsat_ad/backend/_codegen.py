@@ -14,8 +14,7 @@ from ..lang.ast import (BoolLit, Build, Expr, Fst, Get, If, IFold, Int, Length, 
                         Prim, Program, Scan, Snd, Sum, Var, scoped_children)
 from ..lang.binders import all_names, canonical_names, fresh, subst
 from ..lang.types import size_names
-from ..cost.semantics import (diagonal_select, range_condition, stencil_factors, stencil_form, summed_build,
-                              window_read)
+from ..cost.semantics import (diagonal_select, range_condition, stencil_factors, stencil_form, window_read)
 from ._folds import FoldMixin
 from ._taps import TapMixin
 from ._values import (Block, IdxV, PairV, V, _alive, _drop_unit_axes, _expand_pow, _int_exponent, _leaves, _lit,

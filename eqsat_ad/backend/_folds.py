@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..cost.semantics import SCAN_ACCUMULATE, contraction, fold_shape, is_literal_zero, summed_build
 from ..lang.folds import peel_lets
-from ..lang.ast import (Get, Build, Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Scan, Snd, Sum, Var,
+from ..lang.ast import (Build, Expr, Fst, If, IFold, Int, Let, Num, Pair, Prim, Scan, Snd, Sum, Var,
                         scoped_children)
 from ._values import (Block, IdxV, PairV, V, _drop_unit_axes, _flat, _int_exponent, _leaves, _rebuild, _show,
                       _Unsupported)

@@ -9,7 +9,7 @@ import keyword
 import math
 import re
 
-from ..lang.ast import Expr, Int, Num, Prim
+from ..lang.ast import Expr, Num, Prim
 
 
 class _Unsupported(Exception):

@@ -194,7 +194,6 @@ class _Encoder:
             return f"(If {self.enc(e.cond)} {self.enc(e.then)} {self.enc(e.else_)})"
         if isinstance(e, Let):
             # sharing, not a Let e-node: the value is encoded once and every use refers to it
-            binds = []
             env = self.env
             saved = []
             try:

@@ -4,7 +4,7 @@
 >>> p = trace(lambda u, w: dot(u, w), u=Vec("n"), w=Vec("n"))
 """
 from .trace import (Array, Index, Mat, Real, Size, Sym, Vec, and_, as_expr, as_sym, build,  # noqa: F401
-                    cos, eq, example_types, exp, fst, get, if_, ifold, length, let, log, matmul,
+                    cos, eq, example_types, exp, fst, get, if_, ifold, length, let, log,
                     not_, or_, pair, power, program, real, sin, snd, sqrt, sum, tan, tanh, trace,
                     where)
 from .prims import abs_, log1p, max_, min_, sign  # noqa: F401  (from the primitive table)

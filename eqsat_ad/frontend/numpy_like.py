@@ -30,7 +30,7 @@ from ..errors import TypeCheckError
 from ..lang.types import REAL, ArrayT, array_rank
 from .prims import abs_, log1p as _log1p, max_, min_, sign as _sign
 from .trace import (Sym, _elementwise, _extent, _is_array, _shape_text, as_sym, build,
-                    cos, exp, expand_dims, get, if_, ifold, log, matmul, power, real, reduce, sin,
+                    cos, exp, expand_dims, get, ifold, log, matmul, power, real, reduce, sin,
                     sqrt, sum, tan, tanh, where)
 
 #: the names of this module, as in NumPy (also on ``eqsat_ad``: ``ea.sum``, ``ea.exp``, ...)

@@ -45,7 +45,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..egraph.eggtext import Form
-from .rules import SIGNATURES, PVar, RuleSpec, Sym, parse_rule, read_sexp, rules_in_file
+from .rules import SIGNATURES, RuleSpec, Sym, parse_rule, read_sexp, rules_in_file
 
 # --------------------------------------------------------------------------------------
 # s-expressions back to text

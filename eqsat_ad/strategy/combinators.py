@@ -79,24 +79,30 @@ class Limits:
     #: a phase's cap on e-graph growth: it ends (stop reason ``node limit``) before the e-graph
     #: passes ``growth`` times its size when the phase started (a phase limit only)
     growth: float | None = None
+    #: a phase limit only: every iteration of the phase runs on a snapshot first and is undone,
+    #: ending the phase (``node limit``), when it takes the e-graph past twice the growth bound
+    #: (for rulesets that can explode in one iteration after quiet ones; see driver.UNDO_FACTOR)
+    guarded: bool = False
 
     def tighter(self, other: "Limits") -> "Limits":
         def m(a, b):
             return b if a is None else a if b is None else min(a, b)
         return Limits(m(self.iterations, other.iterations), m(self.nodes, other.nodes),
                       m(self.seconds, other.seconds), m(self.memory, other.memory),
-                      m(self.growth, other.growth))
+                      m(self.growth, other.growth), self.guarded or other.guarded)
 
     def items(self):
         return [(k, v) for k, v in (("iterations", self.iterations), ("nodes", self.nodes),
                                     ("seconds", self.seconds), ("memory", self.memory),
-                                    ("growth", self.growth)) if v is not None]
+                                    ("growth", self.growth), ("guarded", "true" if self.guarded else None))
+                if v is not None]
 
     def __repr__(self) -> str:
         mem = "" if self.memory is None else f", memory={self.memory!r}"
         gro = "" if self.growth is None else f", growth={self.growth!r}"
+        gua = ", guarded=True" if self.guarded else ""
         return (f"Limits(iterations={self.iterations!r}, nodes={self.nodes!r}, seconds={self.seconds!r}"
-                f"{mem}{gro})")
+                f"{mem}{gro}{gua})")
 
 
 @dataclass(frozen=True)
@@ -157,10 +163,10 @@ def left_choice(first: Strategy, second: Strategy) -> LeftChoice:
 
 
 def phase(name: str, body: Strategy, iterations: int | None = None, nodes: int | None = None,
-          seconds: float | None = None, growth: float | None = None) -> Phase:
+          seconds: float | None = None, growth: float | None = None, guarded: bool = False) -> Phase:
     """Name a part of a schedule and give it its own limits (``growth``: at most that many times
-    the e-nodes the phase started with)."""
-    return Phase(name, body, Limits(iterations, nodes, seconds, growth=growth))
+    the e-nodes the phase started with; ``guarded``: see :class:`Limits`)."""
+    return Phase(name, body, Limits(iterations, nodes, seconds, growth=growth, guarded=guarded))
 
 
 def _refuse(name: str, why: str):

@@ -93,7 +93,7 @@ PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "sp
 # gather's bounds (its growth here, its e-nodes and iterations below): 1.5x, 8,000 e-nodes and
 # 8 iterations.  Layer normalisation's gradient has its joins within 8 iterations and 1.1x; on
 # the hinge loss's (4.9k e-nodes) gather ran 21 iterations to 2x for nothing (0.5 s with
-# driver.GUARDED_PHASES' double iterations), and on the Rosenbrock HVP's (9.3k) it found nothing.
+# PHASE_GUARDED's double iterations), and on the Rosenbrock HVP's (9.3k) it found nothing.
 #: phases that do not start on an e-graph larger than this: one iteration of commutativity with
 #: the algebra took pipeline20's gradient from 19,739 to 307,437 e-nodes (growth is predicted
 #: from the previous iteration, which a phase's first iteration does not have)
@@ -104,6 +104,15 @@ PHASE_NODES = {"commute": 10_000, "split": 10_000, "finish": 10_000, "gather": 8
 #: long without converging (chain60's gradient: 166 iterations of algebra and 128 of user, 4 s, for
 #: a costlier program than 7 and 9 iterations gave); the corpus needs at most 28 and 20
 PHASE_ITERATIONS = {"algebra": 40, "user": 40, "split": 40, "gather": 8}
+#: phases every iteration of which runs on a snapshot first (``Limits.guarded``; not only the
+#: first, as for every growth-bounded phase after one cut at its bound), undone past
+#: driver.UNDO_FACTOR times the bound: gather's joins (rules/gather.egg) can explode in one
+#: iteration after quiet ones -- ridge's gradient went 6,069 -> 6,105 -> 158,870 e-nodes
+#: (gather-mul-l matched 152,690 times: every scalar against every split of the commuted chains),
+#: which the growth prediction from the last iteration cannot see.  Its iterations are cheap
+#: (0.03 s on layer normalisation's gradient), so measuring each twice costs little.  Not finish:
+#: there the second run of each iteration cost the Rosenbrock Hessian-vector product 0.8 s.
+PHASE_GUARDED = frozenset({"gather"})
 #: the phases that exist only for rulesets placed by a pragma (the default runs them only then)
 PLACED_ONLY_PHASES = ("algebra", "user", "commute", "split", "finish", "gather")
 
@@ -171,7 +180,8 @@ def default_schedule(user_rulesets: Iterable[str] = (), placed: Mapping[str, str
             continue
         members = tuple(dict.fromkeys(extra + also + PHASE_RULESETS[name]))
         phases.append(phase(name, saturate(run(*members)), iterations=PHASE_ITERATIONS.get(name, it),
-                            nodes=PHASE_NODES.get(name), growth=PHASE_GROWTH.get(name)))
+                            nodes=PHASE_NODES.get(name), growth=PHASE_GROWTH.get(name),
+                            guarded=name in PHASE_GUARDED))
     return seq(*phases)
 
 

@@ -7,8 +7,9 @@ A schedule file holds, in any order:
   ``(repeat N S ...)``, ``(saturate S ...)``, ``(run RS [:until FACT])`` or a bare ruleset
   name (= ``(run RS)``);
 * an optional comment right above a ``run-schedule``: ``;; @phase NAME iterations=N nodes=N
-  seconds=S growth=G`` names the phase and sets its limits (egglog ignores comments, so the file stays
-  valid egglog).
+  seconds=S growth=G guarded=true`` names the phase and sets its limits (egglog ignores comments,
+  so the file stays valid egglog; :class:`~eqsat_ad.strategy.combinators.Limits` says what each
+  does).
 
 The file is read as data (:mod:`eqsat_ad.egraph.eggtext`): only ruleset names and ``:until``
 facts ever reach egglog, and a fact may only use ``=`` and the names a rule may call
@@ -108,11 +109,14 @@ def _limits(text: str, form: Form) -> Limits:
                 kw[k] = float(v)
                 if k == "growth" and not kw[k] >= 1.0:
                     raise ValueError
+            elif k == "guarded" and v in ("true", "false"):
+                kw[k] = v == "true"
             else:
                 raise ValueError
         except ValueError:
-            raise RuleFileError(f"bad @phase limit {item!r} (expected iterations=N, nodes=N, seconds=S "
-                                "or growth=G, G >= 1)", form.file, max(1, form.line - 1)) from None
+            raise RuleFileError(f"bad @phase limit {item!r} (expected iterations=N, nodes=N, seconds=S, "
+                                "growth=G with G >= 1, or guarded=true|false)", form.file,
+                                max(1, form.line - 1)) from None
     return Limits(**kw)
 
 
