@@ -307,13 +307,17 @@ class Driver:
 
     def __init__(self, session: EGraphSession, limits: Limits = DEFAULT_LIMITS,
                  support: tuple[str, ...] = SUPPORT_RULESETS, progress=None,
-                 budget: Budget | None = None, time_share: float = 1.0, reserve: bool = False):
+                 budget: Budget | None = None, time_share: float = 1.0, reserve: bool = False,
+                 checkpoint=None):
         """``budget``: the clock and limits of the whole optimisation (``optimize`` passes its
         own, started when it was called); without one, the run's own start is the clock.
         ``time_share``: the share of ``limits.seconds`` (counted from the budget's start) the run
         may use; with ``reserve`` it also keeps :meth:`Budget.post_reserve` of the e-graph for
-        the work after the run (``optimize`` does)."""
+        the work after the run (``optimize`` does).  ``checkpoint(phase_report)``: called before
+        the first iteration of a phase with ``Limits.checkpoint`` (``optimize`` extracts the
+        program the e-graph holds then: a candidate of the final extraction)."""
         self.s, self.limits, self.support, self.progress = session, limits, support, progress
+        self.checkpoint = checkpoint
         self.budget, self.time_share, self.reserve = budget, time_share, reserve
         self.report = RunReport()
         self._t0 = 0.0
@@ -454,6 +458,8 @@ class Driver:
             t_it = time.perf_counter()
             n0 = pr.enodes_per_iteration[-1] if pr.enodes_per_iteration else None
             names = tuple(self.support) + tuple(s.rulesets)
+            if self.checkpoint is not None and pr.iterations == 0 and self._phase[1].checkpoint:
+                self.checkpoint(pr)
             if (self._phase[1].growth is not None and pr.enodes_before <= UNDO_MAX_NODES
                     and (pr.iterations == 0 and self._prev_cut or self._phase[1].guarded)):
                 self._snapshot_step(names, s.until, pr)

@@ -354,17 +354,7 @@ def _close(a, b, rtol, atol) -> bool:
     return x.shape == y.shape and bool(np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True))
 
 
-def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extractor: str,
-                    budget: Budget, report: RunReport, progress=None) -> tuple[Program | None, dict, str | None]:
-    """Everything between the run and the result, each step within ``budget``: finish pending
-    substitutions, compute costs, extract, rename, type-check.  Returns ``(program, extra,
-    why)``: the extracted program (None when a limit left none) and, when a limit cut a step
-    short, why (``"time limit while finishing substitutions"``, ...)."""
-    from .lang.typecheck import check_program
-    extra: dict = {}
-    cut: str | None = None
-    t = time.perf_counter()
-    _stage(progress, "finishing substitutions")
+def _finish_substitutions(session: EGraphSession, budget: Budget) -> None:
     # A limit or a bounded schedule may stop in the middle of a substitution (Subst is not
     # extractable, and let-inline subsumes the Let it replaces), so finish pending
     # substitutions (they only push downwards, so this terminates; on a saturated e-graph it
@@ -373,12 +363,10 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     session.saturate(("analysis", "subst"), max_iterations=1000,
                      stop=budget.guard(session, END_SHARE, node_factor=FINISH_NODE_FACTOR,
                                        reserve=lambda n: FINISH_RESERVE * budget.post_reserve(n)))
-    if session.stopped:
-        cut = f"{session.stopped} while finishing substitutions"
-    extra["seconds_finish"] = time.perf_counter() - t
-    extra["enodes_finished"] = session.enode_count()
-    t = time.perf_counter()
-    _stage(progress, f"computing costs ({session.enode_count()} e-nodes)")
+
+
+def _load_costs(session: EGraphSession, model, sz: dict) -> None:
+    """Declare egglog's size-aware cost rules for ``model`` and the sizes (once per session)."""
     from .egraph.constructors import CONSTRUCTORS
     from .egraph.costrules import fold_shape_costs
     session.load_cost_rules(model.egglog_opcost() if hasattr(model, "egglog_opcost") else model.opcost,
@@ -386,6 +374,61 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
                             if hasattr(model, "calls_overhead") else None,
                             fold_costs=fold_shape_costs(model) if hasattr(model, "calls_overhead") else None)
     session.set_sizes(sz)
+
+
+def _checkpoint(session: EGraphSession, prog: Program, model, sz: dict, extractor: str, budget: Budget,
+                phase: str, out: list) -> None:
+    """Append ``("before-PHASE", body)`` to ``out``: the program the e-graph holds now, before a
+    phase with ``Limits.checkpoint``, a candidate of the final extraction (so the phase never
+    makes the result costlier).  Finished, priced and read on a snapshot (push/pop: nothing the
+    schedule sees changes), extracted by the Python extractors (``ilp`` runs ``dag`` here);
+    skipped when the time left is short or a step stops at a limit."""
+    from .extract import EGraphView, extract, program_measure
+    if budget.remaining(END_SHARE) < 2 * _extract_reserve(budget, session.enode_count()):
+        return
+    _load_costs(session, model, sz)
+    session.combined(("analysis", "subst"))    # declared outside the snapshot, so pop keeps it
+    session.run_text("(push)")
+    try:
+        _finish_substitutions(session, budget)
+        if not session.stopped:
+            session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf")))
+        if session.stopped:
+            return
+        g = EGraphView.from_session(session)
+    finally:
+        session.run_text("(pop)")
+        session.stopped = None
+    deadline = budget.deadline(END_SHARE)
+    try:
+        res = extract(g.assign_costs(model, sz), "tree" if extractor == "tree" else "dag", program=prog,
+                      measure=program_measure(model, sz, prog, deadline=deadline), deadline=deadline)
+    except EqsatError:
+        return
+    out.append((f"before-{phase}", res.body))
+
+
+def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extractor: str,
+                    budget: Budget, report: RunReport, progress=None,
+                    before=()) -> tuple[Program | None, dict, str | None]:
+    """Everything between the run and the result, each step within ``budget``: finish pending
+    substitutions, compute costs, extract, rename, type-check.  Returns ``(program, extra,
+    why)``: the extracted program (None when a limit left none) and, when a limit cut a step
+    short, why (``"time limit while finishing substitutions"``, ...).  ``before``: ``(name,
+    body)`` candidates extracted during the run (:func:`_checkpoint`)."""
+    from .lang.typecheck import check_program
+    extra: dict = {}
+    cut: str | None = None
+    t = time.perf_counter()
+    _stage(progress, "finishing substitutions")
+    _finish_substitutions(session, budget)
+    if session.stopped:
+        cut = f"{session.stopped} while finishing substitutions"
+    extra["seconds_finish"] = time.perf_counter() - t
+    extra["enodes_finished"] = session.enode_count()
+    t = time.perf_counter()
+    _stage(progress, f"computing costs ({session.enode_count()} e-nodes)")
+    _load_costs(session, model, sz)
     session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf"),
                                             reserve=lambda n: _extract_reserve(budget, n)))
     extra["seconds_costs"] = time.perf_counter() - t
@@ -412,7 +455,7 @@ def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extr
     measure = program_measure(model, sz, prog, deadline=deadline)
     try:
         body, ex = extract_with(extractor, session, model, sz, program=prog,
-                                deadline=deadline, egglog=egglog_costs, measure=measure)
+                                deadline=deadline, egglog=egglog_costs, measure=measure, seeds=before)
     except EqsatError as e:
         if deadline is not None and time.perf_counter() >= deadline:
             return None, extra, f"time limit while extracting: {e}"
@@ -582,7 +625,9 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
     # cost first: it is the bar to beat, and its time counts against the run's.
     measure = getattr(model, "dag_cost", model.program_cost)
     cost_before = measure(prog, sz)
-    driver = Driver(session, limits, progress=progress, budget=budget, time_share=END_SHARE, reserve=True)
+    before: list = []        # (name, body): programs extracted before checkpointed phases
+    driver = Driver(session, limits, progress=progress, budget=budget, time_share=END_SHARE, reserve=True,
+                    checkpoint=lambda pr: _checkpoint(session, prog, model, sz, extractor, budget, pr.name, before))
     report = driver.run(strategy)
     report.rule_files = [str(f) for f in session.rule_files]
     if unscheduled:
@@ -590,7 +635,7 @@ def _optimize(prog, sizes, schedule, rules, default_rules, extractor, cost_model
     report.sizes = sz
 
     t0 = time.perf_counter()
-    out, extra, cut = _extract_within(session, prog, model, sz, extractor, budget, report, progress)
+    out, extra, cut = _extract_within(session, prog, model, sz, extractor, budget, report, progress, before)
     report.extraction = {"extractor": extractor, "seconds": time.perf_counter() - t0, **extra}
     # never worse: the input is a candidate too (let-inline subsumes, so the e-graph may no
     # longer hold it, and a limit may leave nothing better)

@@ -29,7 +29,9 @@ EGRAPH_CHECKED = {"ifold-pair-fission",
                   "inv-dsplit-out-of-sum", "inv-tsplit-out-of-sum-sub", "inv-tsplit-out-of-sum-rsub",
                   "inv-tsplit-out-of-sum-add",
                   # rules/gather.egg: their conditions use the sc-split relation
-                  "gather-mul-l", "gather-mul-r", "gather-dist-sub-l", "gather-dist-sub-r"}
+                  "gather-mul-l", "gather-mul-r", "gather-dist-sub-l", "gather-dist-sub-r",
+                  # rules/lincomb.egg: their conditions use the lc-scaled relation
+                  *(f"lc-sub-{c}-{a}{b}" for c in ("l", "r", "div") for a in "lr" for b in "lr")}
 
 
 def shipped_rules():

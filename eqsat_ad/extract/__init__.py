@@ -299,7 +299,7 @@ def extract(g: EGraphView, extractor: str = DEFAULT_EXTRACTOR, *, program=None, 
 
 def extract_with(extractor: str, session, model, sizes: dict | None = None, *, program=None,
                  time_limit: float | None = None, costs: str = "model", let_all: bool = False,
-                 deadline: float | None = None, egglog: bool = True, measure=None):
+                 deadline: float | None = None, egglog: bool = True, measure=None, seeds=()):
     """Entry point used by :func:`eqsat_ad.optimize`: extract ``$root`` of ``session`` (after
     the schedule and ``session.compute_costs()`` ran).  Returns ``(body, extra)`` with
     ``extra`` a JSON-able summary for ``report.extraction``.
@@ -315,11 +315,12 @@ def extract_with(extractor: str, session, model, sizes: dict | None = None, *, p
     out) is skipped when the tree it would write out is larger than ``EGGLOG_TREE_MAX``
     nodes (predicted from the same costs in Python): egglog cannot be interrupted, and such a
     tree can be exponentially larger than the e-graph.  ``measure``: :func:`program_measure`
-    of ``model`` at ``sizes`` (made here when not given)."""
+    of ``model`` at ``sizes`` (made here when not given).  ``seeds``: ``(name, body)``, more
+    candidates (programs extracted earlier in the run)."""
     t0 = time.perf_counter()
     if measure is None:
         measure = program_measure(model, sizes, program, deadline=deadline)
-    seeds = []
+    seeds = [Extraction(name, None, None, None, body, 0, measure=measure) for name, body in seeds]
     egg_info: dict = {}
     import json
     data = json.loads(session.serialize_json())    # parsed once: the view and egglog's costs read it

@@ -83,24 +83,30 @@ class Limits:
     #: ending the phase (``node limit``), when it takes the e-graph past twice the growth bound
     #: (for rulesets that can explode in one iteration after quiet ones; see driver.UNDO_FACTOR)
     guarded: bool = False
+    #: a phase limit only: before the phase's first iteration the program the e-graph holds is
+    #: extracted and kept as a candidate of the final extraction, so the phase can never make the
+    #: result costlier (for rulesets whose equalities can mislead the greedy DAG extractor)
+    checkpoint: bool = False
 
     def tighter(self, other: "Limits") -> "Limits":
         def m(a, b):
             return b if a is None else a if b is None else min(a, b)
         return Limits(m(self.iterations, other.iterations), m(self.nodes, other.nodes),
                       m(self.seconds, other.seconds), m(self.memory, other.memory),
-                      m(self.growth, other.growth), self.guarded or other.guarded)
+                      m(self.growth, other.growth), self.guarded or other.guarded,
+                      self.checkpoint or other.checkpoint)
 
     def items(self):
         return [(k, v) for k, v in (("iterations", self.iterations), ("nodes", self.nodes),
                                     ("seconds", self.seconds), ("memory", self.memory),
-                                    ("growth", self.growth), ("guarded", "true" if self.guarded else None))
+                                    ("growth", self.growth), ("guarded", "true" if self.guarded else None),
+                                    ("checkpoint", "true" if self.checkpoint else None))
                 if v is not None]
 
     def __repr__(self) -> str:
         mem = "" if self.memory is None else f", memory={self.memory!r}"
         gro = "" if self.growth is None else f", growth={self.growth!r}"
-        gua = ", guarded=True" if self.guarded else ""
+        gua = (", guarded=True" if self.guarded else "") + (", checkpoint=True" if self.checkpoint else "")
         return (f"Limits(iterations={self.iterations!r}, nodes={self.nodes!r}, seconds={self.seconds!r}"
                 f"{mem}{gro}{gua})")
 
@@ -163,10 +169,12 @@ def left_choice(first: Strategy, second: Strategy) -> LeftChoice:
 
 
 def phase(name: str, body: Strategy, iterations: int | None = None, nodes: int | None = None,
-          seconds: float | None = None, growth: float | None = None, guarded: bool = False) -> Phase:
+          seconds: float | None = None, growth: float | None = None, guarded: bool = False,
+          checkpoint: bool = False) -> Phase:
     """Name a part of a schedule and give it its own limits (``growth``: at most that many times
-    the e-nodes the phase started with; ``guarded``: see :class:`Limits`)."""
-    return Phase(name, body, Limits(iterations, nodes, seconds, growth=growth, guarded=guarded))
+    the e-nodes the phase started with; ``guarded``, ``checkpoint``: see :class:`Limits`)."""
+    return Phase(name, body, Limits(iterations, nodes, seconds, growth=growth, guarded=guarded,
+                                    checkpoint=checkpoint))
 
 
 def _refuse(name: str, why: str):

@@ -57,7 +57,8 @@ DEFAULT_PHASE_ITERATIONS = 400
 
 #: the phases of the default schedule, in the order they run; a rule file's ``;; @phase NAME``
 #: names one of them (``user`` runs only when a ruleset is placed there)
-DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup", "commute", "split", "finish", "gather")
+DEFAULT_PHASES = ("inline", "simplify", "loops", "algebra", "user", "cleanup", "commute", "split", "finish", "gather",
+                  "lincomb")
 
 #: the rulesets each phase always runs (rulesets placed by a pragma join them)
 PHASE_RULESETS: dict[str, tuple[str, ...]] = {
@@ -71,6 +72,7 @@ PHASE_RULESETS: dict[str, tuple[str, ...]] = {
     "split": ("fold", "motion", "fission", "ring", "cond", "tuple", "fuse"),
     "finish": ("constassoc", "ring", "cond"),
     "gather": ("constassoc", "ring", "cond"),
+    "lincomb": ("cancel", "constassoc", "ring", "cond"),
 }
 #: phases that also run the rulesets placed in other phases: commute is a last, bounded pass of
 #: everything algebra runs, with commutativity, factoring and constant folding across products
@@ -89,7 +91,7 @@ ALSO_RUNS = {"commute": ("algebra",), "split": ("algebra", "user")}
 #: at 1.56x the e-graph finish starts with (17 iterations), for a program cheaper than saturating
 #: every ruleset finds (1.012e5 add-units against 1.019e5); with 1.5x the phase stopped after one
 #: iteration (1.049e5).  On the rest of the corpus it costs up to 1.4x e-nodes and no model cost.
-PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "split": 2.0, "finish": 2.0, "gather": 1.5}
+PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "split": 2.0, "finish": 2.0, "gather": 1.5, "lincomb": 1.5}
 # gather's bounds (its growth here, its e-nodes and iterations below): 1.5x, 8,000 e-nodes and
 # 8 iterations.  Layer normalisation's gradient has its joins within 8 iterations and 1.1x; on
 # the hinge loss's (4.9k e-nodes) gather ran 21 iterations to 2x for nothing (0.5 s with
@@ -97,13 +99,13 @@ PHASE_GROWTH = {"algebra": 2.0, "user": 6.0, "cleanup": 1.5, "commute": 2.0, "sp
 #: phases that do not start on an e-graph larger than this: one iteration of commutativity with
 #: the algebra took pipeline20's gradient from 19,739 to 307,437 e-nodes (growth is predicted
 #: from the previous iteration, which a phase's first iteration does not have)
-PHASE_NODES = {"commute": 10_000, "split": 10_000, "finish": 10_000, "gather": 8_000}
+PHASE_NODES = {"commute": 10_000, "split": 10_000, "finish": 10_000, "gather": 8_000, "lincomb": 5_000}
 #: phases with a lower iteration cap than :data:`DEFAULT_PHASE_ITERATIONS`: the split relations
 #: of the guided algebra (distrib's oh-split, deepinv's inv-split) are carried up one level of a
 #: term per iteration and every sum they split is split again, so on a deep chain of loops they run
 #: long without converging (chain60's gradient: 166 iterations of algebra and 128 of user, 4 s, for
 #: a costlier program than 7 and 9 iterations gave); the corpus needs at most 28 and 20
-PHASE_ITERATIONS = {"algebra": 40, "user": 40, "split": 40, "gather": 8}
+PHASE_ITERATIONS = {"algebra": 40, "user": 40, "split": 40, "gather": 8, "lincomb": 8}
 #: phases every iteration of which runs on a snapshot first (``Limits.guarded``; not only the
 #: first, as for every growth-bounded phase after one cut at its bound), undone past
 #: driver.UNDO_FACTOR times the bound: gather's joins (rules/gather.egg) can explode in one
@@ -112,9 +114,14 @@ PHASE_ITERATIONS = {"algebra": 40, "user": 40, "split": 40, "gather": 8}
 #: which the growth prediction from the last iteration cannot see.  Its iterations are cheap
 #: (0.03 s on layer normalisation's gradient), so measuring each twice costs little.  Not finish:
 #: there the second run of each iteration cost the Rosenbrock Hessian-vector product 0.8 s.
-PHASE_GUARDED = frozenset({"gather"})
+PHASE_GUARDED = frozenset({"gather", "lincomb"})
+#: phases that keep the program extracted before them as a candidate (``Limits.checkpoint``):
+#: lincomb's joins offer ``(1 / s) x[i]`` next to ``x[i] / s``, which the greedy DAG extractor
+#: prices per loop where the backend computes it once per axis -- normalize, layer normalisation
+#: and max-shifted log-sum-exp were extracted 11-35 % costlier without it (rules/lincomb.egg)
+PHASE_CHECKPOINT = frozenset({"lincomb"})
 #: the phases that exist only for rulesets placed by a pragma (the default runs them only then)
-PLACED_ONLY_PHASES = ("algebra", "user", "commute", "split", "finish", "gather")
+PLACED_ONLY_PHASES = ("algebra", "user", "commute", "split", "finish", "gather", "lincomb")
 
 SHIPPED_RULESETS = ("let", "tuple", "fuse", "fission", "ring", "cond", "fold", "motion", "eta", "comm")
 
@@ -181,7 +188,7 @@ def default_schedule(user_rulesets: Iterable[str] = (), placed: Mapping[str, str
         members = tuple(dict.fromkeys(extra + also + PHASE_RULESETS[name]))
         phases.append(phase(name, saturate(run(*members)), iterations=PHASE_ITERATIONS.get(name, it),
                             nodes=PHASE_NODES.get(name), growth=PHASE_GROWTH.get(name),
-                            guarded=name in PHASE_GUARDED))
+                            guarded=name in PHASE_GUARDED, checkpoint=name in PHASE_CHECKPOINT))
     return seq(*phases)
 
 

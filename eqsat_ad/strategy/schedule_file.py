@@ -7,7 +7,7 @@ A schedule file holds, in any order:
   ``(repeat N S ...)``, ``(saturate S ...)``, ``(run RS [:until FACT])`` or a bare ruleset
   name (= ``(run RS)``);
 * an optional comment right above a ``run-schedule``: ``;; @phase NAME iterations=N nodes=N
-  seconds=S growth=G guarded=true`` names the phase and sets its limits (egglog ignores comments,
+  seconds=S growth=G guarded=true checkpoint=true`` names the phase and sets its limits (egglog ignores comments,
   so the file stays valid egglog; :class:`~eqsat_ad.strategy.combinators.Limits` says what each
   does).
 
@@ -109,13 +109,13 @@ def _limits(text: str, form: Form) -> Limits:
                 kw[k] = float(v)
                 if k == "growth" and not kw[k] >= 1.0:
                     raise ValueError
-            elif k == "guarded" and v in ("true", "false"):
+            elif k in ("guarded", "checkpoint") and v in ("true", "false"):
                 kw[k] = v == "true"
             else:
                 raise ValueError
         except ValueError:
             raise RuleFileError(f"bad @phase limit {item!r} (expected iterations=N, nodes=N, seconds=S, "
-                                "growth=G with G >= 1, or guarded=true|false)", form.file,
+                                "growth=G with G >= 1, guarded=true|false or checkpoint=true|false)", form.file,
                                 max(1, form.line - 1)) from None
     return Limits(**kw)
 
