@@ -33,6 +33,9 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
 10. ``gather`` -- rulesets that move the scalar factors of product chains together (files that
    declare ``;; @phase gather``) with constant folding, ring and cond; last, because next to
    finish's factoring they stop it at its growth bound; bounded by growth.
+11. ``lincomb`` -- rulesets that join the scalars of a scaled difference under a scalar factor or
+   divisor (files that declare ``;; @phase lincomb``) with cancel, constant folding, ring and
+   cond; bounded by growth, guarded, and checkpointed (:data:`PHASE_CHECKPOINT`).
 
 The growth caps are :data:`PHASE_GROWTH`.  A rule file places its rulesets in a phase with a banner line ``;; @phase NAME`` (NAME one of
 :data:`DEFAULT_PHASES`); :func:`check_phase_pragma` refuses any other name, at the pragma's
