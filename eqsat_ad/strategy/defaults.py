@@ -34,8 +34,9 @@ and of the FTfJP'23 strategies), each phase saturated together with the support 
    declare ``;; @phase gather``) with constant folding, ring and cond; last, because next to
    finish's factoring they stop it at its growth bound; bounded by growth.
 11. ``lincomb`` -- rulesets that join the scalars of a scaled difference under a scalar factor or
-   divisor (files that declare ``;; @phase lincomb``) with cancel, constant folding, ring and
-   cond; bounded by growth, guarded, and checkpointed (:data:`PHASE_CHECKPOINT`).
+   divisor (files that declare ``;; @phase lincomb``) with finish's factoring, cancel, constant
+   folding, ring and cond (a join leaves terms that factoring shortens); bounded by growth,
+   guarded, and checkpointed (:data:`PHASE_CHECKPOINT`).
 
 The growth caps are :data:`PHASE_GROWTH`.  A rule file places its rulesets in a phase with a banner line ``;; @phase NAME`` (NAME one of
 :data:`DEFAULT_PHASES`); :func:`check_phase_pragma` refuses any other name, at the pragma's
@@ -81,8 +82,10 @@ PHASE_RULESETS: dict[str, tuple[str, ...]] = {
 #: everything algebra runs, with commutativity, factoring and constant folding across products
 #: (which explode with the algebra earlier on, when the e-graph is still large); split runs the
 #: splitting rulesets with the algebra's and user's (the rest of a split sum has its invariant
-#: factors taken out by deepinv, its one-hot part collapsed by fold or index)
-ALSO_RUNS = {"commute": ("algebra",), "split": ("algebra", "user")}
+#: factors taken out by deepinv, its one-hot part collapsed by fold or index); lincomb runs
+#: finish's factoring: its joins leave t1 (dx_i e_i) - t4 e_i (the log-sum-exp Hessian-vector
+#: product), which factoring makes (t1 dx_i - t4) e_i (7.96e4 -> 7.38e4 add-units)
+ALSO_RUNS = {"commute": ("algebra",), "split": ("algebra", "user"), "lincomb": ("finish",)}
 
 #: the phases that run explosive rulesets, with their caps on e-graph growth (a multiple of the
 #: e-graph's size when the phase starts; the driver stops the phase, stop reason ``node limit``,
