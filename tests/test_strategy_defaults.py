@@ -52,7 +52,8 @@ def test_a_shipped_file_without_a_pragma_runs_in_the_user_phase(monkeypatch, tmp
 def test_a_shipped_file_with_a_pragma_runs_in_its_phase(monkeypatch, tmp_path):
     _ship(monkeypatch, tmp_path, ";; squares\n;; @phase finish\n", "newfile2")
     assert shipped_placements()["newfile2"] == "finish"
-    assert _where("newfile2", default_schedule()) == ["finish"]
+    # (lincomb runs finish's rulesets too: strategy.defaults.ALSO_RUNS)
+    assert _where("newfile2", default_schedule()) == ["finish", "lincomb"]
 
 
 def test_the_rulesets_the_phases_always_run_are_not_sent_to_user():
