@@ -42,8 +42,9 @@ def test_every_default_phase_can_be_named(tmp_path):
     for name in DEFAULT_PHASES:
         s = default_schedule(["mine"], {"mine": name})
         where = [ph.name for ph in phases_of(s) if "mine" in rulesets_used(ph.body)]
-        # commute is a last bounded pass of what algebra runs too, split of what algebra and user run
-        also = {"algebra": ["commute", "split"], "user": ["split"]}.get(name, [])
+        # commute is a last bounded pass of what algebra runs too, split of what algebra and user
+        # run, lincomb runs finish's factoring
+        also = {"algebra": ["commute", "split"], "user": ["split"], "finish": ["lincomb"]}.get(name, [])
         assert where == [name] + also
 
 
