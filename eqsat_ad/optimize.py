@@ -383,7 +383,7 @@ def _checkpoint(session: EGraphSession, prog: Program, model, sz: dict, extracto
     makes the result costlier).  Finished, priced and read on a snapshot (push/pop: nothing the
     schedule sees changes), extracted by the Python extractors (``ilp`` runs ``dag`` here);
     skipped when the time left is short or a step stops at a limit."""
-    from .extract import EGraphView, extract, program_measure
+    from .extract import extract_with
     if budget.remaining(END_SHARE) < 2 * _extract_reserve(budget, session.enode_count()):
         return
     _load_costs(session, model, sz)
@@ -395,17 +395,14 @@ def _checkpoint(session: EGraphSession, prog: Program, model, sz: dict, extracto
             session.compute_costs(stop=budget.guard(session, END_SHARE, node_factor=float("inf")))
         if session.stopped:
             return
-        g = EGraphView.from_session(session)
+        body, _ = extract_with("tree" if extractor == "tree" else "dag", session, model, sz, program=prog,
+                               deadline=budget.deadline(END_SHARE), egglog=False)
+    except EqsatError:
+        return
     finally:
         session.run_text("(pop)")
         session.stopped = None
-    deadline = budget.deadline(END_SHARE)
-    try:
-        res = extract(g.assign_costs(model, sz), "tree" if extractor == "tree" else "dag", program=prog,
-                      measure=program_measure(model, sz, prog, deadline=deadline), deadline=deadline)
-    except EqsatError:
-        return
-    out.append((f"before-{phase}", res.body))
+    out.append((f"before-{phase}", body))
 
 
 def _extract_within(session: EGraphSession, prog: Program, model, sz: dict, extractor: str,
