@@ -57,6 +57,19 @@ def test_dag_beats_tree_when_sharing_pays():
     assert i.cost == pytest.approx(d.cost)
 
 
+def test_sharing_refinement_reuses_what_the_program_computes():
+    # Q = exp(c) = -S where S = exp(exp(exp(b))) is computed anyway for sin(S): alone exp(c) is
+    # cheaper, so the greedy DAG pass keeps it; the sharing refinement prices -S with S shared
+    S = chain(3, '(Input "b")')
+    g = view("", f'(Add (Sin {S}) (Exp (Input "c")))', unions=[('(Exp (Input "c"))', f"(Neg {S})")])
+    t, d = extract(g, "tree"), extract(g, "dag")
+    assert ea.show_expr(t.body) == "(+ (sin (exp (exp (exp b)))) (exp c))"
+    assert ea.show_expr(d.body) == "(+ (sin (exp (exp (exp b)))) (neg (exp (exp (exp b)))))"
+    assert d.info["sharing_moves"] == 1 and d.info["chosen"] == "dag-shared"
+    assert d.cost == pytest.approx(t.cost - MODEL.op_cost("Exp") + MODEL.op_cost("Neg"))
+    assert d.info["candidates"]["dag-shared"] == d.cost < d.info["candidates"]["dag"]
+
+
 def test_tree_and_dag_agree_without_sharing():
     g = view("", "(Add (Input \"a\") (Exp (Input \"b\")))", unions=[("$root", "(Sin (Input \"a\"))")])
     t, d = extract(g, "tree"), extract(g, "dag")
