@@ -331,7 +331,9 @@ def extract(g: EGraphView, extractor: str = DEFAULT_EXTRACTOR, *, program=None, 
     else:
         notes.append("greedy DAG found no term for the root")
     if best.choice is not None:
+        t_share = time.perf_counter()
         refined, moves = refine_sharing(g, best, program, let_all, measure, deadline=deadline)
+        info["seconds_sharing"] = time.perf_counter() - t_share
         if moves:
             candidates["dag-shared"] = refined.cost
             info["sharing_moves"] = moves
