@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -307,3 +308,15 @@ def test_a_range_guard_is_priced_as_the_slice_write_the_backend_makes(n):
                     "(* (sin (get x b)) (get y b)) 0.0) (if (= 1 c) (get y b) 0.0)))))))")
     res = ea.optimize(start, sizes={"n": n})
     assert res.cost <= default_cost_model().dag_cost(goal, {"n": n}) * (1 + 1e-9), ea.show_program(res.program)
+
+
+def test_a_negative_coefficient_becomes_a_shared_positive_product():
+    # x_i * -2 subtracted while 2 * x_i is computed anyway: start => goal (factor.egg's
+    # sub-negcoef-r gives a + 2 x_i; the DAG extractor shares the product)
+    src = "(fun ((x (vec n))) (build n (lambda (i) (- (* (sin (* 2.0 (get x i))) (* (get x i) 2.0)) (* (get x i) -2.0)))))"
+    goal = "(fun ((x (vec n))) (build n (lambda (i) (let ((t (* 2.0 (get x i)))) (+ (* (sin t) t) t)))))"
+    prog, sizes = ea.parse(src), {"n": 1000}
+    res = ea.optimize(prog, sizes=sizes)
+    assert res.cost <= ea.default_cost_model().dag_cost(ea.parse(goal), sizes) * (1 + 1e-9), ea.show_program(res.program)
+    x = np.random.default_rng(0).normal(size=7)
+    np.testing.assert_allclose(ea.evaluate(res.program, x=x), ea.evaluate(prog, x=x), rtol=1e-12)
