@@ -205,24 +205,27 @@ def _chosen(best: Extraction, name: str, candidates: dict, info: dict) -> Extrac
     return best
 
 
-#: :func:`refine_sharing`'s bounds: moves screened per round (each is an instance DAG and its
-#: graph cost: a fraction of a millisecond), and moves priced per round under the measure (each is
-#: an emitted program and its ``dag_cost``: milliseconds, tens on the largest corpus gradients)
-SHARING_MAX_SCREENED = 2_000
+#: :func:`refine_sharing`'s bounds: instance DAGs screened by graph cost in one extraction (each
+#: a fraction of a millisecond on the corpus), moves priced per round under the measure (each an
+#: emitted program and its ``dag_cost``: milliseconds, tens on the largest corpus gradients),
+#: rounds, and neutral first steps looked past per round
+SHARING_MAX_WORK = 100_000
 SHARING_MAX_PRICED = 6
 SHARING_MAX_ROUNDS = 8
+SHARING_LOOKAHEAD = 12
 
 
-def sharing_moves(g: EGraphView, choice: dict, used: set) -> list[tuple[int, int]]:
+def sharing_moves(g: EGraphView, choice: dict, used: set, reuse: bool = True) -> list[tuple[int, int]]:
     """The moves of :func:`refine_sharing`: ``(class, node)`` for every class the program uses
-    and every other node of it whose operands the program already computes (so the move adds
-    one operation and can make others dead), that does not contain its own class."""
+    and every other node of it that does not contain its own class, whose operands the program
+    computes already (``reuse``) or that have a chosen term (added with the move)."""
+    have = used if reuse else choice
     moves = []
     for c in sorted(used):
         cur = choice[c]
         for nid in g.class_nodes[c]:
             n = g.nodes[nid]
-            if nid != cur and n.cost < INF and n.kids and c not in n.kids and all(k in used for k in n.kids):
+            if nid != cur and n.cost < INF and n.kids and c not in n.kids and all(k in have for k in n.kids):
                 moves.append((c, nid))
     return moves
 
@@ -231,28 +234,51 @@ def refine_sharing(g: EGraphView, start: Extraction, program, let_all: bool, mea
                    deadline: float | None = None) -> tuple[Extraction, int]:
     """Local search after the greedy DAG pass, which prices each class on its own and so misses
     a term that is dearer alone but reuses what the rest of the program computes (``a - (-2) dx``
-    as ``a + (2 dx)`` where ``2 dx`` is computed anyway).  Each round screens every
-    :func:`sharing_moves` move by the scoped graph cost of its instance DAG, prices the
-    ``SHARING_MAX_PRICED`` that lower it most under the measure, and takes the cheapest strict
-    improvement; it stops when none improves, after ``SHARING_MAX_ROUNDS`` rounds, or at
-    ``deadline``.  Deterministic (no wall-clock budget but the deadline).  Returns (the cheapest
-    extraction found, moves taken)."""
+    as ``a + (2 dx)`` where ``2 dx`` is computed anyway).
+
+    A move gives one class the program uses another of its nodes (:func:`sharing_moves`; its
+    operands keep or get their chosen terms).  Each round screens every move by the scoped graph
+    cost of its instance DAG; where none lowers it, it looks one move past each of the first
+    ``SHARING_LOOKAHEAD`` moves that leave it equal but change which classes the program computes
+    (second moves reuse what the program then computes: ``t3 = (1/s)/r`` as ``(1/r)/s`` frees
+    ``1/r`` for ``t7 = t6/r`` as ``t6 (1/r)``).  The ``SHARING_MAX_PRICED`` that lower it most are
+    priced under the measure, and the cheapest strict improvement is taken.  It stops when none
+    improves, after ``SHARING_MAX_ROUNDS`` rounds or ``SHARING_MAX_WORK`` instances screened, or
+    at ``deadline``; nothing else depends on the clock.  Returns (the cheapest extraction found,
+    rounds that improved it)."""
     best, taken = start, 0
-    for _ in range(SHARING_MAX_ROUNDS):
-        base = best.graph_cost
-        screened = []
-        for c, nid in sharing_moves(g, best.choice, set(best.dag.cls))[:SHARING_MAX_SCREENED]:
-            choice = dict(best.choice)
-            choice[c] = nid
+    budget = [SHARING_MAX_WORK]
+
+    def screen(choice: dict, base: float, reuse: bool = True):
+        """(graph cost change, class, node, choice, classes added or dropped) of every move from
+        ``choice``."""
+        used = set(instances(g, choice).cls)
+        out = []
+        for c, nid in sharing_moves(g, choice, used, reuse):
+            if budget[0] <= 0:
+                break
+            budget[0] -= len(used)
+            moved = dict(choice)
+            moved[c] = nid
             try:
-                delta = dag_cost(g, instances(g, choice)) - base
+                dag = instances(g, moved)
             except EqsatError:
                 continue               # a cycle through other classes, or out of scope
-            if delta < -1e-9 * max(abs(base), 1.0):
-                screened.append((delta, c, nid, choice))
-        screened.sort(key=lambda t: t[:3])
+            out.append((dag_cost(g, dag) - base, c, nid, moved, used.symmetric_difference(dag.cls)))
+        return out
+
+    for _ in range(SHARING_MAX_ROUNDS):
+        base = best.graph_cost
+        tol = 1e-9 * max(abs(base), 1.0)
+        moves = screen(best.choice, base, reuse=False)
+        better = [m for m in moves if m[0] < -tol]
+        if not better:
+            neutral = [m for m in moves if abs(m[0]) <= tol and m[4]][:SHARING_LOOKAHEAD]
+            for m in neutral:
+                better += [m2 for m2 in screen(m[3], base) if m2[0] < -tol]
+        better.sort(key=lambda m: m[:3])
         round_best = best
-        for _, c, nid, choice in screened[:SHARING_MAX_PRICED]:
+        for _, _, _, choice, _ in better[:SHARING_MAX_PRICED]:
             if deadline is not None and time.perf_counter() >= deadline:
                 break
             try:
@@ -296,12 +322,14 @@ def extract(g: EGraphView, extractor: str = DEFAULT_EXTRACTOR, *, program=None, 
     late = deadline is not None and best is not None and time.perf_counter() >= deadline
     if late:     # pricing a candidate (the model's dag_cost) cannot be interrupted: one is enough
         notes.append("time limit: the cost model's tree candidate was left out")
+    own = None           # the cheapest candidate extracted from this e-graph (it has a choice)
     choice, _ = tree_choice(g) if not late else ({}, None)
     if g.root in choice:
         try:
             t = _finish("tree", g, choice, program, let_all, measure=measure)
             candidates["tree"] = t.cost
             best = _better(t, best)
+            own = t
         except EqsatError as e:
             notes.append(f"tree choice unusable ({e})")
     if best is None:
@@ -326,18 +354,19 @@ def extract(g: EGraphView, extractor: str = DEFAULT_EXTRACTOR, *, program=None, 
             candidates["dag"] = d.cost
             bound = min(bound, d.graph_cost)
             best = _better(d, best)
+            own = _better(d, own)
         except EqsatError as e:   # a greedy choice can close a cycle
             notes.append(f"greedy DAG choice unusable ({e})")
     else:
         notes.append("greedy DAG found no term for the root")
-    if best.choice is not None:
+    if own is not None and (deadline is None or time.perf_counter() < deadline):
         t_share = time.perf_counter()
-        refined, moves = refine_sharing(g, best, program, let_all, measure, deadline=deadline)
+        refined, moves = refine_sharing(g, own, program, let_all, measure, deadline=deadline)
         info["seconds_sharing"] = time.perf_counter() - t_share
         if moves:
             candidates["dag-shared"] = refined.cost
             info["sharing_moves"] = moves
-            best = refined
+            best = _better(refined, best)
     info["seconds_solver"] = time.perf_counter() - t0
     if extractor == "dag":
         return _chosen(best, "dag", candidates, {**info, **({"notes": notes} if notes else {})})
