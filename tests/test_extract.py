@@ -71,6 +71,40 @@ def test_sharing_refinement_reuses_what_the_program_computes():
     assert d.info["candidates"]["dag-shared"] == d.cost < d.info["candidates"]["dag"]
 
 
+def test_sharing_refinement_looks_past_a_neutral_move():
+    # t3 = (1/s)/r = (1/r)/s and t7 = t6/r = t6 (1/r): from t3 = (1/s)/r no single move helps
+    # (t7 = t6 (1/r) adds 1/r); t3 = (1/r)/s costs the same but computes 1/r, after which
+    # t7 = t6 (1/r) is a product instead of a quotient
+    from eqsat_ad.extract import _finish, program_measure, refine_sharing
+    s_, r_, t6 = '(Input "s")', '(Exp (Input "r"))', '(Sin (Input "u"))'
+    rec_s, rec_r = f"(Div (Num 1.0) {s_})", f"(Div (Num 1.0) {r_})"
+    g = view("", f"(Add (Div {rec_s} {r_}) (Div {t6} {r_}))",
+             unions=[(f"(Div {rec_s} {r_})", f"(Div {rec_r} {s_})"), (f"(Div {t6} {r_})", f"(Mul {t6} {rec_r})")])
+    measure = program_measure(MODEL, {})
+    start = _finish("dag", g, _pinned(g, dag_choice(g)[0], "(/ (/ 1.0 s) (exp r))"), None, False, measure=measure)
+    assert ea.show_expr(start.body) == "(+ (/ (/ 1.0 s) (exp r)) (/ (sin u) (exp r)))"
+    best, rounds = refine_sharing(g, start, None, False, measure)
+    assert rounds == 1
+    assert ea.show_expr(best.body) == "(+ (/ (/ 1.0 (exp r)) s) (* (sin u) (/ 1.0 (exp r))))"
+    assert best.cost == pytest.approx(start.cost - MODEL.op_cost("Div") + MODEL.op_cost("Mul"))
+
+
+def _pinned(g, choice, text):
+    """``choice`` with the class of the term ``text`` (shown) set to the node that shows so."""
+    from eqsat_ad.extract import _finish
+    for c in list(choice):
+        for nid in g.class_nodes[c]:
+            ch = dict(choice)
+            ch[c] = nid
+            try:
+                body = _finish("x", g, ch, None, False, measure=lambda b: 0.0).body
+            except EqsatError:
+                continue
+            if text in ea.show_expr(body) and g.nodes[nid].op == "Div":
+                return ch
+    raise AssertionError(f"no node shows as {text}")
+
+
 def test_tree_and_dag_agree_without_sharing():
     g = view("", "(Add (Input \"a\") (Exp (Input \"b\")))", unions=[("$root", "(Sin (Input \"a\"))")])
     t, d = extract(g, "tree"), extract(g, "dag")
