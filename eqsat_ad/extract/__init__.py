@@ -366,6 +366,7 @@ def extract(g: EGraphView, extractor: str = DEFAULT_EXTRACTOR, *, program=None, 
         if moves:
             candidates["dag-shared"] = refined.cost
             info["sharing_moves"] = moves
+            bound = min(bound, refined.graph_cost)
             best = _better(refined, best)
     info["seconds_solver"] = time.perf_counter() - t0
     if extractor == "dag":
