@@ -43,7 +43,7 @@ def test_every_default_phase_can_be_named(tmp_path):
         s = default_schedule(["mine"], {"mine": name})
         where = [ph.name for ph in phases_of(s) if "mine" in rulesets_used(ph.body)]
         # a phase also runs what ALSO_RUNS gives it (commute: algebra's rulesets; split:
-        # algebra's and user's; lincomb: finish's factoring)
+        # algebra's and user's; lincomb: finish's factoring and gather's joins)
         also = [p for p in DEFAULT_PHASES if name in ALSO_RUNS.get(p, ())]
         assert where == [name] + also
 

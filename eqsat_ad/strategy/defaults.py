@@ -84,8 +84,10 @@ PHASE_RULESETS: dict[str, tuple[str, ...]] = {
 #: splitting rulesets with the algebra's and user's (the rest of a split sum has its invariant
 #: factors taken out by deepinv, its one-hot part collapsed by fold or index); lincomb runs
 #: finish's factoring: its joins leave t1 (dx_i e_i) - t4 e_i (the log-sum-exp Hessian-vector
-#: product), which factoring makes (t1 dx_i - t4) e_i (7.96e4 -> 7.38e4 add-units)
-ALSO_RUNS = {"commute": ("algebra",), "split": ("algebra", "user"), "lincomb": ("finish",)}
+#: product), which factoring makes (t1 dx_i - t4) e_i (7.96e4 -> 7.38e4 add-units); and gather's
+#: joins, which with lincomb's give attention's gradient the reciprocal 1/sqrt(d) that saturation
+#: shares between two scalars (a product where the default had a second quotient)
+ALSO_RUNS = {"commute": ("algebra",), "split": ("algebra", "user"), "lincomb": ("finish", "gather")}
 
 #: the phases that run explosive rulesets, with their caps on e-graph growth (a multiple of the
 #: e-graph's size when the phase starts; the driver stops the phase, stop reason ``node limit``,
