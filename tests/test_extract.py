@@ -17,7 +17,7 @@ from eqsat_ad.bench import specs as _bench_specs
 from eqsat_ad.cost.model import CostModel
 from eqsat_ad.egraph.session import EGraphSession
 from eqsat_ad.errors import EqsatError
-from eqsat_ad.extract import EGraphView, extract
+from eqsat_ad.extract import EGraphView, _finish, extract, program_measure, refine_sharing
 from eqsat_ad.extract.algorithms import dag_choice, tree_choice
 from eqsat_ad.extract.emit import instances
 from eqsat_ad.lang.ast import Let, Var, iter_nodes
@@ -75,7 +75,6 @@ def test_sharing_refinement_looks_past_a_neutral_move():
     # t3 = (1/s)/r = (1/r)/s and t7 = t6/r = t6 (1/r): from t3 = (1/s)/r no single move helps
     # (t7 = t6 (1/r) adds 1/r); t3 = (1/r)/s costs the same but computes 1/r, after which
     # t7 = t6 (1/r) is a product instead of a quotient
-    from eqsat_ad.extract import _finish, program_measure, refine_sharing
     s_, r_, t6 = '(Input "s")', '(Exp (Input "r"))', '(Sin (Input "u"))'
     rec_s, rec_r = f"(Div (Num 1.0) {s_})", f"(Div (Num 1.0) {r_})"
     g = view("", f"(Add (Div {rec_s} {r_}) (Div {t6} {r_}))",
@@ -91,7 +90,6 @@ def test_sharing_refinement_looks_past_a_neutral_move():
 
 def _pinned(g, choice, text):
     """``choice`` with the class of the term ``text`` (shown) set to the node that shows so."""
-    from eqsat_ad.extract import _finish
     for c in list(choice):
         for nid in g.class_nodes[c]:
             ch = dict(choice)

@@ -249,10 +249,9 @@ def refine_sharing(g: EGraphView, start: Extraction, program, let_all: bool, mea
     best, taken = start, 0
     budget = [SHARING_MAX_WORK]
 
-    def screen(choice: dict, base: float, reuse: bool = True):
-        """(graph cost change, class, node, choice, classes added or dropped) of every move from
-        ``choice``."""
-        used = set(instances(g, choice).cls)
+    def screen(choice: dict, used: set, base: float, reuse: bool = True):
+        """(graph cost change, class, node, choice, its classes) of every move from ``choice``,
+        whose instance DAG uses the classes ``used``."""
         out = []
         for c, nid in sharing_moves(g, choice, used, reuse):
             if budget[0] <= 0:
@@ -264,18 +263,19 @@ def refine_sharing(g: EGraphView, start: Extraction, program, let_all: bool, mea
                 dag = instances(g, moved)
             except EqsatError:
                 continue               # a cycle through other classes, or out of scope
-            out.append((dag_cost(g, dag) - base, c, nid, moved, used.symmetric_difference(dag.cls)))
+            out.append((dag_cost(g, dag) - base, c, nid, moved, set(dag.cls)))
         return out
 
     for _ in range(SHARING_MAX_ROUNDS):
         base = best.graph_cost
         tol = 1e-9 * max(abs(base), 1.0)
-        moves = screen(best.choice, base, reuse=False)
+        used = set(best.dag.cls)
+        moves = screen(best.choice, used, base, reuse=False)
         better = [m for m in moves if m[0] < -tol]
         if not better:
-            neutral = [m for m in moves if abs(m[0]) <= tol and m[4]][:SHARING_LOOKAHEAD]
+            neutral = [m for m in moves if abs(m[0]) <= tol and m[4] != used][:SHARING_LOOKAHEAD]
             for m in neutral:
-                better += [m2 for m2 in screen(m[3], base) if m2[0] < -tol]
+                better += [m2 for m2 in screen(m[3], m[4], base) if m2[0] < -tol]
         better.sort(key=lambda m: m[:3])
         round_best = best
         for _, _, _, choice, _ in better[:SHARING_MAX_PRICED]:
